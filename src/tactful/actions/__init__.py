@@ -1,0 +1,111 @@
+"""Act: turn decisions into state changes (holds, handoffs) and outbox actions. Pure."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from tactful.actions.handoff import handoff_package
+from tactful.actions.outbox import Action
+from tactful.detect.signal import Signal
+from tactful.events import Event
+from tactful.policy.engine import Decision
+from tactful.state.customer import CustomerState, DecisionMark, Handoff, Hold
+
+__all__ = ["Action", "handoff_package", "plan_actions"]
+
+MAX_DECISION_MARKS = 20
+CONVERSATION_KINDS = {"clarify", "offer_choices", "assist", "draft_message"}
+
+
+def _action(d: Decision, kind: str, channel: str, payload: dict[str, object], n: int = 0) -> Action:
+    key = f"{d.decision_id}#{kind}#{n}"
+    return Action(
+        action_id=key,
+        idempotency_key=key,
+        decision_id=d.decision_id,
+        customer_id=d.customer_id,
+        channel=channel,
+        kind=kind,
+        payload=payload,
+        created_at=d.at,
+    )
+
+
+def plan_actions(
+    state: CustomerState,
+    event: Event,
+    signals: list[Signal],
+    decisions: list[Decision],
+    now: datetime,
+) -> tuple[CustomerState, list[Action]]:
+    """Apply decisions to the customer's state and list the actions to deliver."""
+    if not decisions:
+        return state, []
+    new = state.model_copy(deep=True)
+    actions: list[Action] = []
+    for d in decisions:
+        new.rule_fired_at[d.rule_id] = now
+        new.decisions = [
+            *new.decisions,
+            DecisionMark(decision_id=d.decision_id, kind=d.kind, rule_id=d.rule_id, at=now),
+        ][-MAX_DECISION_MARKS:]
+        if d.kind == "hold":
+            hold = Hold(
+                hold_id=f"hold:{d.decision_id}",
+                categories=d.params["categories"],
+                starts_at=now,
+                ends_at=now + timedelta(seconds=d.params["duration_s"]),
+                created_by=f"rule:{d.rule_id}",
+                reason=d.reasons[0],
+            )
+            new.holds = [*new.holds, hold]
+            actions.append(_action(d, "hold.started", "log", hold.model_dump(mode="json")))
+        elif d.kind == "release":
+            for i, h in enumerate(new.holds):
+                if h.active(now):
+                    new.holds[i] = h.model_copy(update={"released_at": now})
+                    actions.append(
+                        _action(
+                            d,
+                            "hold.released",
+                            "log",
+                            {"hold_id": h.hold_id, "reason": d.reasons[0]},
+                            i,
+                        )
+                    )
+        elif d.kind == "escalate":
+            handoff_id = f"handoff:{d.decision_id}"
+            new.handoffs = [
+                *new.handoffs,
+                Handoff(
+                    handoff_id=handoff_id,
+                    queue=d.params["queue"],
+                    priority=d.params["priority"],
+                    opened_at=now,
+                    topic=new.topic,
+                ),
+            ]
+            package = handoff_package(
+                handoff_id,
+                d.params["queue"],
+                d.params["priority"],
+                d.reasons,
+                new,
+                event,
+                signals,
+                now,
+            )
+            actions.append(_action(d, "handoff.created", "log", package))
+        elif d.kind == "notify":
+            target = d.params["target"]  # the engine resolved "account_owner" already
+            actions.append(
+                _action(
+                    d,
+                    "notify",
+                    d.params["channel"],
+                    {"target": target, "message": d.params["message"], "why": list(d.reasons)},
+                )
+            )
+        elif d.kind in CONVERSATION_KINDS:
+            actions.append(_action(d, "message.suggested", "log", {"decision": d.kind, **d.params}))
+    return new, actions

@@ -1,0 +1,219 @@
+"""The HTTP API: ingest events, read customer state, decisions, eligibility and metrics.
+
+``POST /v1/events`` answers 202 only after the batch's effects are committed (with
+``durability=full`` they are on disk), so an acknowledged event is never lost. Bad events
+are reported one by one and kept in quarantine; good events in the same batch are
+accepted.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel
+
+from tactful import __version__
+from tactful.runtime.engine import Engine
+from tactful.state.store.base import QuarantineItem
+
+__all__ = ["MAX_BATCH", "MAX_BODY_BYTES", "create_app"]
+
+MAX_BATCH = 1_000
+MAX_BODY_BYTES = 5 * 1024 * 1024
+
+Category = Literal["promotional", "educational", "sales", "all"]
+
+
+class EventResult(BaseModel):
+    index: int
+    status: Literal["accepted", "duplicate", "rejected"]
+    event_id: str | None = None
+    errors: list[dict[str, Any]] = []
+    signals: list[str] = []
+    decisions: list[dict[str, Any]] = []
+
+
+class IngestResponse(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[EventResult]
+
+
+class Eligibility(BaseModel):
+    customer_id: str
+    category: Category
+    eligible: bool
+    reason: str
+    hold_id: str | None = None
+    hold_ends_at: datetime | None = None
+
+
+def _problem(status: int, field: str, value: Any, why: str) -> JSONResponse:
+    return JSONResponse(
+        status_code=status,
+        content={"errors": [{"field": field, "value": value, "why": why}]},
+    )
+
+
+def create_app(engine: Engine) -> FastAPI:
+    store = engine.store
+    app = FastAPI(
+        title="tactful",
+        version=__version__,
+        description="Sentiment-aware orchestration: events in, explained decisions out.",
+    )
+
+    def quarantine_body(raw: str, why: str, field: str = "body") -> None:
+        store.quarantine(
+            [
+                QuarantineItem(
+                    engine.clock(), "api", [{"field": field, "value": None, "why": why}], raw
+                )
+            ]
+        )
+
+    @app.post(
+        "/v1/events",
+        status_code=202,
+        response_model=IngestResponse,
+        responses={
+            400: {"description": "Body is not JSON"},
+            413: {"description": "Body or batch too large"},
+            422: {"description": "Every event in the request was rejected"},
+        },
+        summary="Ingest one event, a JSON array of up to 1,000, or a Segment {batch: [...]}",
+    )
+    async def post_events(request: Request) -> Any:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            quarantine_body(f"[{declared} bytes not read]", "body over the size limit")
+            return _problem(413, "body", int(declared), f"larger than {MAX_BODY_BYTES} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                head = b"".join(chunks)[:65_536].decode("utf-8", "replace")
+                quarantine_body(head, "body over the size limit (first 64 KiB kept)")
+                return _problem(413, "body", size, f"larger than {MAX_BODY_BYTES} bytes")
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raw = body.decode("utf-8", "replace")
+            quarantine_body(raw, f"not valid JSON: {exc}")
+            return _problem(400, "body", raw[:200], f"not valid JSON: {exc}")
+        if isinstance(data, dict) and isinstance(data.get("batch"), list):
+            items: list[Any] = data["batch"]
+        elif isinstance(data, list):
+            items = data
+        else:
+            items = [data]
+        if len(items) > MAX_BATCH:
+            quarantine_body(body.decode("utf-8", "replace"), f"batch of {len(items)} events")
+            return _problem(
+                413, "batch", len(items), f"at most {MAX_BATCH} events per request; split it"
+            )
+        if not items:
+            return _problem(422, "batch", [], "empty; send at least one event")
+        results = await run_in_threadpool(engine.ingest, items, "api")
+        payload = IngestResponse(
+            accepted=sum(r.status == "accepted" for r in results),
+            duplicates=sum(r.status == "duplicate" for r in results),
+            rejected=sum(r.status == "rejected" for r in results),
+            results=[EventResult(**r.as_dict()) for r in results],
+        )
+        status = 422 if payload.rejected == len(results) else 202
+        return JSONResponse(status_code=status, content=payload.model_dump(mode="json"))
+
+    @app.get(
+        "/v1/customers/{customer_id}", summary="A customer's state, trend, holds and decisions"
+    )
+    def get_customer(customer_id: str) -> dict[str, Any]:
+        state = store.get_state(customer_id)
+        if state is None:
+            raise HTTPException(404, f"no customer '{customer_id}' has been seen")
+        now = engine.clock()
+        return {
+            "customer_id": state.customer_id,
+            "account_id": state.account_id,
+            "account": state.account.model_dump(mode="json"),
+            "trend": {d: round(v, 4) for d, v in state.levels(now).items()},
+            "topic": state.topic,
+            "last_seen": state.last_seen,
+            "events_seen": state.events_seen,
+            "open_tickets": state.open_tickets,
+            "payment_failures_30d": state.payment_failures_30d(now),
+            "holds": [{**h.model_dump(mode="json"), "active": h.active(now)} for h in state.holds],
+            "open_handoffs": [h.model_dump(mode="json") for h in state.handoffs],
+            "recent_decisions": store.list_decisions(customer_id=customer_id, limit=1000)[-20:],
+        }
+
+    @app.get("/v1/decisions", summary="The decision audit log")
+    def get_decisions(
+        customer_id: str | None = None,
+        since: datetime | None = Query(None, description="ISO 8601 with timezone"),
+        limit: int = Query(100, ge=1, le=1000),
+    ) -> dict[str, Any]:
+        if since is not None and since.tzinfo is None:
+            raise HTTPException(422, "since: needs a timezone, e.g. 2026-11-01T00:00:00Z")
+        return {"decisions": store.list_decisions(customer_id, since, limit)}
+
+    @app.get(
+        "/v1/customers/{customer_id}/eligibility",
+        response_model=Eligibility,
+        summary="May marketing message this customer now, in this category?",
+    )
+    def eligibility(customer_id: str, category: Category = "promotional") -> Eligibility:
+        state = store.get_state(customer_id)
+        now = engine.clock()
+        if state is not None:
+            for hold in state.active_holds(now):
+                if hold.covers(category):
+                    return Eligibility(
+                        customer_id=customer_id,
+                        category=category,
+                        eligible=False,
+                        reason=f"on hold until {hold.ends_at.isoformat()}: {hold.reason}",
+                        hold_id=hold.hold_id,
+                        hold_ends_at=hold.ends_at,
+                    )
+        return Eligibility(
+            customer_id=customer_id,
+            category=category,
+            eligible=True,
+            reason="no active hold" if state is not None else "customer not seen; no hold",
+        )
+
+    @app.get("/v1/quarantine", summary="Rejected events with the reason, newest first")
+    def get_quarantine(
+        limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)
+    ) -> dict[str, Any]:
+        return {"quarantine": store.list_quarantine(limit, offset)}
+
+    @app.get("/healthz", summary="Liveness and the store's counts")
+    def healthz() -> dict[str, Any]:
+        stats = store.stats()
+        return {
+            "status": "ok",
+            "version": __version__,
+            "policy_version": engine.policy.version,
+            "time": datetime.now(UTC).isoformat(),
+            "events": stats.events,
+            "outbox_pending": stats.outbox_pending,
+        }
+
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(
+            engine.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+    return app

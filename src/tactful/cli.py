@@ -1,0 +1,297 @@
+"""tactful's command line: demo, replay, serve, and the tools around them."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+from rich.table import Table
+
+from tactful.actions.channels import LogChannel
+from tactful.actions.dispatch import Dispatcher
+from tactful.policy import PolicyEngine, PolicyError, load_policy
+from tactful.runtime.engine import Engine, IngestResult
+from tactful.state.store import SQLiteStore
+from tactful.state.store.base import Durability
+
+app = typer.Typer(
+    help=(
+        "tactful: sentiment-aware orchestration for customer support and growth.\n\n"
+        "Events in (messages, clicks, errors, payments, tickets); for each customer a "
+        "trend of frustration, confusion, urgency, churn intent...; out come explained "
+        "decisions: keep automating, clarify, assist, hold marketing, hand off to a human."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+policy_app = typer.Typer(help="Check and inspect policy files.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+console = Console()
+err = Console(stderr=True)
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+DbOpt = Annotated[Path, typer.Option("--db", help="SQLite database file (created if missing).")]
+PolicyOpt = Annotated[
+    Path | None,
+    typer.Option("--policy", help="Policy YAML file. Default: the shipped default policy."),
+]
+ActionsOpt = Annotated[
+    Path,
+    typer.Option("--actions-log", help="Where the log channel writes delivered actions (JSONL)."),
+]
+
+
+def _engine(db: Path, policy: Path | None, durability: Durability) -> Engine:
+    try:
+        compiled = PolicyEngine(load_policy(policy))
+    except PolicyError as exc:
+        err.print(f"[red]policy error:[/] {exc}")
+        raise typer.Exit(2) from None
+    return Engine(SQLiteStore(db, durability=durability), compiled)
+
+
+@dataclass
+class ReplayStats:
+    lines: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    signals: Counter[str] = field(default_factory=Counter)
+    decisions: Counter[str] = field(default_factory=Counter)
+    results: list[IngestResult] = field(default_factory=list)
+
+    def add(self, results: list[IngestResult], keep: bool) -> None:
+        for r in results:
+            self.lines += 1
+            if r.status == "accepted":
+                self.accepted += 1
+            elif r.status == "duplicate":
+                self.duplicates += 1
+            else:
+                self.rejected += 1
+            if r.processed is not None:
+                self.signals.update(s.name for s in r.processed.signals)
+                self.decisions.update(d.kind for d in r.processed.decisions)
+        if keep:
+            self.results.extend(results)
+
+
+def _batches(path: Path, size: int) -> Iterator[tuple[list[str], int]]:
+    """Non-blank lines of a JSONL file in batches, with the bytes read so far."""
+    batch: list[str] = []
+    read = 0
+    with path.open("rb") as fh:
+        for raw in fh:
+            read += len(raw)
+            line = raw.decode("utf-8", "replace").strip()
+            if line:
+                batch.append(line)
+            if len(batch) >= size:
+                yield batch, read
+                batch = []
+    if batch:
+        yield batch, read
+
+
+def run_replay(
+    engine: Engine, path: Path, batch: int = 1_000, keep: bool = False, progress: bool = True
+) -> tuple[ReplayStats, float]:
+    stats = ReplayStats()
+    started = time.perf_counter()
+    total = path.stat().st_size
+    with Progress(
+        TextColumn("[bold]replay[/] {task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[events]} events"),
+        console=err,
+        disable=not progress,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(path.name, total=total, events=0)
+        for lines, read in _batches(path, batch):
+            stats.add(engine.ingest(lines, source=f"replay:{path.name}"), keep)
+            bar.update(task, completed=read, events=stats.lines)
+    return stats, time.perf_counter() - started
+
+
+def _print_summary(stats: ReplayStats, seconds: float) -> None:
+    table = Table(title="replay summary", show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("events read", f"{stats.lines:,}")
+    table.add_row("accepted", f"{stats.accepted:,}")
+    table.add_row("duplicates (no effect)", f"{stats.duplicates:,}")
+    table.add_row("quarantined", f"{stats.rejected:,}")
+    table.add_row("signals", f"{sum(stats.signals.values()):,}")
+    for name, n in stats.signals.most_common():
+        table.add_row(f"  {name}", f"{n:,}")
+    table.add_row("decisions", f"{sum(stats.decisions.values()):,}")
+    for kind, n in stats.decisions.most_common():
+        table.add_row(f"  {kind}", f"{n:,}")
+    table.add_row("time", f"{seconds:.2f} s")
+    table.add_row("throughput", f"{stats.lines / max(seconds, 1e-9):,.0f} events/s")
+    console.print(table)
+
+
+@app.command()
+def replay(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="Events, one JSON object a line.")
+    ],
+    db: DbOpt = Path("tactful.db"),
+    policy: PolicyOpt = None,
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Events per transaction.")] = 1_000,
+    durability: Annotated[
+        str,
+        typer.Option(
+            help="full: fsync every commit; normal: WAL, may lose the last commits "
+            "on power loss (never corrupts)."
+        ),
+    ] = "normal",
+    actions_log: ActionsOpt = Path("tactful-actions.jsonl"),
+) -> None:
+    """Process a JSONL file of events through the whole pipeline and summarise it.
+
+    Bad lines are quarantined (see `tactful quarantine`); events already in the database
+    are counted as duplicates and have no second effect, so a replay can be resumed.
+    """
+    engine = _engine(db, policy, _durability(durability))
+    stats, seconds = run_replay(engine, file, batch)
+    delivered = Dispatcher(engine.store, {"log": LogChannel(actions_log)}).drain()
+    _print_summary(stats, seconds)
+    console.print(f"actions delivered to {actions_log}: {delivered:,}")
+
+
+def _durability(value: str) -> Durability:
+    if value == "full":
+        return "full"
+    if value == "normal":
+        return "normal"
+    raise typer.BadParameter(f"'{value}': choose full or normal", param_hint="--durability")
+
+
+@app.command()
+def demo(
+    serve_after: Annotated[
+        bool, typer.Option("--serve", help="Keep the demo database and serve the API on it.")
+    ] = False,
+    db: DbOpt = Path(".tactful/demo.db"),
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    scenario: Annotated[
+        Path | None, typer.Option(help="Scenario file. Default: examples/two_customers.jsonl")
+    ] = None,
+) -> None:
+    """Replay the bundled scenario and print each customer's timeline.
+
+    Two customers hit the cancel page. A is a power user looking for invoices: one
+    pointer, no retention pitch. B had three failed payments and two unresolved tickets:
+    every promotional and educational message stops, and B goes to the billing queue
+    with the whole story. Six more journeys show the other signals.
+    """
+    path = scenario or EXAMPLES / "two_customers.jsonl"
+    if not path.exists():
+        err.print(f"[red]scenario file not found:[/] {path}")
+        raise typer.Exit(2)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    engine = _engine(db, None, "normal")
+    stats, seconds = run_replay(engine, path, keep=True, progress=False)
+    from tactful.timeline import render_timelines
+
+    render_timelines(stats.results, console)
+    actions_log = db.parent / "actions.jsonl"
+    actions_log.unlink(missing_ok=True)
+    delivered = Dispatcher(engine.store, {"log": LogChannel(actions_log)}).drain()
+    for q in engine.store.list_quarantine():
+        why = "; ".join(f"{r['field']}: {r['why']}" for r in q["reason"])
+        console.print(f"[yellow]quarantined[/] {q['event_id'] or '(no id)'}: {why}")
+    _print_summary(stats, seconds)
+    console.print(f"{delivered} actions delivered to {actions_log}")
+    if serve_after:
+        engine.store.close()
+        serve(db=db, host=host, port=port, policy=None, durability="full", actions_log=actions_log)
+
+
+@app.command()
+def serve(
+    db: DbOpt = Path("tactful.db"),
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+    policy: PolicyOpt = None,
+    durability: Annotated[
+        str, typer.Option(help="full (default): a 202 means the batch is on disk.")
+    ] = "full",
+    actions_log: ActionsOpt = Path("tactful-actions.jsonl"),
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs) and deliver actions in the background."""
+    import uvicorn
+
+    from tactful.api.app import create_app
+
+    engine = _engine(db, policy, _durability(durability))
+    dispatcher = Dispatcher(engine.store, {"log": LogChannel(actions_log)}, metrics=engine.metrics)
+    dispatcher.start()
+    config = uvicorn.Config(create_app(engine), host=host, port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    console.print(
+        f"tactful API on [bold]http://{host}:{port}[/] (docs: http://{host}:{port}/docs), "
+        f"database {db}, actions to {actions_log}"
+    )
+    try:
+        server.run()
+    finally:
+        dispatcher.stop()
+        engine.store.close()
+
+
+@app.command()
+def quarantine(
+    db: DbOpt = Path("tactful.db"),
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 20,
+) -> None:
+    """List rejected events, newest first, with why each was refused."""
+    store = SQLiteStore(db)
+    rows = store.list_quarantine(limit)
+    if not rows:
+        console.print("quarantine is empty")
+        return
+    table = Table("received", "source", "event_id", "why", "raw (start)")
+    for q in rows:
+        why = "\n".join(f"{r['field']}: {r['why']}" for r in q["reason"])
+        table.add_row(q["received_at"][:19], q["source"], q["event_id"] or "", why, q["raw"][:60])
+    console.print(table)
+
+
+@policy_app.command("check")
+def policy_check(
+    file: Annotated[Path, typer.Argument(help="Policy YAML file to validate.")],
+) -> None:
+    """Validate a policy file: schema, conditions, durations, queues. Exit 2 on errors."""
+    try:
+        policy = load_policy(file)
+    except PolicyError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    rules: list[Any] = policy.rules
+    hard = sum(r.hard for r in rules)
+    console.print(
+        f"[green]ok[/] {file}: version {policy.version}, {len(rules)} rules ({hard} hard)"
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

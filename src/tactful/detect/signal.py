@@ -1,0 +1,63 @@
+"""What detectors emit: a named signal with strength, evidence and a reason code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["DIMENSIONS", "TOPICS", "Dimension", "Signal"]
+
+Dimension = Literal[
+    "frustration", "urgency", "confusion", "politeness", "wants_human", "churn_intent", "gratitude"
+]
+DIMENSIONS: tuple[Dimension, ...] = (
+    "frustration",
+    "urgency",
+    "confusion",
+    "politeness",
+    "wants_human",
+    "churn_intent",
+    "gratitude",
+)
+TOPICS: tuple[str, ...] = (
+    "billing",
+    "refund",
+    "account_access",
+    "technical",
+    "cancellation",
+    "sales_pricing",
+    "sales_security",
+    "sales_legal",
+    "sales_procurement",
+    "other",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One detector finding for one event.
+
+    ``name`` is what fired (``frustration``, ``rage_click``, ``error_streak`` ...);
+    ``dimensions`` says how much it moves each trend dimension (0..1 each);
+    ``evidence`` holds cue phrases or event ids; ``reason`` is a stable code for audit.
+    """
+
+    name: str
+    strength: float
+    reason: str
+    evidence: tuple[str, ...] = ()
+    dimensions: dict[str, float] = field(default_factory=dict)
+    topic: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "strength": round(self.strength, 3),
+            "reason": self.reason,
+            "evidence": list(self.evidence),
+        }
+        if self.dimensions:
+            out["dimensions"] = {k: round(v, 3) for k, v in self.dimensions.items()}
+        if self.topic:
+            out["topic"] = self.topic
+        return out

@@ -1,0 +1,209 @@
+"""Detect, text tier 1: explainable lexical and structural cues.
+
+Each cue is a compiled pattern with a weight per dimension; a message's score for a
+dimension is the noisy-OR of the cues that fired (1 - prod(1 - w)), so more independent
+cues mean more confidence but never more than 1. Structure counts as much as words:
+escalating punctuation, shouting, repeating an earlier message, growing length. The
+customer's recent messages are the conversation context: the same words weigh more after
+earlier complaints.
+
+The learned tier (a trained head over sentence embeddings) is fused on top of this one by
+a later issue; this module stays the evidence a decision can quote.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tactful.detect.signal import DIMENSIONS, TOPICS
+
+__all__ = ["TextScores", "score_text"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Cue:
+    pattern: re.Pattern[str]
+    weights: dict[str, float]
+
+
+def _cues(table: Sequence[tuple[str, dict[str, float]]]) -> tuple[_Cue, ...]:
+    return tuple(_Cue(re.compile(rf"\b(?:{p})\b", re.IGNORECASE), w) for p, w in table)
+
+
+F, U, C, P, H, CH, G = DIMENSIONS
+
+_AFFECT_CUES = _cues(
+    [
+        # frustration: repeated failure, things broken, exasperation
+        (r"third time|3rd time|(?:fourth|fifth|4th|5th) time|for the \w+ time", {F: 0.55}),
+        (r"already (?:tried|did|done|said|told|sent|explained|asked)", {F: 0.5}),
+        (r"(?:still|again) (?:not|isn'?t|doesn'?t|won'?t|can'?t|broken|failing|down)", {F: 0.5}),
+        (r"not working|doesn'?t work|does not work|won'?t work|stopped working", {F: 0.4}),
+        (r"broken|keeps? (?:failing|crashing|breaking)|nothing works", {F: 0.4}),
+        (r"does nothing|nothing happens|(?:never|still hasn'?t) (?:arrived?|came|come)", {F: 0.4}),
+        (r"ridiculous|unacceptable|terrible|awful|horrible|useless|worst|pathetic", {F: 0.55}),
+        (r"fed up|sick of|tired of|had enough|waste of (?:time|money)|joke", {F: 0.55}),
+        (r"frustrat\w*|annoy\w*|angry|furious|disappoint\w*|upset", {F: 0.5}),
+        (
+            r"no one (?:has )?(?:helped|answered|replied|responded)|nobody (?:helps|answers)",
+            {F: 0.5},
+        ),
+        (r"(?:charged|billed) (?:me )?twice|double charged|overcharged", {F: 0.4, U: 0.2}),
+        # urgency
+        (r"urgent\w*|asap|immediately|right now|right away|emergency", {U: 0.55}),
+        (r"(?:production|prod|site|service|everything) (?:is )?down|outage|critical", {U: 0.55}),
+        (r"deadline|today|blocking|blocked|losing (?:money|customers|sales)", {U: 0.35}),
+        # confusion
+        (r"(?:don'?t|do not|can'?t|cannot) (?:understand|figure out|find|see where)", {C: 0.5}),
+        (r"confus\w*|unclear|lost|makes no sense|no idea", {C: 0.45}),
+        (r"how (?:do|can|should) i|where (?:do|can|is|are)|what does .{1,40} mean", {C: 0.35}),
+        (r"which (?:one|option|plan) should|not sure (?:how|what|where|which|if)", {C: 0.35}),
+        # politeness
+        (r"please|kindly|would you|could you|would it be possible", {P: 0.35}),
+        (r"thanks? (?:in advance|a lot)|appreciate|sorry to bother|grateful", {P: 0.4}),
+        # wants a human
+        (r"(?:speak|talk|chat) (?:to|with) (?:a |an |someone|somebody|a real)", {H: 0.6}),
+        (r"human|real person|live (?:agent|person)|representative|operator", {H: 0.6}),
+        (r"(?:an? |your )?(?:agent|manager|supervisor)", {H: 0.45}),
+        (r"stop (?:the )?bot|not a bot|this bot", {H: 0.5, F: 0.2}),
+        # churn intent
+        (r"cancel\w*|close my account|delete my account|terminate", {CH: 0.55}),
+        (r"i'?m done|we'?re done|done with (?:you|this)|switch(?:ing)? to|leaving", {CH: 0.5}),
+        (r"competitor|unsubscribe|refund and cancel|not renew\w*|won'?t renew", {CH: 0.45}),
+        # gratitude
+        (r"thank(?:s| you)|thx|cheers|much appreciated", {G: 0.55, P: 0.2}),
+        (
+            r"(?:works|working) (?:now|great|perfectly)|that (?:fixed|solved) it|awesome|love it",
+            {G: 0.45},
+        ),
+    ]
+)
+
+# Cues that cancel a dimension in the same message ("no rush", "not urgent").
+_DAMPERS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(rf"\b(?:{p})\b", re.IGNORECASE), d)
+    for p, d in [
+        (r"no rush|no hurry|not urgent|whenever you can", U),
+        (r"not (?:frustrated|angry|upset)|no worries|no problem", F),
+        (r"don'?t (?:want to )?cancel|not (?:cancel\w*|leaving)", CH),
+    ]
+)
+
+_TOPIC_CUES: dict[str, re.Pattern[str]] = {
+    topic: re.compile(rf"\b(?:{pattern})\b", re.IGNORECASE)
+    for topic, pattern in {
+        "billing": r"invoices?|billing|billed|charged?|payments?|card|receipts?|subscription fee"
+        r"|vat|tax|overcharged|pricing plan",
+        "refund": r"refunds?|money back|reimburse\w*|chargeback",
+        "account_access": r"password|log ?in|sign ?in|locked out|lockout|2fa|mfa|"
+        r"two.factor|reset link|account access|can'?t access",
+        "technical": r"error|bug|crash\w*|api|endpoint|timeout|500|404|integration|sdk|"
+        r"webhook|not loading|not working|broken|button|crashes",
+        "cancellation": r"cancel\w*|close my account|delete my account|terminate|unsubscribe",
+        "sales_pricing": r"pricing|quote|discount|enterprise plan|volume|seats|upgrade",
+        "sales_security": r"soc ?2|security (?:review|whitepaper|questionnaire)|sso|saml|"
+        r"iso ?27001|pen ?test|encryption",
+        "sales_legal": r"dpa|gdpr|msa|legal terms|contract|terms of service|lawyer|legal",
+        "sales_procurement": r"procurement|purchase order|vendor (?:form|onboarding)|po number|"
+        r"rfp",
+    }.items()
+}
+
+_WORD = re.compile(r"[a-z0-9']+")
+_SHOUT = re.compile(r"\b[A-Z]{3,}\b")
+_LETTER_WORDS = re.compile(r"\b[A-Za-z]{3,}\b")
+
+
+@dataclass(frozen=True, slots=True)
+class TextScores:
+    """Per-dimension scores in [0, 1], the cue phrases behind each, and the topic."""
+
+    scores: dict[str, float]
+    evidence: dict[str, tuple[str, ...]]
+    topic: str
+    topic_scores: dict[str, float]
+
+
+def _noisy_or(values: Sequence[float]) -> float:
+    miss = 1.0
+    for v in values:
+        miss *= 1.0 - v
+    return 1.0 - miss
+
+
+def _tokens(text: str) -> set[str]:
+    return set(_WORD.findall(text.lower()))
+
+
+def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
+    """Score one customer message, given the same customer's recent messages (oldest first)."""
+    hits: dict[str, list[float]] = {d: [] for d in DIMENSIONS}
+    evidence: dict[str, list[str]] = {d: [] for d in DIMENSIONS}
+
+    for cue in _AFFECT_CUES:
+        m = cue.pattern.search(text)
+        if m is None:
+            continue
+        for dim, w in cue.weights.items():
+            hits[dim].append(w)
+            evidence[dim].append(m.group(0).lower().strip())
+
+    # Structure: escalating punctuation, shouting, repeated questions.
+    bangs = max((len(run) for run in re.findall(r"!+", text)), default=0)
+    if bangs >= 2:
+        hits[F].append(0.25 if bangs == 2 else 0.4)
+        hits[U].append(0.15)
+        evidence[F].append("!" * min(bangs, 5))
+    words = _LETTER_WORDS.findall(text)
+    shouted = _SHOUT.findall(text)
+    if len(shouted) >= 2 and len(shouted) >= 0.3 * max(len(words), 1):
+        hits[F].append(0.35)
+        evidence[F].append("CAPS: " + " ".join(shouted[:3]))
+    if text.count("?") >= 2:
+        hits[C].append(0.15)
+        evidence[C].append("??")
+
+    # Context: repeating an earlier message, and messages growing longer.
+    if recent:
+        toks = _tokens(text)
+        for earlier in recent[-5:]:
+            prev = _tokens(earlier)
+            if len(toks) >= 3 and len(prev) >= 3:
+                overlap = len(toks & prev) / len(toks | prev)
+                if overlap >= 0.6:
+                    hits[F].append(0.4)
+                    evidence[F].append("repeats an earlier message")
+                    break
+        mean_len = sum(len(r) for r in recent[-3:]) / len(recent[-3:])
+        if len(text) >= 120 and len(text) > 1.8 * mean_len:
+            hits[F].append(0.1)
+            evidence[F].append("message much longer than before")
+
+    for pattern, dim in _DAMPERS:
+        m = pattern.search(text)
+        if m is not None and hits[dim]:
+            hits[dim] = [w * 0.25 for w in hits[dim]]
+            evidence[dim].append(f"damped by '{m.group(0).lower()}'")
+
+    scores: dict[str, float] = {d: _noisy_or(hits[d]) for d in DIMENSIONS}
+
+    topic_scores = {t: 0.0 for t in TOPICS}
+    for topic, pattern in _TOPIC_CUES.items():
+        n = len(pattern.findall(text))
+        if n:
+            topic_scores[topic] = 1.0 - 0.5**n
+    total = sum(topic_scores.values())
+    if total == 0:
+        topic_scores["other"] = 1.0
+        topic = "other"
+    else:
+        topic_scores = {t: v / total for t, v in topic_scores.items()}
+        topic = max(topic_scores, key=lambda t: topic_scores[t])
+    return TextScores(
+        scores=scores,
+        evidence={d: tuple(dict.fromkeys(e)) for d, e in evidence.items() if e},
+        topic=topic,
+        topic_scores=topic_scores,
+    )

@@ -1,0 +1,212 @@
+"""Decide: state + event + signals + clock -> decisions with reasons. Pure.
+
+Evaluation order: hard triggers first (the first that matches overrides every other
+rule), then the other rules in file order; each match adds its decisions, ``stop`` ends
+the walk. The conversation gets one treatment (the strongest of automate < clarify /
+offer_choices < assist < escalate); holds, releases, notifications and drafts ride along.
+Guards keep it from nagging: a rule in its cooldown does not fire, a hold already in
+force is not started again, a second handoff is not opened while one is open.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tactful.detect.signal import Signal
+from tactful.events import Event
+from tactful.policy.model import KNOWN_SIGNALS, NAMESPACES, Policy, Rule
+from tactful.state.customer import CustomerState
+
+__all__ = ["CONVERSATION_RANK", "Decision", "Decisions", "PolicyEngine"]
+
+CONVERSATION_RANK = {"automate": 0, "clarify": 1, "offer_choices": 1, "assist": 2, "escalate": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    decision_id: str
+    event_id: str
+    customer_id: str
+    at: datetime
+    kind: str
+    rule_id: str
+    policy_version: str
+    params: dict[str, Any]
+    reasons: tuple[str, ...]
+    factors: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "decision_id": self.decision_id,
+            "event_id": self.event_id,
+            "customer_id": self.customer_id,
+            "at": self.at.isoformat(),
+            "kind": self.kind,
+            "rule_id": self.rule_id,
+            "policy_version": self.policy_version,
+            "params": self.params,
+            "reasons": list(self.reasons),
+            "factors": self.factors,
+        }
+
+
+@dataclass(slots=True)
+class Decisions:
+    decisions: list[Decision] = field(default_factory=list)
+    suppressed: list[str] = field(default_factory=list)  # guard notes, for explanations
+
+
+def _round(v: Any) -> Any:
+    if isinstance(v, float):
+        return round(v, 3)
+    if isinstance(v, str) and len(v) > 60:
+        return v[:57] + "..."
+    return v
+
+
+def build_context(
+    event: Event, state: CustomerState, signals: list[Signal], now: datetime
+) -> dict[str, dict[str, Any]]:
+    """The values a condition can read, by namespace (see policy.model.NAMESPACES)."""
+    levels = state.levels(now)
+    sig: dict[str, Any] = dict.fromkeys(KNOWN_SIGNALS, 0.0)
+    for s in signals:
+        sig[s.name] = max(sig.get(s.name, 0.0), s.strength)
+    acct = state.account
+    return {
+        "state": {
+            **levels,
+            "topic": state.topic,
+            "open_tickets": len(state.open_tickets),
+            "payment_failures_30d": state.payment_failures_30d(now),
+            "api_error_streak": len(state.api_error_streak),
+            "events_seen": state.events_seen,
+            "active_holds": len(state.active_holds(now)),
+            "open_handoffs": len(state.handoffs),
+        },
+        "event": {f: getattr(event, f, None) for f in NAMESPACES["event"]},
+        "signal": sig,
+        "account": {
+            "tier": acct.tier,
+            "value": acct.value,
+            "lifecycle": acct.lifecycle,
+            "owner": acct.owner,
+            "tenure_days": acct.tenure_days,
+        },
+        "clock": {"hour": now.hour, "weekday": now.weekday()},
+    }
+
+
+class PolicyEngine:
+    """A policy compiled once; :meth:`decide` is called per event."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.rules = policy.compiled()
+
+    @property
+    def version(self) -> str:
+        return self.policy.version
+
+    def decide(
+        self, event: Event, state: CustomerState, signals: list[Signal], now: datetime
+    ) -> Decisions:
+        ctx = build_context(event, state, signals, now)
+        out = Decisions()
+        matched: list[tuple[Rule, dict[str, Any]]] = []
+        for rule, cond in self.rules:
+            if not cond(ctx):
+                continue
+            fired = state.rule_fired_at.get(rule.id)
+            if fired is not None and rule.cooldown and now - fired < rule.cooldown:
+                out.suppressed.append(
+                    f"{rule.id}: in cooldown until {(fired + rule.cooldown).isoformat()}"
+                )
+                continue
+            factors = {n: _round(ctx[n.split(".")[0]][n.split(".")[1]]) for n in cond.names}
+            matched.append((rule, factors))
+            if rule.hard or rule.stop:
+                break
+
+        evidence = [
+            f"{s.name} {s.strength:.2f}: {s.reason}"
+            + (f" ({', '.join(repr(e) for e in s.evidence[:3])})" if s.evidence else "")
+            for s in signals
+        ]
+        best_rank = -1
+        candidates: list[Decision] = []
+        holding: list[list[str]] = []  # categories of holds decided for this event so far
+        for rule, factors in matched:
+            why = rule.description or rule.id
+            factor_text = ", ".join(f"{k}={v}" for k, v in factors.items())
+            reasons = (f"{rule.id}: {why}", f"because {factor_text}", *evidence)
+            for spec in rule.then:
+                kind, params = spec.kind, spec.params
+                note = self._guard(kind, params, state, now, holding, candidates)
+                if note:
+                    out.suppressed.append(f"{rule.id}/{kind}: {note}")
+                    continue
+                if kind == "escalate" and params["queue"] == "auto":
+                    params = {**params, "queue": self.policy.queue_for(state.topic)}
+                elif kind == "notify" and params["target"] == "account_owner":
+                    owner = state.account.owner or "unassigned-account-owner"
+                    params = {**params, "target": owner}
+                candidates.append(
+                    Decision(
+                        decision_id=f"{event.event_id}/{rule.id}/{kind}",
+                        event_id=event.event_id,
+                        customer_id=event.customer_id,
+                        at=now,
+                        kind=kind,
+                        rule_id=rule.id,
+                        policy_version=self.policy.version,
+                        params=params,
+                        reasons=reasons,
+                        factors=factors,
+                    )
+                )
+                best_rank = max(best_rank, CONVERSATION_RANK.get(kind, -1))
+                if kind == "hold":
+                    holding.append(params["categories"])
+        seen: set[str] = set()
+        for d in candidates:
+            rank = CONVERSATION_RANK.get(d.kind)
+            if rank is not None and rank < best_rank:
+                out.suppressed.append(f"{d.rule_id}/{d.kind}: outranked by a stronger treatment")
+                continue
+            if d.decision_id in seen:
+                continue
+            seen.add(d.decision_id)
+            out.decisions.append(d)
+        return out
+
+    @staticmethod
+    def _guard(
+        kind: str,
+        params: dict[str, Any],
+        state: CustomerState,
+        now: datetime,
+        holding: list[list[str]],
+        decided: list[Decision],
+    ) -> str:
+        """Why this decision would nag or repeat ("" when it may go ahead)."""
+        if kind == "hold":
+            active = state.active_holds(now)
+
+            def covered(c: str) -> bool:
+                return any(h.covers(c) for h in active) or any(
+                    "all" in cats or c in cats for cats in holding
+                )
+
+            if all(covered(c) for c in params["categories"]):
+                return "a hold covering these categories is already active"
+        elif kind == "release" and not state.active_holds(now):
+            return "no active hold to release"
+        elif kind == "escalate":
+            if state.handoffs:
+                return f"a handoff is already open ({state.handoffs[-1].queue} queue)"
+            if any(d.kind == "escalate" for d in decided):
+                return "already escalating on this event"
+        return ""

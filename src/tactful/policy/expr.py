@@ -1,0 +1,224 @@
+"""Decide: the policy's condition language, compiled once into Python closures.
+
+A condition reads like the playbook it comes from::
+
+    state.frustration > 0.6 and account.tier in ["enterprise", "vip"]
+    signal.rage_click > 0 or "refund" in event.text
+
+The syntax is a whitelisted subset of Python expressions: names from a fixed set of
+namespaces (``state``, ``event``, ``signal``, ``account``, ``clock``) and their known
+fields, constants, lists, comparisons (including ``in``), ``and``/``or``/``not``, unary
+minus, and the functions in :data:`FUNCTIONS`. Nothing else parses: no attribute access
+beyond ``namespace.field``, no calls outside the whitelist, no eval. An unknown field or
+a typo is an error at load time, with the column and a caret.
+
+Compiling to closures keeps evaluation at well under a microsecond per clause (cel-python's
+interpreter costs hundreds; see ../shared/NOTES.md).
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+__all__ = ["FUNCTIONS", "CompiledExpr", "ExprError", "Namespaces", "compile_expr"]
+
+Context = Mapping[str, Mapping[str, Any]]
+Fn = Callable[[Context], Any]
+Namespaces = Mapping[str, frozenset[str]]
+
+
+class ExprError(ValueError):
+    """A condition that cannot compile, with the position of the problem."""
+
+    def __init__(self, source: str, message: str, col: int | None = None) -> None:
+        self.source = source
+        self.message = message
+        self.col = col
+        text = message + "\n  " + source
+        if col is not None:
+            text += "\n  " + " " * col + "^"
+        super().__init__(text)
+
+
+@lru_cache(maxsize=256)
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def _matches(value: Any, pattern: str) -> bool:
+    return isinstance(value, str) and _regex(pattern).search(value) is not None
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "matches": _matches,  # matches(event.path, "/cancel|/close") -- case-insensitive regex
+    "lower": lambda s: s.lower() if isinstance(s, str) else s,
+    "min": min,
+    "max": max,
+    "abs": abs,
+}
+
+_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.In: lambda a, b: b is not None and a in b,
+    ast.NotIn: lambda a, b: b is None or a not in b,
+}
+
+
+def _safe(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    """Comparisons against a missing value (None) are false instead of raising."""
+
+    def run(a: Any, b: Any) -> bool:
+        try:
+            return op(a, b)
+        except TypeError:
+            return False
+
+    return run
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledExpr:
+    source: str
+    fn: Fn
+    names: tuple[str, ...]  # the namespace.field names it reads: the decision's factors
+
+    def __call__(self, ctx: Context) -> Any:
+        return self.fn(ctx)
+
+
+class _Compiler:
+    def __init__(self, source: str, namespaces: Namespaces) -> None:
+        self.source = source
+        self.namespaces = namespaces
+        self.names: list[str] = []
+
+    def fail(self, node: ast.AST, message: str) -> ExprError:
+        return ExprError(self.source, message, getattr(node, "col_offset", None))
+
+    def compile(self, node: ast.AST) -> Fn:
+        if isinstance(node, ast.Constant):
+            if not isinstance(node.value, int | float | str | bool | type(None)):
+                raise self.fail(node, f"unsupported constant {node.value!r}")
+            value = node.value
+            return lambda ctx: value
+        if isinstance(node, ast.List | ast.Tuple | ast.Set):
+            items = [self.compile(e) for e in node.elts]
+            return lambda ctx: [f(ctx) for f in items]
+        if isinstance(node, ast.Attribute):
+            return self.attribute(node)
+        if isinstance(node, ast.Name):
+            known = ", ".join(sorted(self.namespaces))
+            if node.id in self.namespaces:
+                raise self.fail(node, f"'{node.id}' needs a field, e.g. {node.id}.<field>")
+            if node.id in ("true", "false", "null"):
+                raise self.fail(node, f"write {node.id.capitalize()} / None, Python-style")
+            raise self.fail(node, f"unknown name '{node.id}'; names start with one of: {known}")
+        if isinstance(node, ast.BoolOp):
+            parts = [self.compile(v) for v in node.values]
+            if isinstance(node.op, ast.And):
+                return lambda ctx: all(p(ctx) for p in parts)
+            return lambda ctx: any(p(ctx) for p in parts)
+        if isinstance(node, ast.UnaryOp):
+            inner = self.compile(node.operand)
+            if isinstance(node.op, ast.Not):
+                return lambda ctx: not inner(ctx)
+            if isinstance(node.op, ast.USub):
+                return lambda ctx: -inner(ctx)
+            raise self.fail(node, "only 'not' and '-' are allowed as unary operators")
+        if isinstance(node, ast.Compare):
+            return self.compare(node)
+        if isinstance(node, ast.Call):
+            return self.call(node)
+        if isinstance(node, ast.BinOp):
+            raise self.fail(node, "arithmetic is not supported in conditions; compare values")
+        raise self.fail(node, f"'{type(node).__name__}' is not allowed in a condition")
+
+    def attribute(self, node: ast.Attribute) -> Fn:
+        if not isinstance(node.value, ast.Name):
+            raise self.fail(node, "only namespace.field is allowed (one dot)")
+        ns, field = node.value.id, node.attr
+        if ns not in self.namespaces:
+            known = ", ".join(sorted(self.namespaces))
+            raise self.fail(node, f"unknown namespace '{ns}'; expected one of: {known}")
+        fields = self.namespaces[ns]
+        if field not in fields:
+            raise self.fail(
+                node,
+                f"unknown field '{ns}.{field}'; {ns} has: {', '.join(sorted(fields))}",
+            )
+        self.names.append(f"{ns}.{field}")
+        return lambda ctx: ctx[ns].get(field)
+
+    def compare(self, node: ast.Compare) -> Fn:
+        left = self.compile(node.left)
+        steps: list[tuple[Callable[[Any, Any], bool], Fn]] = []
+        for op, right in zip(node.ops, node.comparators, strict=True):
+            fn = _COMPARE.get(type(op))
+            if fn is None:
+                raise self.fail(node, f"comparison '{type(op).__name__}' is not allowed")
+            steps.append((_safe(fn), self.compile(right)))
+
+        def run(ctx: Context) -> bool:
+            a = left(ctx)
+            for op, right in steps:
+                b = right(ctx)
+                if not op(a, b):
+                    return False
+                a = b
+            return True
+
+        return run
+
+    def call(self, node: ast.Call) -> Fn:
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            raise self.fail(
+                node, f"only these functions may be called: {', '.join(sorted(FUNCTIONS))}"
+            )
+        if node.keywords:
+            raise self.fail(node, "keyword arguments are not supported")
+        fn = FUNCTIONS[node.func.id]
+        if fn is _matches and len(node.args) == 2:
+            pattern = node.args[1]
+            if not isinstance(pattern, ast.Constant) or not isinstance(pattern.value, str):
+                raise self.fail(pattern, "matches() takes a constant pattern string")
+            try:
+                re.compile(pattern.value)
+            except re.error as exc:
+                raise self.fail(pattern, f"invalid regular expression: {exc}") from None
+        args = [self.compile(a) for a in node.args]
+
+        def run(ctx: Context) -> Any:
+            try:
+                return fn(*(a(ctx) for a in args))
+            except (TypeError, ValueError):
+                return None
+
+        return run
+
+
+def compile_expr(source: str, namespaces: Namespaces) -> CompiledExpr:
+    """Compile a condition, or raise :class:`ExprError` saying where and why."""
+    # YAML folded blocks keep line breaks before more-indented lines: a condition is one
+    # expression, so join its lines.
+    text = re.sub(r"\s*\n\s*", " ", source.strip())
+    if not text:
+        raise ExprError(source, "empty condition")
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        col = (exc.offset - 1) if exc.offset else None
+        raise ExprError(text, f"syntax error: {exc.msg}", col) from None
+    compiler = _Compiler(text, namespaces)
+    fn = compiler.compile(tree.body)
+    return CompiledExpr(text, fn, tuple(dict.fromkeys(compiler.names)))

@@ -1,0 +1,303 @@
+"""Decide: the policy file's schema, strict at load.
+
+A policy is YAML a support-ops lead edits. Unknown keys are refused, each rule's
+condition compiles when the file loads (typos in field names fail here, not at 3 a.m.),
+durations parse, queues resolve, and rule ids are unique. Errors name the rule and the
+field.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tactful.detect.signal import DIMENSIONS, TOPICS
+from tactful.policy.expr import CompiledExpr, ExprError, compile_expr
+
+__all__ = [
+    "DECISION_KINDS",
+    "KNOWN_SIGNALS",
+    "NAMESPACES",
+    "DecisionSpec",
+    "Policy",
+    "PolicyError",
+    "Rule",
+    "load_policy",
+    "parse_duration",
+]
+
+DECISION_KINDS = (
+    "automate",
+    "clarify",
+    "offer_choices",
+    "assist",
+    "escalate",
+    "hold",
+    "release",
+    "notify",
+    "draft_message",
+)
+
+# Every signal a detector can emit; `signal.<name>` is its strength on this event (0 if
+# it did not fire).
+KNOWN_SIGNALS = frozenset(
+    {
+        *DIMENSIONS,
+        "topic",
+        "rage_click",
+        "error_streak",
+        "payment_failed",
+        "unresolved_tickets",
+        "ticket_unsolved",
+        "cancel_page",
+        "high_value_intent",
+        "bot_repeat_failure",
+        "negative_feedback",
+        "positive_feedback",
+        "confusion_dwell",
+    }
+)
+
+NAMESPACES: dict[str, frozenset[str]] = {
+    "state": frozenset(
+        {
+            *DIMENSIONS,
+            "topic",
+            "open_tickets",
+            "payment_failures_30d",
+            "api_error_streak",
+            "events_seen",
+            "active_holds",
+            "open_handoffs",
+        }
+    ),
+    "event": frozenset(
+        {
+            "type",
+            "text",
+            "path",
+            "element",
+            "query",
+            "status",
+            "endpoint",
+            "channel",
+            "role",
+            "rating",
+            "step_id",
+            "outcome",
+        }
+    ),
+    "signal": KNOWN_SIGNALS,
+    "account": frozenset({"tier", "value", "lifecycle", "owner", "tenure_days"}),
+    "clock": frozenset({"hour", "weekday"}),
+}
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(value: str | int | float) -> timedelta:
+    """'30m', '2h', '7d', '1w' or a number of seconds."""
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    m = _DURATION.match(value)
+    if m is None:
+        raise ValueError(f"'{value}' is not a duration; write e.g. 30s, 15m, 2h, 7d, 1w")
+    return timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _duration_field(v: Any) -> Any:
+    return parse_duration(v) if isinstance(v, str | int | float) else v
+
+
+class Clarify(_Strict):
+    question: str
+
+
+class Assist(_Strict):
+    message: str
+    article: str | None = None
+
+
+class Escalate(_Strict):
+    queue: str = "auto"  # "auto": route by the customer's topic through `queues`
+    priority: Literal["low", "normal", "high", "urgent"] = "normal"
+
+
+class Hold(_Strict):
+    categories: list[Literal["promotional", "educational", "sales", "all"]] = Field(min_length=1)
+    duration: timedelta = timedelta(days=7)
+
+    parse_duration_ = field_validator("duration", mode="before")(_duration_field)
+
+
+class Notify(_Strict):
+    channel: str = "log"
+    target: str = "account_owner"  # "account_owner" resolves to account.owner
+    message: str
+
+
+class OfferChoices(_Strict):
+    question: str
+    choices: list[str] = Field(min_length=2)
+
+
+class DraftMessage(_Strict):
+    tone: Literal["apologetic", "empathetic", "neutral", "upbeat"] = "empathetic"
+
+
+class Empty(_Strict):
+    pass
+
+
+class DecisionSpec(_Strict):
+    """One decision in a rule's ``then`` list: exactly one key, named by its kind."""
+
+    automate: Empty | None = None
+    clarify: Clarify | None = None
+    offer_choices: OfferChoices | None = None
+    assist: Assist | None = None
+    escalate: Escalate | None = None
+    hold: Hold | None = None
+    release: Empty | None = None
+    notify: Notify | None = None
+    draft_message: DraftMessage | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_kinds(cls, data: Any) -> Any:
+        # `- automate` or `- release: {}` are both fine in YAML.
+        if isinstance(data, str):
+            data = {data: {}}
+        if isinstance(data, dict):
+            data = {k: ({} if v is None else v) for k, v in data.items()}
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> DecisionSpec:
+        set_kinds = [k for k in DECISION_KINDS if getattr(self, k) is not None]
+        if len(set_kinds) != 1:
+            raise ValueError(
+                f"each decision names exactly one kind, got {set_kinds or 'none'}; "
+                f"kinds: {', '.join(DECISION_KINDS)}"
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in DECISION_KINDS if getattr(self, k) is not None)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        body: BaseModel = getattr(self, self.kind)
+        if isinstance(body, Hold):
+            return {"categories": body.categories, "duration_s": body.duration.total_seconds()}
+        return body.model_dump(mode="json")
+
+
+class Rule(_Strict):
+    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+    description: str = ""
+    hard: bool = False  # a hard trigger: evaluated first, overrides every other rule
+    when: str
+    then: list[DecisionSpec] = Field(min_length=1)
+    cooldown: timedelta = timedelta(0)
+    stop: bool = False  # when it matches, skip the rules after it
+
+    parse_cooldown_ = field_validator("cooldown", mode="before")(_duration_field)
+
+    @field_validator("when")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        compile_expr(v, NAMESPACES)  # raises ExprError (a ValueError) with a caret
+        return v
+
+
+class Policy(_Strict):
+    version: Annotated[str, Field(min_length=1, max_length=64)]
+    description: str = ""
+    queues: dict[str, str] = Field(default_factory=dict)  # topic -> queue
+    fallback_queue: str = "general"
+    rules: list[Rule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Policy:
+        seen: set[str] = set()
+        for rule in self.rules:
+            if rule.id in seen:
+                raise ValueError(f"rule id '{rule.id}' is used twice; ids must be unique")
+            seen.add(rule.id)
+        unknown = sorted(set(self.queues) - set(TOPICS))
+        if unknown:
+            raise ValueError(f"queues: unknown topic(s) {unknown}; topics are: {', '.join(TOPICS)}")
+        return self
+
+    def queue_for(self, topic: str) -> str:
+        return self.queues.get(topic, self.fallback_queue)
+
+    def compiled(self) -> list[tuple[Rule, CompiledExpr]]:
+        """Rules in evaluation order (hard triggers first) with their compiled conditions."""
+        ordered = [r for r in self.rules if r.hard] + [r for r in self.rules if not r.hard]
+        return [(r, compile_expr(r.when, NAMESPACES)) for r in ordered]
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot load, with every problem found."""
+
+
+def _describe(exc: ValidationError, data: Any) -> str:
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = list(err["loc"])
+        where = []
+        for i, part in enumerate(loc):
+            if part == "rules" and i + 1 < len(loc) and isinstance(loc[i + 1], int):
+                idx = int(loc[i + 1])
+                rules = data.get("rules") if isinstance(data, dict) else None
+                rid = (
+                    rules[idx].get("id")
+                    if isinstance(rules, list) and idx < len(rules) and isinstance(rules[idx], dict)
+                    else None
+                )
+                where.append(f"rules[{idx}]" + (f" ({rid})" if rid else ""))
+            elif isinstance(part, int) and i > 0 and loc[i - 1] == "rules":
+                continue
+            else:
+                where.append(str(part))
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"- {'.'.join(where) or 'policy'}: {msg}")
+    return "\n".join(lines)
+
+
+def load_policy(source: str | Path | None = None) -> Policy:
+    """Load and validate a policy file (the shipped default when ``source`` is None)."""
+    if source is None:
+        text = resources.files("tactful.policy").joinpath("default.yaml").read_text("utf-8")
+        name = "default.yaml"
+    else:
+        path = Path(source)
+        try:
+            text = path.read_text("utf-8")
+        except OSError as exc:
+            raise PolicyError(f"cannot read policy {path}: {exc.strerror}") from None
+        name = str(path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{name}: not valid YAML: {exc}") from None
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(f"{name} has errors:\n{_describe(exc, data)}") from None
+    except ExprError as exc:  # pragma: no cover - pydantic wraps ValueErrors
+        raise PolicyError(f"{name}: {exc}") from None

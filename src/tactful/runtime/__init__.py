@@ -1,0 +1,1 @@
+"""Runtime: the pure pipeline and the engine that feeds it from a store."""

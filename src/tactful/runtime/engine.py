@@ -1,0 +1,194 @@
+"""The imperative shell around the pure core: validate, dedupe, load, process, commit.
+
+``Engine.ingest`` takes a batch of raw events (from HTTP, a file or a broker) and, in
+order:
+
+1. validates each one; a bad one is quarantined with its reason, never dropped;
+2. drops repeats of an ``event_id`` already seen (in this batch or before): acknowledged
+   as duplicates, no second effect;
+3. loads the customers' states (a bounded cache in front of the store);
+4. runs :func:`tactful.runtime.pipeline.process` on each event, in order;
+5. commits every event's state, decisions, outbox actions and processed mark in one
+   transaction; only then is the batch acknowledged.
+
+One batch at a time per engine (a lock): per-customer order and the read-process-write
+cycle stay consistent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from tactful.detect import BehaviorConfig
+from tactful.events import Event, EventError, parse_event
+from tactful.learn.metrics import Metrics
+from tactful.policy.engine import PolicyEngine
+from tactful.runtime.pipeline import Processed, process
+from tactful.state.customer import CustomerState
+from tactful.state.store.base import QuarantineItem, Store
+
+__all__ = ["Engine", "IngestResult"]
+
+Status = Literal["accepted", "duplicate", "rejected"]
+
+
+@dataclass(slots=True)
+class IngestResult:
+    index: int
+    status: Status
+    event_id: str | None = None
+    customer_id: str | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    processed: Processed | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index, "status": self.status}
+        if self.event_id is not None:
+            out["event_id"] = self.event_id
+        if self.errors:
+            out["errors"] = self.errors
+        if self.processed is not None:
+            out["signals"] = [s.name for s in self.processed.signals]
+            out["decisions"] = [
+                {"kind": d.kind, "rule_id": d.rule_id, "params": d.params}
+                for d in self.processed.decisions
+            ]
+        return out
+
+
+def _raw_text(raw: Any) -> str:
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", "replace")
+    try:
+        return json.dumps(raw, default=str)
+    except (TypeError, ValueError):
+        return repr(raw)
+
+
+def _peek(raw: Any, key: str) -> str | None:
+    value = raw.get(key) if isinstance(raw, dict) else None
+    return value[:128] if isinstance(value, str) else None
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        policy: PolicyEngine,
+        metrics: Metrics | None = None,
+        behavior: BehaviorConfig = BehaviorConfig(),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        cache_size: int = 100_000,
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.behavior = behavior
+        self.metrics = metrics or Metrics()
+        self.metrics.watch_store(store.stats)
+        self.clock = clock
+        self._cache: OrderedDict[str, CustomerState] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def ingest(self, raws: Sequence[Any], source: str = "api") -> list[IngestResult]:
+        started = time.perf_counter()
+        with self._lock:
+            results = self._ingest(raws, source)
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        return results
+
+    def _ingest(self, raws: Sequence[Any], source: str) -> list[IngestResult]:
+        now = self.clock()
+        results: list[IngestResult] = []
+        events: list[tuple[int, Event]] = []
+        bad: list[QuarantineItem] = []
+        for i, raw in enumerate(raws):
+            if isinstance(raw, str | bytes):
+                # Decode here so a rejected event's id can be reported; parse_event
+                # reports bad JSON.
+                with contextlib.suppress(json.JSONDecodeError):
+                    raw = json.loads(raw)
+            try:
+                event = parse_event(raw, now=now)
+            except EventError as exc:
+                errors = [p.as_dict() for p in exc.problems]
+                results.append(IngestResult(i, "rejected", _peek(raw, "event_id"), None, errors))
+                bad.append(
+                    QuarantineItem(
+                        now,
+                        source,
+                        errors,
+                        _raw_text(raw),
+                        _peek(raw, "event_id"),
+                        _peek(raw, "customer_id"),
+                    )
+                )
+                self.metrics.events.labels(str(_peek(raw, "type")), "rejected").inc()
+                continue
+            events.append((i, event))
+            results.append(IngestResult(i, "accepted", event.event_id, event.customer_id))
+        if bad:
+            self.store.quarantine(bad)
+
+        # Idempotency: the first occurrence of an event id wins, in this batch and ever.
+        seen = self.store.seen_event_ids([e.event_id for _, e in events])
+        fresh: list[tuple[int, Event]] = []
+        for i, event in events:
+            if event.event_id in seen:
+                results[i].status = "duplicate"
+                self.metrics.events.labels(event.type, "duplicate").inc()
+                continue
+            seen.add(event.event_id)
+            fresh.append((i, event))
+
+        working = self._load([e for _, e in fresh])
+        batch: list[Processed] = []
+        for i, event in fresh:
+            state = working[event.customer_id]
+            out = process(event, state, self.policy, event.timestamp, self.behavior)
+            working[event.customer_id] = out.state
+            results[i].processed = out
+            batch.append(out)
+
+        self.store.commit(batch, now)  # all or nothing; raises before the cache is touched
+        for cid, state in working.items():
+            self._remember(cid, state)
+        self._count(batch)
+        return sorted(results, key=lambda r: r.index)
+
+    def _load(self, events: list[Event]) -> dict[str, CustomerState]:
+        working: dict[str, CustomerState] = {}
+        missing = [e.customer_id for e in events if e.customer_id not in self._cache]
+        loaded = self.store.load_states(missing) if missing else {}
+        for event in events:
+            cid = event.customer_id
+            if cid in working:
+                continue
+            state = self._cache.get(cid) or loaded.get(cid)
+            working[cid] = state or CustomerState(customer_id=cid, account_id=event.account_id)
+        return working
+
+    def _remember(self, customer_id: str, state: CustomerState) -> None:
+        self._cache[customer_id] = state
+        self._cache.move_to_end(customer_id)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _count(self, batch: list[Processed]) -> None:
+        m = self.metrics
+        for p in batch:
+            m.events.labels(p.event.type, "accepted").inc()
+            for s in p.signals:
+                m.signals.labels(s.name).inc()
+            for d in p.decisions:
+                m.decisions.labels(d.kind, d.rule_id).inc()

@@ -1,0 +1,43 @@
+"""The core, wired: one event through detect -> remember -> decide -> act. Pure.
+
+``process`` reads no clock and does no I/O; given the same (event, state, policy, now) it
+returns the same result. That is what makes replay, evaluation and shadow policies exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from tactful.actions import Action, plan_actions
+from tactful.detect import BehaviorConfig, Signal, detect
+from tactful.events import Event
+from tactful.policy.engine import Decision, PolicyEngine
+from tactful.state.customer import CustomerState, remember
+
+__all__ = ["Processed", "process"]
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    event: Event
+    state: CustomerState
+    signals: list[Signal]
+    decisions: list[Decision]
+    actions: list[Action]
+    suppressed: list[str] = field(default_factory=list)
+
+
+def process(
+    event: Event,
+    state: CustomerState,
+    policy: PolicyEngine,
+    now: datetime,
+    behavior: BehaviorConfig = BehaviorConfig(),
+) -> Processed:
+    """Detect signals on ``event``, fold them into ``state``, decide, and plan actions."""
+    signals = detect(event, state, behavior)
+    remembered = remember(state, event, signals)
+    decided = policy.decide(event, remembered, signals, now)
+    new_state, actions = plan_actions(remembered, event, signals, decided.decisions, now)
+    return Processed(event, new_state, signals, decided.decisions, actions, decided.suppressed)

@@ -1,0 +1,1 @@
+"""Remember: customer state, its trend, and the stores that keep it."""

@@ -1,0 +1,218 @@
+"""Remember: what tactful keeps about one customer, and its pure update.
+
+The state is small and bounded (windows keep only what their detectors need), serialised
+as JSON by the store. ``remember`` never mutates its input: it returns a new state.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from tactful.detect.signal import DIMENSIONS, Signal
+from tactful.events import Event
+from tactful.state.trend import DEFAULT_HALF_LIVES, Trend
+
+__all__ = [
+    "AccountContext",
+    "ClickMark",
+    "CustomerState",
+    "DecisionMark",
+    "Handoff",
+    "Hold",
+    "HoldCategory",
+    "remember",
+]
+
+HoldCategory = Literal["promotional", "educational", "sales", "all"]
+
+# Bounds on the windows kept in state.
+MAX_RECENT_MESSAGES = 5
+MAX_RECENT_CLICKS = 20
+MAX_RECENT_DECISIONS = 20
+MAX_RECENT_SIGNALS = 20
+PAYMENT_WINDOW = timedelta(days=30)
+# An open handoff mutes further escalations until it is closed (ticket solved) or this old.
+HANDOFF_TTL = timedelta(days=3)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AccountContext(_Model):
+    """Who the customer is to the business (from identify events)."""
+
+    tier: str = "standard"
+    value: float = 0.0
+    lifecycle: str | None = None
+    owner: str | None = None  # account manager to notify (Slack handle or email)
+    tenure_days: int | None = None
+    traits: dict[str, Any] = Field(default_factory=dict)
+
+
+class Hold(_Model):
+    """A marketing hold, modelled on Alertmanager silences: expired and replaced, not edited."""
+
+    hold_id: str
+    categories: list[HoldCategory]
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    created_by: str
+    reason: str
+    released_at: AwareDatetime | None = None
+
+    def active(self, now: datetime) -> bool:
+        return self.released_at is None and self.starts_at <= now < self.ends_at
+
+    def covers(self, category: str) -> bool:
+        return "all" in self.categories or category in self.categories
+
+
+class Handoff(_Model):
+    handoff_id: str
+    queue: str
+    priority: str
+    opened_at: AwareDatetime
+    topic: str
+
+
+class ClickMark(_Model):
+    element: str
+    at: AwareDatetime
+    event_id: str
+
+
+class DecisionMark(_Model):
+    decision_id: str
+    kind: str
+    rule_id: str
+    at: AwareDatetime
+
+
+class CustomerState(_Model):
+    customer_id: str
+    account_id: str | None = None
+    account: AccountContext = Field(default_factory=AccountContext)
+    trend: dict[str, Trend] = Field(default_factory=dict)
+    topic: str = "other"
+    topic_at: AwareDatetime | None = None
+    first_seen: AwareDatetime | None = None
+    last_seen: AwareDatetime | None = None
+    events_seen: int = 0
+    # behavioural windows
+    recent_messages: list[str] = Field(default_factory=list)
+    recent_clicks: list[ClickMark] = Field(default_factory=list)
+    api_error_streak: list[str] = Field(default_factory=list)  # event ids
+    payment_failures: list[AwareDatetime] = Field(default_factory=list)
+    open_tickets: list[str] = Field(default_factory=list)
+    last_page: str | None = None
+    docs_page_since: AwareDatetime | None = None
+    bot_failed_step: str | None = None
+    recent_signals: list[str] = Field(default_factory=list)
+    # what tactful has done
+    holds: list[Hold] = Field(default_factory=list)
+    handoffs: list[Handoff] = Field(default_factory=list)
+    decisions: list[DecisionMark] = Field(default_factory=list)
+    rule_fired_at: dict[str, AwareDatetime] = Field(default_factory=dict)
+
+    def level(self, dimension: str, now: datetime) -> float:
+        trend = self.trend.get(dimension)
+        if trend is None:
+            return 0.0
+        return trend.value_at(now, DEFAULT_HALF_LIVES[dimension])
+
+    def levels(self, now: datetime) -> dict[str, float]:
+        return {d: self.level(d, now) for d in DIMENSIONS}
+
+    def active_holds(self, now: datetime) -> list[Hold]:
+        return [h for h in self.holds if h.active(now)]
+
+    def payment_failures_30d(self, now: datetime) -> int:
+        return sum(1 for t in self.payment_failures if now - t <= PAYMENT_WINDOW)
+
+
+def _apply_event(state: CustomerState, event: Event) -> None:
+    """Update the behavioural windows from the event itself (detectors read these)."""
+    now = event.timestamp
+    match event.type:
+        case "message":
+            if event.role == "customer":
+                state.recent_messages = [*state.recent_messages, event.text[:2_000]][
+                    -MAX_RECENT_MESSAGES:
+                ]
+        case "click":
+            state.recent_clicks = [
+                *[c for c in state.recent_clicks if now - c.at <= timedelta(minutes=2)],
+                ClickMark(element=event.element, at=now, event_id=event.event_id),
+            ][-MAX_RECENT_CLICKS:]
+        case "api_error":
+            state.api_error_streak = [*state.api_error_streak, event.event_id][-10:]
+        case "command_run":
+            if event.ok:
+                state.api_error_streak = []
+                state.docs_page_since = None
+        case "payment_failed":
+            state.payment_failures = [
+                *[t for t in state.payment_failures if now - t <= PAYMENT_WINDOW],
+                now,
+            ]
+        case "ticket_opened":
+            if event.ticket_id not in state.open_tickets:
+                state.open_tickets = [*state.open_tickets, event.ticket_id][-50:]
+        case "ticket_closed":
+            state.open_tickets = [t for t in state.open_tickets if t != event.ticket_id]
+            if event.resolution == "solved":
+                state.handoffs = []  # the human side closed the loop
+        case "page_view":
+            state.last_page = event.path
+            is_docs = event.path.startswith("/docs")
+            if is_docs and state.docs_page_since is None:
+                state.docs_page_since = now
+            elif not is_docs:
+                state.docs_page_since = None
+        case "bot_turn":
+            state.bot_failed_step = event.step_id if event.outcome == "failed" else None
+        case "identify":
+            _apply_traits(state, event.traits)
+        case _:
+            pass
+
+
+def _apply_traits(state: CustomerState, traits: dict[str, Any]) -> None:
+    known = {"tier", "value", "lifecycle", "owner", "tenure_days"}
+    update: dict[str, Any] = {k: v for k, v in traits.items() if k in known and v is not None}
+    extra = {k: v for k, v in traits.items() if k not in known}
+    merged = state.account.model_dump() | update
+    merged["traits"] = state.account.traits | extra
+    state.account = AccountContext.model_validate(merged)
+
+
+def remember(state: CustomerState, event: Event, signals: list[Signal]) -> CustomerState:
+    """Return the customer's state after ``event`` and the ``signals`` detected on it."""
+    now = event.timestamp
+    new = state.model_copy(deep=True)
+    if event.account_id:
+        new.account_id = event.account_id
+    new.first_seen = new.first_seen or now
+    new.last_seen = max(new.last_seen, now) if new.last_seen else now
+    new.events_seen += 1
+    _apply_event(new, event)
+
+    trend = dict(new.trend)
+    for signal in signals:
+        for dim, weight in signal.dimensions.items():
+            trend[dim] = trend.get(dim, Trend()).update(weight, now, DEFAULT_HALF_LIVES[dim])
+        if signal.topic and signal.topic != "other":
+            new.topic = signal.topic
+            new.topic_at = now
+    new.trend = trend
+    if signals:
+        new.recent_signals = [*new.recent_signals, *(s.name for s in signals)][-MAX_RECENT_SIGNALS:]
+    # Holds end by themselves; drop those long gone to keep state bounded (the store's
+    # audit log keeps their history).
+    new.holds = [h for h in new.holds if h.ends_at > now - timedelta(days=30)]
+    new.handoffs = [h for h in new.handoffs if now - h.opened_at < HANDOFF_TTL]
+    return new

@@ -1,0 +1,107 @@
+"""Remember, durable: the interface every store backend implements.
+
+The engine loads state, calls the pure core, and hands the results to :meth:`Store.commit`,
+which writes events, states, decisions and outbox rows in ONE transaction: either all of a
+batch's effects are durable or none are. ``tests/test_store.py`` is the conformance suite
+a backend must pass (SQLite now; PostgreSQL in the scale-out shape).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from tactful.runtime.pipeline import Processed
+from tactful.state.customer import CustomerState
+
+__all__ = ["MAX_QUARANTINE_BYTES", "OutboxRow", "QuarantineItem", "Store", "StoreStats"]
+
+# Raw payloads kept in quarantine are capped: enough to debug, not a disk-filling vector.
+MAX_QUARANTINE_BYTES = 64 * 1024
+
+Durability = Literal["full", "normal"]
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineItem:
+    received_at: datetime
+    source: str  # "api", "replay:<file>", ...
+    reason: list[dict[str, Any]]  # [{field, value, why}]
+    raw: str
+    event_id: str | None = None
+    customer_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    action_id: str
+    idempotency_key: str
+    customer_id: str
+    channel: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    events: int
+    customers: int
+    decisions: int
+    quarantined: int
+    outbox_pending: int
+    outbox_dead: int
+
+
+class Store(Protocol):
+    def close(self) -> None: ...
+
+    # -- ingest ---------------------------------------------------------------------------
+    def seen_event_ids(self, event_ids: Sequence[str]) -> set[str]:
+        """The subset of ``event_ids`` already processed (ingest is idempotent on them)."""
+        ...
+
+    def load_states(self, customer_ids: Sequence[str]) -> dict[str, CustomerState]: ...
+
+    def commit(self, batch: Sequence[Processed], received_at: datetime) -> None:
+        """Write every effect of ``batch`` in one transaction.
+
+        Raises :class:`DuplicateEventError` (and writes nothing) if any event id in the
+        batch was already committed.
+        """
+        ...
+
+    def quarantine(self, items: Sequence[QuarantineItem]) -> None: ...
+
+    # -- read side ------------------------------------------------------------------------
+    def get_state(self, customer_id: str) -> CustomerState | None: ...
+
+    def list_decisions(
+        self, customer_id: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]: ...
+
+    def list_events(self, customer_id: str, limit: int = 100) -> list[dict[str, Any]]: ...
+
+    def list_quarantine(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]: ...
+
+    def stats(self) -> StoreStats: ...
+
+    # -- outbox ---------------------------------------------------------------------------
+    def pending_actions(self, now: datetime, limit: int = 100) -> list[OutboxRow]: ...
+
+    def mark_delivered(self, action_ids: Sequence[str], at: datetime) -> None: ...
+
+    def mark_failed(
+        self, action_id: str, error: str, next_attempt_at: datetime, dead: bool
+    ) -> None: ...
+
+    def list_outbox(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]: ...
+
+
+class DuplicateEventError(RuntimeError):
+    def __init__(self, event_ids: Sequence[str]) -> None:
+        self.event_ids = list(event_ids)
+        super().__init__(f"already committed: {', '.join(self.event_ids[:5])}")

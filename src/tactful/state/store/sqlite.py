@@ -1,0 +1,426 @@
+"""Remember, durable: the embedded default store, SQLite in WAL mode.
+
+One file holds events, customer states, accounts, the decision audit log, the outbox and
+the quarantine. Schema changes are an append-only list of migrations whose position is the
+version (kept in ``PRAGMA user_version``). One connection, guarded by a lock: SQLite has
+one writer anyway, and the engine batches its writes.
+
+Durability is a stated setting: ``full`` (synchronous=FULL) makes every commit survive
+power loss before it returns; ``normal`` (synchronous=NORMAL, WAL) cannot corrupt the
+database but may lose the last commits on power loss, for several times the throughput.
+``tactful serve`` uses ``full`` (a 202 means durable); replay defaults to ``normal``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tactful.runtime.pipeline import Processed
+from tactful.state.customer import CustomerState
+from tactful.state.store.base import (
+    MAX_QUARANTINE_BYTES,
+    DuplicateEventError,
+    Durability,
+    OutboxRow,
+    QuarantineItem,
+    StoreStats,
+)
+
+__all__ = ["MIGRATIONS", "SQLiteStore"]
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema
+    """
+    CREATE TABLE events (
+        event_id     TEXT PRIMARY KEY,
+        customer_id  TEXT NOT NULL,
+        type         TEXT NOT NULL,
+        ts           TEXT NOT NULL,
+        received_at  TEXT NOT NULL,
+        payload      TEXT NOT NULL,
+        signals      TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX events_customer ON events (customer_id, ts);
+
+    CREATE TABLE customers (
+        customer_id  TEXT PRIMARY KEY,
+        account_id   TEXT,
+        state        TEXT NOT NULL,
+        updated_at   TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX customers_account ON customers (account_id);
+
+    CREATE TABLE accounts (
+        account_id   TEXT PRIMARY KEY,
+        traits       TEXT NOT NULL,
+        updated_at   TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE decisions (
+        decision_id    TEXT PRIMARY KEY,
+        event_id       TEXT NOT NULL,
+        customer_id    TEXT NOT NULL,
+        at             TEXT NOT NULL,
+        kind           TEXT NOT NULL,
+        rule_id        TEXT NOT NULL,
+        policy_version TEXT NOT NULL,
+        params         TEXT NOT NULL,
+        reasons        TEXT NOT NULL,
+        factors        TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX decisions_customer ON decisions (customer_id, at);
+    CREATE INDEX decisions_at ON decisions (at);
+
+    CREATE TABLE outbox (
+        action_id        TEXT PRIMARY KEY,
+        idempotency_key  TEXT NOT NULL UNIQUE,
+        decision_id      TEXT NOT NULL,
+        customer_id      TEXT NOT NULL,
+        channel          TEXT NOT NULL,
+        kind             TEXT NOT NULL,
+        payload          TEXT NOT NULL,
+        status           TEXT NOT NULL DEFAULT 'pending',
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at  TEXT NOT NULL,
+        last_error       TEXT,
+        created_at       TEXT NOT NULL,
+        delivered_at     TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+
+    CREATE TABLE quarantine (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        received_at  TEXT NOT NULL,
+        source       TEXT NOT NULL,
+        event_id     TEXT,
+        customer_id  TEXT,
+        reason       TEXT NOT NULL,
+        raw          TEXT NOT NULL
+    );
+    """,
+]
+
+
+def _ts(dt: datetime) -> str:
+    """Timestamps are stored as UTC ISO 8601 strings, which sort as text."""
+    return dt.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _cap(raw: str) -> str:
+    data = raw.encode("utf-8", "replace")
+    if len(data) <= MAX_QUARANTINE_BYTES:
+        return raw
+    return data[:MAX_QUARANTINE_BYTES].decode("utf-8", "ignore") + "...[truncated]"
+
+
+class SQLiteStore:
+    def __init__(self, path: str | Path = "tactful.db", durability: Durability = "full") -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self.durability = durability
+        self._migrate()
+
+    # -- plumbing -------------------------------------------------------------------------
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._lock:
+            (version,) = self._db.execute("PRAGMA user_version").fetchone()
+            if version > len(MIGRATIONS):
+                raise RuntimeError(
+                    f"{self.path} has schema version {version}, newer than this tactful "
+                    f"({len(MIGRATIONS)}); upgrade tactful"
+                )
+            for i, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                self._db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version={i};\nCOMMIT;")
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            cur = self._db.execute(sql, params)
+            cur.row_factory = sqlite3.Row
+            return cur.fetchall()
+
+    # -- ingest ---------------------------------------------------------------------------
+    def seen_event_ids(self, event_ids: Sequence[str]) -> set[str]:
+        seen: set[str] = set()
+        ids = list(event_ids)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk)
+            seen.update(r[0] for r in rows)
+        return seen
+
+    def load_states(self, customer_ids: Sequence[str]) -> dict[str, CustomerState]:
+        out: dict[str, CustomerState] = {}
+        ids = list(dict.fromkeys(customer_ids))
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(
+                f"SELECT customer_id, state FROM customers WHERE customer_id IN ({marks})", chunk
+            )
+            for cid, state in rows:
+                out[cid] = CustomerState.model_validate_json(state)
+        return out
+
+    def commit(self, batch: Sequence[Processed], received_at: datetime) -> None:
+        if not batch:
+            return
+        received = _ts(received_at)
+        events = [
+            (
+                p.event.event_id,
+                p.event.customer_id,
+                p.event.type,
+                _ts(p.event.timestamp),
+                received,
+                p.event.model_dump_json(exclude_defaults=True),
+                json.dumps([s.as_dict() for s in p.signals]),
+            )
+            for p in batch
+        ]
+        last_state: dict[str, CustomerState] = {}
+        for p in batch:
+            last_state[p.state.customer_id] = p.state
+        states = [
+            (cid, s.account_id, s.model_dump_json(exclude_defaults=True), received)
+            for cid, s in last_state.items()
+        ]
+        accounts = [
+            (
+                p.event.account_id,
+                json.dumps(p.event.traits),
+                received,
+            )
+            for p in batch
+            if p.event.type == "identify" and p.event.account_id
+        ]
+        decisions = [
+            (
+                d.decision_id,
+                d.event_id,
+                d.customer_id,
+                _ts(d.at),
+                d.kind,
+                d.rule_id,
+                d.policy_version,
+                json.dumps(d.params),
+                json.dumps(list(d.reasons)),
+                json.dumps(d.factors),
+            )
+            for p in batch
+            for d in p.decisions
+        ]
+        outbox = [
+            (
+                a.action_id,
+                a.idempotency_key,
+                a.decision_id,
+                a.customer_id,
+                a.channel,
+                a.kind,
+                json.dumps(a.payload),
+                received,
+                received,
+            )
+            for p in batch
+            for a in p.actions
+        ]
+        try:
+            with self._tx() as db:
+                # 1. the events' processed marks (a duplicate id aborts the whole batch)
+                db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?)", events)
+                # 2. the customers' new states
+                db.executemany(
+                    "INSERT INTO customers VALUES (?,?,?,?) ON CONFLICT (customer_id) DO UPDATE "
+                    "SET account_id=excluded.account_id, state=excluded.state, "
+                    "updated_at=excluded.updated_at",
+                    states,
+                )
+                # 3. account traits, merged
+                db.executemany(
+                    "INSERT INTO accounts VALUES (?,?,?) ON CONFLICT (account_id) DO UPDATE "
+                    "SET traits=json_patch(accounts.traits, excluded.traits), "
+                    "updated_at=excluded.updated_at",
+                    accounts,
+                )
+                # 4. the audit log and 5. the outbox, in the same transaction
+                db.executemany("INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?)", decisions)
+                db.executemany(
+                    "INSERT INTO outbox (action_id, idempotency_key, decision_id, customer_id, "
+                    "channel, kind, payload, next_attempt_at, created_at) "
+                    "VALUES (?,?,?,?,?,?,?,?,?)",
+                    outbox,
+                )
+        except sqlite3.IntegrityError:
+            ids = [e[0] for e in events]
+            dupes = self.seen_event_ids(ids) | {i for i, n in Counter(ids).items() if n > 1}
+            if dupes:
+                raise DuplicateEventError(sorted(dupes)) from None
+            raise
+
+    def quarantine(self, items: Sequence[QuarantineItem]) -> None:
+        if not items:
+            return
+        rows = [
+            (
+                _ts(q.received_at),
+                q.source,
+                q.event_id,
+                q.customer_id,
+                json.dumps(q.reason),
+                _cap(q.raw),
+            )
+            for q in items
+        ]
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO quarantine (received_at, source, event_id, customer_id, reason, raw)"
+                " VALUES (?,?,?,?,?,?)",
+                rows,
+            )
+
+    # -- read side ------------------------------------------------------------------------
+    def get_state(self, customer_id: str) -> CustomerState | None:
+        return self.load_states([customer_id]).get(customer_id)
+
+    def list_decisions(
+        self, customer_id: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        where, params = [], []
+        if customer_id is not None:
+            where.append("customer_id = ?")
+            params.append(customer_id)
+        if since is not None:
+            where.append("at >= ?")
+            params.append(_ts(since))
+        sql = "SELECT * FROM decisions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY at, decision_id LIMIT ?"
+        rows = self._query(sql, [*params, limit])
+        return [
+            {
+                **dict(r),
+                "params": json.loads(r["params"]),
+                "reasons": json.loads(r["reasons"]),
+                "factors": json.loads(r["factors"]),
+            }
+            for r in rows
+        ]
+
+    def list_events(self, customer_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self._query(
+            "SELECT event_id, type, ts, payload, signals FROM events WHERE customer_id = ? "
+            "ORDER BY ts, event_id LIMIT ?",
+            (customer_id, limit),
+        )
+        return [
+            {
+                "event_id": r["event_id"],
+                "type": r["type"],
+                "timestamp": r["ts"],
+                "event": json.loads(r["payload"]),
+                "signals": json.loads(r["signals"]),
+            }
+            for r in rows
+        ]
+
+    def list_quarantine(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        rows = self._query(
+            "SELECT * FROM quarantine ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset)
+        )
+        return [{**dict(r), "reason": json.loads(r["reason"])} for r in rows]
+
+    def stats(self) -> StoreStats:
+        row = self._query(
+            "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM customers), "
+            "(SELECT count(*) FROM decisions), (SELECT count(*) FROM quarantine), "
+            "(SELECT count(*) FROM outbox WHERE status = 'pending'), "
+            "(SELECT count(*) FROM outbox WHERE status = 'dead')"
+        )[0]
+        return StoreStats(*row)
+
+    # -- outbox ---------------------------------------------------------------------------
+    def pending_actions(self, now: datetime, limit: int = 100) -> list[OutboxRow]:
+        rows = self._query(
+            "SELECT action_id, idempotency_key, customer_id, channel, kind, payload, attempts, "
+            "created_at FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? "
+            "ORDER BY created_at, action_id LIMIT ?",
+            (_ts(now), limit),
+        )
+        return [
+            OutboxRow(
+                action_id=r["action_id"],
+                idempotency_key=r["idempotency_key"],
+                customer_id=r["customer_id"],
+                channel=r["channel"],
+                kind=r["kind"],
+                payload=json.loads(r["payload"]),
+                attempts=r["attempts"],
+                created_at=datetime.fromisoformat(r["created_at"]),
+            )
+            for r in rows
+        ]
+
+    def mark_delivered(self, action_ids: Sequence[str], at: datetime) -> None:
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE outbox SET status='delivered', delivered_at=?, attempts=attempts+1 "
+                "WHERE action_id=? AND status='pending'",
+                [(_ts(at), a) for a in action_ids],
+            )
+
+    def mark_failed(
+        self, action_id: str, error: str, next_attempt_at: datetime, dead: bool
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE outbox SET status=?, attempts=attempts+1, last_error=?, "
+                "next_attempt_at=? WHERE action_id=? AND status='pending'",
+                ("dead" if dead else "pending", error[:2_000], _ts(next_attempt_at), action_id),
+            )
+
+    def list_outbox(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM outbox"
+        params: list[Any] = []
+        if status:
+            sql += " WHERE status = ?"
+            params.append(status)
+        sql += " ORDER BY created_at, action_id LIMIT ?"
+        rows = self._query(sql, [*params, limit])
+        return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
