@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tactful.policy import PolicyEngine, load_policy
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIO = ROOT / "examples" / "two_customers.jsonl"
+
+
+@pytest.fixture(scope="session")
+def policy() -> PolicyEngine:
+    return PolicyEngine(load_policy())
+
+
+@pytest.fixture
+def scenario_lines() -> list[str]:
+    return [line for line in SCENARIO.read_text().splitlines() if line.strip()]
+
+
+EventFactory = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def make_event() -> EventFactory:
+    counter = iter(range(1_000_000))
+
+    def make(
+        type: str = "message",
+        customer_id: str = "c1",
+        at: str = "2026-10-01T10:00:00Z",
+        **fields: Any,
+    ) -> dict[str, Any]:
+        if type == "message":
+            fields.setdefault("text", "hello")
+        return {
+            "event_id": fields.pop("event_id", f"e-{next(counter)}"),
+            "type": type,
+            "customer_id": customer_id,
+            "timestamp": at,
+            **fields,
+        }
+
+    return make
+
+
+def ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def dumps(events: list[dict[str, Any]]) -> list[str]:
+    return [json.dumps(e) for e in events]

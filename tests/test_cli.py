@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tactful.cli import app
+
+from .conftest import SCENARIO
+
+FIXTURES = Path(__file__).parent / "fixtures" / "policies"
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    return CliRunner()
+
+
+def test_demo_prints_both_customers_and_their_treatment(cli, tmp_path):
+    db = tmp_path / "demo.db"
+    result = cli.invoke(app, ["demo", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "ana" in out and "ben" in out
+    assert "escalate -> billing queue (high)" in out
+    assert "hold promotional+educational" in out
+    assert "invoice_pointer" in out and "cancel_page_without_history" in out
+    assert "quarantined demo-bad-1" in out
+    actions = [json.loads(x) for x in (tmp_path / "actions.jsonl").read_text().splitlines()]
+    assert any(
+        a["kind"] == "handoff.created" and a["payload"]["queue"] == "billing" for a in actions
+    )
+
+
+def test_replay_summarises_and_is_idempotent(cli, tmp_path):
+    db = tmp_path / "r.db"
+    log = tmp_path / "actions.jsonl"
+    args = ["replay", str(SCENARIO), "--db", str(db), "--actions-log", str(log)]
+    first = cli.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "accepted" in first.output and "39" in first.output
+    assert "quarantined" in first.output
+    assert "events/s" in first.output
+    delivered = len(log.read_text().splitlines())
+    assert delivered > 0
+    second = cli.invoke(app, args)
+    assert second.exit_code == 0
+    line = next(x for x in second.output.splitlines() if "duplicates" in x)
+    assert line.split()[-1] == "39"
+    assert len(log.read_text().splitlines()) == delivered  # nothing delivered twice
+
+
+def test_replay_with_a_broken_policy_exits_2(cli, tmp_path):
+    result = cli.invoke(
+        app,
+        [
+            "replay",
+            str(SCENARIO),
+            "--db",
+            str(tmp_path / "x.db"),
+            "--policy",
+            str(FIXTURES / "unknown_field.yaml"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "unknown field 'state.frustraton'" in result.output
+
+
+def test_policy_check(cli):
+    ok = cli.invoke(app, ["policy", "check", "src/tactful/policy/default.yaml"])
+    assert ok.exit_code == 0 and "ok" in ok.output
+    bad = cli.invoke(app, ["policy", "check", str(FIXTURES / "duplicate_id.yaml")])
+    assert bad.exit_code == 2 and "used twice" in bad.output
+
+
+def test_help_explains_each_command(cli):
+    for command in ("demo", "replay", "serve", "quarantine"):
+        result = cli.invoke(app, [command, "--help"])
+        assert result.exit_code == 0
+        assert "--db" in result.output
+
+
+def test_quarantine_lists_rejected_events(cli, tmp_path):
+    db = tmp_path / "q.db"
+    cli.invoke(
+        app, ["replay", str(SCENARIO), "--db", str(db), "--actions-log", str(tmp_path / "a.jsonl")]
+    )
+    result = cli.invoke(app, ["quarantine", "--db", str(db)])
+    assert result.exit_code == 0
+    assert "demo-bad-1" in result.output and "customer_id" in result.output

@@ -1,0 +1,180 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tactful.detect import detect, score_text
+from tactful.events import parse_event
+from tactful.state.customer import CustomerState, remember
+
+
+def test_frustration_cues_carry_evidence():
+    scores = score_text("This is the THIRD time it's STILL NOT working!!! Already tried that.")
+    assert scores.scores["frustration"] > 0.9
+    evidence = scores.evidence["frustration"]
+    assert "third time" in evidence
+    assert any(e.startswith("already tried") for e in evidence)
+    assert any(e.startswith("!!!") for e in evidence)
+    assert any(e.startswith("CAPS") for e in evidence)
+
+
+def test_calm_polite_message_scores_low_on_frustration():
+    scores = score_text("Could you please tell me how to export my data? Thanks in advance.")
+    assert scores.scores["frustration"] < 0.2
+    assert scores.scores["politeness"] > 0.3
+
+
+def test_each_dimension_has_cues():
+    cases = {
+        "urgency": "Production is down, we need this fixed ASAP",
+        "confusion": "I don't understand which plan I should pick",
+        "wants_human": "Let me speak to a real person",
+        "churn_intent": "I'm done, please cancel my subscription",
+        "gratitude": "Thank you, that fixed it!",
+    }
+    for dim, text in cases.items():
+        assert score_text(text).scores[dim] >= 0.5, (dim, text)
+
+
+def test_dampers_cancel_a_dimension():
+    assert score_text("No rush, whenever you can: is it urgent to upgrade?").scores["urgency"] < 0.2
+
+
+def test_repeating_an_earlier_message_is_frustration():
+    earlier = ["my invoice shows the wrong company name"]
+    alone = score_text("my invoice shows the wrong company name").scores["frustration"]
+    again = score_text("my invoice shows the wrong company name", earlier)
+    assert alone == 0
+    assert again.scores["frustration"] >= 0.4
+    assert "repeats an earlier message" in again.evidence["frustration"]
+
+
+def test_topics():
+    assert score_text("Where can I download my invoices?").topic == "billing"
+    assert score_text("I want my money back, refund please").topic == "refund"
+    assert score_text("Locked out, the password reset link fails").topic == "account_access"
+    assert score_text("Do you have a SOC 2 report?").topic == "sales_security"
+    assert score_text("hello there").topic == "other"
+
+
+T0 = datetime(2026, 10, 1, 12, tzinfo=UTC)
+
+
+def run(events, state=None):
+    state = state or CustomerState(customer_id="c")
+    all_signals = []
+    for raw in events:
+        event = parse_event(raw)
+        signals = detect(event, state)
+        state = remember(state, event, signals)
+        all_signals.append(signals)
+    return state, all_signals
+
+
+def ev(i, type, seconds, **fields):
+    return {
+        "event_id": f"e{i}",
+        "type": type,
+        "customer_id": "c",
+        "timestamp": (T0 + timedelta(seconds=seconds)).isoformat(),
+        **fields,
+    }
+
+
+def names(signals):
+    return [s.name for s in signals]
+
+
+def test_rage_click_needs_three_on_the_same_element_within_the_window():
+    _, sigs = run(
+        [
+            ev(1, "click", 0, element="#save"),
+            ev(2, "click", 2, element="#other"),
+            ev(3, "click", 4, element="#save"),
+            ev(4, "click", 30, element="#save"),  # outside 10 s of the first two
+            ev(5, "click", 31, element="#save"),
+            ev(6, "click", 32, element="#save"),
+        ]
+    )
+    assert [("rage_click" in names(s)) for s in sigs] == [False] * 5 + [True]
+    rage = next(s for s in sigs[5] if s.name == "rage_click")
+    assert rage.evidence == ("e4", "e5", "e6")
+
+
+def test_error_streak_resets_on_success():
+    _, sigs = run(
+        [
+            ev(1, "api_error", 0, endpoint="/v1/x", status=500),
+            ev(2, "api_error", 1, endpoint="/v1/x", status=500),
+            ev(3, "command_run", 2, command="retry", ok=True),
+            ev(4, "api_error", 3, endpoint="/v1/x", status=500),
+            ev(5, "api_error", 4, endpoint="/v1/x", status=502),
+            ev(6, "api_error", 5, endpoint="/v1/x", status=503),
+        ]
+    )
+    assert [("error_streak" in names(s)) for s in sigs] == [False] * 5 + [True]
+
+
+def test_payment_failures_and_open_tickets_accumulate():
+    state, sigs = run(
+        [
+            ev(1, "payment_failed", 0),
+            ev(2, "ticket_opened", 10, ticket_id="T1"),
+            ev(3, "payment_failed", 86_400),
+            ev(4, "ticket_opened", 86_500, ticket_id="T2"),
+            ev(5, "ticket_closed", 86_600, ticket_id="T1"),
+        ]
+    )
+    assert next(s for s in sigs[2] if s.name == "payment_failed").strength == 0.6
+    assert "unresolved_tickets" in names(sigs[3])
+    assert state.open_tickets == ["T2"]
+    assert state.payment_failures_30d(T0 + timedelta(days=2)) == 2
+    assert state.payment_failures_30d(T0 + timedelta(days=40)) == 0
+
+
+def test_docs_dwell_without_running_the_command():
+    _, sigs = run(
+        [
+            ev(1, "page_view", 0, path="/docs/auth"),
+            ev(2, "search", 400, query="token header"),
+        ]
+    )
+    assert "confusion_dwell" in names(sigs[1])
+    _, sigs = run(
+        [
+            ev(1, "page_view", 0, path="/docs/auth"),
+            ev(2, "command_run", 100, command="login"),
+            ev(3, "search", 400, query="token header"),
+        ]
+    )
+    assert "confusion_dwell" not in names(sigs[2])
+
+
+def test_high_value_intent_from_search_and_pages():
+    _, sigs = run(
+        [
+            ev(1, "search", 0, query="SOC 2 report"),
+            ev(2, "page_view", 5, path="/pricing"),
+            ev(3, "search", 10, query="how to export csv"),
+        ]
+    )
+    hv = [s for s in sigs[0] if s.name == "high_value_intent"]
+    assert hv and hv[0].topic == "sales_security"
+    assert "high_value_intent" in names(sigs[1])
+    assert "high_value_intent" not in names(sigs[2])
+
+
+def test_bot_repeating_a_failed_step():
+    _, sigs = run(
+        [
+            ev(1, "bot_turn", 0, step_id="reset_password", outcome="failed"),
+            ev(2, "bot_turn", 5, step_id="reset_password", outcome="failed"),
+        ]
+    )
+    repeat = [s for s in sigs[1] if s.name == "bot_repeat_failure"]
+    assert repeat and repeat[0].topic == "account_access"
+    assert not sigs[0]
+
+
+def test_agent_messages_do_not_feed_customer_affect():
+    _, sigs = run([ev(1, "message", 0, text="This is terrible!!!", role="agent")])
+    assert sigs == [[]]

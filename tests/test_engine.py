@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from tactful.runtime.engine import Engine
+from tactful.state.store import SQLiteStore
+
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def engine(tmp_path, policy):
+    store = SQLiteStore(tmp_path / "e.db")
+    yield Engine(store, policy, clock=lambda: NOW)
+    store.close()
+
+
+def test_good_events_pass_bad_ones_are_quarantined(engine, make_event):
+    good = make_event(text="Where are my invoices?")
+    bad = make_event(text="")
+    del bad["customer_id"]
+    results = engine.ingest([good, bad, "{broken json"], source="test")
+    assert [r.status for r in results] == ["accepted", "rejected", "rejected"]
+    assert results[1].event_id == bad["event_id"]
+    assert {e["field"] for e in results[1].errors} == {"customer_id", "text"}
+    assert results[2].errors[0]["field"] == "body"
+    rows = engine.store.list_quarantine()
+    assert len(rows) == 2
+    assert {r["source"] for r in rows} == {"test"}
+    assert json.loads(rows[1]["raw"])["event_id"] == bad["event_id"]
+
+
+def test_duplicates_have_no_second_effect(engine, make_event):
+    first = make_event(text="This is the third time, still not working!!")
+    results = engine.ingest([first, first])
+    assert [r.status for r in results] == ["accepted", "duplicate"]
+    decisions = engine.store.list_decisions(customer_id="c1")
+    again = engine.ingest([first])
+    assert again[0].status == "duplicate"
+    state = engine.store.get_state("c1")
+    assert state is not None and state.events_seen == 1
+    assert engine.store.list_decisions(customer_id="c1") == decisions
+
+
+def test_state_survives_a_restart(tmp_path, policy, make_event):
+    path = tmp_path / "r.db"
+    first = Engine(SQLiteStore(path), policy, clock=lambda: NOW)
+    first.ingest([make_event("payment_failed", at="2026-10-01T10:00:00Z")])
+    first.store.close()
+    second = Engine(SQLiteStore(path), policy, clock=lambda: NOW)
+    results = second.ingest([make_event("payment_failed", at="2026-10-02T10:00:00Z")])
+    signal = next(s for s in results[0].processed.signals if s.name == "payment_failed")
+    assert "2 failed payment" in signal.reason
+    second.store.close()
+
+
+def test_a_failed_commit_leaves_cache_and_store_unchanged(engine, make_event, monkeypatch):
+    engine.ingest([make_event("payment_failed", at="2026-10-01T10:00:00Z")])
+
+    def boom(batch, received_at):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(engine.store, "commit", boom)
+    with pytest.raises(OSError):
+        engine.ingest([make_event("payment_failed", at="2026-10-02T10:00:00Z")])
+    monkeypatch.undo()
+    results = engine.ingest([make_event("payment_failed", at="2026-10-03T10:00:00Z")])
+    signal = next(s for s in results[0].processed.signals if s.name == "payment_failed")
+    assert "2 failed payment" in signal.reason  # the failed batch left no trace
+
+
+def test_metrics_count_what_happened(engine, make_event):
+    engine.ingest([make_event(text="Let me talk to a human"), {"type": "message"}])
+    text = engine.metrics.render().decode()
+    assert 'tactful_events_total{status="accepted",type="message"} 1.0' in text
+    assert 'tactful_events_total{status="rejected",type="message"} 1.0' in text
+    assert 'tactful_decisions_total{kind="escalate",rule="human_requested"} 1.0' in text
+    assert "tactful_outbox_pending 2.0" in text

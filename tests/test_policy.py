@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tactful.policy import PolicyError, load_policy
+from tactful.policy.expr import ExprError, compile_expr
+from tactful.policy.model import NAMESPACES, parse_duration
+
+FIXTURES = Path(__file__).parent / "fixtures" / "policies"
+
+
+def ctx(**ns):
+    base = {k: {} for k in NAMESPACES}
+    base.update(ns)
+    return base
+
+
+@pytest.mark.parametrize(
+    ("source", "context", "expected"),
+    [
+        ("state.frustration > 0.6", ctx(state={"frustration": 0.7}), True),
+        ("state.frustration > 0.6", ctx(state={"frustration": 0.5}), False),
+        ('account.tier in ["enterprise", "vip"]', ctx(account={"tier": "vip"}), True),
+        ('account.tier not in ["enterprise"]', ctx(account={"tier": "pro"}), True),
+        ("0.2 < state.confusion <= 0.5", ctx(state={"confusion": 0.5}), True),
+        ("0.2 < state.confusion <= 0.5", ctx(state={"confusion": 0.6}), False),
+        ("not signal.rage_click > 0", ctx(signal={"rage_click": 0.0}), True),
+        ('"refund" in event.text', ctx(event={"text": "I want a refund"}), True),
+        ('"refund" in event.text', ctx(event={"text": None}), False),
+        ('matches(event.path, "/cancel|/close")', ctx(event={"path": "/account/cancel"}), True),
+        ('matches(event.path, "/cancel")', ctx(event={"path": None}), False),
+        ("account.value >= 1000", ctx(account={"value": None}), False),
+        (
+            "state.frustration > 0.5 and (account.tier == 'vip' or account.value > 10)",
+            ctx(state={"frustration": 0.9}, account={"tier": "pro", "value": 50}),
+            True,
+        ),
+    ],
+)
+def test_conditions_evaluate(source, context, expected):
+    assert compile_expr(source, NAMESPACES)(context) is expected
+
+
+def test_compiled_condition_reports_the_names_it_reads():
+    expr = compile_expr("state.frustration > 0.5 and account.tier == 'vip'", NAMESPACES)
+    assert expr.names == ("state.frustration", "account.tier")
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("state.frustraton > 0.5", "unknown field 'state.frustraton'"),
+        ("stat.frustration > 0.5", "unknown namespace 'stat'"),
+        ("frustration > 0.5", "unknown name 'frustration'"),
+        ("state > 0.5", "needs a field"),
+        ("state.frustration + 1 > 0.5", "arithmetic is not supported"),
+        ('__import__("os")', "only these functions may be called"),
+        ("state.frustration.real > 0", "only namespace.field"),
+        ("lambda: 1", "not allowed"),
+        ("state.frustration >", "syntax error"),
+        ('matches(event.path, "(")', "invalid regular expression"),
+        ("state.frustration > 0.5 && true", "syntax error"),
+        ("", "empty condition"),
+    ],
+)
+def test_bad_conditions_fail_at_compile_time_with_a_caret(source, message):
+    with pytest.raises(ExprError) as info:
+        compile_expr(source, NAMESPACES)
+    assert message in str(info.value)
+    if info.value.col is not None:
+        assert "^" in str(info.value)
+
+
+def test_caret_points_at_the_problem():
+    with pytest.raises(ExprError) as info:
+        compile_expr("state.frustration > 0.5 and state.angr > 1", NAMESPACES)
+    source_line, caret_line = str(info.value).splitlines()[1:3]
+    assert source_line[caret_line.index("^") :].startswith("state.angr")
+
+
+def test_default_policy_loads_with_hard_triggers_first():
+    policy = load_policy()
+    assert policy.version.startswith("default-")
+    ordered = [rule for rule, _ in policy.compiled()]
+    hard = [r.hard for r in ordered]
+    assert hard == sorted(hard, reverse=True) and any(hard)
+    assert policy.queue_for("billing") == "billing"
+    assert policy.queue_for("other") == policy.fallback_queue
+
+
+@pytest.mark.parametrize(
+    ("fixture", "message"),
+    [
+        ("unknown_field.yaml", "rules[0] (typo).when: unknown field 'state.frustraton'"),
+        ("unknown_key.yaml", "rules[0] (extra).severity: Extra inputs are not permitted"),
+        ("duplicate_id.yaml", "rule id 'same' is used twice"),
+        ("bad_duration.yaml", "'forever' is not a duration"),
+        ("two_kinds.yaml", "exactly one kind"),
+        ("unknown_topic_queue.yaml", "unknown topic(s) ['billling']"),
+        ("python_escape.yaml", "only these functions may be called"),
+        ("bad_category.yaml", "rules[0] (hold_it).then.0.hold.categories.0"),
+    ],
+)
+def test_policy_mistakes_are_refused_at_load(fixture, message):
+    with pytest.raises(PolicyError) as info:
+        load_policy(FIXTURES / fixture)
+    assert message in str(info.value)
+    assert fixture in str(info.value)
+
+
+def test_missing_policy_file_is_a_clear_error(tmp_path):
+    with pytest.raises(PolicyError, match="cannot read policy"):
+        load_policy(tmp_path / "nope.yaml")
+
+
+def test_invalid_yaml_is_a_clear_error(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("rules: [unclosed")
+    with pytest.raises(PolicyError, match="not valid YAML"):
+        load_policy(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("15m", 900), ("2h", 7200), ("7d", 604800), ("1w", 604800)]
+)
+def test_durations(text, seconds):
+    assert parse_duration(text).total_seconds() == seconds
