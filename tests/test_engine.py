@@ -52,6 +52,7 @@ def test_state_survives_a_restart(tmp_path, policy, make_event):
     first.store.close()
     second = Engine(SQLiteStore(path), policy, clock=lambda: NOW)
     results = second.ingest([make_event("payment_failed", at="2026-10-02T10:00:00Z")])
+    assert results[0].processed is not None
     signal = next(s for s in results[0].processed.signals if s.name == "payment_failed")
     assert "2 failed payment" in signal.reason
     second.store.close()
@@ -68,6 +69,7 @@ def test_a_failed_commit_leaves_cache_and_store_unchanged(engine, make_event, mo
         engine.ingest([make_event("payment_failed", at="2026-10-02T10:00:00Z")])
     monkeypatch.undo()
     results = engine.ingest([make_event("payment_failed", at="2026-10-03T10:00:00Z")])
+    assert results[0].processed is not None
     signal = next(s for s in results[0].processed.signals if s.name == "payment_failed")
     assert "2 failed payment" in signal.reason  # the failed batch left no trace
 

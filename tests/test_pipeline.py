@@ -109,11 +109,19 @@ def test_process_is_pure_and_deterministic(scenario_lines, policy):
         b = [(r.state.model_dump(), [d.as_dict() for d in r.decisions]) for r in second[cid]]
         assert a == b
 
-    event = parse_event(json.loads(scenario_lines[0]))
-    state = CustomerState(customer_id=event.customer_id)
-    before = state.model_dump()
-    process(event, state, policy, event.timestamp)
-    assert state.model_dump() == before
+    # No step changes the state it was given (the core copies shallowly: a stray in-place
+    # mutation would show up here).
+    states: dict[str, CustomerState] = {}
+    for line in scenario_lines:
+        raw = json.loads(line)
+        if "customer_id" not in raw:
+            continue
+        event = parse_event(raw)
+        state = states.get(event.customer_id) or CustomerState(customer_id=event.customer_id)
+        before = state.model_dump()
+        result = process(event, state, policy, event.timestamp)
+        assert state.model_dump() == before, event.event_id
+        states[event.customer_id] = result.state
 
 
 def test_every_decision_explains_itself(scenario_lines, policy):

@@ -12,7 +12,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "policies"
 
 
 def ctx(**ns):
-    base = {k: {} for k in NAMESPACES}
+    base: dict[str, dict[str, object]] = {k: {} for k in NAMESPACES}
     base.update(ns)
     return base
 

@@ -162,7 +162,7 @@ def test_sqlite_migrations_are_versioned(tmp_path):
 
 def test_sqlite_is_in_wal_mode_with_the_stated_durability(tmp_path):
     for durability, level in (("full", 2), ("normal", 1)):
-        store = SQLiteStore(tmp_path / f"{durability}.db", durability=durability)
+        store = SQLiteStore(tmp_path / f"{durability}.db", durability=durability)  # type: ignore[arg-type]
         assert store._query("PRAGMA journal_mode")[0][0] == "wal"
         assert store._query("PRAGMA synchronous")[0][0] == level
         store.close()

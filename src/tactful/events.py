@@ -214,17 +214,19 @@ def _from_validation_error(exc: ValidationError, raw: dict[str, Any]) -> EventEr
             loc = loc[1:]
         field = ".".join(loc) or "event"
         why = err["msg"]
+        value = err.get("input") if err["type"] != "missing" else None
         if err["type"] == "union_tag_invalid":
             field = "type"
             why = f"unknown event type; expected one of: {', '.join(EVENT_TYPES)}"
+            value = raw.get("type")
         elif err["type"] == "union_tag_not_found":
             field = "type"
             why = "missing; every event needs a type"
+            value = None
         elif err["type"] == "extra_forbidden":
             why = "unknown field for this event type (put free-form data under 'context')"
         elif err["type"] == "timezone_aware":
             why = "timestamp needs a timezone, e.g. 2026-11-02T10:00:00Z"
-        value = err.get("input") if err["type"] != "missing" else None
         problems.append(FieldProblem(field, value, why))
     return EventError(problems)
 

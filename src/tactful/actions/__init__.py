@@ -41,10 +41,12 @@ def plan_actions(
     """Apply decisions to the customer's state and list the actions to deliver."""
     if not decisions:
         return state, []
-    new = state.model_copy(deep=True)
+    # A shallow copy is enough: fields are replaced, never mutated in place, so the
+    # caller's state is untouched (deep copies were most of the per-event cost).
+    new = state.model_copy()
     actions: list[Action] = []
     for d in decisions:
-        new.rule_fired_at[d.rule_id] = now
+        new.rule_fired_at = {**new.rule_fired_at, d.rule_id: now}
         new.decisions = [
             *new.decisions,
             DecisionMark(decision_id=d.decision_id, kind=d.kind, rule_id=d.rule_id, at=now),
@@ -61,9 +63,10 @@ def plan_actions(
             new.holds = [*new.holds, hold]
             actions.append(_action(d, "hold.started", "log", hold.model_dump(mode="json")))
         elif d.kind == "release":
-            for i, h in enumerate(new.holds):
+            holds = list(new.holds)
+            for i, h in enumerate(holds):
                 if h.active(now):
-                    new.holds[i] = h.model_copy(update={"released_at": now})
+                    holds[i] = h.model_copy(update={"released_at": now})
                     actions.append(
                         _action(
                             d,
@@ -73,6 +76,7 @@ def plan_actions(
                             i,
                         )
                     )
+            new.holds = holds
         elif d.kind == "escalate":
             handoff_id = f"handoff:{d.decision_id}"
             new.handoffs = [

@@ -99,7 +99,7 @@ def create_app(engine: Engine) -> FastAPI:
         async for chunk in request.stream():
             size += len(chunk)
             if size > MAX_BODY_BYTES:
-                head = b"".join(chunks)[:65_536].decode("utf-8", "replace")
+                head = b"".join([*chunks, chunk])[:65_536].decode("utf-8", "replace")
                 quarantine_body(head, "body over the size limit (first 64 KiB kept)")
                 return _problem(413, "body", size, f"larger than {MAX_BODY_BYTES} bytes")
             chunks.append(chunk)

@@ -22,14 +22,44 @@ from tactful.detect.signal import DIMENSIONS, TOPICS
 __all__ = ["TextScores", "score_text"]
 
 
+_ESCAPE = re.compile(r"\\.")
+_LITERAL = re.compile(r"[a-z0-9']{2,}")
+
+
+class _Pattern:
+    """A word-bounded, lower-case regex with a cheap pre-check.
+
+    ``anchors`` are the literal fragments of the pattern's source. Every alternative of
+    every cue contains at least one of them, so when none occurs in the text the regex
+    cannot match and is not run: most cues are absent from most messages, and Python's
+    regex engine is slow at failing over long alternations.
+    """
+
+    __slots__ = ("anchors", "regex")
+
+    def __init__(self, source: str) -> None:
+        self.regex = re.compile(rf"\b(?:{source})\b")
+        self.anchors = tuple(set(_LITERAL.findall(_ESCAPE.sub(" ", source))))
+
+    def search(self, low: str) -> re.Match[str] | None:
+        if not any(a in low for a in self.anchors):
+            return None
+        return self.regex.search(low)
+
+    def count(self, low: str) -> int:
+        if not any(a in low for a in self.anchors):
+            return 0
+        return len(self.regex.findall(low))
+
+
 @dataclass(frozen=True, slots=True)
 class _Cue:
-    pattern: re.Pattern[str]
+    pattern: _Pattern
     weights: dict[str, float]
 
 
 def _cues(table: Sequence[tuple[str, dict[str, float]]]) -> tuple[_Cue, ...]:
-    return tuple(_Cue(re.compile(rf"\b(?:{p})\b", re.IGNORECASE), w) for p, w in table)
+    return tuple(_Cue(_Pattern(p), w) for p, w in table)
 
 
 F, U, C, P, H, CH, G = DIMENSIONS
@@ -82,8 +112,8 @@ _AFFECT_CUES = _cues(
 )
 
 # Cues that cancel a dimension in the same message ("no rush", "not urgent").
-_DAMPERS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(rf"\b(?:{p})\b", re.IGNORECASE), d)
+_DAMPERS: tuple[tuple[_Pattern, str], ...] = tuple(
+    (_Pattern(p), d)
     for p, d in [
         (r"no rush|no hurry|not urgent|whenever you can", U),
         (r"not (?:frustrated|angry|upset)|no worries|no problem", F),
@@ -91,8 +121,8 @@ _DAMPERS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     ]
 )
 
-_TOPIC_CUES: dict[str, re.Pattern[str]] = {
-    topic: re.compile(rf"\b(?:{pattern})\b", re.IGNORECASE)
+_TOPIC_CUES: dict[str, _Pattern] = {
+    topic: _Pattern(pattern)
     for topic, pattern in {
         "billing": r"invoices?|billing|billed|charged?|payments?|card|receipts?|subscription fee"
         r"|vat|tax|overcharged|pricing plan",
@@ -139,11 +169,12 @@ def _tokens(text: str) -> set[str]:
 
 def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
     """Score one customer message, given the same customer's recent messages (oldest first)."""
+    low = text.lower()
     hits: dict[str, list[float]] = {d: [] for d in DIMENSIONS}
     evidence: dict[str, list[str]] = {d: [] for d in DIMENSIONS}
 
     for cue in _AFFECT_CUES:
-        m = cue.pattern.search(text)
+        m = cue.pattern.search(low)
         if m is None:
             continue
         for dim, w in cue.weights.items():
@@ -182,7 +213,7 @@ def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
             evidence[F].append("message much longer than before")
 
     for pattern, dim in _DAMPERS:
-        m = pattern.search(text)
+        m = pattern.search(low)
         if m is not None and hits[dim]:
             hits[dim] = [w * 0.25 for w in hits[dim]]
             evidence[dim].append(f"damped by '{m.group(0).lower()}'")
@@ -191,7 +222,7 @@ def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
 
     topic_scores = {t: 0.0 for t in TOPICS}
     for topic, pattern in _TOPIC_CUES.items():
-        n = len(pattern.findall(text))
+        n = pattern.count(low)
         if n:
             topic_scores[topic] = 1.0 - 0.5**n
     total = sum(topic_scores.values())

@@ -66,6 +66,21 @@ def _round(v: Any) -> Any:
     return v
 
 
+_EVENT_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _event_fields(event: Event) -> dict[str, Any]:
+    """The event's readable fields; those its type lacks read as None."""
+    cls = type(event)
+    names = _EVENT_FIELDS.get(cls)
+    if names is None:
+        names = _EVENT_FIELDS[cls] = tuple(NAMESPACES["event"] & set(cls.model_fields))
+    values = dict.fromkeys(NAMESPACES["event"])
+    for name in names:
+        values[name] = getattr(event, name)
+    return values
+
+
 def build_context(
     event: Event, state: CustomerState, signals: list[Signal], now: datetime
 ) -> dict[str, dict[str, Any]]:
@@ -86,7 +101,7 @@ def build_context(
             "active_holds": len(state.active_holds(now)),
             "open_handoffs": len(state.handoffs),
         },
-        "event": {f: getattr(event, f, None) for f in NAMESPACES["event"]},
+        "event": _event_fields(event),
         "signal": sig,
         "account": {
             "tier": acct.tier,
@@ -105,6 +120,8 @@ class PolicyEngine:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.rules = policy.compiled()
+        # Each rule's decisions as (kind, params), dumped once here rather than per event.
+        self._then = {rule.id: [(s.kind, s.params) for s in rule.then] for rule, _ in self.rules}
 
     @property
     def version(self) -> str:
@@ -125,11 +142,13 @@ class PolicyEngine:
                     f"{rule.id}: in cooldown until {(fired + rule.cooldown).isoformat()}"
                 )
                 continue
-            factors = {n: _round(ctx[n.split(".")[0]][n.split(".")[1]]) for n in cond.names}
+            factors = {n: _round(ctx[ns][field]) for n, (ns, field) in cond.fields}
             matched.append((rule, factors))
             if rule.hard or rule.stop:
                 break
 
+        if not matched:
+            return out
         evidence = [
             f"{s.name} {s.strength:.2f}: {s.reason}"
             + (f" ({', '.join(repr(e) for e in s.evidence[:3])})" if s.evidence else "")
@@ -142,8 +161,7 @@ class PolicyEngine:
             why = rule.description or rule.id
             factor_text = ", ".join(f"{k}={v}" for k, v in factors.items())
             reasons = (f"{rule.id}: {why}", f"because {factor_text}", *evidence)
-            for spec in rule.then:
-                kind, params = spec.kind, spec.params
+            for kind, params in self._then[rule.id]:
                 note = self._guard(kind, params, state, now, holding, candidates)
                 if note:
                     out.suppressed.append(f"{rule.id}/{kind}: {note}")

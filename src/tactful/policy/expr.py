@@ -75,16 +75,12 @@ _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
 }
 
 
-def _safe(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
-    """Comparisons against a missing value (None) are false instead of raising."""
+def _and(a: Fn, b: Fn) -> Fn:
+    return lambda ctx: a(ctx) and b(ctx)
 
-    def run(a: Any, b: Any) -> bool:
-        try:
-            return op(a, b)
-        except TypeError:
-            return False
 
-    return run
+def _or(a: Fn, b: Fn) -> Fn:
+    return lambda ctx: a(ctx) or b(ctx)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +88,10 @@ class CompiledExpr:
     source: str
     fn: Fn
     names: tuple[str, ...]  # the namespace.field names it reads: the decision's factors
+
+    @property
+    def fields(self) -> list[tuple[str, tuple[str, str]]]:
+        return [(n, (n.split(".", 1)[0], n.split(".", 1)[1])) for n in self.names]
 
     def __call__(self, ctx: Context) -> Any:
         return self.fn(ctx)
@@ -125,10 +125,13 @@ class _Compiler:
                 raise self.fail(node, f"write {node.id.capitalize()} / None, Python-style")
             raise self.fail(node, f"unknown name '{node.id}'; names start with one of: {known}")
         if isinstance(node, ast.BoolOp):
+            # Folded into nested two-operand closures: cheaper per call than all()/any()
+            # over a generator, with the same short-circuiting.
             parts = [self.compile(v) for v in node.values]
-            if isinstance(node.op, ast.And):
-                return lambda ctx: all(p(ctx) for p in parts)
-            return lambda ctx: any(p(ctx) for p in parts)
+            fn = parts[-1]
+            for part in reversed(parts[:-1]):
+                fn = _and(part, fn) if isinstance(node.op, ast.And) else _or(part, fn)
+            return fn
         if isinstance(node, ast.UnaryOp):
             inner = self.compile(node.operand)
             if isinstance(node.op, ast.Not):
@@ -167,13 +170,37 @@ class _Compiler:
             fn = _COMPARE.get(type(op))
             if fn is None:
                 raise self.fail(node, f"comparison '{type(op).__name__}' is not allowed")
-            steps.append((_safe(fn), self.compile(right)))
+            steps.append((fn, self.compile(right)))
+
+        if len(steps) == 1:  # the common case, specialised
+            ((cmp, rhs),) = steps
+            if isinstance(node.comparators[0], ast.Constant):
+                const = node.comparators[0].value
+
+                def against_constant(ctx: Context) -> bool:
+                    try:
+                        return cmp(left(ctx), const)
+                    except TypeError:  # e.g. None > 0.5: a missing value never matches
+                        return False
+
+                return against_constant
+
+            def single(ctx: Context) -> bool:
+                try:
+                    return cmp(left(ctx), rhs(ctx))
+                except TypeError:
+                    return False
+
+            return single
 
         def run(ctx: Context) -> bool:
             a = left(ctx)
             for op, right in steps:
                 b = right(ctx)
-                if not op(a, b):
+                try:
+                    if not op(a, b):
+                        return False
+                except TypeError:
                     return False
                 a = b
             return True

@@ -75,9 +75,19 @@ def _raw_text(raw: Any) -> str:
         return repr(raw)
 
 
-def _peek(raw: Any, key: str) -> str | None:
-    value = raw.get(key) if isinstance(raw, dict) else None
-    return value[:128] if isinstance(value, str) else None
+def _peek(raw: Any, *keys: str) -> str | None:
+    """The first of ``keys`` present as a string in a raw payload (for quarantine rows)."""
+    if not isinstance(raw, dict):
+        return None
+    for key in keys:
+        value = raw.get(key)
+        if isinstance(value, str) and value:
+            return value[:128]
+    return None
+
+
+_ID_KEYS = ("event_id", "messageId")  # native, Segment
+_CUSTOMER_KEYS = ("customer_id", "userId", "anonymousId")
 
 
 class Engine:
@@ -122,15 +132,15 @@ class Engine:
                 event = parse_event(raw, now=now)
             except EventError as exc:
                 errors = [p.as_dict() for p in exc.problems]
-                results.append(IngestResult(i, "rejected", _peek(raw, "event_id"), None, errors))
+                results.append(IngestResult(i, "rejected", _peek(raw, *_ID_KEYS), None, errors))
                 bad.append(
                     QuarantineItem(
                         now,
                         source,
                         errors,
                         _raw_text(raw),
-                        _peek(raw, "event_id"),
-                        _peek(raw, "customer_id"),
+                        _peek(raw, *_ID_KEYS),
+                        _peek(raw, *_CUSTOMER_KEYS),
                     )
                 )
                 self.metrics.events.labels(str(_peek(raw, "type")), "rejected").inc()

@@ -193,7 +193,9 @@ def _apply_traits(state: CustomerState, traits: dict[str, Any]) -> None:
 def remember(state: CustomerState, event: Event, signals: list[Signal]) -> CustomerState:
     """Return the customer's state after ``event`` and the ``signals`` detected on it."""
     now = event.timestamp
-    new = state.model_copy(deep=True)
+    # Shallow copy: every update below replaces a field (lists and dicts are rebuilt,
+    # models are immutable in practice), so ``state`` itself is never changed.
+    new = state.model_copy()
     if event.account_id:
         new.account_id = event.account_id
     new.first_seen = new.first_seen or now
