@@ -178,3 +178,46 @@ def test_bot_repeating_a_failed_step():
 def test_agent_messages_do_not_feed_customer_affect():
     _, sigs = run([ev(1, "message", 0, text="This is terrible!!!", role="agent")])
     assert sigs == [[]]
+
+
+CORPUS = [
+    "This is the 3rd time, for the fifth time: already told you, still not fixed!!!",
+    "it doesn't work, won't work, stopped working; nothing works, it keeps crashing",
+    "the page does nothing, nothing happens, the email never arrived",
+    "ridiculous, unacceptable, a waste of money, I'm fed up and sick of this joke",
+    "I'm frustrated and annoyed, no one has helped, nobody answers",
+    "you charged me twice, I was double charged and overcharged",
+    "urgent: production is down, outage, critical, we are blocked and losing money today",
+    "I can't figure out where is the setting, I'm confused, this makes no sense",
+    "how do I export? what does 'seat' mean? not sure which plan should I pick",
+    "please, would you kindly help; thanks in advance, sorry to bother you",
+    "let me speak to a real person, a live agent, your manager or a supervisor; stop the bot",
+    "I'm done, cancel everything, close my account, we're switching to a competitor",
+    "we won't renew, unsubscribe me; refund and cancel",
+    "thanks! thank you, cheers, much appreciated; works now, that fixed it, love it",
+    "no rush, not urgent; no worries, not frustrated; I don't want to cancel",
+    "invoice, billing, receipt, card, VAT; refund, chargeback; password reset link, 2FA, login",
+    "API error 500 on the webhook endpoint; SOC 2, SSO/SAML, pen test; DPA, GDPR, MSA, RFP",
+    "purchase order and vendor onboarding; pricing quote for enterprise plan seats",
+    "im done. were done. Im done with you",
+    "Hello, can you help me with my account settings",
+]
+
+
+def test_cue_pre_checks_never_skip_a_match():
+    from tactful.detect.text import _AFFECT_CUES, _DAMPERS, _TOPIC_CUES
+
+    patterns = [c.pattern for c in _AFFECT_CUES]
+    patterns += [p for p, _ in _DAMPERS]
+    patterns += list(_TOPIC_CUES.values())
+    hit: set[str] = set()
+    for text in CORPUS:
+        low = text.lower()
+        for p in patterns:
+            expected = p.regex.search(low) is not None
+            assert (p.search(low) is not None) == expected, (p.regex.pattern, text)
+            assert p.count(low) == len(p.regex.findall(low))
+            if expected:
+                hit.add(p.regex.pattern)
+    missed = [p.regex.pattern for p in patterns if p.regex.pattern not in hit]
+    assert len(missed) <= 3, missed  # the corpus exercises (nearly) every cue

@@ -22,8 +22,11 @@ from tactful.detect.signal import DIMENSIONS, TOPICS
 __all__ = ["TextScores", "score_text"]
 
 
-_ESCAPE = re.compile(r"\\.")
-_LITERAL = re.compile(r"[a-z0-9']{2,}")
+# Escapes (\b, \w) and optional characters ("refunds?") are not literal text.
+_ESCAPE = re.compile(r"\\.|.[?*]")
+# Fragments of three or more characters: every alternative of every pattern below has
+# one (checked by tests/test_detect.py), and shorter ones ("an", "to") occur everywhere.
+_LITERAL = re.compile(r"[a-z0-9']{3,}")
 
 
 class _Pattern:
