@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tactful.policy import PolicyError, load_policy
+from tactful.policy import PolicyEngine, PolicyError, load_policy
 from tactful.policy.expr import ExprError, compile_expr
 from tactful.policy.model import NAMESPACES, parse_duration
 
@@ -127,3 +127,63 @@ def test_invalid_yaml_is_a_clear_error(tmp_path):
 )
 def test_durations(text, seconds):
     assert parse_duration(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize(
+    ("source", "signals", "types"),
+    [
+        ("signal.rage_click > 0", {"rage_click"}, None),
+        (
+            "signal.rage_click >= 0.5 or signal.error_streak > 0",
+            {"rage_click", "error_streak"},
+            None,
+        ),
+        ("signal.rage_click > 0 or state.frustration > 0.5", None, None),
+        ("state.frustration > 0.5 and signal.rage_click > 0", {"rage_click"}, None),
+        ("signal.rage_click >= 0", None, None),
+        ("signal.rage_click > -1", None, None),
+        ("not signal.rage_click > 0", None, None),
+        (
+            'event.type in ["message", "search"] and state.topic == "billing"',
+            None,
+            {"message", "search"},
+        ),
+        ('event.type == "click"', None, {"click"}),
+        ('event.type != "click"', None, None),
+    ],
+)
+def test_conditions_know_what_they_need(source, signals, types):
+    expr = compile_expr(source, NAMESPACES)
+    assert expr.requires_signals == (frozenset(signals) if signals is not None else None)
+    assert expr.requires_types == (frozenset(types) if types is not None else None)
+
+
+def test_skipping_rules_never_changes_a_decision(scenario_lines, policy):
+    """The pre-checks are an optimisation only: the same decisions with them switched off."""
+    import dataclasses
+    import json
+
+    from tactful.events import parse_event
+    from tactful.runtime.pipeline import process
+    from tactful.state.customer import CustomerState
+
+    unfiltered = PolicyEngine(policy.policy)
+    unfiltered.rules = [
+        (rule, dataclasses.replace(cond, requires_signals=None, requires_types=None))
+        for rule, cond in unfiltered.rules
+    ]
+    states: dict[str, CustomerState] = {}
+    checked = 0
+    for line in scenario_lines:
+        raw = json.loads(line)
+        if "customer_id" not in raw:
+            continue
+        event = parse_event(raw)
+        state = states.get(event.customer_id) or CustomerState(customer_id=event.customer_id)
+        a = process(event, state, policy, event.timestamp)
+        b = process(event, state, unfiltered, event.timestamp)
+        assert [d.as_dict() for d in a.decisions] == [d.as_dict() for d in b.decisions]
+        assert a.suppressed == b.suppressed
+        states[event.customer_id] = a.state
+        checked += len(a.decisions)
+    assert checked > 10

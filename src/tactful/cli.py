@@ -18,6 +18,7 @@ from tactful.actions.channels import LogChannel
 from tactful.actions.dispatch import Dispatcher
 from tactful.policy import PolicyEngine, PolicyError, load_policy
 from tactful.runtime.engine import Engine, IngestResult
+from tactful.runtime.tuning import tune_gc
 from tactful.state.store import SQLiteStore
 from tactful.state.store.base import Durability
 
@@ -106,6 +107,7 @@ def _batches(path: Path, size: int) -> Iterator[tuple[list[str], int]]:
 def run_replay(
     engine: Engine, path: Path, batch: int = 1_000, keep: bool = False, progress: bool = True
 ) -> tuple[ReplayStats, float]:
+    tune_gc()
     stats = ReplayStats()
     started = time.perf_counter()
     total = path.stat().st_size
@@ -242,6 +244,7 @@ def serve(
 
     from tactful.api.app import create_app
 
+    tune_gc()
     engine = _engine(db, policy, _durability(durability))
     dispatcher = Dispatcher(engine.store, {"log": LogChannel(actions_log)}, metrics=engine.metrics)
     dispatcher.start()

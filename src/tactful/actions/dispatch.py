@@ -102,8 +102,9 @@ class Dispatcher:
                 except Exception:  # keep the loop alive; the store may be briefly busy
                     log.exception("dispatcher iteration failed")
                     ok = 0
-                if ok == 0:
-                    self._stop.wait(interval)
+                # Pause even while draining a backlog: ingest shares the store's lock,
+                # and a customer waiting for a decision matters more than a delivery.
+                self._stop.wait(interval if ok == 0 else 0.01)
 
         self._thread = threading.Thread(target=loop, name="tactful-dispatcher", daemon=True)
         self._thread.start()

@@ -10,11 +10,12 @@ force is not started again, a second handoff is not opened while one is open.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tactful.detect.signal import Signal
+from tactful.detect.signal import DIMENSIONS, Signal
 from tactful.events import Event
 from tactful.policy.model import KNOWN_SIGNALS, NAMESPACES, Policy, Rule
 from tactful.state.customer import CustomerState
@@ -81,26 +82,42 @@ def _event_fields(event: Event) -> dict[str, Any]:
     return values
 
 
+_STATE_FIELDS: dict[str, Callable[[CustomerState, datetime], Any]] = {
+    **{d: (lambda dim: lambda s, now: s.level(dim, now))(d) for d in DIMENSIONS},
+    "topic": lambda s, now: s.topic,
+    "open_tickets": lambda s, now: len(s.open_tickets),
+    "payment_failures_30d": lambda s, now: s.payment_failures_30d(now),
+    "api_error_streak": lambda s, now: len(s.api_error_streak),
+    "events_seen": lambda s, now: s.events_seen,
+    "active_holds": lambda s, now: len(s.active_holds(now)),
+    "open_handoffs": lambda s, now: len(s.handoffs),
+}
+assert set(_STATE_FIELDS) == NAMESPACES["state"]
+
+
+class _StateView(dict[str, Any]):
+    """The ``state`` namespace, computed on first read: most events read few fields."""
+
+    def __init__(self, state: CustomerState, now: datetime) -> None:
+        super().__init__()
+        self._state = state
+        self._now = now
+
+    def __missing__(self, key: str) -> Any:
+        value = self[key] = _STATE_FIELDS[key](self._state, self._now)
+        return value
+
+
 def build_context(
     event: Event, state: CustomerState, signals: list[Signal], now: datetime
 ) -> dict[str, dict[str, Any]]:
     """The values a condition can read, by namespace (see policy.model.NAMESPACES)."""
-    levels = state.levels(now)
     sig: dict[str, Any] = dict.fromkeys(KNOWN_SIGNALS, 0.0)
     for s in signals:
         sig[s.name] = max(sig.get(s.name, 0.0), s.strength)
     acct = state.account
     return {
-        "state": {
-            **levels,
-            "topic": state.topic,
-            "open_tickets": len(state.open_tickets),
-            "payment_failures_30d": state.payment_failures_30d(now),
-            "api_error_streak": len(state.api_error_streak),
-            "events_seen": state.events_seen,
-            "active_holds": len(state.active_holds(now)),
-            "open_handoffs": len(state.handoffs),
-        },
+        "state": _StateView(state, now),
         "event": _event_fields(event),
         "signal": sig,
         "account": {
@@ -133,7 +150,14 @@ class PolicyEngine:
         ctx = build_context(event, state, signals, now)
         out = Decisions()
         matched: list[tuple[Rule, dict[str, Any]]] = []
+        present = {s.name for s in signals if s.strength > 0}
         for rule, cond in self.rules:
+            # Skip, without evaluating, rules whose condition cannot hold for this event.
+            needs = cond.requires_signals
+            if needs is not None and present.isdisjoint(needs):
+                continue
+            if cond.requires_types is not None and event.type not in cond.requires_types:
+                continue
             if not cond(ctx):
                 continue
             fired = state.rule_fired_at.get(rule.id)

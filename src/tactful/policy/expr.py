@@ -88,6 +88,10 @@ class CompiledExpr:
     source: str
     fn: Fn
     names: tuple[str, ...]  # the namespace.field names it reads: the decision's factors
+    # Cheap pre-checks, found by reading the condition: it can only be true if one of these
+    # signals fired on the event / the event has one of these types (None: no such need).
+    requires_signals: frozenset[str] | None = None
+    requires_types: frozenset[str] | None = None
 
     @property
     def fields(self) -> list[tuple[str, tuple[str, str]]]:
@@ -161,7 +165,7 @@ class _Compiler:
                 f"unknown field '{ns}.{field}'; {ns} has: {', '.join(sorted(fields))}",
             )
         self.names.append(f"{ns}.{field}")
-        return lambda ctx: ctx[ns].get(field)
+        return lambda ctx: ctx[ns][field]
 
     def compare(self, node: ast.Compare) -> Fn:
         left = self.compile(node.left)
@@ -248,4 +252,66 @@ def compile_expr(source: str, namespaces: Namespaces) -> CompiledExpr:
         raise ExprError(text, f"syntax error: {exc.msg}", col) from None
     compiler = _Compiler(text, namespaces)
     fn = compiler.compile(tree.body)
-    return CompiledExpr(text, fn, tuple(dict.fromkeys(compiler.names)))
+    return CompiledExpr(
+        text,
+        fn,
+        tuple(dict.fromkeys(compiler.names)),
+        _requires(tree.body, _signal_need),
+        _requires(tree.body, _type_need),
+    )
+
+
+Need = Callable[[ast.AST], frozenset[str] | None]
+
+
+def _requires(node: ast.AST, need: Need) -> frozenset[str] | None:
+    """A set of which one member must hold for ``node`` to be true, or None if unknown.
+
+    ``a and b`` needs what either needs; ``a or b`` needs the union, if both need something.
+    """
+    if isinstance(node, ast.BoolOp):
+        parts = [_requires(v, need) for v in node.values]
+        if isinstance(node.op, ast.And):
+            known = [p for p in parts if p is not None]
+            return min(known, key=len) if known else None
+        if all(p is not None for p in parts):
+            return frozenset().union(*(p for p in parts if p is not None))
+        return None
+    return need(node)
+
+
+def _is_field(node: ast.AST, ns: str) -> str | None:
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return node.attr if node.value.id == ns else None
+    return None
+
+
+def _signal_need(node: ast.AST) -> frozenset[str] | None:
+    """``signal.x > c`` (c >= 0) or ``signal.x >= c`` (c > 0): x must have fired."""
+    if not isinstance(node, ast.Compare) or len(node.ops) != 1:
+        return None
+    name, right, op = _is_field(node.left, "signal"), node.comparators[0], node.ops[0]
+    if name is None or not isinstance(right, ast.Constant):
+        return None
+    c = right.value
+    if isinstance(c, bool) or not isinstance(c, int | float):
+        return None
+    if (isinstance(op, ast.Gt) and c >= 0) or (isinstance(op, ast.GtE) and c > 0):
+        return frozenset({name})
+    return None
+
+
+def _type_need(node: ast.AST) -> frozenset[str] | None:
+    """``event.type == "t"`` or ``event.type in ["t", ...]``."""
+    if not isinstance(node, ast.Compare) or len(node.ops) != 1:
+        return None
+    if _is_field(node.left, "event") != "type":
+        return None
+    op, right = node.ops[0], node.comparators[0]
+    if isinstance(op, ast.Eq) and isinstance(right, ast.Constant):
+        return frozenset({str(right.value)})
+    if isinstance(op, ast.In) and isinstance(right, ast.List | ast.Tuple | ast.Set):
+        values = [e.value for e in right.elts if isinstance(e, ast.Constant)]
+        if len(values) == len(right.elts):
+            return frozenset(str(v) for v in values)
+    return None

@@ -21,7 +21,7 @@ import contextlib
 import json
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -195,10 +195,14 @@ class Engine:
             self._cache.popitem(last=False)
 
     def _count(self, batch: list[Processed]) -> None:
+        """Sum per batch, then touch each Prometheus series once."""
+        events = Counter(p.event.type for p in batch)
+        signals = Counter(s.name for p in batch for s in p.signals)
+        decisions = Counter((d.kind, d.rule_id) for p in batch for d in p.decisions)
         m = self.metrics
-        for p in batch:
-            m.events.labels(p.event.type, "accepted").inc()
-            for s in p.signals:
-                m.signals.labels(s.name).inc()
-            for d in p.decisions:
-                m.decisions.labels(d.kind, d.rule_id).inc()
+        for type_, n in events.items():
+            m.events.labels(type_, "accepted").inc(n)
+        for name, n in signals.items():
+            m.signals.labels(name).inc(n)
+        for (kind, rule), n in decisions.items():
+            m.decisions.labels(kind, rule).inc(n)

@@ -37,7 +37,8 @@ from tactful.state.store.base import (
 __all__ = ["MIGRATIONS", "SQLiteStore"]
 
 MIGRATIONS: list[str] = [
-    # 1: the first schema
+    # 1: the first schema. Rowid tables throughout: rows are large (JSON), which
+    # WITHOUT ROWID tables store poorly.
     """
     CREATE TABLE events (
         event_id     TEXT PRIMARY KEY,
@@ -47,7 +48,7 @@ MIGRATIONS: list[str] = [
         received_at  TEXT NOT NULL,
         payload      TEXT NOT NULL,
         signals      TEXT NOT NULL
-    ) WITHOUT ROWID;
+    );
     CREATE INDEX events_customer ON events (customer_id, ts);
 
     CREATE TABLE customers (
@@ -55,14 +56,14 @@ MIGRATIONS: list[str] = [
         account_id   TEXT,
         state        TEXT NOT NULL,
         updated_at   TEXT NOT NULL
-    ) WITHOUT ROWID;
+    );
     CREATE INDEX customers_account ON customers (account_id);
 
     CREATE TABLE accounts (
         account_id   TEXT PRIMARY KEY,
         traits       TEXT NOT NULL,
         updated_at   TEXT NOT NULL
-    ) WITHOUT ROWID;
+    );
 
     CREATE TABLE decisions (
         decision_id    TEXT PRIMARY KEY,
@@ -75,13 +76,13 @@ MIGRATIONS: list[str] = [
         params         TEXT NOT NULL,
         reasons        TEXT NOT NULL,
         factors        TEXT NOT NULL
-    ) WITHOUT ROWID;
+    );
     CREATE INDEX decisions_customer ON decisions (customer_id, at);
     CREATE INDEX decisions_at ON decisions (at);
 
     CREATE TABLE outbox (
         action_id        TEXT PRIMARY KEY,
-        idempotency_key  TEXT NOT NULL UNIQUE,
+        idempotency_key  TEXT NOT NULL,  -- equals action_id today; receivers dedupe on it
         decision_id      TEXT NOT NULL,
         customer_id      TEXT NOT NULL,
         channel          TEXT NOT NULL,
@@ -93,7 +94,7 @@ MIGRATIONS: list[str] = [
         last_error       TEXT,
         created_at       TEXT NOT NULL,
         delivered_at     TEXT
-    ) WITHOUT ROWID;
+    );
     CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
 
     CREATE TABLE quarantine (
@@ -380,7 +381,7 @@ class SQLiteStore:
         rows = self._query(
             "SELECT action_id, idempotency_key, customer_id, channel, kind, payload, attempts, "
             "created_at FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? "
-            "ORDER BY created_at, action_id LIMIT ?",
+            "ORDER BY next_attempt_at, rowid LIMIT ?",  # the outbox_due index's order
             (_ts(now), limit),
         )
         return [
