@@ -14,7 +14,7 @@ a later issue; this module stays the evidence a decision can quote.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 
 from tactful.detect.signal import DIMENSIONS, TOPICS
@@ -42,17 +42,28 @@ class _Pattern:
 
     def __init__(self, source: str) -> None:
         self.regex = re.compile(rf"\b(?:{source})\b")
-        self.anchors = tuple(set(_LITERAL.findall(_ESCAPE.sub(" ", source))))
+        self.anchors = frozenset(_LITERAL.findall(_ESCAPE.sub(" ", source)))
+        _ALL_ANCHORS.update(self.anchors)
 
-    def search(self, low: str) -> re.Match[str] | None:
-        if not any(a in low for a in self.anchors):
+    def search(self, low: str, present: Set[str] | None = None) -> re.Match[str] | None:
+        """``present``: the anchors found in ``low`` (see :func:`_anchors_in`), if known."""
+        if self.anchors.isdisjoint(_anchors_in(low) if present is None else present):
             return None
         return self.regex.search(low)
 
-    def count(self, low: str) -> int:
-        if not any(a in low for a in self.anchors):
+    def count(self, low: str, present: Set[str] | None = None) -> int:
+        if self.anchors.isdisjoint(_anchors_in(low) if present is None else present):
             return 0
         return len(self.regex.findall(low))
+
+
+_ALL_ANCHORS: set[str] = set()
+
+
+def _anchors_in(low: str) -> set[str]:
+    """Which anchors of all patterns occur in the text: one pass of substring checks,
+    then each pattern's pre-check is a set intersection."""
+    return {a for a in _ALL_ANCHORS if a in low}
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,11 +184,12 @@ def _tokens(text: str) -> set[str]:
 def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
     """Score one customer message, given the same customer's recent messages (oldest first)."""
     low = text.lower()
+    present = _anchors_in(low)
     hits: dict[str, list[float]] = {d: [] for d in DIMENSIONS}
     evidence: dict[str, list[str]] = {d: [] for d in DIMENSIONS}
 
     for cue in _AFFECT_CUES:
-        m = cue.pattern.search(low)
+        m = cue.pattern.search(low, present)
         if m is None:
             continue
         for dim, w in cue.weights.items():
@@ -216,7 +228,7 @@ def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
             evidence[F].append("message much longer than before")
 
     for pattern, dim in _DAMPERS:
-        m = pattern.search(low)
+        m = pattern.search(low, present)
         if m is not None and hits[dim]:
             hits[dim] = [w * 0.25 for w in hits[dim]]
             evidence[dim].append(f"damped by '{m.group(0).lower()}'")
@@ -225,7 +237,7 @@ def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
 
     topic_scores = {t: 0.0 for t in TOPICS}
     for topic, pattern in _TOPIC_CUES.items():
-        n = pattern.count(low)
+        n = pattern.count(low, present)
         if n:
             topic_scores[topic] = 1.0 - 0.5**n
     total = sum(topic_scores.values())

@@ -134,87 +134,89 @@ class CustomerState(_Model):
         return sum(1 for t in self.payment_failures if now - t <= PAYMENT_WINDOW)
 
 
-def _apply_event(state: CustomerState, event: Event) -> None:
-    """Update the behavioural windows from the event itself (detectors read these)."""
+def _event_updates(state: CustomerState, event: Event) -> dict[str, Any]:
+    """The behavioural windows the event changes (detectors read these), as new values."""
     now = event.timestamp
     match event.type:
         case "message":
             if event.role == "customer":
-                state.recent_messages = [*state.recent_messages, event.text[:2_000]][
-                    -MAX_RECENT_MESSAGES:
-                ]
+                recent = [*state.recent_messages, event.text[:2_000]]
+                return {"recent_messages": recent[-MAX_RECENT_MESSAGES:]}
         case "click":
-            state.recent_clicks = [
-                *[c for c in state.recent_clicks if now - c.at <= timedelta(minutes=2)],
-                ClickMark(element=event.element, at=now, event_id=event.event_id),
-            ][-MAX_RECENT_CLICKS:]
+            window = [c for c in state.recent_clicks if now - c.at <= timedelta(minutes=2)]
+            window.append(ClickMark(element=event.element, at=now, event_id=event.event_id))
+            return {"recent_clicks": window[-MAX_RECENT_CLICKS:]}
         case "api_error":
-            state.api_error_streak = [*state.api_error_streak, event.event_id][-10:]
+            return {"api_error_streak": [*state.api_error_streak, event.event_id][-10:]}
         case "command_run":
             if event.ok:
-                state.api_error_streak = []
-                state.docs_page_since = None
+                return {"api_error_streak": [], "docs_page_since": None}
         case "payment_failed":
-            state.payment_failures = [
-                *[t for t in state.payment_failures if now - t <= PAYMENT_WINDOW],
-                now,
-            ]
+            recent_failures = [t for t in state.payment_failures if now - t <= PAYMENT_WINDOW]
+            return {"payment_failures": [*recent_failures, now]}
         case "ticket_opened":
             if event.ticket_id not in state.open_tickets:
-                state.open_tickets = [*state.open_tickets, event.ticket_id][-50:]
+                return {"open_tickets": [*state.open_tickets, event.ticket_id][-50:]}
         case "ticket_closed":
-            state.open_tickets = [t for t in state.open_tickets if t != event.ticket_id]
+            out: dict[str, Any] = {
+                "open_tickets": [t for t in state.open_tickets if t != event.ticket_id]
+            }
             if event.resolution == "solved":
-                state.handoffs = []  # the human side closed the loop
+                out["handoffs"] = []  # the human side closed the loop
+            return out
         case "page_view":
-            state.last_page = event.path
             is_docs = event.path.startswith("/docs")
-            if is_docs and state.docs_page_since is None:
-                state.docs_page_since = now
-            elif not is_docs:
-                state.docs_page_since = None
+            since = (state.docs_page_since or now) if is_docs else None
+            return {"last_page": event.path, "docs_page_since": since}
         case "bot_turn":
-            state.bot_failed_step = event.step_id if event.outcome == "failed" else None
+            return {"bot_failed_step": event.step_id if event.outcome == "failed" else None}
         case "identify":
-            _apply_traits(state, event.traits)
+            return {"account": _with_traits(state.account, event.traits)}
         case _:
             pass
+    return {}
 
 
-def _apply_traits(state: CustomerState, traits: dict[str, Any]) -> None:
+def _with_traits(account: AccountContext, traits: dict[str, Any]) -> AccountContext:
     known = {"tier", "value", "lifecycle", "owner", "tenure_days"}
     update: dict[str, Any] = {k: v for k, v in traits.items() if k in known and v is not None}
     extra = {k: v for k, v in traits.items() if k not in known}
-    merged = state.account.model_dump() | update
-    merged["traits"] = state.account.traits | extra
-    state.account = AccountContext.model_validate(merged)
+    merged = account.model_dump() | update
+    merged["traits"] = account.traits | extra
+    return AccountContext.model_validate(merged)
 
 
 def remember(state: CustomerState, event: Event, signals: list[Signal]) -> CustomerState:
-    """Return the customer's state after ``event`` and the ``signals`` detected on it."""
-    now = event.timestamp
-    # Shallow copy: every update below replaces a field (lists and dicts are rebuilt,
-    # models are immutable in practice), so ``state`` itself is never changed.
-    new = state.model_copy()
-    if event.account_id:
-        new.account_id = event.account_id
-    new.first_seen = new.first_seen or now
-    new.last_seen = max(new.last_seen, now) if new.last_seen else now
-    new.events_seen += 1
-    _apply_event(new, event)
+    """Return the customer's state after ``event`` and the ``signals`` detected on it.
 
-    trend = dict(new.trend)
-    for signal in signals:
-        for dim, weight in signal.dimensions.items():
-            trend[dim] = trend.get(dim, Trend()).update(weight, now, DEFAULT_HALF_LIVES[dim])
-        if signal.topic and signal.topic != "other":
-            new.topic = signal.topic
-            new.topic_at = now
-    new.trend = trend
+    ``state`` is never changed: every field that changes gets a new value (lists and
+    dicts are rebuilt) and one shallow copy takes them all.
+    """
+    now = event.timestamp
+    u = _event_updates(state, event)
+    if event.account_id:
+        u["account_id"] = event.account_id
+    u["first_seen"] = state.first_seen or now
+    u["last_seen"] = max(state.last_seen, now) if state.last_seen else now
+    u["events_seen"] = state.events_seen + 1
+
     if signals:
-        new.recent_signals = [*new.recent_signals, *(s.name for s in signals)][-MAX_RECENT_SIGNALS:]
+        trend = dict(state.trend)
+        for signal in signals:
+            for dim, weight in signal.dimensions.items():
+                trend[dim] = trend.get(dim, Trend()).update(weight, now, DEFAULT_HALF_LIVES[dim])
+            if signal.topic and signal.topic != "other":
+                u["topic"] = signal.topic
+                u["topic_at"] = now
+        u["trend"] = trend
+        recent = [*state.recent_signals, *(s.name for s in signals)]
+        u["recent_signals"] = recent[-MAX_RECENT_SIGNALS:]
     # Holds end by themselves; drop those long gone to keep state bounded (the store's
-    # audit log keeps their history).
-    new.holds = [h for h in new.holds if h.ends_at > now - timedelta(days=30)]
-    new.handoffs = [h for h in new.handoffs if now - h.opened_at < HANDOFF_TTL]
-    return new
+    # audit log keeps their history). An open handoff lapses after HANDOFF_TTL.
+    cutoff = now - timedelta(days=30)
+    if any(h.ends_at <= cutoff for h in state.holds):
+        u["holds"] = [h for h in state.holds if h.ends_at > cutoff]
+    handoffs = u.get("handoffs", state.handoffs)
+    if any(now - h.opened_at >= HANDOFF_TTL for h in handoffs):
+        u["handoffs"] = [h for h in handoffs if now - h.opened_at < HANDOFF_TTL]
+    return state.model_copy(update=u)
