@@ -172,6 +172,7 @@ def test_skipping_rules_never_changes_a_decision(scenario_lines, policy):
         (rule, dataclasses.replace(cond, requires_signals=None, requires_types=None))
         for rule, cond in unfiltered.rules
     ]
+    assert all(len(unfiltered.candidates(t, frozenset())) == len(policy.rules) for t in "ab")
     states: dict[str, CustomerState] = {}
     checked = 0
     for line in scenario_lines:

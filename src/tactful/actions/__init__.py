@@ -9,11 +9,10 @@ from tactful.actions.outbox import Action
 from tactful.detect.signal import Signal
 from tactful.events import Event
 from tactful.policy.engine import Decision
-from tactful.state.customer import CustomerState, DecisionMark, Handoff, Hold
+from tactful.state.customer import CustomerState, Handoff, Hold
 
 __all__ = ["Action", "handoff_package", "plan_actions"]
 
-MAX_DECISION_MARKS = 20
 CONVERSATION_KINDS = {"clarify", "offer_choices", "assist", "draft_message"}
 
 
@@ -47,10 +46,6 @@ def plan_actions(
     actions: list[Action] = []
     for d in decisions:
         new.rule_fired_at = {**new.rule_fired_at, d.rule_id: now}
-        new.decisions = [
-            *new.decisions,
-            DecisionMark(decision_id=d.decision_id, kind=d.kind, rule_id=d.rule_id, at=now),
-        ][-MAX_DECISION_MARKS:]
         if d.kind == "hold":
             hold = Hold(
                 hold_id=f"hold:{d.decision_id}",

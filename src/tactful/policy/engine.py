@@ -17,6 +17,7 @@ from typing import Any
 
 from tactful.detect.signal import DIMENSIONS, Signal
 from tactful.events import Event
+from tactful.policy.expr import CompiledExpr
 from tactful.policy.model import KNOWN_SIGNALS, NAMESPACES, Policy, Rule
 from tactful.state.customer import CustomerState
 
@@ -139,6 +140,29 @@ class PolicyEngine:
         self.rules = policy.compiled()
         # Each rule's decisions as (kind, params), dumped once here rather than per event.
         self._then = {rule.id: [(s.kind, s.params) for s in rule.then] for rule, _ in self.rules}
+        self._candidates: dict[tuple[str, frozenset[str]], list[tuple[Rule, CompiledExpr]]] = {}
+
+    def candidates(
+        self, event_type: str, present: frozenset[str]
+    ) -> list[tuple[Rule, CompiledExpr]]:
+        """The rules whose conditions can hold for this event type and these signals.
+
+        Rules that need a signal that did not fire, or another event type, are left out
+        without being evaluated (see CompiledExpr.requires_*). Memoised: the combinations
+        seen in practice are few.
+        """
+        key = (event_type, present)
+        rules = self._candidates.get(key)
+        if rules is None:
+            rules = [
+                (rule, cond)
+                for rule, cond in self.rules
+                if (cond.requires_signals is None or not present.isdisjoint(cond.requires_signals))
+                and (cond.requires_types is None or event_type in cond.requires_types)
+            ]
+            if len(self._candidates) < 10_000:
+                self._candidates[key] = rules
+        return rules
 
     @property
     def version(self) -> str:
@@ -150,14 +174,8 @@ class PolicyEngine:
         ctx = build_context(event, state, signals, now)
         out = Decisions()
         matched: list[tuple[Rule, dict[str, Any]]] = []
-        present = {s.name for s in signals if s.strength > 0}
-        for rule, cond in self.rules:
-            # Skip, without evaluating, rules whose condition cannot hold for this event.
-            needs = cond.requires_signals
-            if needs is not None and present.isdisjoint(needs):
-                continue
-            if cond.requires_types is not None and event.type not in cond.requires_types:
-                continue
+        present = frozenset(s.name for s in signals if s.strength > 0)
+        for rule, cond in self.candidates(event.type, present):
             if not cond(ctx):
                 continue
             fired = state.rule_fired_at.get(rule.id)

@@ -174,7 +174,7 @@ class Engine:
         for cid, state in working.items():
             self._remember(cid, state)
         self._count(batch)
-        return sorted(results, key=lambda r: r.index)
+        return results
 
     def _load(self, events: list[Event]) -> dict[str, CustomerState]:
         working: dict[str, CustomerState] = {}

@@ -19,7 +19,6 @@ __all__ = [
     "AccountContext",
     "ClickMark",
     "CustomerState",
-    "DecisionMark",
     "Handoff",
     "Hold",
     "HoldCategory",
@@ -31,7 +30,6 @@ HoldCategory = Literal["promotional", "educational", "sales", "all"]
 # Bounds on the windows kept in state.
 MAX_RECENT_MESSAGES = 5
 MAX_RECENT_CLICKS = 20
-MAX_RECENT_DECISIONS = 20
 MAX_RECENT_SIGNALS = 20
 PAYMENT_WINDOW = timedelta(days=30)
 # An open handoff mutes further escalations until it is closed (ticket solved) or this old.
@@ -85,13 +83,6 @@ class ClickMark(_Model):
     event_id: str
 
 
-class DecisionMark(_Model):
-    decision_id: str
-    kind: str
-    rule_id: str
-    at: AwareDatetime
-
-
 class CustomerState(_Model):
     customer_id: str
     account_id: str | None = None
@@ -115,7 +106,7 @@ class CustomerState(_Model):
     # what tactful has done
     holds: list[Hold] = Field(default_factory=list)
     handoffs: list[Handoff] = Field(default_factory=list)
-    decisions: list[DecisionMark] = Field(default_factory=list)
+    # when each rule last fired, for cooldowns (the decision history is the audit log)
     rule_fired_at: dict[str, AwareDatetime] = Field(default_factory=dict)
 
     def level(self, dimension: str, now: datetime) -> float:
