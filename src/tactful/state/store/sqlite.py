@@ -210,7 +210,7 @@ class SQLiteStore:
                 _ts(p.event.timestamp),
                 received,
                 p.event.model_dump_json(exclude_defaults=True),
-                json.dumps([s.as_dict() for s in p.signals]),
+                json.dumps([s.as_dict() for s in p.signals]) if p.signals else "[]",
             )
             for p in batch
         ]
