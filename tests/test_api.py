@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tactful.api.app import MAX_BATCH, MAX_BODY_BYTES, create_app
-from tactful.detect.signal import DIMENSIONS
 from tactful.events import SEGMENT_TRACK_EVENTS
 from tactful.policy import PolicyEngine, load_policy
 from tactful.runtime.engine import Engine
+from tactful.signals import DIMENSIONS
 from tactful.state.store import SQLiteStore
 
 NOW = datetime(2026, 10, 21, tzinfo=UTC)

@@ -6,9 +6,9 @@ from datetime import datetime, timedelta
 
 from tactful.actions.handoff import handoff_package
 from tactful.actions.outbox import Action
-from tactful.detect.signal import Signal
 from tactful.events import Event
 from tactful.policy.engine import Decision
+from tactful.signals import Signal
 from tactful.state.customer import CustomerState, Handoff, Hold
 
 __all__ = ["Action", "handoff_package", "plan_actions"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tactful.detect.signal import Signal
 from tactful.events import Event
+from tactful.signals import Signal
 from tactful.state.customer import CustomerState
 
 __all__ = ["handoff_package"]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from tactful.detect.behavior import BehaviorConfig, detect_behavior
-from tactful.detect.signal import DIMENSIONS, TOPICS, Signal
 from tactful.detect.text import TextScores, score_text
 from tactful.events import Event
+from tactful.signals import DIMENSIONS, TOPICS, Signal
 from tactful.state.customer import CustomerState
 
 __all__ = [

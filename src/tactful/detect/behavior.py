@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from tactful.detect.signal import Signal
 from tactful.detect.text import score_text
 from tactful.events import Event
+from tactful.signals import Signal
 from tactful.state.customer import CustomerState
 
 __all__ = ["BehaviorConfig", "detect_behavior"]

@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence, Set
 from dataclasses import dataclass
 
-from tactful.detect.signal import DIMENSIONS, TOPICS
+from tactful.signals import DIMENSIONS, TOPICS
 
 __all__ = ["TextScores", "score_text"]
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tactful.detect.signal import DIMENSIONS, Signal
 from tactful.events import Event
 from tactful.policy.expr import CompiledExpr
 from tactful.policy.model import KNOWN_SIGNALS, NAMESPACES, Policy, Rule
+from tactful.signals import DIMENSIONS, Signal
 from tactful.state.customer import CustomerState
 
 __all__ = ["CONVERSATION_RANK", "Decision", "Decisions", "PolicyEngine"]

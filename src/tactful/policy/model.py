@@ -17,8 +17,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tactful.detect.signal import DIMENSIONS, TOPICS
 from tactful.policy.expr import CompiledExpr, ExprError, compile_expr
+from tactful.signals import DIMENSIONS, TOPICS
 
 __all__ = [
     "DECISION_KINDS",

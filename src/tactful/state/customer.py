@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from tactful.detect.signal import DIMENSIONS, Signal
 from tactful.events import Event
+from tactful.signals import DIMENSIONS, Signal
 from tactful.state.trend import DEFAULT_HALF_LIVES, Trend
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""What detectors emit: a named signal with strength, evidence and a reason code."""
+"""The shared vocabulary: the dimensions, the topics, and the signal detectors emit."""
 
 from __future__ import annotations
 
