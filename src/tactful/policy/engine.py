@@ -176,7 +176,7 @@ class PolicyEngine:
         matched: list[tuple[Rule, dict[str, Any]]] = []
         present = frozenset(s.name for s in signals if s.strength > 0)
         for rule, cond in self.candidates(event.type, present):
-            if not cond(ctx):
+            if not cond.fn(ctx):
                 continue
             fired = state.rule_fired_at.get(rule.id)
             if fired is not None and rule.cooldown and now - fired < rule.cooldown:
