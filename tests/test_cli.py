@@ -91,3 +91,36 @@ def test_quarantine_lists_rejected_events(cli, tmp_path):
     result = cli.invoke(app, ["quarantine", "--db", str(db)])
     assert result.exit_code == 0
     assert "demo-bad-1" in result.output and "customer_id" in result.output
+
+
+def test_demo_scenario_is_moved_to_end_now(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from tactful.cli import rebase_scenario
+
+    now = datetime(2027, 3, 1, 12, tzinfo=UTC)
+    raws, shift = rebase_scenario(SCENARIO, now)
+    assert shift.total_seconds() % 86_400 == 0 and shift.days > 100
+    stamps = [datetime.fromisoformat(r["timestamp"]) for r in raws]
+    assert now - timedelta(days=1) < max(stamps) <= now
+    original = [json.loads(x) for x in SCENARIO.read_text().splitlines() if x.strip()]
+    assert [r["event_id"] for r in raws] == [r["event_id"] for r in original]
+    # time of day is kept: a rage-click burst stays a burst
+    assert {s.time() for s in stamps} == {
+        datetime.fromisoformat(r["timestamp"]).time() for r in original
+    }
+
+
+def test_demo_then_eligibility_reflects_live_holds(cli, tmp_path):
+    from tactful.state.store import SQLiteStore
+
+    db = tmp_path / "demo.db"
+    assert cli.invoke(app, ["demo", "--db", str(db)]).exit_code == 0
+    store = SQLiteStore(db)
+    ben = store.get_state("ben")
+    assert ben is not None
+    from datetime import UTC, datetime
+
+    live = {c for h in ben.active_holds(datetime.now(UTC)) for c in h.categories}
+    assert {"promotional", "educational"} <= live
+    store.close()

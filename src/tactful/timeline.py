@@ -13,7 +13,7 @@ from rich.text import Text
 from tactful.events import Event
 from tactful.runtime.engine import IngestResult
 
-__all__ = ["describe_event", "render_timelines"]
+__all__ = ["describe_event", "render_summary", "render_timelines"]
 
 _KIND_STYLE = {
     "automate": "dim",
@@ -136,3 +136,37 @@ def render_timelines(results: Sequence[IngestResult], console: Console) -> None:
             style="bold",
         )
         console.print(Panel(Group(table, footer), title=title, title_align="left"))
+
+
+def render_summary(results: Sequence[IngestResult], console: Console) -> None:
+    """One line per customer: everything tactful decided, and where they stand now."""
+    table = Table(title="what tactful did", title_justify="left", expand=True)
+    table.add_column("customer", style="bold", no_wrap=True)
+    table.add_column("decisions (rule)", ratio=4)
+    table.add_column("marketing holds now", ratio=2)
+    table.add_column("open handoff", ratio=1)
+    last: dict[str, IngestResult] = {}
+    decided: dict[str, Text] = defaultdict(Text)
+    for r in results:
+        if r.processed is None:
+            continue
+        cid = r.processed.event.customer_id
+        last[cid] = r
+        for d in r.processed.decisions:
+            line = decided[cid]
+            if line:
+                line.append("\n")
+            line.append(_decision_text(d.kind, d.params), style=_KIND_STYLE.get(d.kind))
+            line.append(f" ({d.rule_id})", style="dim")
+    for cid, r in last.items():
+        p = r.processed
+        assert p is not None
+        now = p.event.timestamp
+        holds = sorted({c for h in p.state.active_holds(now) for c in h.categories})
+        table.add_row(
+            cid,
+            decided[cid] or Text("automate: nothing to do", style="dim"),
+            ", ".join(holds) or "-",
+            ", ".join(h.queue for h in p.state.handoffs) or "-",
+        )
+    console.print(table)
