@@ -166,3 +166,17 @@ def test_sqlite_is_in_wal_mode_with_the_stated_durability(tmp_path):
         assert store._query("PRAGMA journal_mode")[0][0] == "wal"
         assert store._query("PRAGMA synchronous")[0][0] == level
         store.close()
+
+
+def test_outcomes_are_written_with_their_batch(store, policy, make_event):
+    raws = [
+        *escalating(make_event),
+        make_event("feedback", "c1", "2026-10-01T11:00:00Z", rating=1, comment="useless"),
+    ]
+    store.commit(processed(policy, raws), NOW)
+    [row] = store.list_outcomes()
+    assert (row["customer_id"], row["kind"], row["value"]) == ("c1", "csat", 1.0)
+    assert row["rule_id"] == "human_requested"
+    assert row["detail"] == {"comment": "useless"}
+    assert store.list_outcomes(customer_id="c2") == []
+    assert store.list_outcomes(since=datetime(2026, 10, 2, tzinfo=UTC)) == []

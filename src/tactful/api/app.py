@@ -166,6 +166,16 @@ def create_app(engine: Engine) -> FastAPI:
             raise HTTPException(422, "since: needs a timezone, e.g. 2026-11-01T00:00:00Z")
         return {"decisions": store.list_decisions(customer_id, since, limit)}
 
+    @app.get("/v1/outcomes", summary="What followed decisions: ratings, solved tickets, handoffs")
+    def get_outcomes(
+        customer_id: str | None = None,
+        since: datetime | None = Query(None, description="ISO 8601 with timezone"),
+        limit: int = Query(100, ge=1, le=1000),
+    ) -> dict[str, Any]:
+        if since is not None and since.tzinfo is None:
+            raise HTTPException(422, "since: needs a timezone, e.g. 2026-11-01T00:00:00Z")
+        return {"outcomes": store.list_outcomes(customer_id, since, limit)}
+
     @app.get(
         "/v1/customers/{customer_id}/eligibility",
         response_model=Eligibility,

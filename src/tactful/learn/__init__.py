@@ -1,5 +1,2 @@
-"""Learn: outcomes and metrics. Outcomes, tuning and drift arrive with later issues."""
-
-from tactful.learn.metrics import Metrics
-
-__all__ = ["Metrics"]
+"""Learn: outcomes (learn/outcomes.py) and metrics (learn/metrics.py). Tuning and drift
+arrive with later issues."""

@@ -50,6 +50,12 @@ class Metrics:
             ["kind", "rule"],
             registry=self.registry,
         )
+        self.outcomes = Counter(
+            "tactful_outcomes",
+            "Outcomes observed after decisions (csat, ticket_solved, handoff_closed ...).",
+            ["kind"],
+            registry=self.registry,
+        )
         self.actions_delivered = Counter(
             "tactful_actions_delivered",
             "Actions delivered, by channel and kind.",

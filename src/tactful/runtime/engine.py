@@ -199,6 +199,7 @@ class Engine:
         events = Counter(p.event.type for p in batch)
         signals = Counter(s.name for p in batch for s in p.signals)
         decisions = Counter((d.kind, d.rule_id) for p in batch for d in p.decisions)
+        outcomes = Counter(o.kind for p in batch for o in p.outcomes)
         m = self.metrics
         for type_, n in events.items():
             m.events.labels(type_, "accepted").inc(n)
@@ -206,3 +207,5 @@ class Engine:
             m.signals.labels(name).inc(n)
         for (kind, rule), n in decisions.items():
             m.decisions.labels(kind, rule).inc(n)
+        for kind, n in outcomes.items():
+            m.outcomes.labels(kind).inc(n)

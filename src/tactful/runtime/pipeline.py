@@ -1,4 +1,4 @@
-"""The core, wired: one event through detect -> remember -> decide -> act. Pure.
+"""The core, wired: one event through detect -> remember -> decide -> act -> learn. Pure.
 
 ``process`` reads no clock and does no I/O; given the same (event, state, policy, now) it
 returns the same result. That is what makes replay, evaluation and shadow policies exact.
@@ -12,6 +12,7 @@ from datetime import datetime
 from tactful.actions import Action, plan_actions
 from tactful.detect import BehaviorConfig, Signal, detect
 from tactful.events import Event
+from tactful.learn.outcomes import Outcome, derive_outcomes
 from tactful.policy.engine import Decision, PolicyEngine
 from tactful.state.customer import CustomerState, remember
 
@@ -26,6 +27,7 @@ class Processed:
     decisions: list[Decision]
     actions: list[Action]
     suppressed: list[str] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
 
 
 def process(
@@ -35,9 +37,13 @@ def process(
     now: datetime,
     behavior: BehaviorConfig = BehaviorConfig(),
 ) -> Processed:
-    """Detect signals on ``event``, fold them into ``state``, decide, and plan actions."""
+    """Detect signals on ``event``, fold them into ``state``, decide, plan actions, and
+    note what the event reveals about earlier decisions (outcomes)."""
     signals = detect(event, state, behavior)
     remembered = remember(state, event, signals)
     decided = policy.decide(event, remembered, signals, now)
     new_state, actions = plan_actions(remembered, event, signals, decided.decisions, now)
-    return Processed(event, new_state, signals, decided.decisions, actions, decided.suppressed)
+    outcomes = derive_outcomes(event, state)
+    return Processed(
+        event, new_state, signals, decided.decisions, actions, decided.suppressed, outcomes
+    )

@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from tactful.runtime.pipeline import Processed
 from tactful.state.customer import CustomerState
+
+if TYPE_CHECKING:  # the store writes what the core produced; the core never needs the store
+    from tactful.runtime.pipeline import Processed
 
 __all__ = ["MAX_QUARANTINE_BYTES", "OutboxRow", "QuarantineItem", "Store", "StoreStats"]
 
@@ -80,6 +82,10 @@ class Store(Protocol):
     def get_state(self, customer_id: str) -> CustomerState | None: ...
 
     def list_decisions(
+        self, customer_id: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]: ...
+
+    def list_outcomes(
         self, customer_id: str | None = None, since: datetime | None = None, limit: int = 100
     ) -> list[dict[str, Any]]: ...
 

@@ -97,6 +97,19 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
 
+    CREATE TABLE outcomes (
+        outcome_id   TEXT PRIMARY KEY,
+        event_id     TEXT NOT NULL,
+        customer_id  TEXT NOT NULL,
+        at           TEXT NOT NULL,
+        kind         TEXT NOT NULL,
+        value        REAL,
+        rule_id      TEXT,
+        detail       TEXT NOT NULL
+    );
+    CREATE INDEX outcomes_at ON outcomes (at);
+    CREATE INDEX outcomes_customer ON outcomes (customer_id, at);
+
     CREATE TABLE quarantine (
         id           INTEGER PRIMARY KEY AUTOINCREMENT,
         received_at  TEXT NOT NULL,
@@ -261,6 +274,20 @@ class SQLiteStore:
             for p in batch
             for a in p.actions
         ]
+        outcomes = [
+            (
+                o.outcome_id,
+                o.event_id,
+                o.customer_id,
+                _ts(o.at),
+                o.kind,
+                o.value,
+                o.rule_id,
+                json.dumps(o.detail),
+            )
+            for p in batch
+            for o in p.outcomes
+        ]
         try:
             with self._tx() as db:
                 # 1. the events' processed marks (a duplicate id aborts the whole batch)
@@ -287,6 +314,8 @@ class SQLiteStore:
                     "VALUES (?,?,?,?,?,?,?,?,?)",
                     outbox,
                 )
+                # 6. what the events revealed about earlier decisions
+                db.executemany("INSERT INTO outcomes VALUES (?,?,?,?,?,?,?,?)", outcomes)
         except sqlite3.IntegrityError:
             ids = [e[0] for e in events]
             dupes = self.seen_event_ids(ids) | {i for i, n in Counter(ids).items() if n > 1}
@@ -319,9 +348,16 @@ class SQLiteStore:
     def get_state(self, customer_id: str) -> CustomerState | None:
         return self.load_states([customer_id]).get(customer_id)
 
-    def list_decisions(
-        self, customer_id: str | None = None, since: datetime | None = None, limit: int = 100
+    def _log(
+        self,
+        table: str,
+        key: str,
+        json_columns: tuple[str, ...],
+        customer_id: str | None,
+        since: datetime | None,
+        limit: int,
     ) -> list[dict[str, Any]]:
+        """Rows of an append-only log (decisions, outcomes), oldest first."""
         where, params = [], []
         if customer_id is not None:
             where.append("customer_id = ?")
@@ -329,20 +365,23 @@ class SQLiteStore:
         if since is not None:
             where.append("at >= ?")
             params.append(_ts(since))
-        sql = "SELECT * FROM decisions"
+        sql = f"SELECT * FROM {table}"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY at, decision_id LIMIT ?"
+        sql += f" ORDER BY at, {key} LIMIT ?"
         rows = self._query(sql, [*params, limit])
-        return [
-            {
-                **dict(r),
-                "params": json.loads(r["params"]),
-                "reasons": json.loads(r["reasons"]),
-                "factors": json.loads(r["factors"]),
-            }
-            for r in rows
-        ]
+        return [{**dict(r), **{c: json.loads(r[c]) for c in json_columns}} for r in rows]
+
+    def list_decisions(
+        self, customer_id: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        columns = ("params", "reasons", "factors")
+        return self._log("decisions", "decision_id", columns, customer_id, since, limit)
+
+    def list_outcomes(
+        self, customer_id: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        return self._log("outcomes", "outcome_id", ("detail",), customer_id, since, limit)
 
     def list_events(self, customer_id: str, limit: int = 100) -> list[dict[str, Any]]:
         rows = self._query(

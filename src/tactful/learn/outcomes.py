@@ -1,0 +1,92 @@
+"""Learn: what happened after tactful acted, derived from the events that follow.
+
+Outcomes are the raw material for the metrics and the tuner (a later issue): a rating
+after a treatment, a ticket solved or left unsolved, a handoff closed and how long it took.
+Each is attributed to the rule that last acted on the customer, so a rule's decisions can
+be judged by what followed them. Pure: (event, state before it) -> outcomes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from tactful.events import Event
+from tactful.state.customer import CustomerState
+
+__all__ = ["ATTRIBUTION_WINDOW", "Outcome", "derive_outcomes"]
+
+OutcomeKind = Literal["csat", "ticket_solved", "ticket_unsolved", "handoff_closed"]
+
+# An outcome is credited to the last rule that acted within this window before it.
+ATTRIBUTION_WINDOW = timedelta(days=7)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    outcome_id: str
+    event_id: str
+    customer_id: str
+    at: datetime
+    kind: OutcomeKind
+    value: float | None = None
+    rule_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "outcome_id": self.outcome_id,
+            "event_id": self.event_id,
+            "customer_id": self.customer_id,
+            "at": self.at.isoformat(),
+            "kind": self.kind,
+            "value": self.value,
+            "rule_id": self.rule_id,
+            "detail": self.detail,
+        }
+
+
+def _last_rule(state: CustomerState, now: datetime) -> str | None:
+    recent = [
+        (at, rule)
+        for rule, at in state.rule_fired_at.items()
+        if timedelta(0) <= now - at <= ATTRIBUTION_WINDOW
+    ]
+    return max(recent)[1] if recent else None
+
+
+def derive_outcomes(event: Event, before: CustomerState) -> list[Outcome]:
+    """Outcomes revealed by ``event``, given the customer's state just before it."""
+    now = event.timestamp
+    rule = _last_rule(before, now)
+
+    def outcome(kind: OutcomeKind, value: float | None = None, **detail: Any) -> Outcome:
+        key = f"{event.event_id}/{kind}"
+        if "handoff_id" in detail:
+            key += f"/{detail['handoff_id']}"
+        return Outcome(key, event.event_id, event.customer_id, now, kind, value, rule, detail)
+
+    match event.type:
+        case "feedback":
+            return [outcome("csat", float(event.rating), comment=event.comment)]
+        case "ticket_closed" if event.resolution in ("solved", "unsolved"):
+            out = [
+                outcome(
+                    "ticket_solved" if event.resolution == "solved" else "ticket_unsolved",
+                    ticket_id=event.ticket_id,
+                )
+            ]
+            if event.resolution == "solved":
+                out.extend(
+                    outcome(
+                        "handoff_closed",
+                        (now - h.opened_at).total_seconds(),
+                        handoff_id=h.handoff_id,
+                        queue=h.queue,
+                    )
+                    for h in before.handoffs
+                )
+            return out
+        case _:
+            return []
