@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tactful.events import Event, parse_event
 from tactful.policy import PolicyEngine, load_policy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +49,12 @@ def make_event() -> EventFactory:
         }
 
     return make
+
+
+@pytest.fixture
+def scenario_events(scenario_lines) -> list[Event]:
+    """The scenario's valid events, in order (its deliberately malformed line left out)."""
+    return [parse_event(raw) for raw in map(json.loads, scenario_lines) if "customer_id" in raw]
 
 
 def ts(value: str) -> datetime:

@@ -10,14 +10,10 @@ from tactful.runtime.pipeline import Processed, process
 from tactful.state.customer import CustomerState
 
 
-def replay(lines, policy) -> dict[str, list[Processed]]:
+def replay(events, policy) -> dict[str, list[Processed]]:
     states: dict[str, CustomerState] = {}
     out: dict[str, list[Processed]] = defaultdict(list)
-    for line in lines:
-        raw = json.loads(line)
-        if "customer_id" not in raw:
-            continue  # the scenario's deliberately malformed event
-        event = parse_event(raw)
+    for event in events:
         state = states.get(event.customer_id) or CustomerState(customer_id=event.customer_id)
         result = process(event, state, policy, event.timestamp)
         states[event.customer_id] = result.state
@@ -33,8 +29,8 @@ def at_cancel_page(results: list[Processed]) -> Processed:
     return next(r for r in results if getattr(r.event, "path", "") == "/account/cancel")
 
 
-def test_customer_a_gets_a_pointer_to_invoices_and_no_pitch(scenario_lines, policy):
-    ana = replay(scenario_lines, policy)["ana"]
+def test_customer_a_gets_a_pointer_to_invoices_and_no_pitch(scenario_events, policy):
+    ana = replay(scenario_events, policy)["ana"]
     cancel = at_cancel_page(ana)
     assert [d.kind for d in cancel.decisions] == ["clarify"]
     assert "invoices" in cancel.decisions[0].params["question"]
@@ -48,8 +44,8 @@ def test_customer_a_gets_a_pointer_to_invoices_and_no_pitch(scenario_lines, poli
     assert ana[-1].state.active_holds(ana[-1].event.timestamp) == []
 
 
-def test_customer_b_is_held_and_handed_to_billing_with_the_story(scenario_lines, policy):
-    ben = replay(scenario_lines, policy)["ben"]
+def test_customer_b_is_held_and_handed_to_billing_with_the_story(scenario_events, policy):
+    ben = replay(scenario_events, policy)["ben"]
     cancel = at_cancel_page(ben)
     by_kind = {d.kind: d for d in cancel.decisions}
     assert by_kind["escalate"].params["queue"] == "billing"
@@ -75,17 +71,17 @@ def test_customer_b_is_held_and_handed_to_billing_with_the_story(scenario_lines,
     assert any("handoff is already open" in s for s in final.suppressed)
 
 
-def test_same_page_different_treatment(scenario_lines, policy):
+def test_same_page_different_treatment(scenario_events, policy):
     """The two-customer problem: a behaviour-only system treats A and B the same."""
-    results = replay(scenario_lines, policy)
+    results = replay(scenario_events, policy)
     a = {d.kind for d in at_cancel_page(results["ana"]).decisions}
     b = {d.kind for d in at_cancel_page(results["ben"]).decisions}
     assert a == {"clarify"}
     assert {"hold", "escalate"} <= b
 
 
-def test_other_journeys(scenario_lines, policy):
-    results = replay(scenario_lines, policy)
+def test_other_journeys(scenario_events, policy):
+    results = replay(scenario_events, policy)
     eve = decisions(results["eve"])
     assert ("escalate", "vip_error_streak") in eve and ("notify", "vip_error_streak") in eve
     notify = next(d for r in results["eve"] for d in r.decisions if d.kind == "notify")
@@ -101,9 +97,9 @@ def test_other_journeys(scenario_lines, policy):
     assert escalate.params["queue"] == "account"
 
 
-def test_process_is_pure_and_deterministic(scenario_lines, policy):
-    first = replay(scenario_lines, policy)
-    second = replay(scenario_lines, policy)
+def test_process_is_pure_and_deterministic(scenario_events, policy):
+    first = replay(scenario_events, policy)
+    second = replay(scenario_events, policy)
     for cid in first:
         a = [(r.state.model_dump(), [d.as_dict() for d in r.decisions]) for r in first[cid]]
         b = [(r.state.model_dump(), [d.as_dict() for d in r.decisions]) for r in second[cid]]
@@ -112,11 +108,7 @@ def test_process_is_pure_and_deterministic(scenario_lines, policy):
     # No step changes the state it was given (the core copies shallowly: a stray in-place
     # mutation would show up here).
     states: dict[str, CustomerState] = {}
-    for line in scenario_lines:
-        raw = json.loads(line)
-        if "customer_id" not in raw:
-            continue
-        event = parse_event(raw)
+    for event in scenario_events:
         state = states.get(event.customer_id) or CustomerState(customer_id=event.customer_id)
         before = state.model_dump()
         result = process(event, state, policy, event.timestamp)
@@ -124,8 +116,8 @@ def test_process_is_pure_and_deterministic(scenario_lines, policy):
         states[event.customer_id] = result.state
 
 
-def test_every_decision_explains_itself(scenario_lines, policy):
-    for results in replay(scenario_lines, policy).values():
+def test_every_decision_explains_itself(scenario_events, policy):
+    for results in replay(scenario_events, policy).values():
         for r in results:
             for d in r.decisions:
                 assert d.policy_version == policy.version

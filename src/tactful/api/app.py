@@ -54,6 +54,12 @@ class Eligibility(BaseModel):
     hold_ends_at: datetime | None = None
 
 
+def _aware(since: datetime | None) -> datetime | None:
+    if since is not None and since.tzinfo is None:
+        raise HTTPException(422, "since: needs a timezone, e.g. 2026-11-01T00:00:00Z")
+    return since
+
+
 def _problem(status: int, field: str, value: Any, why: str) -> JSONResponse:
     return JSONResponse(
         status_code=status,
@@ -162,9 +168,7 @@ def create_app(engine: Engine) -> FastAPI:
         since: datetime | None = Query(None, description="ISO 8601 with timezone"),
         limit: int = Query(100, ge=1, le=1000),
     ) -> dict[str, Any]:
-        if since is not None and since.tzinfo is None:
-            raise HTTPException(422, "since: needs a timezone, e.g. 2026-11-01T00:00:00Z")
-        return {"decisions": store.list_decisions(customer_id, since, limit)}
+        return {"decisions": store.list_decisions(customer_id, _aware(since), limit)}
 
     @app.get("/v1/outcomes", summary="What followed decisions: ratings, solved tickets, handoffs")
     def get_outcomes(
@@ -172,9 +176,7 @@ def create_app(engine: Engine) -> FastAPI:
         since: datetime | None = Query(None, description="ISO 8601 with timezone"),
         limit: int = Query(100, ge=1, le=1000),
     ) -> dict[str, Any]:
-        if since is not None and since.tzinfo is None:
-            raise HTTPException(422, "since: needs a timezone, e.g. 2026-11-01T00:00:00Z")
-        return {"outcomes": store.list_outcomes(customer_id, since, limit)}
+        return {"outcomes": store.list_outcomes(customer_id, _aware(since), limit)}
 
     @app.get(
         "/v1/customers/{customer_id}/eligibility",
