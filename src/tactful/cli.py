@@ -19,6 +19,7 @@ from rich.table import Table
 
 from tactful.actions.channels import LogChannel
 from tactful.actions.dispatch import Dispatcher
+from tactful.evaluation.cli import eval_app
 from tactful.policy import PolicyEngine, PolicyError, load_policy
 from tactful.runtime.engine import Engine, IngestResult
 from tactful.runtime.tuning import tune_gc
@@ -38,6 +39,7 @@ app = typer.Typer(
 )
 policy_app = typer.Typer(help="Check and inspect policy files.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
+app.add_typer(eval_app, name="eval")
 
 console = Console()
 err = Console(stderr=True)

@@ -1,0 +1,1 @@
+"""Evaluation: the benchmark tasks and the reports that compare scorers on them."""

@@ -1,0 +1,140 @@
+"""``tactful eval``: measure the detectors on the labeled benchmark tasks.
+
+Only typer, rich and the task definitions are imported here, so the main CLI loads
+without the evaluation's extra (numpy, scikit-learn, matplotlib, vaderSentiment); the
+command says what to install when they are missing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from tactful.evaluation.tasks import TASKS, DataError, data_dir
+
+if TYPE_CHECKING:
+    from tactful.evaluation.scorers import Scorer
+
+__all__ = ["eval_app"]
+
+EXTRA = "eval"  # tactful.evaluation.scorers.EVAL_EXTRA, without importing numpy here
+
+eval_app = typer.Typer(
+    help="Measure tactful's detectors on the labeled benchmark tasks (see shared/data).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+console = Console()
+err = Console(stderr=True)
+
+
+@eval_app.callback()
+def _group() -> None:
+    """Measure tactful's detectors on the labeled benchmark tasks."""
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/] {escape(message)}", highlight=False)
+    return typer.Exit(2)
+
+
+def _scorers(requested: list[str]) -> list[Scorer]:
+    from tactful.evaluation.scorers import SCORERS, ScorerUnavailable, make_scorer
+
+    unknown = [n for n in requested if n not in SCORERS]
+    if unknown:
+        raise _fail(f"unknown scorer {', '.join(unknown)}; choose from {', '.join(SCORERS)}")
+    scorers: list[Scorer] = []
+    for name in dict.fromkeys(requested or SCORERS):
+        try:
+            scorers.append(make_scorer(name))
+        except ScorerUnavailable as exc:
+            if requested:
+                raise _fail(str(exc)) from None
+            err.print(f"[yellow]skipping the {name} scorer:[/] {escape(str(exc))}", highlight=False)
+    if not scorers:
+        raise _fail("no scorer available")
+    return scorers
+
+
+@eval_app.command("text")
+def text(
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            metavar="DIR",
+            help="Folder with goemotions/, bitext/, banking77/, politeness/, uss/. "
+            "Default: $TACTFUL_DATA, else ../shared/data.",
+        ),
+    ] = None,
+    report: Annotated[
+        Path,
+        typer.Option(
+            "--report", metavar="DIR", help="Where report.md, report.json and roc.png go."
+        ),
+    ] = Path("reports/text-eval"),
+    task: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--task",
+            metavar="NAME",
+            help=f"Task to run (repeatable). Default: all: {', '.join(TASKS)}.",
+        ),
+    ] = None,
+    scorer: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scorer",
+            metavar="NAME",
+            help="Scorer to compare (repeatable): lexical, vader, or another registered in "
+            "tactful.evaluation.scorers.SCORERS. Default: all whose extra is installed.",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the results as JSON on the last line.")
+    ] = False,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
+    ] = True,
+) -> None:
+    """Score every task's dev and test splits with each scorer: test ROC AUC, and test F1
+    at the threshold that maximises F1 on dev. Exit 2 when data or a scorer is missing."""
+    unknown = [t for t in task or [] if t not in TASKS]
+    if unknown:
+        raise _fail(f"unknown task {', '.join(unknown)}; choose from {', '.join(TASKS)}")
+    try:
+        root = data_dir(data)
+    except DataError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        from tactful.evaluation.text import run_text_eval
+    except ImportError as exc:
+        raise _fail(
+            f"the evaluation needs {exc.name or 'its libraries'}: pip install 'tactful[{EXTRA}]'"
+        ) from None
+    scorers = _scorers(scorer or [])
+    tasks = [TASKS[t] for t in dict.fromkeys(task)] if task else list(TASKS.values())
+    try:
+        result = run_text_eval(scorers, tasks, data_dir=root, progress=progress)
+    except DataError as exc:
+        raise _fail(str(exc)) from None
+    console.print(result.to_table())
+    if result.goemotions_labels:
+        console.print(result.to_label_table())
+    try:
+        written = result.write(report)
+    except ImportError as exc:  # matplotlib, for roc.png (report.md and .json are written)
+        raise _fail(
+            f"the ROC plot needs {exc.name or 'matplotlib'}: pip install 'tactful[{EXTRA}]'"
+        ) from None
+    console.print(f"report: {', '.join(str(p) for p in written)}", highlight=False, soft_wrap=True)
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))

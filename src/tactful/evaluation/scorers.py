@@ -1,0 +1,153 @@
+"""Scorers: what the text benchmark compares.
+
+A scorer answers some of tactful's dimensions (frustration, confusion, churn intent ...)
+for a whole list of examples at once, higher meaning more of the dimension. Taking the
+whole list lets batch scorers (a sentence-embedding model, the learned tier) embed once
+per call instead of once per message; the evaluation asks for one dimension at a time.
+
+Shipped here:
+
+- :class:`LexicalScorer`: tactful's explainable cue scorer (``tactful.detect.text``).
+- :class:`VaderScorer`: the rule-based sentiment analyser a team would reach for first.
+
+More scorers plug in by satisfying :class:`Scorer` and adding a factory to
+:data:`SCORERS` (the ``--scorer`` names of ``tactful eval text``): the learned
+``TactfulScorer`` and a ``MiniLMBaseline`` (a logistic head over MiniLM sentence
+embeddings) come that way. A factory whose optional dependencies are missing raises
+:class:`ScorerUnavailable` naming the extra to install.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tactful.detect.text import score_text
+from tactful.evaluation.tasks import Example
+from tactful.signals import DIMENSIONS
+
+__all__ = [
+    "EVAL_EXTRA",
+    "SCORERS",
+    "LexicalScorer",
+    "Scorer",
+    "ScorerUnavailable",
+    "VaderScorer",
+    "make_scorer",
+]
+
+# The optional-dependency group that brings the evaluation's libraries.
+EVAL_EXTRA = "eval"
+
+
+class ScorerUnavailable(RuntimeError):
+    """A scorer whose optional dependencies are not installed."""
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Scores examples on one dimension at a time; higher = more of the dimension.
+
+    ``name`` labels the scorer in reports; ``dimensions`` are the dimensions it can
+    answer (the evaluation skips tasks whose dimension is not among them). ``score``
+    returns one finite float per example, in the examples' order; only the ranking and
+    a threshold chosen on dev matter, so scores need not be probabilities.
+    Examples carry the customer's earlier messages in ``history`` (oldest first) for
+    scorers that use context.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dimensions(self) -> frozenset[str]: ...
+
+    def score(self, examples: Sequence[Example], dimension: str) -> NDArray[np.float64]: ...
+
+
+def _check(scorer: Scorer, dimension: str) -> None:
+    if dimension not in scorer.dimensions:
+        raise ValueError(f"the {scorer.name} scorer does not answer {dimension!r}")
+
+
+class LexicalScorer:
+    """tactful's current lexical and structural cue scorer, with the conversation context."""
+
+    name = "lexical"
+    dimensions: frozenset[str] = frozenset(DIMENSIONS)
+
+    def score(self, examples: Sequence[Example], dimension: str) -> NDArray[np.float64]:
+        _check(self, dimension)
+        return np.fromiter(
+            (score_text(ex.text, list(ex.history)).scores[dimension] for ex in examples),
+            dtype=np.float64,
+            count=len(examples),
+        )
+
+
+class VaderScorer:
+    """VADER (Hutto & Gilbert, ICWSM 2014), used the way a team reaching for it would.
+
+    VADER has one axis, the compound polarity in [-1, 1], so each dimension is read off
+    it: the negative dimensions (frustration, churn_intent, wants_human, urgency,
+    confusion) score ``-compound`` (the more negative the message, the more likely) and
+    the positive ones (gratitude, politeness) score ``+compound``. That is the fair best
+    use of a single polarity score; it ignores the conversation history, which VADER
+    has no notion of.
+    """
+
+    name = "vader"
+    SIGN: ClassVar[Mapping[str, float]] = {
+        "frustration": -1.0,
+        "churn_intent": -1.0,
+        "wants_human": -1.0,
+        "urgency": -1.0,
+        "confusion": -1.0,
+        "gratitude": 1.0,
+        "politeness": 1.0,
+    }
+    dimensions: frozenset[str] = frozenset(SIGN)
+
+    def __init__(self) -> None:
+        try:
+            from vaderSentiment.vaderSentiment import (
+                SentimentIntensityAnalyzer,
+            )
+        except ImportError as exc:
+            raise ScorerUnavailable(
+                "the vader scorer needs vaderSentiment: "
+                f"pip install 'tactful[{EVAL_EXTRA}]' (or pip install vaderSentiment)"
+            ) from exc
+        self._analyzer = SentimentIntensityAnalyzer()
+
+    def compound(self, examples: Sequence[Example]) -> NDArray[np.float64]:
+        """VADER's compound polarity of each example's text, in [-1, 1]."""
+        return np.fromiter(
+            (float(self._analyzer.polarity_scores(ex.text)["compound"]) for ex in examples),
+            dtype=np.float64,
+            count=len(examples),
+        )
+
+    def score(self, examples: Sequence[Example], dimension: str) -> NDArray[np.float64]:
+        _check(self, dimension)
+        return self.SIGN[dimension] * self.compound(examples)
+
+
+# name -> factory; a factory raises ScorerUnavailable when its extra is not installed.
+# The learned TactfulScorer and the MiniLMBaseline register here when they land.
+SCORERS: dict[str, Callable[[], Scorer]] = {
+    "lexical": LexicalScorer,
+    "vader": VaderScorer,
+}
+
+
+def make_scorer(name: str) -> Scorer:
+    """The scorer registered as ``name``; ScorerUnavailable if its extra is missing."""
+    try:
+        factory = SCORERS[name]
+    except KeyError:
+        raise ValueError(f"unknown scorer {name!r}; choose from {', '.join(SCORERS)}") from None
+    return factory()

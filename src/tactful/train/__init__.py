@@ -1,0 +1,1 @@
+"""Training: reproduce the shipped models from ../shared/data."""
