@@ -321,6 +321,104 @@ def quarantine(
     console.print(table)
 
 
+@app.command()
+def score(
+    batch: Annotated[
+        int, typer.Option(min=1, max=1024, help="Score up to this many lines at once.")
+    ] = 1,
+) -> None:
+    """Score messages: JSONL {"id", "text", "history": [...]} on stdin, one JSON object per
+    line on stdout with a probability per dimension, the topic, confidence and evidence.
+
+    Streams (each result is written as soon as its line is scored). A bad line gets
+    {"line": N, "error": "..."} and scoring goes on.
+    """
+    import sys
+
+    from tactful.detect.learned import load_scorer
+
+    scorer = load_scorer()
+    out = sys.stdout
+    pending: list[tuple[Any, str, list[str]]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        results = scorer.score_batch([p[1] for p in pending], [p[2] for p in pending])
+        for (ident, _, _), s in zip(pending, results, strict=True):
+            row: dict[str, Any] = {"id": ident, **{d: round(v, 4) for d, v in s.scores.items()}}
+            row |= {
+                "topic": s.topic,
+                "topic_scores": s.topic_scores,
+                "confidence": s.confidence,
+                "evidence": {d: list(e) for d, e in s.evidence.items()},
+                "notes": list(s.notes),
+                "version": s.version,
+            }
+            out.write(json.dumps(row) + "\n")
+        out.flush()
+        pending.clear()
+
+    for n, raw in enumerate(sys.stdin.buffer, start=1):
+        error = None
+        try:
+            item = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            error = f"not valid UTF-8 at byte {exc.start}"
+        except json.JSONDecodeError as exc:
+            error = f"not valid JSON: {exc.msg} (column {exc.colno})"
+        else:
+            text, history = (
+                (item.get("text"), item.get("history", []))
+                if isinstance(item, dict)
+                else (None, None)
+            )
+            if not isinstance(text, str):
+                error = "needs a JSON object with a string 'text'"
+            elif not isinstance(history, list) or not all(isinstance(h, str) for h in history):
+                error = "'history' must be a list of strings (earlier messages, oldest first)"
+        if error is not None:
+            flush()
+            out.write(json.dumps({"line": n, "error": error}) + "\n")
+            out.flush()
+            continue
+        pending.append((item.get("id"), text, history))  # type: ignore[arg-type]
+        if len(pending) >= batch:
+            flush()
+    flush()
+
+
+@app.command()
+def train(
+    data: Annotated[
+        Path | None, typer.Option(help="Labeled data (default: $TACTFUL_DATA or ../shared/data).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write the heads. Default: the shipped folder.")
+    ] = None,
+) -> None:
+    """Train the text heads on the labeled data's train splits (dev for choices and
+    calibration; test never read), with fixed seeds, and write them with a model card."""
+    from tactful.detect.embedder import MODELS_DIR, load_embedder
+    from tactful.detect.learned import DEFAULT_HEADS
+    from tactful.evaluation.tasks import DataError
+
+    try:
+        from tactful.train.heads import train_heads
+    except ImportError as exc:
+        err.print(f"[red]training needs the eval extra:[/] pip install 'tactful[eval]' ({exc})")
+        raise typer.Exit(2) from None
+    target = out or MODELS_DIR / DEFAULT_HEADS
+    embedder = load_embedder()
+    try:
+        heads = train_heads(embedder, embedder.name, data, log=lambda m: err.print(m))
+    except DataError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    heads.save(target)
+    console.print(f"wrote {target} ({heads.card['version']})")
+
+
 @policy_app.command("check")
 def policy_check(
     file: Annotated[Path, typer.Argument(help="Policy YAML file to validate.")],

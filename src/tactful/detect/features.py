@@ -3,65 +3,98 @@
 One function, used by `tactful train` and at run time alike, so a head always sees the
 features it was trained on:
 
-    [ sentence embedding (d) | lexical cue scores (7) | context (3) ]
+    dense:  [ sentence embedding (d) | lexical cue scores (7) ]
+    tokens: the message's word pieces as a normalised bag (vocabulary size, sparse)
+
+The bag of word pieces lets a head learn its own lexicon from labeled data (a weight per
+word piece, shown as evidence); the embedding carries meaning the exact words miss.
 
 The lexical tier's scores enter the learned tier as features (the fusion is learned, not
-hand-weighted); the context features carry the conversation: how many earlier messages,
-how frustrated the earliest of them read, and whether this message repeats the last one.
+hand-weighted). The conversation enters twice: through the lexical cues (repeating an
+earlier message) and through ``context_boost``. A learned context feature was tried and
+dropped: in the training data only dialogues have earlier turns, and the heads learned
+"a dialogue" (mostly satisfied turns), not "a long struggle".
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from tactful.detect.text import score_text
+from tactful.detect.text import TextScores, score_text
 from tactful.signals import DIMENSIONS
 
-__all__ = ["CONTEXT_FEATURES", "Embedder", "features"]
+__all__ = ["TOKEN_SCALE", "Embedder", "context_boost", "features", "token_bag"]
 
-CONTEXT_FEATURES = ("history_turns", "history_frustration", "repeats_last")
 
 Matrix = NDArray[np.float32]
 
 
 class Embedder(Protocol):
+    vocabulary_size: int
+
     def encode(self, texts: Sequence[str]) -> Matrix:
         """One row per text."""
         ...
 
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text's word-piece ids (no special tokens, truncated as encode does)."""
+        ...
 
-def _cosine_rows(a: Matrix, b: Matrix) -> NDArray[np.float32]:
-    num = np.einsum("ij,ij->i", a, b)
-    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    out: NDArray[np.float32] = np.where(den > 0, num / np.maximum(den, 1e-9), 0.0).astype(
-        np.float32
+
+# Bag-of-word-piece values are scaled so their weights regularise like the dense ones.
+TOKEN_SCALE = 4.0
+
+
+def token_bag(embedder: Embedder, texts: Sequence[str]) -> Any:
+    """A scipy CSR matrix: row i holds text i's word-piece frequencies x TOKEN_SCALE."""
+    from scipy import sparse
+
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[float] = []
+    for i, ids in enumerate(embedder.token_ids(texts)):
+        if not ids:
+            continue
+        unique, counts = np.unique(ids, return_counts=True)
+        rows.extend([i] * len(unique))
+        cols.extend(unique.tolist())
+        vals.extend((counts * (TOKEN_SCALE / len(ids))).tolist())
+    return sparse.csr_matrix(
+        (vals, (rows, cols)), shape=(len(texts), embedder.vocabulary_size), dtype=np.float32
     )
-    return out
 
 
 def features(
-    embedder: Embedder, texts: Sequence[str], histories: Sequence[Sequence[str]]
+    embedder: Embedder,
+    texts: Sequence[str],
+    histories: Sequence[Sequence[str]],
+    lexical: Sequence[TextScores] | None = None,
 ) -> Matrix:
-    """The feature matrix for messages and their earlier messages (oldest first)."""
+    """The dense feature matrix for messages and their earlier messages (oldest first).
+
+    ``lexical``: the texts' lexical scores, if already computed (scored here otherwise).
+    The history reaches the heads through the lexical tier (repeating an earlier message
+    is a cue); its weight across a conversation is applied by the scorer (context_boost).
+    """
     if len(texts) != len(histories):
         raise ValueError(f"{len(texts)} texts but {len(histories)} histories")
     emb = embedder.encode(list(texts)).astype(np.float32)
     lex = np.zeros((len(texts), len(DIMENSIONS)), dtype=np.float32)
-    ctx = np.zeros((len(texts), len(CONTEXT_FEATURES)), dtype=np.float32)
-    last = ["" for _ in texts]
     for i, (text, history) in enumerate(zip(texts, histories, strict=True)):
-        scores = score_text(text, list(history)).scores
+        scores = (lexical[i] if lexical is not None else score_text(text, list(history))).scores
         lex[i] = [scores[d] for d in DIMENSIONS]
-        if history:
-            ctx[i, 0] = min(len(history), 5) / 5
-            ctx[i, 1] = max(score_text(h).scores["frustration"] for h in history[-5:])
-            last[i] = history[-1]
-    with_history = [i for i, h in enumerate(histories) if h]
-    if with_history:
-        previous = embedder.encode([last[i] for i in with_history]).astype(np.float32)
-        ctx[with_history, 2] = _cosine_rows(emb[with_history], previous)
-    return np.hstack([emb, lex, ctx])
+    return np.hstack([emb, lex])
+
+
+def context_boost(history: Sequence[str]) -> float:
+    """How much earlier messages raise frustration now, in [0, 0.5]: half the mean lexical
+    frustration of the last three (a missing one counts as calm). Three frustrated messages
+    in a row weigh more than one angry outlier, and the same words mean more after failed
+    attempts."""
+    if not history:
+        return 0.0
+    return 0.5 * sum(score_text(h).scores["frustration"] for h in history[-3:]) / 3

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 
 from tactful.signals import DIMENSIONS, TOPICS
 
-__all__ = ["TextScores", "score_text"]
+__all__ = ["LEXICAL_VERSION", "TextScores", "score_text"]
+
+LEXICAL_VERSION = "lexical-1"
 
 
 # Escapes (\b, \w) and optional characters ("refunds?") are not literal text.
@@ -162,12 +164,20 @@ _LETTER_WORDS = re.compile(r"\b[A-Za-z]{3,}\b")
 
 @dataclass(frozen=True, slots=True)
 class TextScores:
-    """Per-dimension scores in [0, 1], the cue phrases behind each, and the topic."""
+    """Per-dimension scores in [0, 1], the cue phrases behind each, and the topic.
+
+    ``confidence`` says how much the scores can be trusted for this text (low for empty,
+    non-English or mostly-code text); ``notes`` says why ("truncated to 512 word pieces",
+    "code removed", "language unsupported"); ``version`` names the scorer that produced it.
+    """
 
     scores: dict[str, float]
     evidence: dict[str, tuple[str, ...]]
     topic: str
     topic_scores: dict[str, float]
+    confidence: float = 1.0
+    notes: tuple[str, ...] = ()
+    version: str = LEXICAL_VERSION
 
 
 def _noisy_or(values: Sequence[float]) -> float:

@@ -104,6 +104,13 @@ def text(
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
     ] = True,
+    update_card: Annotated[
+        bool,
+        typer.Option(
+            "--update-card",
+            help="Write the results into the shipped text model's card (model_card.json).",
+        ),
+    ] = False,
 ) -> None:
     """Score every task's dev and test splits with each scorer: test ROC AUC, and test F1
     at the threshold that maximises F1 on dev. Exit 2 when data or a scorer is missing."""
@@ -136,5 +143,14 @@ def text(
             f"the ROC plot needs {exc.name or 'matplotlib'}: pip install 'tactful[{EXTRA}]'"
         ) from None
     console.print(f"report: {', '.join(str(p) for p in written)}", highlight=False, soft_wrap=True)
+    if update_card:
+        from tactful.detect.embedder import MODELS_DIR
+        from tactful.detect.learned import DEFAULT_HEADS
+
+        card_path = MODELS_DIR / DEFAULT_HEADS / "model_card.json"
+        card = json.loads(card_path.read_text())
+        card["eval"] = {"split": "test", "threshold_from": "dev", "results": result.to_json()}
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
+        console.print(f"eval table written into {card_path}", highlight=False)
     if as_json:
         typer.echo(json.dumps(result.to_json()))

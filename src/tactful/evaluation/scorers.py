@@ -35,6 +35,7 @@ __all__ = [
     "LexicalScorer",
     "Scorer",
     "ScorerUnavailable",
+    "TactfulScorer",
     "VaderScorer",
     "make_scorer",
 ]
@@ -138,7 +139,36 @@ class VaderScorer:
 
 # name -> factory; a factory raises ScorerUnavailable when its extra is not installed.
 # The learned TactfulScorer and the MiniLMBaseline register here when they land.
+class TactfulScorer:
+    """tactful's default text scorer: lexical cues fused with the learned heads."""
+
+    name = "tactful"
+    dimensions: frozenset[str] = frozenset(DIMENSIONS)
+
+    def __init__(self) -> None:
+        from tactful.detect.learned import load_scorer
+
+        self._scorer = load_scorer()
+        self.version = self._scorer.version
+        self._last: tuple[int, list[dict[str, float]]] | None = None
+
+    def score(self, examples: Sequence[Example], dimension: str) -> NDArray[np.float64]:
+        _check(self, dimension)
+        key = hash(tuple((ex.text, ex.history) for ex in examples))
+        if self._last is None or self._last[0] != key:  # one pass serves every dimension
+            rows: list[dict[str, float]] = []
+            for start in range(0, len(examples), 512):
+                chunk = examples[start : start + 512]
+                scored = self._scorer.score_batch(
+                    [ex.text for ex in chunk], [ex.history for ex in chunk]
+                )
+                rows.extend(s.scores for s in scored)
+            self._last = (key, rows)
+        return np.array([row[dimension] for row in self._last[1]], dtype=np.float64)
+
+
 SCORERS: dict[str, Callable[[], Scorer]] = {
+    "tactful": TactfulScorer,
     "lexical": LexicalScorer,
     "vader": VaderScorer,
 }

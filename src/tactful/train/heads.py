@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import sparse
 
-from tactful.detect.features import CONTEXT_FEATURES, Embedder, features
+from tactful.detect.features import TOKEN_SCALE, Embedder, features, token_bag
 from tactful.evaluation.tasks import TASKS, Example, Split, data_dir
 from tactful.signals import DIMENSIONS
 
@@ -115,11 +116,15 @@ Log = Callable[[str], None]
 
 @dataclass
 class TrainedHeads:
+    """Linear heads over [dense features | bag of word pieces], split for fast scoring."""
+
     dimensions: list[str]
-    weights: NDArray[np.float32]  # features x dimensions
+    dense: NDArray[np.float32]  # dense features x dimensions
+    tokens: NDArray[np.float32]  # vocabulary x dimensions
     bias: NDArray[np.float32]  # dimensions
     topics: list[str]
-    topic_weights: NDArray[np.float32]  # features x topics
+    topic_dense: NDArray[np.float32]
+    topic_tokens: NDArray[np.float32]
     topic_bias: NDArray[np.float32]
     card: dict[str, Any] = field(default_factory=dict)
 
@@ -127,9 +132,11 @@ class TrainedHeads:
         path.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(
             path / "heads.npz",
-            weights=self.weights,
+            dense=self.dense,
+            tokens=self.tokens.astype(np.float16),
             bias=self.bias,
-            topic_weights=self.topic_weights,
+            topic_dense=self.topic_dense,
+            topic_tokens=self.topic_tokens.astype(np.float16),
             topic_bias=self.topic_bias,
         )
         (path / "model_card.json").write_text(json.dumps(self.card, indent=2) + "\n")
@@ -177,18 +184,23 @@ def train_heads(
     for task in TASKS.values():
         by_dimension.setdefault(task.dimension, []).append(task.name)
 
-    cache: dict[tuple[str, Split], tuple[NDArray[np.float32], NDArray[np.int_]]] = {}
+    cache: dict[tuple[str, Split], tuple[Any, NDArray[np.int_]]] = {}
 
-    def load(task_name: str, split: Split) -> tuple[NDArray[np.float32], NDArray[np.int_]]:
+    def matrix(texts: list[str], histories: list[tuple[str, ...]]) -> Any:
+        dense = features(embedder, texts, histories)
+        return sparse.hstack([sparse.csr_matrix(dense), token_bag(embedder, texts)]).tocsr()
+
+    def load(task_name: str, split: Split) -> tuple[Any, NDArray[np.int_]]:
         key = (task_name, split)
         if key not in cache:
             examples: list[Example] = TASKS[task_name].load(split, root)
-            x = features(embedder, [e.text for e in examples], [e.history for e in examples])
+            x = matrix([e.text for e in examples], [e.history for e in examples])
             y = np.array([e.label for e in examples], dtype=np.int_)
             cache[key] = (x, y)
             log(f"  features {task_name}/{split}: {x.shape[0]} x {x.shape[1]}")
         return cache[key]
 
+    n_dense = len(features(embedder, ["x"], [()])[0])
     n_features: int | None = None
     weights: dict[str, NDArray[np.float32]] = {}
     biases: dict[str, float] = {}
@@ -204,7 +216,7 @@ def train_heads(
             xs.append(x)
             ys.append(y)
             ws.append(np.full(len(y), 1.0 / len(y)))  # each task weighs the same in total
-        x_train, y_train = np.vstack(xs), np.concatenate(ys)
+        x_train, y_train = sparse.vstack(xs).tocsr(), np.concatenate(ys)
         w_train = np.concatenate(ws) * len(y_train) / len(tasks)
         n_features = x_train.shape[1]
         best: tuple[float, float, Any] | None = None
@@ -223,9 +235,21 @@ def train_heads(
                 best = (mean, c, (model, aucs))
         assert best is not None
         mean, c, (model, aucs) = best
-        weights[dim] = model.coef_[0].astype(np.float32)
-        biases[dim] = float(model.intercept_[0])
-        dev_scores[dim] = {"C": c, "dev_auc": aucs, "dev_auc_mean": round(mean, 4)}
+        # Calibrate on dev (Platt): class weighting shifts the raw probabilities, so a
+        # one-feature logistic fit on the head's logit maps them back to frequencies.
+        dev_x = sparse.vstack([load(name, "dev")[0] for name in tasks]).tocsr()
+        dev_y = np.concatenate([load(name, "dev")[1] for name in tasks])
+        dev_logit = model.decision_function(dev_x).reshape(-1, 1)
+        platt = LogisticRegression(C=1e6, max_iter=1000).fit(dev_logit, dev_y)
+        a, s = float(platt.coef_[0][0]), float(platt.intercept_[0])
+        weights[dim] = (model.coef_[0] * a).astype(np.float32)
+        biases[dim] = float(model.intercept_[0] * a + s)
+        dev_scores[dim] = {
+            "C": c,
+            "dev_auc": {k: round(v, 4) for k, v in aucs.items()},
+            "dev_auc_mean": round(mean, 4),
+            "platt": [round(a, 4), round(s, 4)],
+        }
         log(f"{dim}: chose C={c} (mean dev AUC {mean:.3f})")
 
     assert n_features is not None
@@ -235,11 +259,10 @@ def train_heads(
 
     log("topic: multinomial head on bitext intents and BANKING77 categories")
     topic_texts, topic_labels = _topic_examples(root, "train")
-    x_topic = features(embedder, topic_texts, [() for _ in topic_texts])
     topic_model = LogisticRegression(C=1.0, max_iter=3000, random_state=SEED)
-    topic_model.fit(x_topic, topic_labels)
+    topic_model.fit(matrix(topic_texts, [() for _ in topic_texts]), topic_labels)
     dev_texts, dev_labels = _topic_examples(root, "dev")
-    dev_pred = topic_model.predict(features(embedder, dev_texts, [() for _ in dev_texts]))
+    dev_pred = topic_model.predict(matrix(dev_texts, [() for _ in dev_texts]))
     topic_acc = float(np.mean(dev_pred == np.array(dev_labels)))
     log(f"topic: dev accuracy {topic_acc:.3f} over {len(dev_labels)} utterances")
     topics = [str(t) for t in topic_model.classes_]
@@ -258,9 +281,9 @@ def train_heads(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "embedder": embedder_name,
         "features": {
-            "embedding": int(n_features - len(DIMENSIONS) - len(CONTEXT_FEATURES)),
+            "embedding": int(n_dense - len(DIMENSIONS)),
             "lexical": list(DIMENSIONS),
-            "context": list(CONTEXT_FEATURES),
+            "token_bag": {"vocabulary": int(n_features - n_dense), "scale": TOKEN_SCALE},
         },
         "dimensions": dims,
         "lexical_only": [d for d in DIMENSIONS if d not in dims],
@@ -275,12 +298,15 @@ def train_heads(
         "data": {str(p.relative_to(root)): _sha256(p) for p in files},
         "environment": {"python": platform.python_version(), "numpy": np.__version__},
     }
+    topic_w = topic_model.coef_.T.astype(np.float32)
     return TrainedHeads(
         dims,
-        w,
+        w[:n_dense],
+        w[n_dense:],
         b,
         topics,
-        topic_model.coef_.T.astype(np.float32),
+        topic_w[:n_dense],
+        topic_w[n_dense:],
         topic_model.intercept_.astype(np.float32),
         card,
     )

@@ -1,0 +1,207 @@
+"""Detect, text: the two tiers fused. Lexical cues + a learned model, one score per dimension.
+
+For each message: the lexical tier's cue scores and evidence (detect/text.py), the static
+sentence embedding and the bag of word pieces (detect/features.py) go through linear heads
+trained on ../shared/data and calibrated on its dev splits (train/heads.py). A dimension
+with no labeled data (urgency) is answered by the lexical tier alone. The evidence for a
+dimension is the cue phrases that fired plus the word pieces that pushed the learned score
+up the most, so a decision can say "frustration 0.91 because: 'third time', 'still'".
+
+Input is cleaned first and the cleaning is reported: HTML tags and code (fenced blocks,
+stack traces) are removed, an API error pasted by a developer is not anger; very long
+text is scored on its first word pieces; text that is not English is scored with low
+confidence and says so.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tactful.detect.embedder import MAX_TOKENS, MODELS_DIR, StaticEmbedder, load_embedder
+from tactful.detect.features import TOKEN_SCALE, context_boost, features
+from tactful.detect.text import TextScores, score_text
+from tactful.signals import DIMENSIONS, TOPICS
+
+__all__ = ["DEFAULT_HEADS", "TextScorer", "clean_text", "load_scorer"]
+
+DEFAULT_HEADS = "heads"
+MAX_CHARS = 20_000  # read at most this much of a message (100 KB pastes happen)
+SALES_TOPICS = ("sales_pricing", "sales_security", "sales_legal", "sales_procurement")
+
+_TAG = re.compile(r"</?[a-zA-Z][^>]{0,200}>")
+_FENCE = re.compile(r"```.*?(```|$)", re.S)
+_TRACE_LINE = re.compile(
+    r"^\s*(Traceback \(most recent call last\)|File \".*\", line \d+|at [\w.$<>]+\(.*\)|"
+    r"[\w.]+(Error|Exception)(: .*)?$|\w+ \d{3} .*(error|exception).*$)",
+    re.I,
+)
+_WORD = re.compile(r"[^\W\d_]+")
+# Common English function words: a message of six or more words with none of them is
+# very likely not English.
+_ENGLISH = frozenset(
+    re.findall(
+        r"\w+",
+        "the a an and or to of in on for is are was it this that i you we my your me not no "
+        "can do does have has be with at from please thanks thank what how why when where",
+    )
+)
+
+
+def clean_text(text: str) -> tuple[str, tuple[str, ...]]:
+    """The text to score, and notes on what was removed or cannot be trusted."""
+    notes: list[str] = []
+    if len(text) > MAX_CHARS:
+        text = text[:MAX_CHARS]
+        notes.append(f"truncated to {MAX_CHARS} characters")
+    if _TAG.search(text):
+        text = html.unescape(_TAG.sub(" ", text))
+        notes.append("html removed")
+    if "```" in text:
+        text = _FENCE.sub(" ", text)
+        notes.append("code removed")
+    lines = text.splitlines()
+    kept = [line for line in lines if not _TRACE_LINE.match(line)]
+    if len(kept) < len(lines):
+        text = "\n".join(kept)
+        notes.append("stack trace removed")
+    text = text.strip()
+    words = _WORD.findall(text)
+    if not text:
+        notes.append("empty")
+    elif not words:
+        notes.append("no words")
+    else:
+        ascii_letters = sum(len(w) for w in words if w.isascii())
+        english = sum(w.lower() in _ENGLISH for w in words)
+        if ascii_letters < 0.7 * sum(len(w) for w in words) or (len(words) >= 6 and not english):
+            notes.append("language unsupported")
+    return text, tuple(notes)
+
+
+def _confidence(text: str, notes: tuple[str, ...], unknown_share: float) -> float:
+    if "empty" in notes:
+        return 0.0
+    if "no words" in notes:
+        return 0.1
+    if "language unsupported" in notes:
+        return 0.2
+    words = len(_WORD.findall(text))
+    confidence = min(1.0, 0.5 + 0.1 * words)  # a two-word message says little
+    return round(confidence * (1.0 - unknown_share), 3)
+
+
+def _sigmoid(x: NDArray[np.float32]) -> NDArray[np.float32]:
+    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+
+
+class TextScorer:
+    """The default text scorer: lexical cues fused with heads over static embeddings."""
+
+    def __init__(self, embedder: StaticEmbedder, heads_dir: Path) -> None:
+        arrays = np.load(heads_dir / "heads.npz")
+        self.card: dict[str, Any] = json.loads((heads_dir / "model_card.json").read_text())
+        if self.card["embedder"] != embedder.name:
+            raise ValueError(
+                f"heads in {heads_dir} were trained on {self.card['embedder']}, not {embedder.name}"
+            )
+        self.embedder = embedder
+        self.version = f"{self.card['version']}+{embedder.name}"
+        self.dimensions: list[str] = list(self.card["dimensions"])
+        self.topics: list[str] = list(self.card["topics"])
+        self._dense = arrays["dense"].astype(np.float32)
+        self._tokens = arrays["tokens"].astype(np.float32)
+        self._bias = arrays["bias"].astype(np.float32)
+        self._topic_dense = arrays["topic_dense"].astype(np.float32)
+        self._topic_tokens = arrays["topic_tokens"].astype(np.float32)
+        self._topic_bias = arrays["topic_bias"].astype(np.float32)
+        self._unk = embedder._tokenizer.token_to_id("[UNK]")
+        self._vocab = embedder._tokenizer
+
+    def score(self, text: str, history: Sequence[str] = ()) -> TextScores:
+        return self.score_batch([text], [history])[0]
+
+    def score_batch(
+        self, texts: Sequence[str], histories: Sequence[Sequence[str]] | None = None
+    ) -> list[TextScores]:
+        histories = histories if histories is not None else [() for _ in texts]
+        cleaned, notes = zip(*(clean_text(t) for t in texts), strict=True) if texts else ((), ())
+        lexical = [score_text(t, list(h)) for t, h in zip(cleaned, histories, strict=True)]
+        dense = features(self.embedder, cleaned, histories, lexical)
+        ids = self.embedder.token_ids(cleaned)
+        logits = dense @ self._dense + self._bias
+        topic_logits = dense @ self._topic_dense + self._topic_bias
+        out = []
+        for i, text in enumerate(cleaned):
+            row_notes = notes[i]
+            token_ids = ids[i]
+            contrib: NDArray[np.float32] | None = None
+            unique: NDArray[np.int_] = np.array([], dtype=np.int_)
+            if token_ids:
+                unique, counts = np.unique(token_ids, return_counts=True)
+                freq = (counts * (TOKEN_SCALE / len(token_ids))).astype(np.float32)
+                contrib = freq[:, None] * self._tokens[unique]
+                logits[i] += contrib.sum(axis=0)
+                topic_logits[i] += freq @ self._topic_tokens[unique]
+                if len(token_ids) >= MAX_TOKENS:
+                    row_notes = (*row_notes, f"truncated to {MAX_TOKENS} word pieces")
+            probs = _sigmoid(logits[i])
+            lex = lexical[i]
+            scores: dict[str, float] = {d: lex.scores[d] for d in DIMENSIONS}
+            evidence: dict[str, list[str]] = {d: list(lex.evidence.get(d, ())) for d in DIMENSIONS}
+            for j, dim in enumerate(self.dimensions):
+                scores[dim] = float(probs[j])
+            boost = context_boost(histories[i])
+            if boost > 0:
+                scores["frustration"] = 1.0 - (1.0 - scores["frustration"]) * (1.0 - boost)
+                evidence["frustration"].append("after earlier frustrated messages")
+                if contrib is not None:
+                    top = np.argsort(-contrib[:, j])[:3]
+                    for k in top:
+                        if contrib[k, j] > 0.15 and unique[k] != self._unk:
+                            evidence[dim].append(self._vocab.id_to_token(int(unique[k])))
+            unknown = (
+                sum(1 for t in token_ids if t == self._unk) / len(token_ids) if token_ids else 0.0
+            )
+            confidence = _confidence(text, row_notes, unknown)
+            if confidence < 0.3:  # nothing to go on: do not let a prior pass for a reading
+                scores = {d: min(v, lex.scores[d]) for d, v in scores.items()}
+            out.append(
+                TextScores(
+                    scores=scores,
+                    evidence={d: tuple(dict.fromkeys(e)) for d, e in evidence.items() if e},
+                    topic_scores=(topic := self._topics(topic_logits[i], lex.topic_scores)),
+                    topic=max(topic, key=lambda t: topic[t]),
+                    confidence=confidence,
+                    notes=row_notes,
+                    version=self.version,
+                )
+            )
+        return out
+
+    def _topics(self, logits: NDArray[np.float32], lexical: dict[str, float]) -> dict[str, float]:
+        """Learned topics (softmax), with the sales topics the data cannot teach taken from
+        the lexical cues' share."""
+        exp = np.exp(logits - logits.max())
+        learned = exp / exp.sum()
+        sales = {t: lexical.get(t, 0.0) for t in SALES_TOPICS}
+        rest = 1.0 - sum(sales.values())
+        out = dict.fromkeys(TOPICS, 0.0)
+        for t, p in zip(self.topics, learned, strict=True):
+            out[t] = float(p) * rest
+        out.update(sales)
+        return {t: round(v, 4) for t, v in out.items()}
+
+
+@cache
+def load_scorer(heads: str = DEFAULT_HEADS) -> TextScorer:
+    """The shipped scorer (cached: loading takes ~0.5 s and ~100 MB)."""
+    return TextScorer(load_embedder(), MODELS_DIR / heads)

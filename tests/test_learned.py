@@ -1,0 +1,134 @@
+"""The default text scorer (lexical + learned heads) and `tactful score`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from tactful.cli import app
+from tactful.detect.learned import MAX_CHARS, clean_text, load_scorer
+from tactful.signals import DIMENSIONS, TOPICS
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return load_scorer()
+
+
+def test_every_dimension_and_topic_is_a_probability(scorer):
+    s = scorer.score("This is the third time the export failed. I want to talk to a person.")
+    assert set(s.scores) == set(DIMENSIONS)
+    assert all(0.0 <= v <= 1.0 for v in s.scores.values())
+    assert set(s.topic_scores) == set(TOPICS)
+    assert abs(sum(s.topic_scores.values()) - 1.0) < 1e-3
+    assert s.version == scorer.version and "+minilm-static-256" in s.version
+    assert s.confidence > 0.8
+
+
+def test_it_reads_the_dimensions_it_was_trained_for(scorer):
+    def p(text: str, dim: str) -> float:
+        return float(scorer.score(text).scores[dim])
+
+    calm = "Could you tell me how to change my billing address?"
+    angry = "This is ridiculous, I'm so angry, nothing works and nobody helps!"
+    assert p(angry, "frustration") > p(calm, "frustration")
+    assert p("I want to speak with a human agent", "wants_human") > p(calm, "wants_human")
+    assert p("Please close my account, I am cancelling", "churn_intent") > p(calm, "churn_intent")
+    assert p("Thank you so much, you saved my day!", "gratitude") > p(calm, "gratitude")
+    assert p("I'm confused, what does this setting even mean?", "confusion") > p(
+        "The invoice is attached.", "confusion"
+    )
+
+
+def test_evidence_names_cues_and_word_pieces(scorer):
+    s = scorer.score("Third time asking!!! Still not working, this is useless.")
+    assert "third time" in s.evidence["frustration"]
+    assert len(s.evidence["frustration"]) > 2
+
+
+def test_the_topic_follows_the_words(scorer):
+    assert scorer.score("I was charged twice on my card this month").topic == "billing"
+    assert scorer.score("I forgot my password and cannot log in").topic == "account_access"
+    assert scorer.score("Do you have a SOC 2 report and a security questionnaire?").topic == (
+        "sales_security"
+    )
+
+
+def test_conversation_context_counts(scorer):
+    alone = scorer.score("It still doesn't work.").scores["frustration"]
+    after = scorer.score(
+        "It still doesn't work.",
+        ["The export fails with an error.", "I tried again, same error, this is annoying."],
+    ).scores["frustration"]
+    assert after > alone
+
+
+@pytest.mark.parametrize(
+    ("text", "note", "max_confidence"),
+    [
+        ("", "empty", 0.0),
+        ("   \n ", "empty", 0.0),
+        ("🙂🙂🙂", "no words", 0.1),
+        ("Hola, necesito ayuda con mi factura por favor, gracias de antemano", "language", 0.2),
+        ("这个产品太糟糕了我要退款", "language", 0.2),
+    ],
+)
+def test_inputs_it_cannot_read_get_low_confidence_and_say_why(scorer, text, note, max_confidence):
+    s = scorer.score(text)
+    assert any(note in n for n in s.notes), s.notes
+    assert s.confidence <= max_confidence
+    assert all(0.0 <= v <= 1.0 for v in s.scores.values())
+
+
+def test_a_pasted_stack_trace_is_not_anger(scorer):
+    trace = (
+        "Hi, the upload fails:\n"
+        "Traceback (most recent call last):\n"
+        '  File "app.py", line 12, in <module>\n'
+        "ValueError: invalid literal for int() with base 10: 'abc'\n"
+        "Any idea?"
+    )
+    s = scorer.score(trace)
+    assert "stack trace removed" in s.notes
+    assert s.scores["frustration"] < 0.5
+
+
+def test_html_and_code_are_removed_before_scoring():
+    text, notes = clean_text("<p>Where is my <b>invoice</b>?</p>\n```\nraise Error()\n```")
+    assert "html removed" in notes and "code removed" in notes
+    assert "invoice" in text and "raise" not in text and "<b>" not in text
+
+
+def test_huge_text_is_truncated_and_says_so(scorer):
+    s = scorer.score("my card was declined again. " * 5_000)
+    assert any("truncated" in n for n in s.notes)
+    text, notes = clean_text("x" * (MAX_CHARS * 5))
+    assert len(text) == MAX_CHARS and notes[0].startswith("truncated")
+
+
+def test_batch_and_single_agree(scorer):
+    texts = ["thanks a lot!", "cancel my plan now", "where is the API key?"]
+    batch = scorer.score_batch(texts)
+    for text, b in zip(texts, batch, strict=True):
+        assert scorer.score(text).scores == pytest.approx(b.scores, abs=1e-5)
+
+
+def test_score_command_streams_and_survives_bad_lines():
+    lines = [
+        json.dumps({"id": 1, "text": "This is the third time, still broken!!"}).encode(),
+        b"{not json",
+        b'{"id": 2, "text": "caf\xe9 \xff"}',
+        json.dumps({"id": 3, "text": 5}).encode(),
+        json.dumps({"id": 4, "text": "thanks!", "history": ["it broke", "fixed now"]}).encode(),
+    ]
+    result = CliRunner().invoke(app, ["score"], input=b"\n".join(lines) + b"\n")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(x) for x in result.output.splitlines()]
+    assert [r.get("id", r.get("line")) for r in rows] == [1, 2, 3, 4, 4]
+    assert rows[0]["frustration"] > 0.5 and "evidence" in rows[0] and "topic" in rows[0]
+    assert "not valid JSON" in rows[1]["error"]
+    assert "UTF-8" in rows[2]["error"]
+    assert "string 'text'" in rows[3]["error"]
+    assert rows[4]["gratitude"] > 0.5
