@@ -4,8 +4,9 @@ Two parts, each compared in the same run with its floor or target:
 
 * **Replay.** N synthetic events (default 100,000: ~70% behavioural, ~30% messages, 10,000
   customers), generated deterministically, go through the full pipeline on SQLite
-  (``Engine(SQLiteStore(path, durability="normal"), PolicyEngine(load_policy()))`` fed in
-  batches of 1,000 lines, which is what ``tactful replay`` does), and the same lines go
+  (``Engine(SQLiteStore(path, durability="normal"), PolicyEngine(load_policy()),
+  text_scorer=load_scorer())`` fed in batches of 1,000 lines, which is what
+  ``tactful replay`` does with its default learned text scorer), and the same lines go
   through the floor: ``json.loads`` plus an ``executemany`` insert of the raw event into one
   SQLite table (WAL, synchronous=NORMAL, one transaction per 1,000). Each runs in a fresh
   subprocess so its peak RSS is its own. Target: >= 5,000 events/s through the pipeline.
@@ -499,7 +500,14 @@ def child_replay(events_file: Path, db: Path) -> dict[str, Any]:
     from tactful.runtime.engine import Engine
     from tactful.state.store import SQLiteStore
 
-    engine = Engine(SQLiteStore(db, durability="normal"), PolicyEngine(load_policy()))
+    from tactful.detect.learned import load_scorer
+
+    # The default text scorer, as `tactful replay` uses (lexical cues + learned heads).
+    engine = Engine(
+        SQLiteStore(db, durability="normal"),
+        PolicyEngine(load_policy()),
+        text_scorer=load_scorer(),
+    )
     stats, seconds = run_replay(engine, events_file, batch=BATCH, progress=sys.stderr.isatty())
     peak_rss_mb = _peak_rss_mb()
     # As `tactful replay` does after its timed part: deliver the outbox, so the served part

@@ -132,3 +132,33 @@ def test_score_command_streams_and_survives_bad_lines():
     assert "UTF-8" in rows[2]["error"]
     assert "string 'text'" in rows[3]["error"]
     assert rows[4]["gratitude"] > 0.5
+
+
+def test_engine_scores_a_batch_with_each_message_s_history(tmp_path, policy, make_event, scorer):
+    from datetime import UTC, datetime
+
+    from tactful.runtime.engine import Engine
+    from tactful.state.store import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "l.db")
+    engine = Engine(
+        store, policy, clock=lambda: datetime(2026, 11, 1, tzinfo=UTC), text_scorer=scorer
+    )
+    first = "The export failed again, this is so annoying."
+    second = "Still broken. I want to talk to a person."
+    results = engine.ingest(
+        [
+            make_event(text=first, at="2026-10-01T10:00:00Z"),
+            make_event("page_view", at="2026-10-01T10:01:00Z", path="/docs"),
+            make_event(text=second, at="2026-10-01T10:02:00Z"),
+        ]
+    )
+    processed = results[2].processed
+    assert processed is not None
+    expected = scorer.score(second, [first])
+    signal = next(s for s in processed.signals if s.name == "wants_human")
+    assert signal.strength == pytest.approx(expected.scores["wants_human"])
+    assert scorer.version in signal.reason  # decisions record the detector version
+    decision = next(d for d in processed.decisions if d.kind == "escalate")
+    assert any(scorer.version in r for r in decision.reasons)
+    store.close()

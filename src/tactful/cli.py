@@ -57,13 +57,34 @@ ActionsOpt = Annotated[
 ]
 
 
-def _engine(db: Path, policy: Path | None, durability: Durability) -> Engine:
+TextScorerOpt = Annotated[
+    str,
+    typer.Option(
+        "--text-scorer",
+        help="learned: lexical cues fused with the trained heads (see `tactful eval text`); "
+        "lexical: the cues alone (faster, weaker).",
+    ),
+]
+
+
+def _engine(
+    db: Path, policy: Path | None, durability: Durability, text_scorer: str = "learned"
+) -> Engine:
     try:
         compiled = PolicyEngine(load_policy(policy))
     except PolicyError as exc:
         err.print(f"[red]policy error:[/] {exc}")
         raise typer.Exit(2) from None
-    return Engine(SQLiteStore(db, durability=durability), compiled)
+    if text_scorer not in ("learned", "lexical"):
+        raise typer.BadParameter(
+            f"'{text_scorer}': choose learned or lexical", param_hint="--text-scorer"
+        )
+    scorer = None
+    if text_scorer == "learned":
+        from tactful.detect.learned import load_scorer
+
+        scorer = load_scorer()
+    return Engine(SQLiteStore(db, durability=durability), compiled, text_scorer=scorer)
 
 
 @dataclass
@@ -169,13 +190,14 @@ def replay(
         ),
     ] = "normal",
     actions_log: ActionsOpt = Path("tactful-actions.jsonl"),
+    text_scorer: TextScorerOpt = "learned",
 ) -> None:
     """Process a JSONL file of events through the whole pipeline and summarise it.
 
     Bad lines are quarantined (see `tactful quarantine`); events already in the database
     are counted as duplicates and have no second effect, so a replay can be resumed.
     """
-    engine = _engine(db, policy, _durability(durability))
+    engine = _engine(db, policy, _durability(durability), text_scorer)
     stats, seconds = run_replay(engine, file, batch)
     delivered = Dispatcher(engine.store, {"log": LogChannel(actions_log)}).drain()
     _print_summary(stats, seconds)
@@ -228,6 +250,7 @@ def demo(
     scenario: Annotated[
         Path | None, typer.Option(help="Scenario file. Default: examples/two_customers.jsonl")
     ] = None,
+    text_scorer: TextScorerOpt = "learned",
 ) -> None:
     """Replay the bundled scenario and print each customer's timeline.
 
@@ -242,7 +265,7 @@ def demo(
         raise typer.Exit(2)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    engine = _engine(db, None, "normal")
+    engine = _engine(db, None, "normal", text_scorer)
     raws, shift = rebase_scenario(path, engine.clock())
     started = time.perf_counter()
     stats = ReplayStats()
@@ -267,7 +290,15 @@ def demo(
     console.print(f"{delivered} actions delivered to {actions_log}")
     if serve_after:
         engine.store.close()
-        serve(db=db, host=host, port=port, policy=None, durability="full", actions_log=actions_log)
+        serve(
+            db=db,
+            host=host,
+            port=port,
+            policy=None,
+            durability="full",
+            actions_log=actions_log,
+            text_scorer=text_scorer,
+        )
 
 
 @app.command()
@@ -280,6 +311,7 @@ def serve(
         str, typer.Option(help="full (default): a 202 means the batch is on disk.")
     ] = "full",
     actions_log: ActionsOpt = Path("tactful-actions.jsonl"),
+    text_scorer: TextScorerOpt = "learned",
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs) and deliver actions in the background."""
     import uvicorn
@@ -287,7 +319,7 @@ def serve(
     from tactful.api.app import create_app
 
     tune_gc()
-    engine = _engine(db, policy, _durability(durability))
+    engine = _engine(db, policy, _durability(durability), text_scorer)
     dispatcher = Dispatcher(engine.store, {"log": LogChannel(actions_log)}, metrics=engine.metrics)
     dispatcher.start()
     config = uvicorn.Config(create_app(engine), host=host, port=port, log_level="warning")

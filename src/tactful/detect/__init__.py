@@ -17,19 +17,22 @@ __all__ = [
     "detect",
     "detect_text",
     "score_text",
+    "scored_text",
+    "text_signals",
 ]
 
 # A text dimension must reach this score to count as a signal.
 TEXT_SIGNAL_FLOOR = 0.2
 
 
-def detect_text(text: str, recent: list[str], event_id: str) -> list[Signal]:
-    scores = score_text(text, recent)
+def text_signals(scores: TextScores, event_id: str) -> list[Signal]:
+    """Signals from a message's scores; the reason names the scorer version behind them."""
+    reason = f"message text ({scores.version})"
     out = [
         Signal(
             name=dim,
             strength=value,
-            reason="message text",
+            reason=reason,
             evidence=scores.evidence.get(dim, ()),
             dimensions={dim: value},
             topic=scores.topic,
@@ -50,14 +53,35 @@ def detect_text(text: str, recent: list[str], event_id: str) -> list[Signal]:
     return out
 
 
-def detect(
-    event: Event, state: CustomerState, behavior: BehaviorConfig = BehaviorConfig()
-) -> list[Signal]:
-    signals = detect_behavior(event, state, behavior)
+def detect_text(text: str, recent: list[str], event_id: str) -> list[Signal]:
+    """Signals from the lexical tier alone."""
+    return text_signals(score_text(text, recent), event_id)
+
+
+def scored_text(event: Event) -> str | None:
+    """The customer-written text of an event that the text scorer reads, if any."""
     if event.type == "message" and event.role == "customer":
-        signals.extend(detect_text(event.text, state.recent_messages, event.event_id))
-    elif event.type == "feedback" and event.comment:
-        signals.extend(detect_text(event.comment, state.recent_messages, event.event_id))
+        return event.text
+    if event.type == "feedback" and event.comment:
+        return event.comment
+    return None
+
+
+def detect(
+    event: Event,
+    state: CustomerState,
+    behavior: BehaviorConfig = BehaviorConfig(),
+    text: TextScores | None = None,
+) -> list[Signal]:
+    """Signals for ``event``. ``text``: the scores of its text from the default (learned)
+    scorer, computed by the caller in batches; without them the lexical tier answers."""
+    signals = detect_behavior(event, state, behavior)
+    written = scored_text(event)
+    if written is not None:
+        if text is not None:
+            signals.extend(text_signals(text, event.event_id))
+        else:
+            signals.extend(detect_text(written, state.recent_messages, event.event_id))
     elif event.type == "search":
         signals.extend(
             s for s in detect_text(event.query, [], event.event_id) if s.name == "confusion"

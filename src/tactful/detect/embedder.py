@@ -38,17 +38,28 @@ class StaticEmbedder:
         self.vocabulary_size: int = int(self.model.embedding.shape[0])
         self.dim: int = int(self.model.embedding.shape[1])
         self._tokenizer: Any = self.model.tokenizer
+        # float32 in memory (30 MB) for fast sums; float16 on disk.
+        self._table: NDArray[np.float32] = np.asarray(self.model.embedding, dtype=np.float32)
 
     def encode(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        vectors = self.model.encode(list(texts), batch_size=1024, max_length=MAX_TOKENS)
-        return np.asarray(vectors, dtype=np.float32)
+        return self.embed_ids(self.token_ids(texts))
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        encoded = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [list(e.ids[:MAX_TOKENS]) for e in encoded]
+        """Word-piece ids as model2vec reads them (no special tokens, [UNK] dropped),
+        the first MAX_TOKENS of each text."""
+        return [ids[:MAX_TOKENS] for ids in self.model.tokenize(list(texts))]
 
-    def tokens(self, text: str) -> list[str]:
-        return list(self._tokenizer.encode(text, add_special_tokens=False).tokens[:MAX_TOKENS])
+    def embed_ids(self, ids: Sequence[Sequence[int]]) -> NDArray[np.float32]:
+        """Mean of the word pieces' vectors, L2-normalised (model2vec's pooling), for ids
+        already tokenised: the scorer tokenises each message once for both uses."""
+        table = self._table
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        for i, row in enumerate(ids):
+            if row:
+                out[i] = table[row].mean(axis=0)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        normalised: NDArray[np.float32] = (out / np.maximum(norms, 1e-12)).astype(np.float32)
+        return normalised
 
 
 @cache

@@ -73,6 +73,7 @@ def features(
     texts: Sequence[str],
     histories: Sequence[Sequence[str]],
     lexical: Sequence[TextScores] | None = None,
+    embeddings: Matrix | None = None,
 ) -> Matrix:
     """The dense feature matrix for messages and their earlier messages (oldest first).
 
@@ -82,7 +83,7 @@ def features(
     """
     if len(texts) != len(histories):
         raise ValueError(f"{len(texts)} texts but {len(histories)} histories")
-    emb = embedder.encode(list(texts)).astype(np.float32)
+    emb = embeddings if embeddings is not None else embedder.encode(list(texts))
     lex = np.zeros((len(texts), len(DIMENSIONS)), dtype=np.float32)
     for i, (text, history) in enumerate(zip(texts, histories, strict=True)):
         scores = (lexical[i] if lexical is not None else score_text(text, list(history))).scores

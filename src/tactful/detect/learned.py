@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections import Counter
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -35,6 +36,7 @@ __all__ = ["DEFAULT_HEADS", "TextScorer", "clean_text", "load_scorer"]
 
 DEFAULT_HEADS = "heads"
 MAX_CHARS = 20_000  # read at most this much of a message (100 KB pastes happen)
+EVIDENCE_FLOOR = 0.2  # below this a dimension is not a signal; its word pieces are not shown
 SALES_TOPICS = ("sales_pricing", "sales_security", "sales_legal", "sales_procurement")
 
 _TAG = re.compile(r"</?[a-zA-Z][^>]{0,200}>")
@@ -87,7 +89,13 @@ def clean_text(text: str) -> tuple[str, tuple[str, ...]]:
     return text, tuple(notes)
 
 
-def _confidence(text: str, notes: tuple[str, ...], unknown_share: float) -> float:
+def _meaningful(piece: str) -> bool:
+    """A word piece worth showing as evidence: a word, not punctuation or "the"."""
+    word = piece.removeprefix("##")
+    return len(word) > 1 and word.isalpha() and word not in _ENGLISH
+
+
+def _confidence(text: str, notes: tuple[str, ...]) -> float:
     if "empty" in notes:
         return 0.0
     if "no words" in notes:
@@ -95,8 +103,7 @@ def _confidence(text: str, notes: tuple[str, ...], unknown_share: float) -> floa
     if "language unsupported" in notes:
         return 0.2
     words = len(_WORD.findall(text))
-    confidence = min(1.0, 0.5 + 0.1 * words)  # a two-word message says little
-    return round(confidence * (1.0 - unknown_share), 3)
+    return round(min(1.0, 0.5 + 0.1 * words), 3)  # a two-word message says little
 
 
 def _sigmoid(x: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -123,7 +130,6 @@ class TextScorer:
         self._topic_dense = arrays["topic_dense"].astype(np.float32)
         self._topic_tokens = arrays["topic_tokens"].astype(np.float32)
         self._topic_bias = arrays["topic_bias"].astype(np.float32)
-        self._unk = embedder._tokenizer.token_to_id("[UNK]")
         self._vocab = embedder._tokenizer
 
     def score(self, text: str, history: Sequence[str] = ()) -> TextScores:
@@ -133,53 +139,68 @@ class TextScorer:
         self, texts: Sequence[str], histories: Sequence[Sequence[str]] | None = None
     ) -> list[TextScores]:
         histories = histories if histories is not None else [() for _ in texts]
-        cleaned, notes = zip(*(clean_text(t) for t in texts), strict=True) if texts else ((), ())
+        if not texts:
+            return []
+        cleaned, notes = zip(*(clean_text(t) for t in texts), strict=True)
         lexical = [score_text(t, list(h)) for t, h in zip(cleaned, histories, strict=True)]
-        dense = features(self.embedder, cleaned, histories, lexical)
-        ids = self.embedder.token_ids(cleaned)
+        ids = self.embedder.token_ids(cleaned)  # tokenised once: embedding and bag
+        dense = features(self.embedder, cleaned, histories, lexical, self.embedder.embed_ids(ids))
         logits = dense @ self._dense + self._bias
         topic_logits = dense @ self._topic_dense + self._topic_bias
+
+        # The bag of word pieces for the whole batch: one gather and one scatter-add.
+        rows: list[int] = []
+        cols: list[int] = []
+        vals: list[float] = []
+        spans: list[tuple[int, int]] = []
+        for i, row in enumerate(ids):
+            start = len(cols)
+            if row:
+                counts = Counter(row)
+                scale = TOKEN_SCALE / len(row)
+                rows.extend([i] * len(counts))
+                cols.extend(counts)
+                vals.extend(c * scale for c in counts.values())
+            spans.append((start, len(cols)))
+        col_ids = np.array(cols, dtype=np.int64)
+        freq = np.array(vals, dtype=np.float32)[:, None]
+        contrib = freq * self._tokens[col_ids]
+        np.add.at(logits, np.array(rows, dtype=np.int64), contrib)
+        np.add.at(topic_logits, np.array(rows, dtype=np.int64), freq * self._topic_tokens[col_ids])
+        probs = _sigmoid(logits)
+
         out = []
         for i, text in enumerate(cleaned):
-            row_notes = notes[i]
-            token_ids = ids[i]
-            contrib: NDArray[np.float32] | None = None
-            unique: NDArray[np.int_] = np.array([], dtype=np.int_)
-            if token_ids:
-                unique, counts = np.unique(token_ids, return_counts=True)
-                freq = (counts * (TOKEN_SCALE / len(token_ids))).astype(np.float32)
-                contrib = freq[:, None] * self._tokens[unique]
-                logits[i] += contrib.sum(axis=0)
-                topic_logits[i] += freq @ self._topic_tokens[unique]
-                if len(token_ids) >= MAX_TOKENS:
-                    row_notes = (*row_notes, f"truncated to {MAX_TOKENS} word pieces")
-            probs = _sigmoid(logits[i])
             lex = lexical[i]
+            row_notes = notes[i]
+            if len(ids[i]) >= MAX_TOKENS:
+                row_notes = (*row_notes, f"truncated to {MAX_TOKENS} word pieces")
             scores: dict[str, float] = {d: lex.scores[d] for d in DIMENSIONS}
             evidence: dict[str, list[str]] = {d: list(lex.evidence.get(d, ())) for d in DIMENSIONS}
+            start, stop = spans[i]
             for j, dim in enumerate(self.dimensions):
-                scores[dim] = float(probs[j])
+                scores[dim] = float(probs[i, j])
+                if scores[dim] < EVIDENCE_FLOOR or stop == start:
+                    continue
+                # The word pieces that pushed this score up the most.
+                for k in np.argsort(-contrib[start:stop, j])[:5]:
+                    piece = self._vocab.id_to_token(cols[start + k])
+                    if contrib[start + k, j] > 0.15 and _meaningful(piece):
+                        evidence[dim].append(piece)
             boost = context_boost(histories[i])
             if boost > 0:
                 scores["frustration"] = 1.0 - (1.0 - scores["frustration"]) * (1.0 - boost)
                 evidence["frustration"].append("after earlier frustrated messages")
-                if contrib is not None:
-                    top = np.argsort(-contrib[:, j])[:3]
-                    for k in top:
-                        if contrib[k, j] > 0.15 and unique[k] != self._unk:
-                            evidence[dim].append(self._vocab.id_to_token(int(unique[k])))
-            unknown = (
-                sum(1 for t in token_ids if t == self._unk) / len(token_ids) if token_ids else 0.0
-            )
-            confidence = _confidence(text, row_notes, unknown)
+            confidence = _confidence(text, row_notes)
             if confidence < 0.3:  # nothing to go on: do not let a prior pass for a reading
                 scores = {d: min(v, lex.scores[d]) for d, v in scores.items()}
+            topic = self._topics(topic_logits[i], lex.topic_scores)
             out.append(
                 TextScores(
                     scores=scores,
                     evidence={d: tuple(dict.fromkeys(e)) for d, e in evidence.items() if e},
-                    topic_scores=(topic := self._topics(topic_logits[i], lex.topic_scores)),
                     topic=max(topic, key=lambda t: topic[t]),
+                    topic_scores=topic,
                     confidence=confidence,
                     notes=row_notes,
                     version=self.version,

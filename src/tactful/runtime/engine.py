@@ -25,19 +25,27 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from tactful.detect import BehaviorConfig
+from tactful.detect import BehaviorConfig, TextScores, scored_text
 from tactful.events import Event, EventError, parse_event
 from tactful.learn.metrics import Metrics
 from tactful.policy.engine import PolicyEngine
 from tactful.runtime.pipeline import Processed, process
-from tactful.state.customer import CustomerState
+from tactful.state.customer import MAX_RECENT_MESSAGES, CustomerState
 from tactful.state.store.base import QuarantineItem, Store
 
 __all__ = ["Engine", "IngestResult"]
 
 Status = Literal["accepted", "duplicate", "rejected"]
+
+
+class TextBatchScorer(Protocol):
+    version: str
+
+    def score_batch(
+        self, texts: Sequence[str], histories: Sequence[Sequence[str]] | None = None
+    ) -> list[TextScores]: ...
 
 
 @dataclass(slots=True)
@@ -99,10 +107,12 @@ class Engine:
         behavior: BehaviorConfig = BehaviorConfig(),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         cache_size: int = 100_000,
+        text_scorer: TextBatchScorer | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
         self.behavior = behavior
+        self.text_scorer = text_scorer  # None: the lexical tier scores text inside detect
         self.metrics = metrics or Metrics()
         self.metrics.watch_store(store.stats)
         self.clock = clock
@@ -162,10 +172,18 @@ class Engine:
             fresh.append((i, event))
 
         working = self._load([e for _, e in fresh])
+        texts = self._score_texts([e for _, e in fresh], working)
         batch: list[Processed] = []
         for i, event in fresh:
             state = working[event.customer_id]
-            out = process(event, state, self.policy, event.timestamp, self.behavior)
+            out = process(
+                event,
+                state,
+                self.policy,
+                event.timestamp,
+                self.behavior,
+                texts.get(event.event_id),
+            )
             working[event.customer_id] = out.state
             results[i].processed = out
             batch.append(out)
@@ -175,6 +193,29 @@ class Engine:
             self._remember(cid, state)
         self._count(batch)
         return results
+
+    def _score_texts(
+        self, events: list[Event], states: dict[str, CustomerState]
+    ) -> dict[str, TextScores]:
+        """Score the batch's customer-written texts in one call to the text scorer, each
+        with the customer's earlier messages as they will be when it is processed."""
+        if self.text_scorer is None:
+            return {}
+        histories = {cid: list(s.recent_messages) for cid, s in states.items()}
+        items: list[tuple[str, str, tuple[str, ...]]] = []
+        for event in events:
+            written = scored_text(event)
+            if written is None:
+                continue
+            history = histories[event.customer_id]
+            items.append((event.event_id, written, tuple(history)))
+            if event.type == "message":  # what remember() will keep
+                history.append(written[:2_000])
+                del history[:-MAX_RECENT_MESSAGES]
+        if not items:
+            return {}
+        scores = self.text_scorer.score_batch([i[1] for i in items], [i[2] for i in items])
+        return {item[0]: s for item, s in zip(items, scores, strict=True)}
 
     def _load(self, events: list[Event]) -> dict[str, CustomerState]:
         working: dict[str, CustomerState] = {}

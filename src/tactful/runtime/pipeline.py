@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from tactful.actions import Action, plan_actions
-from tactful.detect import BehaviorConfig, Signal, detect
+from tactful.detect import BehaviorConfig, Signal, TextScores, detect
 from tactful.events import Event
 from tactful.learn.outcomes import Outcome, derive_outcomes
 from tactful.policy.engine import Decision, PolicyEngine
@@ -36,10 +36,11 @@ def process(
     policy: PolicyEngine,
     now: datetime,
     behavior: BehaviorConfig = BehaviorConfig(),
+    text: TextScores | None = None,
 ) -> Processed:
     """Detect signals on ``event``, fold them into ``state``, decide, plan actions, and
     note what the event reveals about earlier decisions (outcomes)."""
-    signals = detect(event, state, behavior)
+    signals = detect(event, state, behavior, text)
     remembered = remember(state, event, signals)
     decided = policy.decide(event, remembered, signals, now)
     new_state, actions = plan_actions(remembered, event, signals, decided.decisions, now)
