@@ -381,7 +381,7 @@ def score(
             row: dict[str, Any] = {"id": ident, **{d: round(v, 4) for d, v in s.scores.items()}}
             row |= {
                 "topic": s.topic,
-                "topic_scores": s.topic_scores,
+                "topic_scores": {t: round(v, 4) for t, v in s.topic_scores.items()},
                 "confidence": s.confidence,
                 "evidence": {d: list(e) for d, e in s.evidence.items()},
                 "notes": list(s.notes),

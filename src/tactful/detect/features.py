@@ -19,6 +19,7 @@ dropped: in the training data only dialogues have earlier turns, and the heads l
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, Protocol
 
 import numpy as np
@@ -98,4 +99,11 @@ def context_boost(history: Sequence[str]) -> float:
     attempts."""
     if not history:
         return 0.0
-    return 0.5 * sum(score_text(h).scores["frustration"] for h in history[-3:]) / 3
+    return 0.5 * sum(_frustration(h) for h in history[-3:]) / 3
+
+
+@lru_cache(maxsize=65_536)
+def _frustration(text: str) -> float:
+    """A past message's lexical frustration: cached, as each message is history for the
+    customer's next few."""
+    return score_text(text).scores["frustration"]

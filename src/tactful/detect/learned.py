@@ -212,14 +212,12 @@ class TextScorer:
         """Learned topics (softmax), with the sales topics the data cannot teach taken from
         the lexical cues' share."""
         exp = np.exp(logits - logits.max())
-        learned = exp / exp.sum()
         sales = {t: lexical.get(t, 0.0) for t in SALES_TOPICS}
-        rest = 1.0 - sum(sales.values())
+        learned = (exp * ((1.0 - sum(sales.values())) / exp.sum())).tolist()
         out = dict.fromkeys(TOPICS, 0.0)
-        for t, p in zip(self.topics, learned, strict=True):
-            out[t] = float(p) * rest
+        out.update(zip(self.topics, learned, strict=True))
         out.update(sales)
-        return {t: round(v, 4) for t, v in out.items()}
+        return out
 
 
 @cache
