@@ -496,11 +496,10 @@ def child_replay(events_file: Path, db: Path) -> dict[str, Any]:
     from tactful.actions.channels import LogChannel
     from tactful.actions.dispatch import Dispatcher
     from tactful.cli import run_replay
+    from tactful.detect.learned import load_scorer
     from tactful.policy import PolicyEngine, load_policy
     from tactful.runtime.engine import Engine
     from tactful.state.store import SQLiteStore
-
-    from tactful.detect.learned import load_scorer
 
     # The default text scorer, as `tactful replay` uses (lexical cues + learned heads).
     engine = Engine(
