@@ -27,7 +27,7 @@ pipeline reaches. ``peak_rss_mb`` is the replay process's peak RSS. ``db_bytes_p
 is the database file plus its WAL, after a checkpoint, over the distinct customers.
 
 Usage: ``python bench/throughput.py [--events N] [--customers N] [--served-seconds S]
-[--rate R] [--quick]``.
+[--rate R] [--text-scorer learned|lexical] [--quick]``.
 """
 
 from __future__ import annotations
@@ -492,7 +492,7 @@ def _peak_rss_mb() -> float:
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
 
-def child_replay(events_file: Path, db: Path) -> dict[str, Any]:
+def child_replay(events_file: Path, db: Path, text_scorer: str = "learned") -> dict[str, Any]:
     from tactful.actions.channels import LogChannel
     from tactful.actions.dispatch import Dispatcher
     from tactful.cli import run_replay
@@ -501,11 +501,12 @@ def child_replay(events_file: Path, db: Path) -> dict[str, Any]:
     from tactful.runtime.engine import Engine
     from tactful.state.store import SQLiteStore
 
-    # The default text scorer, as `tactful replay` uses (lexical cues + learned heads).
+    # As `tactful replay --text-scorer ...` does: learned (the default) fuses the lexical
+    # cues with the trained heads; lexical is the cues alone.
     engine = Engine(
         SQLiteStore(db, durability="normal"),
         PolicyEngine(load_policy()),
-        text_scorer=load_scorer(),
+        text_scorer=load_scorer() if text_scorer == "learned" else None,
     )
     stats, seconds = run_replay(engine, events_file, batch=BATCH, progress=sys.stderr.isatty())
     peak_rss_mb = _peak_rss_mb()
@@ -566,10 +567,13 @@ def child_floor(events_file: Path, db: Path) -> dict[str, Any]:
     return {"seconds": seconds, "lines": lines, "peak_rss_mb": _peak_rss_mb()}
 
 
-def run_child(part: str, events_file: Path, db: Path) -> dict[str, Any]:
+def run_child(
+    part: str, events_file: Path, db: Path, text_scorer: str = "learned"
+) -> dict[str, Any]:
     """Run one part in a fresh interpreter; its last stdout line is its JSON result."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", part]
     cmd += ["--child-file", str(events_file), "--child-db", str(db)]
+    cmd += ["--text-scorer", text_scorer]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
@@ -800,7 +804,13 @@ def count_events(db: Path) -> int:
 
 
 def run_served(
-    tmp: Path, db: Path, customers: int, seconds: float, rate: float, seed: int
+    tmp: Path,
+    db: Path,
+    customers: int,
+    seconds: float,
+    rate: float,
+    seed: int,
+    text_scorer: str = "learned",
 ) -> dict[str, Any]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -808,6 +818,7 @@ def run_served(
     before = count_events(db) if db.exists() else 0
     cmd = [sys.executable, "-m", "tactful.cli", "serve", "--db", str(db), "--port", str(port)]
     cmd += ["--durability", "full", "--actions-log", str(tmp / "actions.jsonl")]
+    cmd += ["--text-scorer", text_scorer]
     total = int(seconds * rate) + 10 * SERVED_BATCH
     events = iter(EventGen(seed + 1, customers, total, id_prefix="srv"))
     with log.open("wb") as log_fh:
@@ -867,14 +878,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7, help="random seed for the events")
     ap.add_argument("--quick", action="store_true", help="smoke run: 5,000 events, 3 s served")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir and print its path")
+    ap.add_argument(
+        "--text-scorer",
+        choices=["learned", "lexical"],
+        default="learned",
+        help="the engine's text scorer, as `tactful replay/serve --text-scorer` (default learned)",
+    )
     ap.add_argument("--child", choices=["replay", "floor"], help=argparse.SUPPRESS)
     ap.add_argument("--child-file", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--child-db", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.child:
-        fn = child_replay if args.child == "replay" else child_floor
-        print(json.dumps(fn(args.child_file, args.child_db)), flush=True)
+        if args.child == "replay":
+            result = child_replay(args.child_file, args.child_db, args.text_scorer)
+        else:
+            result = child_floor(args.child_file, args.child_db)
+        print(json.dumps(result), flush=True)
         return 0
 
     if args.quick:
@@ -904,7 +924,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print("replay: full pipeline ...", flush=True)
         db = tmp / "tactful.db"
-        rep = run_child("replay", events_file, db)
+        rep = run_child("replay", events_file, db, args.text_scorer)
         rate = rep["lines"] / rep["seconds"]
         size, customers = db_footprint(db)
         per_customer = size / max(customers, 1)
@@ -926,7 +946,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{SERVED_BATCH} for {args.served_seconds:g} s ...",
             flush=True,
         )
-        srv = run_served(tmp, db, args.customers, args.served_seconds, args.rate, args.seed)
+        srv = run_served(
+            tmp, db, args.customers, args.served_seconds, args.rate, args.seed, args.text_scorer
+        )
         load: LoadResult = srv["load"]
 
         ratio = rate / raw_rate
@@ -997,6 +1019,7 @@ def main(argv: list[str] | None = None) -> int:
             "served_p50_ms": round(srv["p50"], 2),
             "served_p99_ms": round(srv["p99"], 2),
             "served_lost": srv["lost"],
+            "text_scorer": args.text_scorer,
         }
     finally:
         if args.keep:
