@@ -137,3 +137,22 @@ def test_one_hold_per_category_per_event(make_event, policy):
         covered = [c for d in holds for c in d.params["categories"]]
         assert len(covered) == len(set(covered))
         state = result.state
+
+
+def test_one_angry_message_is_not_a_repeated_failure(make_event, policy):
+    state = CustomerState(customer_id="c1")
+    kinds = []
+    for at, text in [
+        ("2026-10-01T10:00:00Z", "This is ridiculous, nothing works!!"),
+        ("2026-10-01T10:05:00Z", "Still broken, third time I ask!!"),
+    ]:
+        event = parse_event(make_event(text=text, at=at))
+        result = process(event, state, policy, event.timestamp)
+        kinds.append({(d.kind, d.rule_id) for d in result.decisions})
+        state = result.state
+    assert ("escalate", "repeated_failure") not in kinds[0]
+    assert ("escalate", "repeated_failure") in kinds[1]
+    escalation = next(
+        d for d in result.decisions if d.rule_id == "repeated_failure" and d.kind == "escalate"
+    )
+    assert escalation.factors["state.frustration_before"] >= 0.4

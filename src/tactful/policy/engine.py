@@ -83,8 +83,17 @@ def _event_fields(event: Event) -> dict[str, Any]:
     return values
 
 
+def _before(state: CustomerState, dimension: str, now: datetime) -> float:
+    """The level just before this event's evidence was added (the trend keeps it)."""
+    trend = state.trend.get(dimension)
+    if trend is not None and trend.at == now:
+        return trend.previous
+    return state.level(dimension, now)
+
+
 _STATE_FIELDS: dict[str, Callable[[CustomerState, datetime], Any]] = {
     **{d: (lambda dim: lambda s, now: s.level(dim, now))(d) for d in DIMENSIONS},
+    "frustration_before": lambda s, now: _before(s, "frustration", now),
     "topic": lambda s, now: s.topic,
     "open_tickets": lambda s, now: len(s.open_tickets),
     "payment_failures_30d": lambda s, now: s.payment_failures_30d(now),

@@ -68,6 +68,7 @@ NAMESPACES: dict[str, frozenset[str]] = {
     "state": frozenset(
         {
             *DIMENSIONS,
+            "frustration_before",  # the frustration level just before this event
             "topic",
             "open_tickets",
             "payment_failures_30d",

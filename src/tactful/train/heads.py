@@ -3,8 +3,9 @@
 For each dimension with labeled data, one logistic-regression head over the shared
 features (sentence embedding | lexical cue scores | context; see detect/features.py),
 trained on the train splits of every benchmark task that dimension answers, each task
-weighted equally (so no single corpus decides what "frustration" means), with its
-regularisation chosen on the dev splits by mean AUC across those tasks. Test splits are
+given a share of the weight whatever its size (so no single corpus decides what
+"frustration" means): equal shares or one task's doubled, and the regularisation, chosen
+on the dev splits by mean AUC across those tasks. Test splits are
 never read here. A multinomial head predicts the topic from bitext intents and BANKING77
 categories mapped onto tactful's topics.
 
@@ -171,6 +172,15 @@ def _topic_examples(root: Path, split: Split) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
+def _mixes(n: int) -> list[tuple[float, ...]]:
+    """Task weightings to choose from on dev: all equal, or one task counting double
+    (corpora differ in how hard and how far from support conversations they are)."""
+    equal = (1.0,) * n
+    if n == 1:
+        return [equal]
+    return [equal] + [tuple(2.0 if i == j else 1.0 for i in range(n)) for j in range(n)]
+
+
 def train_heads(
     embedder: Embedder,
     embedder_name: str,
@@ -210,31 +220,34 @@ def train_heads(
         if not tasks:
             log(f"{dim}: no labeled data; the lexical tier answers alone")
             continue
-        xs, ys, ws = [], [], []
-        for name in tasks:
-            x, y = load(name, "train")
-            xs.append(x)
-            ys.append(y)
-            ws.append(np.full(len(y), 1.0 / len(y)))  # each task weighs the same in total
-        x_train, y_train = sparse.vstack(xs).tocsr(), np.concatenate(ys)
-        w_train = np.concatenate(ws) * len(y_train) / len(tasks)
+        x_train = sparse.vstack([load(name, "train")[0] for name in tasks]).tocsr()
+        y_train = np.concatenate([load(name, "train")[1] for name in tasks])
+        sizes = [len(load(name, "train")[1]) for name in tasks]
         n_features = x_train.shape[1]
-        best: tuple[float, float, Any] | None = None
-        for c in C_GRID:
-            model = LogisticRegression(
-                C=c, class_weight="balanced", max_iter=3000, random_state=SEED
-            )
-            model.fit(x_train, y_train, sample_weight=w_train)
-            aucs = {
-                name: _auc(load(name, "dev")[1], model.decision_function(load(name, "dev")[0]))
-                for name in tasks
-            }
-            mean = float(np.nanmean(list(aucs.values())))
-            log(f"{dim}: C={c} dev AUC " + ", ".join(f"{k} {v:.3f}" for k, v in aucs.items()))
-            if best is None or mean > best[0]:
-                best = (mean, c, (model, aucs))
+        best: tuple[float, float, tuple[float, ...], Any] | None = None
+        for mix in _mixes(len(tasks)):
+            # Each task's total weight is its share of the mix, whatever its size.
+            w_train = np.concatenate(
+                [np.full(n, share / n) for n, share in zip(sizes, mix, strict=True)]
+            ) * (len(y_train) / sum(mix))
+            for c in C_GRID:
+                model = LogisticRegression(
+                    C=c, class_weight="balanced", max_iter=3000, random_state=SEED
+                )
+                model.fit(x_train, y_train, sample_weight=w_train)
+                aucs = {
+                    name: _auc(load(name, "dev")[1], model.decision_function(load(name, "dev")[0]))
+                    for name in tasks
+                }
+                mean = float(np.nanmean(list(aucs.values())))
+                log(
+                    f"{dim}: mix={mix} C={c} dev AUC "
+                    + ", ".join(f"{k} {v:.3f}" for k, v in aucs.items())
+                )
+                if best is None or mean > best[0]:
+                    best = (mean, c, mix, (model, aucs))
         assert best is not None
-        mean, c, (model, aucs) = best
+        mean, c, mix, (model, aucs) = best
         # Calibrate on dev (Platt): class weighting shifts the raw probabilities, so a
         # one-feature logistic fit on the head's logit maps them back to frequencies.
         dev_x = sparse.vstack([load(name, "dev")[0] for name in tasks]).tocsr()
@@ -246,6 +259,7 @@ def train_heads(
         biases[dim] = float(model.intercept_[0] * a + s)
         dev_scores[dim] = {
             "C": c,
+            "task_mix": dict(zip(tasks, mix, strict=True)),
             "dev_auc": {k: round(v, 4) for k, v in aucs.items()},
             "dev_auc_mean": round(mean, 4),
             "platt": [round(a, 4), round(s, 4)],
@@ -289,7 +303,7 @@ def train_heads(
         "lexical_only": [d for d in DIMENSIONS if d not in dims],
         "topics": topics,
         "training": {
-            "method": "logistic regression, class_weight=balanced, tasks weighted equally",
+            "method": "logistic regression, class_weight=balanced; task mix and C chosen on dev",
             "C_grid": list(C_GRID),
             "seed": SEED,
             "heads": dev_scores,
