@@ -81,3 +81,11 @@ def test_metrics_count_what_happened(engine, make_event):
     assert 'tactful_events_total{status="rejected",type="message"} 1.0' in text
     assert 'tactful_decisions_total{kind="escalate",rule="human_requested"} 1.0' in text
     assert "tactful_outbox_pending 2.0" in text
+
+
+def test_invalid_utf8_is_quarantined_not_a_crash(engine, make_event):
+    good = json.dumps(make_event(text="hello")).encode()
+    results = engine.ingest([good, b'{"event_id": "x\xff"}'])
+    assert [r.status for r in results] == ["accepted", "rejected"]
+    assert "UTF-8" in results[1].errors[0]["why"]
+    assert len(engine.store.list_quarantine()) == 1

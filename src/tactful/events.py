@@ -243,6 +243,9 @@ def parse_event(raw: Any, now: datetime | None = None) -> Event:
             raw = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise EventError([FieldProblem("body", None, f"not valid JSON: {exc}")]) from None
+        except UnicodeDecodeError as exc:
+            why = f"not valid UTF-8 at byte {exc.start}"
+            raise EventError([FieldProblem("body", None, why)]) from None
     if not isinstance(raw, dict):
         raise EventError(
             [FieldProblem("event", raw, f"must be a JSON object, got {type(raw).__name__}")]

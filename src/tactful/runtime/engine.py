@@ -136,7 +136,7 @@ class Engine:
             if isinstance(raw, str | bytes):
                 # Decode here so a rejected event's id can be reported; parse_event
                 # reports bad JSON.
-                with contextlib.suppress(json.JSONDecodeError):
+                with contextlib.suppress(json.JSONDecodeError, UnicodeDecodeError):
                     raw = json.loads(raw)
             try:
                 event = parse_event(raw, now=now)
