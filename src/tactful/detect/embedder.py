@@ -37,7 +37,7 @@ class StaticEmbedder:
         self.model: Any = StaticModel.from_pretrained(str(path))
         self.vocabulary_size: int = int(self.model.embedding.shape[0])
         self.dim: int = int(self.model.embedding.shape[1])
-        self._tokenizer: Any = self.model.tokenizer
+        self.tokenizer: Any = self.model.tokenizer
         # float32 in memory (30 MB) for fast sums; float16 on disk.
         self._table: NDArray[np.float32] = np.asarray(self.model.embedding, dtype=np.float32)
 

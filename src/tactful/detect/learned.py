@@ -130,7 +130,7 @@ class TextScorer:
         self._topic_dense = arrays["topic_dense"].astype(np.float32)
         self._topic_tokens = arrays["topic_tokens"].astype(np.float32)
         self._topic_bias = arrays["topic_bias"].astype(np.float32)
-        self._vocab = embedder._tokenizer
+        self._vocab = embedder.tokenizer
 
     def score(self, text: str, history: Sequence[str] = ()) -> TextScores:
         return self.score_batch([text], [history])[0]
