@@ -124,3 +124,39 @@ def test_demo_then_eligibility_reflects_live_holds(cli, tmp_path):
     live = {c for h in ben.active_holds(datetime.now(UTC)) for c in h.categories}
     assert {"promotional", "educational"} <= live
     store.close()
+
+
+def test_replay_quarantines_a_line_that_is_not_utf8(cli, tmp_path):
+    events = tmp_path / "e.jsonl"
+    good = json.dumps(
+        {
+            "event_id": "u1",
+            "type": "message",
+            "customer_id": "c",
+            "text": "hello",
+            "timestamp": "2026-10-01T10:00:00Z",
+        }
+    ).encode()
+    events.write_bytes(good + b"\n\n" + b'{"event_id": "u2", "text": "caf\xe9"}\n')
+    db = tmp_path / "u.db"
+    result = cli.invoke(
+        app,
+        [
+            "replay",
+            str(events),
+            "--db",
+            str(db),
+            "--actions-log",
+            str(tmp_path / "a"),
+            "--text-scorer",
+            "lexical",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    from tactful.state.store import SQLiteStore
+
+    store = SQLiteStore(db)
+    [row] = store.list_quarantine()
+    assert "UTF-8" in row["reason"][0]["why"]
+    assert store.stats().events == 1
+    store.close()

@@ -221,3 +221,35 @@ def test_cue_pre_checks_never_skip_a_match():
                 hit.add(p.regex.pattern)
     missed = [p.regex.pattern for p in patterns if p.regex.pattern not in hit]
     assert len(missed) <= 3, missed  # the corpus exercises (nearly) every cue
+
+
+def test_api_errors_far_apart_are_not_a_streak():
+    _, sigs = run(
+        [
+            ev(1, "api_error", 0, endpoint="/v1/x", status=500),
+            ev(2, "api_error", 86_400, endpoint="/v1/x", status=500),
+            ev(3, "api_error", 2 * 86_400, endpoint="/v1/x", status=500),
+            ev(4, "api_error", 2 * 86_400 + 60, endpoint="/v1/x", status=500),
+            ev(5, "api_error", 2 * 86_400 + 120, endpoint="/v1/x", status=500),
+        ]
+    )
+    assert [("error_streak" in names(s)) for s in sigs] == [False] * 4 + [True]
+
+
+def test_docs_dwell_fires_once_per_visit_and_not_across_sessions():
+    _, sigs = run(
+        [
+            ev(1, "page_view", 0, path="/docs/auth"),
+            ev(2, "search", 400, query="token header"),
+            ev(3, "search", 500, query="token again"),
+        ]
+    )
+    assert ["confusion_dwell" in names(s) for s in sigs] == [False, True, False]
+    _, sigs = run(
+        [
+            ev(1, "page_view", 0, path="/docs/auth"),
+            ev(2, "message", 7 * 86_400, text="hello again"),
+            ev(3, "message", 400, text="our agent note", role="agent"),
+        ]
+    )
+    assert not any("confusion_dwell" in names(s) for s in sigs)

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tactful.events import MAX_TEXT_CHARS, EventError, Message, PageView, parse_event
+from tactful.events import MAX_TEXT_CHARS, EventError, Identify, Message, PageView, parse_event
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -157,3 +157,39 @@ def test_segment_without_user_is_refused():
     assert "userId" in problems(
         {"type": "track", "event": "Search", "messageId": "m", "timestamp": "2026-10-01T10:00:00Z"}
     )
+
+
+@pytest.mark.parametrize(
+    ("traits", "words"),
+    [
+        ({"tenure_days": 2.5}, "whole number"),
+        ({"value": "high"}, "must be a number"),
+        ({"owner": 5}, "must be a string"),
+        ({"value": -3}, "negative"),
+        ({"value": float("nan")}, "finite"),
+        ({"value": float("inf")}, "finite"),
+    ],
+)
+def test_traits_tactful_reads_must_have_their_type(make_event, traits, words):
+    why = problems(make_event("identify", traits=traits))
+    assert any(field.startswith("traits") for field in why)
+    assert any(words in w for w in why.values()), why
+
+
+def test_other_traits_pass_through(make_event):
+    event = parse_event(make_event("identify", traits={"value": 10, "plan": "team"}), now=NOW)
+    assert isinstance(event, Identify)
+    assert event.traits == {"value": 10, "plan": "team"}
+
+
+def test_non_finite_numbers_are_refused(make_event):
+    assert "finite" in problems(make_event("payment_failed", amount=float("inf")))["amount"]
+
+
+def test_lone_surrogates_are_refused_with_the_field(make_event):
+    why = problems(make_event(text="hi", context={"ua": "\ud800x"}))
+    assert "surrogate" in why["context.ua"]
+
+
+def test_ancient_timestamps_are_refused(make_event):
+    assert "before 2000" in problems(make_event(at="0001-01-01T00:00:00+01:00"))["timestamp"]

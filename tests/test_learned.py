@@ -117,21 +117,25 @@ def test_batch_and_single_agree(scorer):
 
 def test_score_command_streams_and_survives_bad_lines():
     lines = [
+        b"   ",
         json.dumps({"id": 1, "text": "This is the third time, still broken!!"}).encode(),
         b"{not json",
         b'{"id": 2, "text": "caf\xe9 \xff"}',
         json.dumps({"id": 3, "text": 5}).encode(),
         json.dumps({"id": 4, "text": "thanks!", "history": ["it broke", "fixed now"]}).encode(),
+        b'{"id": NaN, "text": "hi"}',
     ]
     result = CliRunner().invoke(app, ["score"], input=b"\n".join(lines) + b"\n")
     assert result.exit_code == 0, result.output
     rows = [json.loads(x) for x in result.output.splitlines()]
-    assert [r.get("id", r.get("line")) for r in rows] == [1, 2, 3, 4, 4]
+    # the blank line 1 is skipped; lines 3-5 are errors named by line number
+    assert [r.get("id", r.get("line")) for r in rows] == [1, 3, 4, 5, 4, 7]
     assert rows[0]["frustration"] > 0.5 and "evidence" in rows[0] and "topic" in rows[0]
     assert "not valid JSON" in rows[1]["error"]
     assert "UTF-8" in rows[2]["error"]
     assert "string 'text'" in rows[3]["error"]
     assert rows[4]["gratitude"] > 0.5
+    assert "NaN" in rows[5]["error"]
 
 
 def test_engine_scores_a_batch_with_each_message_s_history(tmp_path, policy, make_event, scorer):

@@ -182,3 +182,33 @@ def test_skipping_rules_never_changes_a_decision(scenario_events, policy):
         states[event.customer_id] = a.state
         checked += len(a.decisions)
     assert checked > 10
+
+
+def test_matches_needs_exactly_two_arguments():
+    with pytest.raises(ExprError, match="two arguments"):
+        compile_expr('matches(event.text, "a", 1)', NAMESPACES)
+
+
+def test_clock_conditions_read_utc(make_event, policy):
+    from tactful.events import parse_event
+    from tactful.policy.engine import build_context
+    from tactful.state.customer import CustomerState
+
+    a = parse_event(make_event(at="2026-10-01T23:30:00+02:00"))
+    b = parse_event(make_event(at="2026-10-01T21:30:00Z"))
+    state = CustomerState(customer_id="c1")
+    ctx_a = build_context(a, state, [], a.timestamp)["clock"]
+    ctx_b = build_context(b, state, [], b.timestamp)["clock"]
+    assert ctx_a == ctx_b == {"hour": 21, "weekday": 3}
+
+
+def test_an_agent_warning_about_fraud_does_not_escalate(make_event, policy):
+    from tactful.events import parse_event
+    from tactful.runtime.pipeline import process
+    from tactful.state.customer import CustomerState
+
+    text = "Tip: we never ask for your password; report fraud to us."
+    for role, escalates in (("agent", False), ("customer", True)):
+        event = parse_event(make_event(text=text, role=role))
+        result = process(event, CustomerState(customer_id="c1"), policy, event.timestamp)
+        assert any(d.kind == "escalate" for d in result.decisions) is escalates, role

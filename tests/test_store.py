@@ -180,3 +180,14 @@ def test_outcomes_are_written_with_their_batch(store, policy, make_event):
     assert row["detail"] == {"comment": "useless"}
     assert store.list_outcomes(customer_id="c2") == []
     assert store.list_outcomes(since=datetime(2026, 10, 2, tzinfo=UTC)) == []
+
+
+def test_latest_decisions_are_the_newest(store, policy, make_event):
+    raws = [
+        make_event(text="I want a human", at=f"2026-10-0{day}T10:00:00Z") for day in range(1, 6)
+    ]
+    store.commit(processed(policy, raws), NOW)
+    everything = store.list_decisions(customer_id="c1")
+    latest = store.list_decisions(customer_id="c1", limit=2, latest=True)
+    assert latest == everything[-2:]
+    assert store.list_decisions(customer_id="c1", limit=2) == everything[:2]

@@ -113,14 +113,15 @@ class ReplayStats:
             self.results.extend(results)
 
 
-def _batches(path: Path, size: int) -> Iterator[tuple[list[str], int]]:
-    """Non-blank lines of a JSONL file in batches, with the bytes read so far."""
-    batch: list[str] = []
+def _batches(path: Path, size: int) -> Iterator[tuple[list[bytes], int]]:
+    """Non-blank lines of a JSONL file in batches, with the bytes read so far. Lines stay
+    bytes: one that is not UTF-8 is quarantined as such, not silently repaired."""
+    batch: list[bytes] = []
     read = 0
     with path.open("rb") as fh:
         for raw in fh:
             read += len(raw)
-            line = raw.decode("utf-8", "replace").strip()
+            line = raw.strip()
             if line:
                 batch.append(line)
             if len(batch) >= size:
@@ -353,6 +354,10 @@ def quarantine(
     console.print(table)
 
 
+def _no_constants(name: str) -> None:
+    raise json.JSONDecodeError(f"{name} is not a JSON value", name, 0)
+
+
 @app.command()
 def score(
     batch: Annotated[
@@ -392,9 +397,11 @@ def score(
         pending.clear()
 
     for n, raw in enumerate(sys.stdin.buffer, start=1):
+        if not raw.strip():
+            continue
         error = None
         try:
-            item = json.loads(raw.decode("utf-8"))
+            item = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
         except UnicodeDecodeError as exc:
             error = f"not valid UTF-8 at byte {exc.start}"
         except json.JSONDecodeError as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
+    field_validator,
 )
 
 __all__ = [
@@ -45,13 +46,24 @@ __all__ = [
 
 MAX_TEXT_CHARS = 10_000
 FUTURE_TOLERANCE = timedelta(minutes=5)
+# Event time before this is a broken clock or a unit mistake, not history to replay.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+_KNOWN_TRAITS: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
+    ("tier", str, "must be a string such as 'enterprise'"),
+    ("lifecycle", str, "must be a string such as 'active'"),
+    ("owner", str, "must be a string (a Slack handle or an email)"),
+    ("value", (int, float), "must be a number (the account's value)"),
+    ("tenure_days", int, "must be a whole number of days"),
+)
 
 Id = Annotated[str, Field(min_length=1, max_length=128)]
 ShortText = Annotated[str, Field(max_length=1_000)]
 
 
 class _Base(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity are not amounts or coordinates (and do not survive a JSON round trip).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     event_id: Id
     customer_id: Id
@@ -141,6 +153,22 @@ class Identify(_Base):
     type: Literal["identify"]
     traits: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
 
+    @field_validator("traits")
+    @classmethod
+    def _known_traits_typed(
+        cls, traits: dict[str, str | int | float | bool | None]
+    ) -> dict[str, str | int | float | bool | None]:
+        """The traits tactful reads must have the right type; others pass through."""
+        for name, kinds, why in _KNOWN_TRAITS:
+            value = traits.get(name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                raise ValueError(f"traits.{name}={value!r}: {why}")
+            if isinstance(value, int | float) and value < 0:
+                raise ValueError(f"traits.{name}={value!r}: must not be negative")
+        return traits
+
 
 Event = Annotated[
     Message
@@ -213,7 +241,7 @@ def _from_validation_error(exc: ValidationError, raw: dict[str, Any]) -> EventEr
         if loc and loc[0] == raw.get("type") and len(loc) > 1:
             loc = loc[1:]
         field = ".".join(loc) or "event"
-        why = err["msg"]
+        why = err["msg"].removeprefix("Value error, ")
         value = err.get("input") if err["type"] != "missing" else None
         if err["type"] == "union_tag_invalid":
             field = "type"
@@ -229,6 +257,29 @@ def _from_validation_error(exc: ValidationError, raw: dict[str, Any]) -> EventEr
             why = "timestamp needs a timezone, e.g. 2026-11-02T10:00:00Z"
         problems.append(FieldProblem(field, value, why))
     return EventError(problems)
+
+
+def _lone_surrogate(value: Any, path: str = "") -> str | None:
+    """The field holding a lone surrogate (JSON allows "\\ud800"; UTF-8 does not), if any."""
+    if isinstance(value, str):
+        if value.isascii():
+            return None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "event"
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _lone_surrogate(k, path) or _lone_surrogate(v, f"{path}.{k}" if path else k)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _lone_surrogate(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
 
 
 def parse_event(raw: Any, now: datetime | None = None) -> Event:
@@ -256,6 +307,21 @@ def parse_event(raw: Any, now: datetime | None = None) -> Event:
         event = _ADAPTER.validate_python(raw)
     except ValidationError as exc:
         raise _from_validation_error(exc, raw) from None
+    if event.timestamp < EARLIEST:
+        raise EventError(
+            [
+                FieldProblem(
+                    "timestamp",
+                    raw.get("timestamp"),
+                    f"is before {EARLIEST.date()}; check the clock or the unit",
+                )
+            ]
+        )
+    surrogate = _lone_surrogate(raw)
+    if surrogate is not None:
+        raise EventError(
+            [FieldProblem(surrogate, None, "contains a lone UTF-16 surrogate (not text)")]
+        )
     if now is not None and event.timestamp > now + FUTURE_TOLERANCE:
         raise EventError(
             [

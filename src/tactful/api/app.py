@@ -159,7 +159,7 @@ def create_app(engine: Engine) -> FastAPI:
             "payment_failures_30d": state.payment_failures_30d(now),
             "holds": [{**h.model_dump(mode="json"), "active": h.active(now)} for h in state.holds],
             "open_handoffs": [h.model_dump(mode="json") for h in state.handoffs],
-            "recent_decisions": store.list_decisions(customer_id=customer_id, limit=1000)[-20:],
+            "recent_decisions": store.list_decisions(customer_id, limit=20, latest=True),
         }
 
     @app.get("/v1/decisions", summary="The decision audit log")

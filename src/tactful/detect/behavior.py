@@ -15,7 +15,7 @@ from datetime import timedelta
 from tactful.detect.text import score_text
 from tactful.events import Event
 from tactful.signals import Signal
-from tactful.state.customer import CustomerState
+from tactful.state.customer import CustomerState, error_streak
 
 __all__ = ["BehaviorConfig", "detect_behavior"]
 
@@ -26,6 +26,7 @@ class BehaviorConfig:
     rage_window: timedelta = timedelta(seconds=10)
     error_streak: int = 3
     docs_dwell: timedelta = timedelta(minutes=5)
+    session_gap: timedelta = timedelta(hours=1)  # longer away: a new session, not dwelling
     open_tickets: int = 2
     cancel_pages: re.Pattern[str] = re.compile(r"/(?:cancel|unsubscribe|close-account)", re.I)
     high_value: re.Pattern[str] = re.compile(
@@ -77,7 +78,7 @@ def detect_behavior(
                     )
                 )
         case "api_error":
-            streak = (*state.api_error_streak, event.event_id)
+            streak = (*error_streak(state, now), event.event_id)
             if len(streak) >= config.error_streak:
                 out.append(
                     Signal(
@@ -197,7 +198,8 @@ def detect_behavior(
     if (
         state.docs_page_since is not None
         and event.type not in ("command_run", "identify")
-        and now - state.docs_page_since >= config.docs_dwell
+        and not (event.type == "message" and event.role != "customer")
+        and config.docs_dwell <= now - state.docs_page_since <= config.session_gap
     ):
         dwell_minutes = int((now - state.docs_page_since).total_seconds() // 60)
         out.append(

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from tactful.events import Event
 from tactful.policy.expr import CompiledExpr
 from tactful.policy.model import KNOWN_SIGNALS, NAMESPACES, Policy, Rule
 from tactful.signals import DIMENSIONS, Signal
-from tactful.state.customer import CustomerState
+from tactful.state.customer import CustomerState, error_streak
 
 __all__ = ["CONVERSATION_RANK", "Decision", "Decisions", "PolicyEngine"]
 
@@ -97,7 +97,7 @@ _STATE_FIELDS: dict[str, Callable[[CustomerState, datetime], Any]] = {
     "topic": lambda s, now: s.topic,
     "open_tickets": lambda s, now: len(s.open_tickets),
     "payment_failures_30d": lambda s, now: s.payment_failures_30d(now),
-    "api_error_streak": lambda s, now: len(s.api_error_streak),
+    "api_error_streak": lambda s, now: len(error_streak(s, now)),
     "events_seen": lambda s, now: s.events_seen,
     "active_holds": lambda s, now: len(s.active_holds(now)),
     "open_handoffs": lambda s, now: len(s.handoffs),
@@ -137,7 +137,7 @@ def build_context(
             "owner": acct.owner,
             "tenure_days": acct.tenure_days,
         },
-        "clock": {"hour": now.hour, "weekday": now.weekday()},
+        "clock": {"hour": (utc := now.astimezone(UTC)).hour, "weekday": utc.weekday()},
     }
 
 

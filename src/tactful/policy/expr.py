@@ -219,7 +219,9 @@ class _Compiler:
         if node.keywords:
             raise self.fail(node, "keyword arguments are not supported")
         fn = FUNCTIONS[node.func.id]
-        if fn is _matches and len(node.args) == 2:
+        if fn is _matches and len(node.args) != 2:
+            raise self.fail(node, "matches() takes two arguments: a value and a pattern")
+        if fn is _matches:
             pattern = node.args[1]
             if not isinstance(pattern, ast.Constant) or not isinstance(pattern.value, str):
                 raise self.fail(pattern, "matches() takes a constant pattern string")

@@ -90,7 +90,8 @@ def _peek(raw: Any, *keys: str) -> str | None:
     for key in keys:
         value = raw.get(key)
         if isinstance(value, str) and value:
-            return value[:128]
+            # as text SQLite can store, even if the id holds a lone surrogate
+            return value[:128].encode("utf-8", "replace").decode("utf-8")
     return None
 
 

@@ -34,6 +34,8 @@ MAX_RECENT_SIGNALS = 20
 PAYMENT_WINDOW = timedelta(days=30)
 # An open handoff mutes further escalations until it is closed (ticket solved) or this old.
 HANDOFF_TTL = timedelta(days=3)
+# API errors further apart than this start a new streak ("three in a row" is one episode).
+ERROR_STREAK_GAP = timedelta(minutes=15)
 
 
 class _Model(BaseModel):
@@ -97,6 +99,7 @@ class CustomerState(_Model):
     recent_messages: list[str] = Field(default_factory=list)
     recent_clicks: list[ClickMark] = Field(default_factory=list)
     api_error_streak: list[str] = Field(default_factory=list)  # event ids
+    last_api_error_at: AwareDatetime | None = None
     payment_failures: list[AwareDatetime] = Field(default_factory=list)
     open_tickets: list[str] = Field(default_factory=list)
     last_page: str | None = None
@@ -125,6 +128,14 @@ class CustomerState(_Model):
         return sum(1 for t in self.payment_failures if now - t <= PAYMENT_WINDOW)
 
 
+def error_streak(state: CustomerState, now: datetime) -> list[str]:
+    """The API-error streak still running at ``now`` (empty once it went quiet)."""
+    last = state.last_api_error_at
+    if last is None or now - last > ERROR_STREAK_GAP:
+        return []
+    return state.api_error_streak
+
+
 def _event_updates(state: CustomerState, event: Event) -> dict[str, Any]:
     """The behavioural windows the event changes (detectors read these), as new values."""
     now = event.timestamp
@@ -138,7 +149,10 @@ def _event_updates(state: CustomerState, event: Event) -> dict[str, Any]:
             window.append(ClickMark(element=event.element, at=now, event_id=event.event_id))
             return {"recent_clicks": window[-MAX_RECENT_CLICKS:]}
         case "api_error":
-            return {"api_error_streak": [*state.api_error_streak, event.event_id][-10:]}
+            return {
+                "api_error_streak": [*error_streak(state, now), event.event_id][-10:],
+                "last_api_error_at": now,
+            }
         case "command_run":
             if event.ok:
                 return {"api_error_streak": [], "docs_page_since": None}
@@ -191,6 +205,8 @@ def remember(state: CustomerState, event: Event, signals: list[Signal]) -> Custo
     u["last_seen"] = max(state.last_seen, now) if state.last_seen else now
     u["events_seen"] = state.events_seen + 1
 
+    if any(s.name == "confusion_dwell" for s in signals):
+        u["docs_page_since"] = None  # once per visit to the docs
     if signals:
         trend = dict(state.trend)
         for signal in signals:

@@ -82,8 +82,14 @@ class Store(Protocol):
     def get_state(self, customer_id: str) -> CustomerState | None: ...
 
     def list_decisions(
-        self, customer_id: str | None = None, since: datetime | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]: ...
+        self,
+        customer_id: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+        latest: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Oldest first; ``latest``: the last ``limit`` decisions."""
+        ...
 
     def list_outcomes(
         self, customer_id: str | None = None, since: datetime | None = None, limit: int = 100

@@ -356,8 +356,10 @@ class SQLiteStore:
         customer_id: str | None,
         since: datetime | None,
         limit: int,
+        latest: bool = False,
     ) -> list[dict[str, Any]]:
-        """Rows of an append-only log (decisions, outcomes), oldest first."""
+        """Rows of an append-only log (decisions, outcomes), oldest first; ``latest``: the
+        last ``limit`` rows (still oldest first)."""
         where, params = [], []
         if customer_id is not None:
             where.append("customer_id = ?")
@@ -368,15 +370,22 @@ class SQLiteStore:
         sql = f"SELECT * FROM {table}"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY at, {key} LIMIT ?"
+        order = "DESC" if latest else "ASC"
+        sql += f" ORDER BY at {order}, {key} {order} LIMIT ?"
         rows = self._query(sql, [*params, limit])
+        if latest:
+            rows.reverse()
         return [{**dict(r), **{c: json.loads(r[c]) for c in json_columns}} for r in rows]
 
     def list_decisions(
-        self, customer_id: str | None = None, since: datetime | None = None, limit: int = 100
+        self,
+        customer_id: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+        latest: bool = False,
     ) -> list[dict[str, Any]]:
         columns = ("params", "reasons", "factors")
-        return self._log("decisions", "decision_id", columns, customer_id, since, limit)
+        return self._log("decisions", "decision_id", columns, customer_id, since, limit, latest)
 
     def list_outcomes(
         self, customer_id: str | None = None, since: datetime | None = None, limit: int = 100
