@@ -61,7 +61,7 @@ def test_state_survives_a_restart(tmp_path, policy, make_event):
 def test_a_failed_commit_leaves_cache_and_store_unchanged(engine, make_event, monkeypatch):
     engine.ingest([make_event("payment_failed", at="2026-10-01T10:00:00Z")])
 
-    def boom(batch, received_at):
+    def boom(batch, received_at, rejected=()):
         raise OSError("disk full")
 
     monkeypatch.setattr(engine.store, "commit", boom)
@@ -89,3 +89,22 @@ def test_invalid_utf8_is_quarantined_not_a_crash(engine, make_event):
     assert [r.status for r in results] == ["accepted", "rejected"]
     assert "UTF-8" in results[1].errors[0]["why"]
     assert len(engine.store.list_quarantine()) == 1
+
+
+def test_a_retried_batch_does_not_quarantine_twice(engine, make_event, monkeypatch):
+    bad = {"event_id": "b1", "type": "message"}
+    real_commit = engine.store.commit
+    calls = []
+
+    def fail_once(batch, received_at, rejected=()):
+        calls.append(len(rejected))
+        if len(calls) == 1:
+            raise OSError("disk full")
+        real_commit(batch, received_at, rejected)
+
+    monkeypatch.setattr(engine.store, "commit", fail_once)
+    with pytest.raises(OSError):
+        engine.ingest([make_event(), bad])
+    engine.ingest([make_event(event_id="again"), bad])
+    assert calls == [1, 1]
+    assert [r["event_id"] for r in engine.store.list_quarantine()] == ["b1"]

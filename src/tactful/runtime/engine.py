@@ -158,8 +158,6 @@ class Engine:
                 continue
             events.append((i, event))
             results.append(IngestResult(i, "accepted", event.event_id, event.customer_id))
-        if bad:
-            self.store.quarantine(bad)
 
         # Idempotency: the first occurrence of an event id wins, in this batch and ever.
         seen = self.store.seen_event_ids([e.event_id for _, e in events])
@@ -189,7 +187,8 @@ class Engine:
             results[i].processed = out
             batch.append(out)
 
-        self.store.commit(batch, now)  # all or nothing; raises before the cache is touched
+        # All or nothing, quarantine included; raises before the cache is touched.
+        self.store.commit(batch, now, bad)
         for cid, state in working.items():
             self._remember(cid, state)
         self._count(batch)

@@ -68,8 +68,14 @@ class Store(Protocol):
 
     def load_states(self, customer_ids: Sequence[str]) -> dict[str, CustomerState]: ...
 
-    def commit(self, batch: Sequence[Processed], received_at: datetime) -> None:
-        """Write every effect of ``batch`` in one transaction.
+    def commit(
+        self,
+        batch: Sequence[Processed],
+        received_at: datetime,
+        rejected: Sequence[QuarantineItem] = (),
+    ) -> None:
+        """Write every effect of ``batch``, and the batch's ``rejected`` events to the
+        quarantine, in one transaction.
 
         Raises :class:`DuplicateEventError` (and writes nothing) if any event id in the
         batch was already committed.

@@ -135,6 +135,19 @@ def _cap(raw: str) -> str:
     return data[:MAX_QUARANTINE_BYTES].decode("utf-8", "ignore") + "...[truncated]"
 
 
+_INSERT_QUARANTINE = (
+    "INSERT INTO quarantine (received_at, source, event_id, customer_id, reason, raw)"
+    " VALUES (?,?,?,?,?,?)"
+)
+
+
+def _quarantine_rows(items: Sequence[QuarantineItem]) -> list[tuple[Any, ...]]:
+    return [
+        (_ts(q.received_at), q.source, q.event_id, q.customer_id, json.dumps(q.reason), _cap(q.raw))
+        for q in items
+    ]
+
+
 class SQLiteStore:
     def __init__(self, path: str | Path = "tactful.db", durability: Durability = "full") -> None:
         self.path = str(path)
@@ -211,8 +224,13 @@ class SQLiteStore:
                 out[cid] = CustomerState.model_validate_json(state)
         return out
 
-    def commit(self, batch: Sequence[Processed], received_at: datetime) -> None:
-        if not batch:
+    def commit(
+        self,
+        batch: Sequence[Processed],
+        received_at: datetime,
+        rejected: Sequence[QuarantineItem] = (),
+    ) -> None:
+        if not batch and not rejected:
             return
         received = _ts(received_at)
         events = [
@@ -316,6 +334,8 @@ class SQLiteStore:
                 )
                 # 6. what the events revealed about earlier decisions
                 db.executemany("INSERT INTO outcomes VALUES (?,?,?,?,?,?,?,?)", outcomes)
+                # 7. the batch's rejected events, so a retried batch does not add them twice
+                db.executemany(_INSERT_QUARANTINE, _quarantine_rows(rejected))
         except sqlite3.IntegrityError:
             ids = [e[0] for e in events]
             dupes = self.seen_event_ids(ids) | {i for i, n in Counter(ids).items() if n > 1}
@@ -326,23 +346,8 @@ class SQLiteStore:
     def quarantine(self, items: Sequence[QuarantineItem]) -> None:
         if not items:
             return
-        rows = [
-            (
-                _ts(q.received_at),
-                q.source,
-                q.event_id,
-                q.customer_id,
-                json.dumps(q.reason),
-                _cap(q.raw),
-            )
-            for q in items
-        ]
         with self._tx() as db:
-            db.executemany(
-                "INSERT INTO quarantine (received_at, source, event_id, customer_id, reason, raw)"
-                " VALUES (?,?,?,?,?,?)",
-                rows,
-            )
+            db.executemany(_INSERT_QUARANTINE, _quarantine_rows(items))
 
     # -- read side ------------------------------------------------------------------------
     def get_state(self, customer_id: str) -> CustomerState | None:
