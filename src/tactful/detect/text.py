@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence, Set
 from dataclasses import dataclass
+from functools import lru_cache
 
 from tactful.signals import DIMENSIONS, TOPICS
 
@@ -187,8 +188,10 @@ def _noisy_or(values: Sequence[float]) -> float:
     return 1.0 - miss
 
 
-def _tokens(text: str) -> set[str]:
-    return set(_WORD.findall(text.lower()))
+@lru_cache(maxsize=65_536)
+def _tokens(text: str) -> frozenset[str]:
+    """A message's words (cached: each message is compared again as history)."""
+    return frozenset(_WORD.findall(text.lower()))
 
 
 def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
