@@ -108,3 +108,20 @@ def test_a_retried_batch_does_not_quarantine_twice(engine, make_event, monkeypat
     engine.ingest([make_event(event_id="again"), bad])
     assert calls == [1, 1]
     assert [r["event_id"] for r in engine.store.list_quarantine()] == ["b1"]
+
+
+def test_lone_surrogates_from_json_escapes_are_quarantined(engine, make_event, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from tactful.api.app import create_app
+
+    good = make_event(text="fine")
+    line = json.dumps(make_event(text="x", context={"ua": "\ud800"}))  # JSON escapes it
+    assert "\\ud800" in line
+    results = engine.ingest([json.dumps(good), line])
+    assert [r.status for r in results] == ["accepted", "rejected"]
+    assert results[1].errors[0]["field"] == "context.ua"
+    body = json.dumps([make_event(text="ok"), make_event(text="y", context={"k": "\udfff"})])
+    r = TestClient(create_app(engine)).post("/v1/events", content=body)
+    assert r.status_code == 202
+    assert [x["status"] for x in r.json()["results"]] == ["accepted", "rejected"]

@@ -282,12 +282,26 @@ def _lone_surrogate(value: Any, path: str = "") -> str | None:
     return None
 
 
-def parse_event(raw: Any, now: datetime | None = None) -> Event:
+# A lone surrogate can only reach us through a JSON escape in this range.
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def may_hold_surrogates(text: str | bytes) -> bool:
+    """Whether JSON text could decode to a lone surrogate (rare: checked before scanning)."""
+    if isinstance(text, bytes):
+        return SURROGATE_ESCAPE_BYTES.search(text) is not None
+    return SURROGATE_ESCAPE.search(text) is not None
+
+
+def parse_event(raw: Any, now: datetime | None = None, *, check_surrogates: bool = True) -> Event:
     """Validate one raw event (a dict, or a JSON string) and return it typed.
 
     Segment-spec payloads (``type`` of track/identify/page/group/screen) are mapped onto
     the native types first. ``now`` (timezone-aware) enables the check that event time is
-    not in the future beyond a small tolerance for clock skew.
+    not in the future beyond a small tolerance for clock skew. ``check_surrogates=False``
+    skips the scan for lone surrogates when the caller knows the JSON text had no escape
+    that could produce one (see :func:`may_hold_surrogates`).
     """
     if isinstance(raw, str | bytes):
         try:
@@ -317,7 +331,7 @@ def parse_event(raw: Any, now: datetime | None = None) -> Event:
                 )
             ]
         )
-    surrogate = _lone_surrogate(raw)
+    surrogate = _lone_surrogate(raw) if check_surrogates else None
     if surrogate is not None:
         raise EventError(
             [FieldProblem(surrogate, None, "contains a lone UTF-16 surrogate (not text)")]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -18,6 +19,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
 from tactful import __version__
+from tactful.events import may_hold_surrogates
 from tactful.runtime.engine import Engine
 from tactful.state.store.base import QuarantineItem
 
@@ -129,7 +131,9 @@ def create_app(engine: Engine) -> FastAPI:
             )
         if not items:
             return _problem(422, "batch", [], "empty; send at least one event")
-        results = await run_in_threadpool(engine.ingest, items, "api")
+        results = await run_in_threadpool(
+            partial(engine.ingest, items, "api", check_surrogates=may_hold_surrogates(body))
+        )
         payload = IngestResponse(
             accepted=sum(r.status == "accepted" for r in results),
             duplicates=sum(r.status == "duplicate" for r in results),

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from tactful.detect import BehaviorConfig, TextScores, scored_text
-from tactful.events import Event, EventError, parse_event
+from tactful.events import Event, EventError, may_hold_surrogates, parse_event
 from tactful.learn.metrics import Metrics
 from tactful.policy.engine import PolicyEngine
 from tactful.runtime.pipeline import Processed, process
@@ -121,26 +121,34 @@ class Engine:
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
-    def ingest(self, raws: Sequence[Any], source: str = "api") -> list[IngestResult]:
+    def ingest(
+        self, raws: Sequence[Any], source: str = "api", *, check_surrogates: bool = True
+    ) -> list[IngestResult]:
+        """``check_surrogates=False``: the caller saw the JSON text these dicts came from and
+        it had no escape that can produce a lone surrogate (raw text is checked here)."""
         started = time.perf_counter()
         with self._lock:
-            results = self._ingest(raws, source)
+            results = self._ingest(raws, source, check_surrogates)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         return results
 
-    def _ingest(self, raws: Sequence[Any], source: str) -> list[IngestResult]:
+    def _ingest(
+        self, raws: Sequence[Any], source: str, check_surrogates: bool
+    ) -> list[IngestResult]:
         now = self.clock()
         results: list[IngestResult] = []
         events: list[tuple[int, Event]] = []
         bad: list[QuarantineItem] = []
         for i, raw in enumerate(raws):
+            scan = check_surrogates
             if isinstance(raw, str | bytes):
+                scan = may_hold_surrogates(raw)
                 # Decode here so a rejected event's id can be reported; parse_event
                 # reports bad JSON.
                 with contextlib.suppress(json.JSONDecodeError, UnicodeDecodeError):
                     raw = json.loads(raw)
             try:
-                event = parse_event(raw, now=now)
+                event = parse_event(raw, now=now, check_surrogates=scan)
             except EventError as exc:
                 errors = [p.as_dict() for p in exc.problems]
                 results.append(IngestResult(i, "rejected", _peek(raw, *_ID_KEYS), None, errors))
