@@ -253,3 +253,65 @@ def test_docs_dwell_fires_once_per_visit_and_not_across_sessions():
         ]
     )
     assert not any("confusion_dwell" in names(s) for s in sigs)
+
+
+def run_with(config, events):
+    state = CustomerState(customer_id="c")
+    out = []
+    for raw in events:
+        event = parse_event(raw)
+        signals = detect(event, state, config)
+        state = remember(state, event, signals)
+        out.append(signals)
+    return state, out
+
+
+def test_a_flood_of_clicks_is_one_rage_signal_with_bounded_state():
+    from tactful.detect import BehaviorConfig
+
+    clicks = [ev(i, "click", i / 10_000, element="#pay") for i in range(10_000)]
+    state, sigs = run_with(BehaviorConfig(), clicks)
+    fired = [i for i, s in enumerate(sigs) if "rage_click" in names(s)]
+    assert fired == [2]
+    assert len(state.recent_clicks) <= 20
+
+
+def test_rage_click_window_is_inclusive_at_exactly_t():
+    _, sigs = run(
+        [
+            ev(1, "click", 0, element="#save"),
+            ev(2, "click", 5, element="#save"),
+            ev(3, "click", 10, element="#save"),  # exactly 10 s after the first
+        ]
+    )
+    assert "rage_click" in names(sigs[2])
+    _, sigs = run(
+        [
+            ev(1, "click", 0, element="#save"),
+            ev(2, "click", 5, element="#save"),
+            ev(3, "click", 10.001, element="#save"),
+        ]
+    )
+    assert "rage_click" not in names(sigs[2])
+
+
+def test_posthog_preset_counts_clicks_within_30_px_in_one_second():
+    from tactful.detect.behavior import posthog_preset
+
+    config = posthog_preset()
+    near = [
+        ev(1, "click", 0.0, element="a", x=100, y=100),
+        ev(2, "click", 0.3, element="b", x=110, y=105),
+        ev(3, "click", 0.6, element="c", x=120, y=118),  # 28.4 px from the first
+    ]
+    assert "rage_click" in names(run_with(config, near)[1][2])
+    far = [*near[:2], ev(3, "click", 0.6, element="c", x=140, y=100)]
+    assert "rage_click" not in names(run_with(config, far)[1][2])
+    slow = [*near[:2], ev(3, "click", 1.2, element="c", x=120, y=118)]
+    assert "rage_click" not in names(run_with(config, slow)[1][2])
+
+
+def test_toggles_and_steppers_are_not_rage():
+    clicks = [ev(i, "click", i, element="button.quantity-increment") for i in range(5)]
+    _, sigs = run(clicks)
+    assert not any("rage_click" in names(s) for s in sigs)

@@ -9,7 +9,7 @@ seconds", "three API errors in a row").
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from tactful.detect.text import score_text
@@ -17,13 +17,18 @@ from tactful.events import Event
 from tactful.signals import Signal
 from tactful.state.customer import CustomerState, error_streak
 
-__all__ = ["BehaviorConfig", "detect_behavior"]
+__all__ = ["BehaviorConfig", "detect_behavior", "posthog_preset"]
 
 
 @dataclass(frozen=True, slots=True)
 class BehaviorConfig:
+    # Rage clicks: N clicks on the same element (or, with a radius and coordinates, within
+    # R px of each other) within T. One signal per burst: a flood of clicks is one episode.
     rage_clicks: int = 3
     rage_window: timedelta = timedelta(seconds=10)
+    rage_radius_px: float | None = None
+    # Elements where repeated clicks are normal (toggles, steppers, carousels): regexes.
+    rage_exclude: tuple[str, ...] = (r"toggle|stepper|carousel|increment|decrement",)
     error_streak: int = 3
     docs_dwell: timedelta = timedelta(minutes=5)
     session_gap: timedelta = timedelta(hours=1)  # longer away: a new session, not dwelling
@@ -35,6 +40,24 @@ class BehaviorConfig:
         r"|/security|/trust",
         re.I,
     )
+
+
+def posthog_preset(config: BehaviorConfig | None = None) -> BehaviorConfig:
+    """PostHog's rage-click rule: 3 clicks within 30 px within 1 second."""
+    return replace(
+        config or BehaviorConfig(),
+        rage_clicks=3,
+        rage_window=timedelta(seconds=1),
+        rage_radius_px=30.0,
+    )
+
+
+def _near(
+    a_x: float | None, a_y: float | None, b_x: float | None, b_y: float | None, radius: float
+) -> bool:
+    if a_x is None or a_y is None or b_x is None or b_y is None:
+        return False
+    return (a_x - b_x) ** 2 + (a_y - b_y) ** 2 <= radius**2
 
 
 _HIGH_VALUE_TOPICS = (
@@ -57,13 +80,21 @@ def detect_behavior(
     now = event.timestamp
     out: list[Signal] = []
     match event.type:
-        case "click":
+        case "click" if not any(re.search(p, event.element, re.I) for p in config.rage_exclude):
+            radius = config.rage_radius_px
+            by_position = radius is not None and event.x is not None and event.y is not None
             same = [
                 c
                 for c in state.recent_clicks
-                if c.element == event.element and now - c.at <= config.rage_window
+                if now - c.at <= config.rage_window
+                and (
+                    _near(c.x, c.y, event.x, event.y, radius)
+                    if by_position and radius is not None
+                    else c.element == event.element
+                )
             ]
-            if len(same) + 1 >= config.rage_clicks:
+            # Exactly at the threshold: later clicks of the same burst add no signal.
+            if len(same) + 1 == config.rage_clicks:
                 ids = (*(c.event_id for c in same), event.event_id)
                 n = len(ids)
                 out.append(

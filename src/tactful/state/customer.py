@@ -83,6 +83,8 @@ class ClickMark(_Model):
     element: str
     at: AwareDatetime
     event_id: str
+    x: float | None = None
+    y: float | None = None
 
 
 class CustomerState(_Model):
@@ -146,7 +148,11 @@ def _event_updates(state: CustomerState, event: Event) -> dict[str, Any]:
                 return {"recent_messages": recent[-MAX_RECENT_MESSAGES:]}
         case "click":
             window = [c for c in state.recent_clicks if now - c.at <= timedelta(minutes=2)]
-            window.append(ClickMark(element=event.element, at=now, event_id=event.event_id))
+            window.append(
+                ClickMark(
+                    element=event.element, at=now, event_id=event.event_id, x=event.x, y=event.y
+                )
+            )
             return {"recent_clicks": window[-MAX_RECENT_CLICKS:]}
         case "api_error":
             return {
