@@ -59,12 +59,13 @@ def test_topics():
 T0 = datetime(2026, 10, 1, 12, tzinfo=UTC)
 
 
-def run(events, state=None):
-    state = state or CustomerState(customer_id="c")
+def run(events, config=None):
+    """Detect and remember each event in turn; the final state and each event's signals."""
+    state = CustomerState(customer_id="c")
     all_signals = []
     for raw in events:
         event = parse_event(raw)
-        signals = detect(event, state)
+        signals = detect(event, state, config) if config else detect(event, state)
         state = remember(state, event, signals)
         all_signals.append(signals)
     return state, all_signals
@@ -255,22 +256,11 @@ def test_docs_dwell_fires_once_per_visit_and_not_across_sessions():
     assert not any("confusion_dwell" in names(s) for s in sigs)
 
 
-def run_with(config, events):
-    state = CustomerState(customer_id="c")
-    out = []
-    for raw in events:
-        event = parse_event(raw)
-        signals = detect(event, state, config)
-        state = remember(state, event, signals)
-        out.append(signals)
-    return state, out
-
-
 def test_a_flood_of_clicks_is_one_rage_signal_with_bounded_state():
     from tactful.detect import BehaviorConfig
 
     clicks = [ev(i, "click", i / 10_000, element="#pay") for i in range(10_000)]
-    state, sigs = run_with(BehaviorConfig(), clicks)
+    state, sigs = run(clicks, BehaviorConfig())
     fired = [i for i, s in enumerate(sigs) if "rage_click" in names(s)]
     assert fired == [2]
     assert len(state.recent_clicks) <= 20
@@ -304,11 +294,11 @@ def test_posthog_preset_counts_clicks_within_30_px_in_one_second():
         ev(2, "click", 0.3, element="b", x=110, y=105),
         ev(3, "click", 0.6, element="c", x=120, y=118),  # 28.4 px from the first
     ]
-    assert "rage_click" in names(run_with(config, near)[1][2])
+    assert "rage_click" in names(run(near, config)[1][2])
     far = [*near[:2], ev(3, "click", 0.6, element="c", x=140, y=100)]
-    assert "rage_click" not in names(run_with(config, far)[1][2])
+    assert "rage_click" not in names(run(far, config)[1][2])
     slow = [*near[:2], ev(3, "click", 1.2, element="c", x=120, y=118)]
-    assert "rage_click" not in names(run_with(config, slow)[1][2])
+    assert "rage_click" not in names(run(slow, config)[1][2])
 
 
 def test_toggles_and_steppers_are_not_rage():
