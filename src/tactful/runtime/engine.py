@@ -32,7 +32,7 @@ from tactful.events import Event, EventError, may_hold_surrogates, parse_event
 from tactful.learn.metrics import Metrics
 from tactful.policy.engine import PolicyEngine
 from tactful.runtime.pipeline import Processed, process
-from tactful.state.customer import MAX_RECENT_MESSAGES, CustomerState
+from tactful.state.customer import CustomerState, with_message
 from tactful.state.store.base import QuarantineItem, Store
 
 __all__ = ["Engine", "IngestResult"]
@@ -218,8 +218,7 @@ class Engine:
             history = histories[event.customer_id]
             items.append((event.event_id, written, tuple(history)))
             if event.type == "message":  # what remember() will keep
-                history.append(written[:2_000])
-                del history[:-MAX_RECENT_MESSAGES]
+                histories[event.customer_id] = with_message(history, written)
         if not items:
             return {}
         scores = self.text_scorer.score_batch([i[1] for i in items], [i[2] for i in items])

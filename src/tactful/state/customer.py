@@ -130,6 +130,11 @@ class CustomerState(_Model):
         return sum(1 for t in self.payment_failures if now - t <= PAYMENT_WINDOW)
 
 
+def with_message(recent: list[str], text: str) -> list[str]:
+    """The recent-messages window after a customer message (the scorer's history)."""
+    return [*recent, text[:2_000]][-MAX_RECENT_MESSAGES:]
+
+
 def error_streak(state: CustomerState, now: datetime) -> list[str]:
     """The API-error streak still running at ``now`` (empty once it went quiet)."""
     last = state.last_api_error_at
@@ -144,8 +149,7 @@ def _event_updates(state: CustomerState, event: Event) -> dict[str, Any]:
     match event.type:
         case "message":
             if event.role == "customer":
-                recent = [*state.recent_messages, event.text[:2_000]]
-                return {"recent_messages": recent[-MAX_RECENT_MESSAGES:]}
+                return {"recent_messages": with_message(state.recent_messages, event.text)}
         case "click":
             window = [c for c in state.recent_clicks if now - c.at <= timedelta(minutes=2)]
             window.append(
