@@ -263,7 +263,7 @@ def test_a_flood_of_clicks_is_one_rage_signal_with_bounded_state():
     state, sigs = run(clicks, BehaviorConfig())
     fired = [i for i, s in enumerate(sigs) if "rage_click" in names(s)]
     assert fired == [2]
-    assert len(state.recent_clicks) <= 20
+    assert len(state.clicks) <= 20
 
 
 def test_rage_click_window_is_inclusive_at_exactly_t():

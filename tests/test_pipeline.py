@@ -58,7 +58,10 @@ def test_customer_b_is_held_and_handed_to_billing_with_the_story(scenario_events
     assert package["queue"] == "billing"
     assert package["account"]["payment_failures_30d"] == 3
     assert package["account"]["open_tickets"] == ["T-1001", "T-1017"]
-    assert "payment_failed" in package["already_tried"]
+    assert (
+        "payment_failed: 3 failed payment(s) in 30 days (card_declined)" in package["already_tried"]
+    )
+    assert package["history"]["payment_failed"] == 3
     assert package["trend"]["churn_intent"] > 0.5
     assert package["why"][0].startswith("billing_breakdown")
 

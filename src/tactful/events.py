@@ -83,18 +83,37 @@ class Message(_Base):
     conversation_id: Id | None = None
 
 
+# Screen coordinates in CSS pixels; beyond this is a tracker bug, not a screen.
+Pixels = Annotated[float, Field(ge=-100_000, le=100_000)]
+
+
 class Click(_Base):
+    """A click. Without an element id (autocapture on a bare <div>) rage clicks are found
+    by position when x/y are given, and not at all when neither is."""
+
     type: Literal["click"]
-    element: Annotated[str, Field(min_length=1, max_length=256)]
+    element: Annotated[str, Field(min_length=1, max_length=256)] | None = None
     page: ShortText | None = None
-    x: float | None = None
-    y: float | None = None
+    x: Pixels | None = None
+    y: Pixels | None = None
+
+
+# Time on a page as reported by the client: a page open for more than a day is a tracker
+# that never saw the tab close, not a reader.
+MAX_PAGE_SECONDS = 86_400
 
 
 class PageView(_Base):
+    """A page (or screen) view. ``category`` is free-form (Segment's page category); docs
+    and help pages are recognised by ``category`` in ("docs", "help") or by path, and any
+    other category is kept and treated as an ordinary page. ``duration_s``: how long the
+    page stayed open, when the tracker reports it on leaving."""
+
     type: Literal["page_view"]
     path: Annotated[str, Field(min_length=1, max_length=2_048)]
     title: ShortText | None = None
+    category: Annotated[str, Field(max_length=64)] | None = None
+    duration_s: Annotated[float, Field(ge=0, le=MAX_PAGE_SECONDS)] | None = None
 
 
 class ApiError(_Base):
@@ -430,6 +449,8 @@ def from_segment(payload: dict[str, Any]) -> dict[str, Any]:
         out["path"] = props.get("path") or props.get("url") or payload.get("name")
         if props.get("title") or payload.get("name"):
             out["title"] = props.get("title") or payload.get("name")
+        if payload.get("category") or props.get("category"):
+            out["category"] = payload.get("category") or props.get("category")
         return out
     if kind in ("identify", "group"):
         out["type"] = "identify"

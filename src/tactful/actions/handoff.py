@@ -51,7 +51,12 @@ def handoff_package(
         "goal": goal + ".",
         "topic": state.topic,
         "intents": intents,
-        "already_tried": list(dict.fromkeys(state.recent_signals)),
+        # what the customer went through in the last day, so nobody asks them again
+        "already_tried": list(
+            dict.fromkeys(f"{m.name}: {m.reason}" for m in state.active_signals(now))
+        ),
+        # every signal ever seen for them, counted (the evidence older than a day, summarised)
+        "history": dict(sorted(state.signal_counts.items(), key=lambda kv: -kv[1])),
         "recent_messages": state.recent_messages,
         "account": {
             "tier": state.account.tier,
@@ -61,6 +66,9 @@ def handoff_package(
             "payment_failures_30d": state.payment_failures_30d(now),
         },
         "trend": {d: round(v, 3) for d, v in levels.items()},
+        "slope": {
+            d: t.direction(now, d) for d, t in state.trend.items() if levels.get(d, 0) >= 0.1
+        },
         "why": list(reasons),
         "trigger_event": {"event_id": event.event_id, "type": event.type},
         "evidence": [s.as_dict() for s in signals],

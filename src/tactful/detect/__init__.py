@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from tactful.detect.behavior import BehaviorConfig, detect_behavior
+from tactful.detect.behavior import BehaviorConfig, detect_behavior, repeat_contact
 from tactful.detect.text import TextScores, score_text
 from tactful.events import Event
 from tactful.signals import DIMENSIONS, TOPICS, Signal
-from tactful.state.customer import CustomerState
+from tactful.state.customer import CustomerState, contact_topic
 
 __all__ = [
     "DIMENSIONS",
@@ -86,4 +86,13 @@ def detect(
         signals.extend(
             s for s in detect_text(event.query, [], event.event_id) if s.name == "confusion"
         )
+    elif event.type == "ticket_opened" and event.subject:
+        topic = score_text(event.subject).topic
+        if topic != "other":
+            signals.append(
+                Signal("topic", 0.5, f"ticket is about {topic}", (event.event_id,), topic=topic)
+            )
+    again = repeat_contact(event, state, contact_topic(signals), behavior)
+    if again is not None:
+        signals.append(again)
     return signals

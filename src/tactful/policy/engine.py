@@ -19,7 +19,9 @@ from tactful.events import Event
 from tactful.policy.expr import CompiledExpr
 from tactful.policy.model import KNOWN_SIGNALS, NAMESPACES, Policy, Rule
 from tactful.signals import DIMENSIONS, Signal
+from tactful.state.account import AccountState
 from tactful.state.customer import CustomerState, error_streak
+from tactful.state.trend import DEFAULT_TREND, TrendConfig
 
 __all__ = ["CONVERSATION_RANK", "Decision", "Decisions", "PolicyEngine"]
 
@@ -83,24 +85,40 @@ def _event_fields(event: Event) -> dict[str, Any]:
     return values
 
 
-def _before(state: CustomerState, dimension: str, now: datetime) -> float:
+def _before(state: CustomerState, dimension: str, now: datetime, config: TrendConfig) -> float:
     """The level just before this event's evidence was added (the trend keeps it)."""
     trend = state.trend.get(dimension)
     if trend is not None and trend.at == now:
-        return trend.previous
-    return state.level(dimension, now)
+        return trend.level_before(dimension, config)
+    return state.level(dimension, now, config)
 
 
-_STATE_FIELDS: dict[str, Callable[[CustomerState, datetime], Any]] = {
-    **{d: (lambda dim: lambda s, now: s.level(dim, now))(d) for d in DIMENSIONS},
-    "frustration_before": lambda s, now: _before(s, "frustration", now),
-    "topic": lambda s, now: s.topic,
-    "open_tickets": lambda s, now: len(s.open_tickets),
-    "payment_failures_30d": lambda s, now: s.payment_failures_30d(now),
-    "api_error_streak": lambda s, now: len(error_streak(s, now)),
-    "events_seen": lambda s, now: s.events_seen,
-    "active_holds": lambda s, now: len(s.active_holds(now)),
-    "open_handoffs": lambda s, now: len(s.handoffs),
+def _slope(state: CustomerState, dimension: str, now: datetime, config: TrendConfig) -> float:
+    trend = state.trend.get(dimension)
+    return 0.0 if trend is None else round(trend.rate_gap(now, dimension, config), 3)
+
+
+StateField = Callable[[CustomerState, datetime, TrendConfig], Any]
+
+
+def _dimension_fields(dim: str) -> dict[str, StateField]:
+    return {
+        dim: lambda s, now, c: s.level(dim, now, c),
+        f"{dim}_slope": lambda s, now, c: _slope(s, dim, now, c),
+    }
+
+
+_STATE_FIELDS: dict[str, StateField] = {
+    **{k: v for d in DIMENSIONS for k, v in _dimension_fields(d).items()},
+    "frustration_before": lambda s, now, c: _before(s, "frustration", now, c),
+    "topic": lambda s, now, c: s.topic,
+    "open_tickets": lambda s, now, c: len(s.open_tickets),
+    "unresolved_tickets_30d": lambda s, now, c: s.unresolved_tickets_30d(now),
+    "payment_failures_30d": lambda s, now, c: s.payment_failures_30d(now),
+    "api_error_streak": lambda s, now, c: len(error_streak(s, now)),
+    "events_seen": lambda s, now, c: s.events_seen,
+    "active_holds": lambda s, now, c: len(s.active_holds(now)),
+    "open_handoffs": lambda s, now, c: len(s.handoffs),
 }
 assert set(_STATE_FIELDS) == NAMESPACES["state"]
 
@@ -108,18 +126,24 @@ assert set(_STATE_FIELDS) == NAMESPACES["state"]
 class _StateView(dict[str, Any]):
     """The ``state`` namespace, computed on first read: most events read few fields."""
 
-    def __init__(self, state: CustomerState, now: datetime) -> None:
+    def __init__(self, state: CustomerState, now: datetime, config: TrendConfig) -> None:
         super().__init__()
         self._state = state
         self._now = now
+        self._config = config
 
     def __missing__(self, key: str) -> Any:
-        value = self[key] = _STATE_FIELDS[key](self._state, self._now)
+        value = self[key] = _STATE_FIELDS[key](self._state, self._now, self._config)
         return value
 
 
 def build_context(
-    event: Event, state: CustomerState, signals: list[Signal], now: datetime
+    event: Event,
+    state: CustomerState,
+    signals: list[Signal],
+    now: datetime,
+    account: AccountState | None = None,
+    trend: TrendConfig = DEFAULT_TREND,
 ) -> dict[str, dict[str, Any]]:
     """The values a condition can read, by namespace (see policy.model.NAMESPACES)."""
     sig: dict[str, Any] = dict.fromkeys(KNOWN_SIGNALS, 0.0)
@@ -127,7 +151,7 @@ def build_context(
         sig[s.name] = max(sig.get(s.name, 0.0), s.strength)
     acct = state.account
     return {
-        "state": _StateView(state, now),
+        "state": _StateView(state, now, trend),
         "event": _event_fields(event),
         "signal": sig,
         "account": {
@@ -136,6 +160,11 @@ def build_context(
             "lifecycle": acct.lifecycle,
             "owner": acct.owner,
             "tenure_days": acct.tenure_days,
+            # the account's aggregate over its customers (0 for a customer with none)
+            "frustration": account.level("frustration", now, trend) if account else 0.0,
+            "churn_intent": account.level("churn_intent", now, trend) if account else 0.0,
+            "error_rate": account.error_rate(now) if account else 0.0,
+            "members_at_risk": len(account.at_risk) if account else 0,
         },
         "clock": {"hour": (utc := now.astimezone(UTC)).hour, "weekday": utc.weekday()},
     }
@@ -178,9 +207,15 @@ class PolicyEngine:
         return self.policy.version
 
     def decide(
-        self, event: Event, state: CustomerState, signals: list[Signal], now: datetime
+        self,
+        event: Event,
+        state: CustomerState,
+        signals: list[Signal],
+        now: datetime,
+        account: AccountState | None = None,
+        trend: TrendConfig = DEFAULT_TREND,
     ) -> Decisions:
-        ctx = build_context(event, state, signals, now)
+        ctx = build_context(event, state, signals, now, account, trend)
         out = Decisions()
         matched: list[tuple[Rule, dict[str, Any]]] = []
         present = frozenset(s.name for s in signals if s.strength > 0)

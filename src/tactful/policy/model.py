@@ -61,6 +61,10 @@ KNOWN_SIGNALS = frozenset(
         "negative_feedback",
         "positive_feedback",
         "confusion_dwell",
+        "page_loop",
+        "help_bounce",
+        "bot_no_progress",
+        "repeat_contact",
     }
 )
 
@@ -68,9 +72,13 @@ NAMESPACES: dict[str, frozenset[str]] = {
     "state": frozenset(
         {
             *DIMENSIONS,
+            # each dimension's slope in [-1, 1]: > 0 rising (evidence arriving faster than
+            # its long-run rate), < 0 falling (gone quiet)
+            *(f"{d}_slope" for d in DIMENSIONS),
             "frustration_before",  # the frustration level just before this event
             "topic",
             "open_tickets",
+            "unresolved_tickets_30d",  # open now plus closed unsolved in 30 days
             "payment_failures_30d",
             "api_error_streak",
             "events_seen",
@@ -95,7 +103,19 @@ NAMESPACES: dict[str, frozenset[str]] = {
         }
     ),
     "signal": KNOWN_SIGNALS,
-    "account": frozenset({"tier", "value", "lifecycle", "owner", "tenure_days"}),
+    "account": frozenset(
+        {
+            "tier",
+            "value",
+            "lifecycle",
+            "owner",
+            "tenure_days",
+            "frustration",  # the account's trend: the sum of its customers' evidence
+            "churn_intent",
+            "error_rate",  # API errors / calls, about the last hour
+            "members_at_risk",  # customers of the account high on frustration or churn
+        }
+    ),
     "clock": frozenset({"hour", "weekday"}),
 }
 

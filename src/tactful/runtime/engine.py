@@ -32,7 +32,8 @@ from tactful.events import Event, EventError, may_hold_surrogates, parse_event
 from tactful.learn.metrics import Metrics
 from tactful.policy.engine import PolicyEngine
 from tactful.runtime.pipeline import Processed, process
-from tactful.state.customer import CustomerState, with_message
+from tactful.state.account import AccountState
+from tactful.state.customer import DEFAULT_MEMORY, CustomerState, MemoryConfig, with_message
 from tactful.state.store.base import QuarantineItem, Store
 
 __all__ = ["Engine", "IngestResult"]
@@ -64,6 +65,8 @@ class IngestResult:
         if self.errors:
             out["errors"] = self.errors
         if self.processed is not None:
+            if self.processed.late:
+                out["late"] = True
             out["signals"] = [s.name for s in self.processed.signals]
             out["decisions"] = [
                 {"kind": d.kind, "rule_id": d.rule_id, "params": d.params}
@@ -109,15 +112,18 @@ class Engine:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         cache_size: int = 100_000,
         text_scorer: TextBatchScorer | None = None,
+        memory: MemoryConfig = DEFAULT_MEMORY,
     ) -> None:
         self.store = store
         self.policy = policy
         self.behavior = behavior
+        self.memory = memory
         self.text_scorer = text_scorer  # None: the lexical tier scores text inside detect
         self.metrics = metrics or Metrics()
         self.metrics.watch_store(store.stats)
         self.clock = clock
         self._cache: OrderedDict[str, CustomerState] = OrderedDict()
+        self._accounts: OrderedDict[str, AccountState] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
@@ -179,10 +185,12 @@ class Engine:
             fresh.append((i, event))
 
         working = self._load([e for _, e in fresh])
+        accounts = self._load_accounts([e for _, e in fresh], working)
         texts = self._score_texts([e for _, e in fresh], working)
         batch: list[Processed] = []
         for i, event in fresh:
             state = working[event.customer_id]
+            account_id = event.account_id or state.account_id
             out = process(
                 event,
                 state,
@@ -190,15 +198,21 @@ class Engine:
                 event.timestamp,
                 self.behavior,
                 texts.get(event.event_id),
+                accounts.get(account_id) if account_id else None,
+                self.memory,
             )
             working[event.customer_id] = out.state
+            if out.account is not None:
+                accounts[out.account.account_id] = out.account
             results[i].processed = out
             batch.append(out)
 
-        # All or nothing, quarantine included; raises before the cache is touched.
+        # All or nothing, quarantine included; raises before the caches are touched.
         self.store.commit(batch, now, bad)
         for cid, state in working.items():
-            self._remember(cid, state)
+            self._remember(self._cache, cid, state)
+        for aid, account in accounts.items():
+            self._remember(self._accounts, aid, account)
         self._count(batch)
         return results
 
@@ -236,11 +250,31 @@ class Engine:
             working[cid] = state or CustomerState(customer_id=cid, account_id=event.account_id)
         return working
 
-    def _remember(self, customer_id: str, state: CustomerState) -> None:
-        self._cache[customer_id] = state
-        self._cache.move_to_end(customer_id)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+    def _load_accounts(
+        self, events: list[Event], states: dict[str, CustomerState]
+    ) -> dict[str, AccountState]:
+        """The batch's accounts: by each event's account id, else its customer's."""
+        ids = {
+            aid
+            for e in events
+            if (aid := e.account_id or states[e.customer_id].account_id) is not None
+        }
+        missing = [a for a in ids if a not in self._accounts]
+        loaded = self.store.load_accounts(missing) if missing else {}
+        return {
+            a: self._accounts.get(a) or loaded.get(a) or AccountState(account_id=a) for a in ids
+        }
+
+    def forget_accounts(self, account_ids: Sequence[str]) -> None:
+        """Drop cached accounts (after an accounts file changed them in the store)."""
+        for aid in account_ids:
+            self._accounts.pop(aid, None)
+
+    def _remember(self, cache: OrderedDict[str, Any], key: str, value: object) -> None:
+        cache[key] = value
+        cache.move_to_end(key)
+        while len(cache) > self._cache_size:
+            cache.popitem(last=False)
 
     def _count(self, batch: list[Processed]) -> None:
         """Sum per batch, then touch each Prometheus series once."""

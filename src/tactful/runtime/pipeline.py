@@ -14,7 +14,14 @@ from tactful.detect import BehaviorConfig, Signal, TextScores, detect
 from tactful.events import Event
 from tactful.learn.outcomes import Outcome, derive_outcomes
 from tactful.policy.engine import Decision, PolicyEngine
-from tactful.state.customer import CustomerState, remember
+from tactful.state.account import AccountState, remember_account
+from tactful.state.customer import (
+    DEFAULT_MEMORY,
+    CustomerState,
+    MemoryConfig,
+    is_too_late,
+    remember,
+)
 
 __all__ = ["Processed", "process"]
 
@@ -28,6 +35,9 @@ class Processed:
     actions: list[Action]
     suppressed: list[str] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
+    account: AccountState | None = None
+    # Later than the allowed lateness: recorded and counted, not applied or acted on.
+    late: bool = False
 
 
 def process(
@@ -37,14 +47,46 @@ def process(
     now: datetime,
     behavior: BehaviorConfig = BehaviorConfig(),
     text: TextScores | None = None,
+    account: AccountState | None = None,
+    memory: MemoryConfig = DEFAULT_MEMORY,
 ) -> Processed:
-    """Detect signals on ``event``, fold them into ``state``, decide, plan actions, and
-    note what the event reveals about earlier decisions (outcomes)."""
+    """Detect signals on ``event``, fold them into the customer's (and their account's)
+    state, decide, plan actions, and note what the event reveals about earlier decisions.
+
+    ``account``: the state of the account the customer belongs to, if any (the caller
+    loads it by the event's or the customer's account id)."""
+    if is_too_late(state, event, memory):
+        return Processed(
+            event,
+            remember(state, event, [], memory),
+            [],
+            [],
+            [],
+            [
+                f"event is {state.last_seen - event.timestamp} older than the customer's latest "
+                f"(allowed lateness {memory.lateness}): recorded, not applied"
+            ]
+            if state.last_seen
+            else [],
+            account=account,
+            late=True,
+        )
     signals = detect(event, state, behavior, text)
-    remembered = remember(state, event, signals)
-    decided = policy.decide(event, remembered, signals, now)
+    remembered = remember(state, event, signals, memory)
+    if account is not None:
+        account = remember_account(account, state, remembered, event, signals, memory)
+        if remembered.account != account.context:
+            remembered = remembered.model_copy(update={"account": account.context})
+    decided = policy.decide(event, remembered, signals, now, account, memory.trend)
     new_state, actions = plan_actions(remembered, event, signals, decided.decisions, now)
     outcomes = derive_outcomes(event, state)
     return Processed(
-        event, new_state, signals, decided.decisions, actions, decided.suppressed, outcomes
+        event,
+        new_state,
+        signals,
+        decided.decisions,
+        actions,
+        decided.suppressed,
+        outcomes,
+        account,
     )

@@ -6,51 +6,110 @@ as JSON by the store. ``remember`` never mutates its input: it returns a new sta
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from tactful.events import Event
 from tactful.signals import DIMENSIONS, Signal
-from tactful.state.trend import DEFAULT_HALF_LIVES, Trend
+from tactful.state.trend import DEFAULT_TREND, Trend, TrendConfig
 
 __all__ = [
     "AccountContext",
-    "ClickMark",
     "CustomerState",
     "Handoff",
     "Hold",
     "HoldCategory",
+    "Mark",
+    "MemoryConfig",
+    "SignalMark",
+    "is_too_late",
     "remember",
 ]
 
 HoldCategory = Literal["promotional", "educational", "sales", "all"]
 
-# Bounds on the windows kept in state.
+# Bounds on the windows kept in state: each detector's window fits inside its retention
+# (BehaviorConfig checks), and no window grows past its cap however many events arrive.
 MAX_RECENT_MESSAGES = 5
 MAX_RECENT_CLICKS = 20
-MAX_RECENT_SIGNALS = 20
+CLICK_RETENTION = timedelta(minutes=2)
+MAX_PAGES = 12
+PAGE_RETENTION = timedelta(hours=1)
+MAX_API_MARKS = 10
+MAX_BOT_TURNS = 4
+BOT_RETENTION = timedelta(hours=1)
+MAX_CONTACTS = 8
+CONTACT_RETENTION = timedelta(hours=72)
+MAX_SIGNAL_MARKS = 8
+SIGNAL_RETENTION = timedelta(hours=24)
+MAX_DATED = 20  # payment failures, unsolved tickets: counted over 30 days
 PAYMENT_WINDOW = timedelta(days=30)
 # An open handoff mutes further escalations until it is closed (ticket solved) or this old.
 HANDOFF_TTL = timedelta(days=3)
 # API errors further apart than this start a new streak ("three in a row" is one episode).
 ERROR_STREAK_GAP = timedelta(minutes=15)
+# Customer messages further apart than this start a new contact (without conversation ids).
+CONTACT_GAP = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryConfig:
+    """How events become state: trend decay, per-signal weights, and allowed lateness."""
+
+    trend: TrendConfig = DEFAULT_TREND
+    # Multiplier per signal name on how much it moves the trends (1.0 when not listed):
+    # e.g. {"rage_click": 0.5} halves rage clicks' weight against what customers write.
+    weights: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    # Events up to this much older than the customer's latest event update windows and
+    # trends as if they had arrived in order; older ones are recorded and flagged late.
+    lateness: timedelta = timedelta(hours=1)
+
+    def __post_init__(self) -> None:
+        for name, w in self.weights.items():
+            if not 0 <= w <= 10:
+                raise ValueError(f"weights.{name}={w}: must be between 0 and 10")
+        if self.lateness < timedelta(0):
+            raise ValueError(f"lateness={self.lateness}: must not be negative")
+
+
+DEFAULT_MEMORY = MemoryConfig()
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Times as epoch milliseconds in the stored JSON: a third of ISO 8601's bytes.
+    model_config = ConfigDict(extra="forbid", ser_json_temporal="milliseconds")
 
 
 class AccountContext(_Model):
-    """Who the customer is to the business (from identify events)."""
+    """Who the customer is to the business (from identify/group events or an accounts file)."""
 
+    name: str | None = None
     tier: str = "standard"
     value: float = 0.0
     lifecycle: str | None = None
     owner: str | None = None  # account manager to notify (Slack handle or email)
     tenure_days: int | None = None
     traits: dict[str, Any] = Field(default_factory=dict)
+
+
+ACCOUNT_TRAITS = frozenset({"name", "tier", "value", "lifecycle", "owner", "tenure_days"})
+
+
+def with_traits(account: AccountContext, traits: Mapping[str, Any]) -> AccountContext:
+    """``account`` with ``traits`` applied: known ones set fields, others land in .traits."""
+    update = {k: v for k, v in traits.items() if k in ACCOUNT_TRAITS and v is not None}
+    extra = {k: v for k, v in traits.items() if k not in ACCOUNT_TRAITS}
+    if not update and not extra:
+        return account
+    merged = account.model_dump() | update
+    merged["traits"] = account.traits | extra
+    return AccountContext.model_validate(merged)
 
 
 class Hold(_Model):
@@ -79,12 +138,46 @@ class Handoff(_Model):
     topic: str
 
 
-class ClickMark(_Model):
-    element: str
+class Mark(_Model):
+    """One remembered event in a window, kept in event-time order.
+
+    ``key`` is what the detector compares: the element clicked, the page path, the bot's
+    step, the contact's topic. ``tag`` qualifies it (a bot turn's outcome, a contact's
+    conversation or ticket); ``ok`` is an API call's result.
+    """
+
     at: AwareDatetime
-    event_id: str
+    id: str
+    key: str | None = None
+    tag: str | None = None
+    ok: bool | None = None
     x: float | None = None
     y: float | None = None
+
+
+class SignalMark(_Model):
+    """A signal that fired recently, with its evidence (the "active signals")."""
+
+    name: str
+    at: AwareDatetime
+    strength: float
+    reason: str
+    evidence: list[str] = Field(default_factory=list)
+
+
+def _insert(window: list[Mark], mark: Mark, retention: timedelta, cap: int) -> list[Mark]:
+    """``window`` with ``mark`` in event-time order, minus marks older than ``retention``
+    before the newest one, capped at the ``cap`` newest."""
+    out = list(window)
+    bisect.insort(out, mark, key=lambda m: m.at)
+    newest = out[-1].at
+    return [m for m in out if newest - m.at <= retention][-cap:]
+
+
+def _dated(window: list[datetime], at: datetime) -> list[datetime]:
+    out = list(window)
+    bisect.insort(out, at)
+    return [t for t in out if out[-1] - t <= PAYMENT_WINDOW][-MAX_DATED:]
 
 
 class CustomerState(_Model):
@@ -97,37 +190,52 @@ class CustomerState(_Model):
     first_seen: AwareDatetime | None = None
     last_seen: AwareDatetime | None = None
     events_seen: int = 0
-    # behavioural windows
+    late_events: int = 0  # arrived later than the allowed lateness: recorded, not applied
+    # behavioural windows (each in event-time order, bounded in time and count)
     recent_messages: list[str] = Field(default_factory=list)
-    recent_clicks: list[ClickMark] = Field(default_factory=list)
-    api_error_streak: list[str] = Field(default_factory=list)  # event ids
-    last_api_error_at: AwareDatetime | None = None
+    last_message_at: AwareDatetime | None = None
+    clicks: list[Mark] = Field(default_factory=list)
+    pages: list[Mark] = Field(default_factory=list)
+    api_calls: list[Mark] = Field(default_factory=list)
+    bot_turns: list[Mark] = Field(default_factory=list)
+    contacts: list[Mark] = Field(default_factory=list)
     payment_failures: list[AwareDatetime] = Field(default_factory=list)
+    unsolved_tickets: list[AwareDatetime] = Field(default_factory=list)
     open_tickets: list[str] = Field(default_factory=list)
-    last_page: str | None = None
     docs_page_since: AwareDatetime | None = None
-    bot_failed_step: str | None = None
-    recent_signals: list[str] = Field(default_factory=list)
+    # evidence: recent signals verbatim; older ones summarised as counts per name
+    signals: list[SignalMark] = Field(default_factory=list)
+    signal_counts: dict[str, int] = Field(default_factory=dict)
     # what tactful has done
     holds: list[Hold] = Field(default_factory=list)
     handoffs: list[Handoff] = Field(default_factory=list)
     # when each rule last fired, for cooldowns (the decision history is the audit log)
     rule_fired_at: dict[str, AwareDatetime] = Field(default_factory=dict)
 
-    def level(self, dimension: str, now: datetime) -> float:
+    def level(self, dimension: str, now: datetime, config: TrendConfig = DEFAULT_TREND) -> float:
         trend = self.trend.get(dimension)
-        if trend is None:
-            return 0.0
-        return trend.value_at(now, DEFAULT_HALF_LIVES[dimension])
+        return 0.0 if trend is None else trend.level(now, dimension, config)
 
-    def levels(self, now: datetime) -> dict[str, float]:
-        return {d: self.level(d, now) for d in DIMENSIONS}
+    def levels(self, now: datetime, config: TrendConfig = DEFAULT_TREND) -> dict[str, float]:
+        return {d: self.level(d, now, config) for d in DIMENSIONS}
 
     def active_holds(self, now: datetime) -> list[Hold]:
         return [h for h in self.holds if h.active(now)]
 
     def payment_failures_30d(self, now: datetime) -> int:
-        return sum(1 for t in self.payment_failures if now - t <= PAYMENT_WINDOW)
+        return sum(1 for t in self.payment_failures if timedelta(0) <= now - t <= PAYMENT_WINDOW)
+
+    def unresolved_tickets_30d(self, now: datetime) -> int:
+        """Open tickets plus tickets closed unsolved in the last 30 days."""
+        closed = sum(1 for t in self.unsolved_tickets if timedelta(0) <= now - t <= PAYMENT_WINDOW)
+        return len(self.open_tickets) + closed
+
+    @property
+    def last_page(self) -> str | None:
+        return self.pages[-1].key if self.pages else None
+
+    def active_signals(self, now: datetime) -> list[SignalMark]:
+        return [s for s in self.signals if now - s.at <= SIGNAL_RETENTION]
 
 
 def with_message(recent: list[str], text: str) -> list[str]:
@@ -136,11 +244,27 @@ def with_message(recent: list[str], text: str) -> list[str]:
 
 
 def error_streak(state: CustomerState, now: datetime) -> list[str]:
-    """The API-error streak still running at ``now`` (empty once it went quiet)."""
-    last = state.last_api_error_at
-    if last is None or now - last > ERROR_STREAK_GAP:
-        return []
-    return state.api_error_streak
+    """The event ids of the API-error streak running at ``now``: the errors since the last
+    success, none more than ERROR_STREAK_GAP after the one before (empty once quiet)."""
+    streak: list[str] = []
+    later = now
+    for mark in reversed(state.api_calls):
+        if mark.at > now:
+            continue
+        if mark.ok or later - mark.at > ERROR_STREAK_GAP:
+            break
+        streak.append(mark.id)
+        later = mark.at
+    return streak[::-1]
+
+
+def is_too_late(state: CustomerState, event: Event, memory: MemoryConfig = DEFAULT_MEMORY) -> bool:
+    """Older than the customer's latest event by more than the allowed lateness."""
+    return state.last_seen is not None and state.last_seen - event.timestamp > memory.lateness
+
+
+def _is_docs(path: str) -> bool:
+    return path.startswith(("/docs", "/help"))
 
 
 def _event_updates(state: CustomerState, event: Event) -> dict[str, Any]:
@@ -149,91 +273,145 @@ def _event_updates(state: CustomerState, event: Event) -> dict[str, Any]:
     match event.type:
         case "message":
             if event.role == "customer":
-                return {"recent_messages": with_message(state.recent_messages, event.text)}
+                return {
+                    "recent_messages": with_message(state.recent_messages, event.text),
+                    "last_message_at": max(now, state.last_message_at or now),
+                }
         case "click":
-            window = [c for c in state.recent_clicks if now - c.at <= timedelta(minutes=2)]
-            window.append(
-                ClickMark(
-                    element=event.element, at=now, event_id=event.event_id, x=event.x, y=event.y
-                )
-            )
-            return {"recent_clicks": window[-MAX_RECENT_CLICKS:]}
+            mark = Mark(at=now, id=event.event_id, key=event.element, x=event.x, y=event.y)
+            return {"clicks": _insert(state.clicks, mark, CLICK_RETENTION, MAX_RECENT_CLICKS)}
         case "api_error":
-            return {
-                "api_error_streak": [*error_streak(state, now), event.event_id][-10:],
-                "last_api_error_at": now,
-            }
+            mark = Mark(at=now, id=event.event_id, ok=False)
+            return {"api_calls": _insert(state.api_calls, mark, ERROR_STREAK_GAP, MAX_API_MARKS)}
         case "command_run":
+            mark = Mark(at=now, id=event.event_id, ok=event.ok)
+            out: dict[str, Any] = {
+                "api_calls": _insert(state.api_calls, mark, ERROR_STREAK_GAP, MAX_API_MARKS)
+            }
             if event.ok:
-                return {"api_error_streak": [], "docs_page_since": None}
+                out["docs_page_since"] = None
+            return out
         case "payment_failed":
-            recent_failures = [t for t in state.payment_failures if now - t <= PAYMENT_WINDOW]
-            return {"payment_failures": [*recent_failures, now]}
+            return {"payment_failures": _dated(state.payment_failures, now)}
         case "ticket_opened":
             if event.ticket_id not in state.open_tickets:
                 return {"open_tickets": [*state.open_tickets, event.ticket_id][-50:]}
         case "ticket_closed":
-            out: dict[str, Any] = {
-                "open_tickets": [t for t in state.open_tickets if t != event.ticket_id]
-            }
+            out = {"open_tickets": [t for t in state.open_tickets if t != event.ticket_id]}
             if event.resolution == "solved":
                 out["handoffs"] = []  # the human side closed the loop
+            elif event.resolution == "unsolved":
+                out["unsolved_tickets"] = _dated(state.unsolved_tickets, now)
             return out
         case "page_view":
-            is_docs = event.path.startswith("/docs")
-            since = (state.docs_page_since or now) if is_docs else None
-            return {"last_page": event.path, "docs_page_since": since}
+            mark = Mark(at=now, id=event.event_id, key=event.path)
+            pages = _insert(state.pages, mark, PAGE_RETENTION, MAX_PAGES)
+            newest = pages[-1] is mark
+            if not newest:  # a late page view changes history, not where they are now
+                return {"pages": pages}
+            docs = _is_docs(event.path) or event.category in ("docs", "help")
+            since = (state.docs_page_since or now) if docs else None
+            return {"pages": pages, "docs_page_since": since}
         case "bot_turn":
-            return {"bot_failed_step": event.step_id if event.outcome == "failed" else None}
+            mark = Mark(at=now, id=event.event_id, key=event.step_id, tag=event.outcome)
+            return {"bot_turns": _insert(state.bot_turns, mark, BOT_RETENTION, MAX_BOT_TURNS)}
         case "identify":
-            return {"account": _with_traits(state.account, event.traits)}
+            return {"account": with_traits(state.account, event.traits)}
         case _:
             pass
     return {}
 
 
-def _with_traits(account: AccountContext, traits: dict[str, Any]) -> AccountContext:
-    known = {"tier", "value", "lifecycle", "owner", "tenure_days"}
-    update: dict[str, Any] = {k: v for k, v in traits.items() if k in known and v is not None}
-    extra = {k: v for k, v in traits.items() if k not in known}
-    merged = account.model_dump() | update
-    merged["traits"] = account.traits | extra
-    return AccountContext.model_validate(merged)
+def _contact(state: CustomerState, event: Event, topic: str | None) -> Mark | None:
+    """The contact this event starts (a ticket, or a message opening a conversation)."""
+    if event.type == "ticket_opened":
+        return Mark(at=event.timestamp, id=event.event_id, key=topic, tag=event.ticket_id)
+    if event.type != "message" or event.role != "customer":
+        return None
+    ref = event.conversation_id
+    if ref is not None:
+        if any(c.tag == ref for c in state.contacts):
+            return None
+    elif state.last_message_at and event.timestamp - state.last_message_at < CONTACT_GAP:
+        return None
+    return Mark(at=event.timestamp, id=event.event_id, key=topic, tag=ref)
 
 
-def remember(state: CustomerState, event: Event, signals: list[Signal]) -> CustomerState:
+def contact_topic(signals: list[Signal]) -> str | None:
+    """The topic a contact is about, from its signals (the strongest that names one)."""
+    named = [s for s in signals if s.topic and s.topic != "other"]
+    return max(named, key=lambda s: s.strength).topic if named else None
+
+
+def remember(
+    state: CustomerState,
+    event: Event,
+    signals: list[Signal],
+    memory: MemoryConfig = DEFAULT_MEMORY,
+) -> CustomerState:
     """Return the customer's state after ``event`` and the ``signals`` detected on it.
 
     ``state`` is never changed: every field that changes gets a new value (lists and
-    dicts are rebuilt) and one shallow copy takes them all.
+    dicts are rebuilt) and one shallow copy takes them all. An event later than the allowed
+    lateness is only counted (the store records it, flagged).
     """
     now = event.timestamp
+    if is_too_late(state, event, memory):
+        return state.model_copy(
+            update={"events_seen": state.events_seen + 1, "late_events": state.late_events + 1}
+        )
     u = _event_updates(state, event)
     if event.account_id:
         u["account_id"] = event.account_id
-    u["first_seen"] = state.first_seen or now
-    u["last_seen"] = max(state.last_seen, now) if state.last_seen else now
+    u["first_seen"] = min(state.first_seen, now) if state.first_seen else now
+    latest = max(state.last_seen, now) if state.last_seen else now
+    u["last_seen"] = latest
     u["events_seen"] = state.events_seen + 1
 
     if any(s.name == "confusion_dwell" for s in signals):
         u["docs_page_since"] = None  # once per visit to the docs
+    topic = contact_topic(signals)
+    contact = _contact(state, event, topic)
+    if contact is not None:
+        u["contacts"] = _insert(state.contacts, contact, CONTACT_RETENTION, MAX_CONTACTS)
     if signals:
         trend = dict(state.trend)
+        config = memory.trend
         for signal in signals:
-            for dim, weight in signal.dimensions.items():
-                trend[dim] = trend.get(dim, Trend()).update(weight, now, DEFAULT_HALF_LIVES[dim])
-            if signal.topic and signal.topic != "other":
-                u["topic"] = signal.topic
-                u["topic_at"] = now
+            weight = memory.weights.get(signal.name, 1.0)
+            for dim, strength in signal.dimensions.items():
+                if weight * strength > 0:
+                    prior = trend.get(dim) or Trend()
+                    trend[dim] = prior.add(weight * strength, now, dim, config)
         u["trend"] = trend
-        recent = [*state.recent_signals, *(s.name for s in signals)]
-        u["recent_signals"] = recent[-MAX_RECENT_SIGNALS:]
+        if topic is not None and (state.topic_at is None or now >= state.topic_at):
+            u["topic"] = topic
+            u["topic_at"] = now
+        marks = [
+            *state.signals,
+            *(
+                SignalMark(
+                    name=s.name,
+                    at=now,
+                    strength=round(s.strength, 3),
+                    reason=s.reason[:120],
+                    evidence=[e[:64] for e in s.evidence[:3]],
+                )
+                for s in signals
+            ),
+        ]
+        marks.sort(key=lambda m: m.at)
+        u["signals"] = [m for m in marks if latest - m.at <= SIGNAL_RETENTION][-MAX_SIGNAL_MARKS:]
+        counts = dict(state.signal_counts)
+        for s in signals:
+            counts[s.name] = counts.get(s.name, 0) + 1
+        u["signal_counts"] = counts
     # Holds end by themselves; drop those long gone to keep state bounded (the store's
     # audit log keeps their history). An open handoff lapses after HANDOFF_TTL.
-    cutoff = now - timedelta(days=30)
+    cutoff = latest - timedelta(days=30)
     if any(h.ends_at <= cutoff for h in state.holds):
         u["holds"] = [h for h in state.holds if h.ends_at > cutoff]
     handoffs = u.get("handoffs", state.handoffs)
-    if any(now - h.opened_at >= HANDOFF_TTL for h in handoffs):
-        u["handoffs"] = [h for h in handoffs if now - h.opened_at < HANDOFF_TTL]
+    if any(latest - h.opened_at >= HANDOFF_TTL for h in handoffs):
+        u["handoffs"] = [h for h in handoffs if latest - h.opened_at < HANDOFF_TTL]
     return state.model_copy(update=u)

@@ -8,12 +8,13 @@ a backend must pass (SQLite now; PostgreSQL in the scale-out shape).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from tactful.state.customer import CustomerState
+from tactful.state.account import AccountState
+from tactful.state.customer import AccountContext, CustomerState
 
 if TYPE_CHECKING:  # the store writes what the core produced; the core never needs the store
     from tactful.runtime.pipeline import Processed
@@ -68,6 +69,15 @@ class Store(Protocol):
 
     def load_states(self, customer_ids: Sequence[str]) -> dict[str, CustomerState]: ...
 
+    def load_accounts(self, account_ids: Sequence[str]) -> dict[str, AccountState]: ...
+
+    def save_account_contexts(
+        self, contexts: Mapping[str, AccountContext], updated_at: datetime
+    ) -> None:
+        """Set accounts' context (tier, value, owner ...) from an accounts file, keeping
+        their aggregates; customers pick it up with their next event."""
+        ...
+
     def commit(
         self,
         batch: Sequence[Processed],
@@ -86,6 +96,14 @@ class Store(Protocol):
 
     # -- read side ------------------------------------------------------------------------
     def get_state(self, customer_id: str) -> CustomerState | None: ...
+
+    def get_account(self, account_id: str) -> AccountState | None: ...
+
+    def list_account_customers(
+        self, account_id: str, limit: int = 100
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """How many customers the account has, and the ``limit`` most recently updated."""
+        ...
 
     def list_decisions(
         self,

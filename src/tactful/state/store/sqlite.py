@@ -17,14 +17,15 @@ import json
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tactful.runtime.pipeline import Processed
-from tactful.state.customer import CustomerState
+from tactful.state.account import AccountState
+from tactful.state.customer import AccountContext, CustomerState, with_traits
 from tactful.state.store.base import (
     MAX_QUARANTINE_BYTES,
     DuplicateEventError,
@@ -120,6 +121,12 @@ MIGRATIONS: list[str] = [
         raw          TEXT NOT NULL
     );
     """,
+    # 2: account state (the aggregate over its customers) next to the traits, and a flag
+    # on events that arrived later than the allowed lateness (recorded, not applied).
+    """
+    ALTER TABLE accounts ADD COLUMN state TEXT;
+    ALTER TABLE events ADD COLUMN late INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 
@@ -146,6 +153,26 @@ def _quarantine_rows(items: Sequence[QuarantineItem]) -> list[tuple[Any, ...]]:
         (_ts(q.received_at), q.source, q.event_id, q.customer_id, json.dumps(q.reason), _cap(q.raw))
         for q in items
     ]
+
+
+_UPSERT_ACCOUNT = (
+    "INSERT INTO accounts (account_id, traits, updated_at, state) VALUES (?,?,?,?) "
+    "ON CONFLICT (account_id) DO UPDATE SET traits=excluded.traits, state=excluded.state, "
+    "updated_at=excluded.updated_at"
+)
+
+
+def _dump(state: CustomerState | AccountState) -> str:
+    """Stored JSON: defaults left out (most fields of most states are empty)."""
+    return state.model_dump_json(exclude_defaults=True)
+
+
+def _account(account_id: str, traits: str, state: str | None) -> AccountState:
+    if state is not None:
+        return AccountState.model_validate_json(state)
+    # written before schema 2: traits only
+    context = with_traits(AccountContext(), json.loads(traits))
+    return AccountState(account_id=account_id, context=context)
 
 
 class SQLiteStore:
@@ -224,6 +251,48 @@ class SQLiteStore:
                 out[cid] = CustomerState.model_validate_json(state)
         return out
 
+    def load_accounts(self, account_ids: Sequence[str]) -> dict[str, AccountState]:
+        out: dict[str, AccountState] = {}
+        ids = list(dict.fromkeys(account_ids))
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(
+                f"SELECT account_id, traits, state FROM accounts WHERE account_id IN ({marks})",
+                chunk,
+            )
+            for aid, traits, state in rows:
+                out[aid] = _account(aid, traits, state)
+        return out
+
+    def save_account_contexts(
+        self, contexts: Mapping[str, AccountContext], updated_at: datetime
+    ) -> None:
+        with self._tx() as db:
+            ids = list(contexts)
+            existing: dict[str, AccountState] = {}
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = db.execute(
+                    f"SELECT account_id, traits, state FROM accounts WHERE account_id IN ({marks})",
+                    chunk,
+                ).fetchall()
+                existing.update({r[0]: _account(*r) for r in rows})
+            rows_out = []
+            for aid, context in contexts.items():
+                base = existing.get(aid) or AccountState(account_id=aid)
+                account = base.model_copy(update={"context": context})
+                rows_out.append(
+                    (
+                        aid,
+                        context.model_dump_json(exclude_defaults=True),
+                        _ts(updated_at),
+                        _dump(account),
+                    )
+                )
+            db.executemany(_UPSERT_ACCOUNT, rows_out)
+
     def commit(
         self,
         batch: Sequence[Processed],
@@ -242,24 +311,21 @@ class SQLiteStore:
                 received,
                 p.event.model_dump_json(exclude_defaults=True),
                 json.dumps([s.as_dict() for s in p.signals]) if p.signals else "[]",
+                int(p.late),
             )
             for p in batch
         ]
         last_state: dict[str, CustomerState] = {}
         for p in batch:
             last_state[p.state.customer_id] = p.state
-        states = [
-            (cid, s.account_id, s.model_dump_json(exclude_defaults=True), received)
-            for cid, s in last_state.items()
-        ]
+        states = [(cid, s.account_id, _dump(s), received) for cid, s in last_state.items()]
+        last_account: dict[str, AccountState] = {}
+        for p in batch:
+            if p.account is not None:
+                last_account[p.account.account_id] = p.account
         accounts = [
-            (
-                p.event.account_id,
-                json.dumps(p.event.traits),
-                received,
-            )
-            for p in batch
-            if p.event.type == "identify" and p.event.account_id
+            (aid, a.context.model_dump_json(exclude_defaults=True), received, _dump(a))
+            for aid, a in last_account.items()
         ]
         decisions = [
             (
@@ -309,7 +375,7 @@ class SQLiteStore:
         try:
             with self._tx() as db:
                 # 1. the events' processed marks (a duplicate id aborts the whole batch)
-                db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?)", events)
+                db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", events)
                 # 2. the customers' new states
                 db.executemany(
                     "INSERT INTO customers VALUES (?,?,?,?) ON CONFLICT (customer_id) DO UPDATE "
@@ -317,13 +383,8 @@ class SQLiteStore:
                     "updated_at=excluded.updated_at",
                     states,
                 )
-                # 3. account traits, merged
-                db.executemany(
-                    "INSERT INTO accounts VALUES (?,?,?) ON CONFLICT (account_id) DO UPDATE "
-                    "SET traits=json_patch(accounts.traits, excluded.traits), "
-                    "updated_at=excluded.updated_at",
-                    accounts,
-                )
+                # 3. the accounts' new states
+                db.executemany(_UPSERT_ACCOUNT, accounts)
                 # 4. the audit log and 5. the outbox, in the same transaction
                 db.executemany("INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?)", decisions)
                 db.executemany(
@@ -352,6 +413,20 @@ class SQLiteStore:
     # -- read side ------------------------------------------------------------------------
     def get_state(self, customer_id: str) -> CustomerState | None:
         return self.load_states([customer_id]).get(customer_id)
+
+    def get_account(self, account_id: str) -> AccountState | None:
+        return self.load_accounts([account_id]).get(account_id)
+
+    def list_account_customers(
+        self, account_id: str, limit: int = 100
+    ) -> tuple[int, list[dict[str, Any]]]:
+        count = self._query("SELECT count(*) FROM customers WHERE account_id = ?", (account_id,))
+        rows = self._query(
+            "SELECT customer_id, updated_at FROM customers WHERE account_id = ? "
+            "ORDER BY updated_at DESC LIMIT ?",
+            (account_id, limit),
+        )
+        return int(count[0][0]), [dict(r) for r in rows]
 
     def _log(
         self,
@@ -399,7 +474,7 @@ class SQLiteStore:
 
     def list_events(self, customer_id: str, limit: int = 100) -> list[dict[str, Any]]:
         rows = self._query(
-            "SELECT event_id, type, ts, payload, signals FROM events WHERE customer_id = ? "
+            "SELECT event_id, type, ts, payload, signals, late FROM events WHERE customer_id = ? "
             "ORDER BY ts, event_id LIMIT ?",
             (customer_id, limit),
         )
@@ -410,6 +485,7 @@ class SQLiteStore:
                 "timestamp": r["ts"],
                 "event": json.loads(r["payload"]),
                 "signals": json.loads(r["signals"]),
+                "late": bool(r["late"]),
             }
             for r in rows
         ]
