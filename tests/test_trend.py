@@ -109,7 +109,7 @@ def test_half_lives_and_gain_are_configurable_and_checked():
     quick = TrendConfig(half_lives={DIM: timedelta(hours=1)}, gain=1.0)
     t = Trend().add(1.0, T0, DIM, quick)
     assert t.level(T0 + timedelta(hours=1), DIM, quick) == pytest.approx(1 - math.exp(-0.5))
-    with pytest.raises(ValueError, match="half_lives.frustration"):
+    with pytest.raises(ValueError, match=r"half_lives\.frustration"):
         TrendConfig(half_lives={DIM: timedelta(0)})
     with pytest.raises(ValueError, match="gain"):
         TrendConfig(gain=0)
