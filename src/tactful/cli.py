@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 from rich.table import Table
 
+from tactful.accounts import read_accounts
 from tactful.actions.channels import LogChannel
 from tactful.actions.dispatch import Dispatcher
 from tactful.evaluation.cli import eval_app
@@ -40,6 +41,11 @@ app = typer.Typer(
 policy_app = typer.Typer(help="Check and inspect policy files.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(eval_app, name="eval")
+accounts_app = typer.Typer(
+    help="Account context (tier, value, owner...) from a CRM export, and account views.",
+    no_args_is_help=True,
+)
+app.add_typer(accounts_app, name="accounts")
 
 console = Console()
 err = Console(stderr=True)
@@ -473,6 +479,73 @@ def policy_check(
     console.print(
         f"[green]ok[/] {file}: version {policy.version}, {len(rules)} rules ({hard} hard)"
     )
+
+
+@accounts_app.command("import")
+def accounts_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV with a header row, or JSON Lines (.jsonl): account_id (required), name, "
+            "tier, value, lifecycle, owner, tenure_days; other columns are kept as traits.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    db: DbOpt = Path("tactful.db"),
+) -> None:
+    """Set accounts' context from a file. All or nothing: any bad row, nothing imported
+    (exit 2, every problem listed). Customers of an account see it with their next event;
+    a running server caches accounts, so restart it (or send identify/group events)."""
+    accounts, errors = read_accounts(file)
+    if errors:
+        for e in errors[:50]:
+            err.print(f"[red]{file}:{e}[/]")
+        if len(errors) > 50:
+            err.print(f"[red]... and {len(errors) - 50} more[/]")
+        err.print(f"nothing imported: {len(errors)} problem(s) in {file}")
+        raise typer.Exit(2)
+    store = SQLiteStore(db)
+    try:
+        store.save_account_contexts(accounts, datetime.now(UTC))
+    finally:
+        store.close()
+    console.print(f"[green]imported[/] {len(accounts)} account(s) from {file} into {db}")
+
+
+@accounts_app.command("show")
+def accounts_show(
+    account_id: Annotated[str, typer.Argument(help="The account id.")],
+    db: DbOpt = Path("tactful.db"),
+) -> None:
+    """An account's context, aggregate trend over its customers, and members at risk."""
+    store = SQLiteStore(db)
+    try:
+        account = store.get_account(account_id)
+        if account is None:
+            err.print(f"[red]no account '{account_id}' in {db}[/]")
+            raise typer.Exit(1)
+        count, _ = store.list_account_customers(account_id, 0)
+    finally:
+        store.close()
+    now = datetime.now(UTC)
+    ctx = account.context
+    console.print(
+        f"[bold]{account_id}[/] {ctx.name or ''} - {ctx.tier}, value {ctx.value:g}, "
+        f"owner {ctx.owner or 'none'}; {count} customer(s), {account.events_seen} events"
+    )
+    table = Table("dimension", "level", "slope")
+    for dim, t in account.trend.items():
+        table.add_row(dim, f"{t.level(now, dim):.2f}", t.direction(now, dim))
+    console.print(table)
+    if account.at_risk:
+        risk = Table("customer at risk", "frustration", "churn intent", "as of")
+        for m in account.at_risk:
+            risk.add_row(
+                m.customer_id, f"{m.frustration:.2f}", f"{m.churn_intent:.2f}", m.at.isoformat()
+            )
+        console.print(risk)
+    console.print(f"API error rate (last hour, decayed): {account.error_rate(now):.1%}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -54,6 +54,7 @@ _KNOWN_TRAITS: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
     ("lifecycle", str, "must be a string such as 'active'"),
     ("owner", str, "must be a string (a Slack handle or an email)"),
     ("value", (int, float), "must be a number (the account's value)"),
+    ("account_name", str, "must be a string (the company's name)"),
     ("tenure_days", int, "must be a whole number of days"),
 )
 
@@ -456,6 +457,8 @@ def from_segment(payload: dict[str, Any]) -> dict[str, Any]:
         out["type"] = "identify"
         if kind == "group":
             out["account_id"] = payload.get("groupId")
+            if "name" in traits:  # a group's name is the company's
+                traits["account_name"] = traits.pop("name")
         out["traits"] = {
             k: v for k, v in traits.items() if isinstance(v, str | int | float | bool | None)
         }

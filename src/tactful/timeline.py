@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 
 from rich.console import Console, Group
 from rich.panel import Panel
@@ -12,6 +13,7 @@ from rich.text import Text
 
 from tactful.events import Event
 from tactful.runtime.engine import IngestResult
+from tactful.state.customer import CustomerState
 
 __all__ = ["describe_event", "render_summary", "render_timelines"]
 
@@ -28,12 +30,26 @@ _KIND_STYLE = {
 }
 
 
+_ARROWS = {"rising": "↑", "falling": "↓", "steady": ""}
+
+
+def _trend_text(state: CustomerState, now: datetime) -> str:
+    """Each dimension above 0.1 with its slope: ``frustration 0.62 ↑``."""
+    lines = []
+    for dim, level in state.levels(now).items():
+        if level >= 0.1:
+            arrow = _ARROWS[state.trend[dim].slope(now, dim)]
+            lines.append(f"{dim} {level:.2f} {arrow}".rstrip())
+    return "\n".join(lines)
+
+
 def describe_event(event: Event) -> str:
     match event.type:
         case "message":
             return f'{event.role} {event.channel}: "{event.text}"'
         case "click":
-            return f"click {event.element}"
+            where = event.element or f"({event.x}, {event.y})"
+            return f"click {where}"
         case "page_view":
             return f"page {event.path}"
         case "api_error":
@@ -102,8 +118,7 @@ def render_timelines(results: Sequence[IngestResult], console: Console) -> None:
                 else:
                     signals.append(f" ({s.reason})")
                 signals.append("\n")
-            levels = p.state.levels(ev.timestamp)
-            trend = "\n".join(f"{d} {v:.2f}" for d, v in levels.items() if v >= 0.1)
+            trend = _trend_text(p.state, ev.timestamp)
             decision = Text()
             for i, d in enumerate(p.decisions):
                 decision.append(_decision_text(d.kind, d.params), style=_KIND_STYLE.get(d.kind))

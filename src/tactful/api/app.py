@@ -21,7 +21,9 @@ from pydantic import BaseModel
 from tactful import __version__
 from tactful.events import may_hold_surrogates
 from tactful.runtime.engine import Engine
+from tactful.state.account import AccountState
 from tactful.state.store.base import QuarantineItem
+from tactful.state.trend import Trend, TrendConfig
 
 __all__ = ["MAX_BATCH", "MAX_BODY_BYTES", "create_app"]
 
@@ -67,6 +69,30 @@ def _problem(status: int, field: str, value: Any, why: str) -> JSONResponse:
         status_code=status,
         content={"errors": [{"field": field, "value": value, "why": why}]},
     )
+
+
+def _trends(trends: dict[str, Trend], now: datetime, config: TrendConfig) -> dict[str, Any]:
+    """Each dimension with evidence: level now, slope, direction, the latest observations."""
+    return {
+        dim: {
+            "level": round(t.level(now, dim, config), 4),
+            "slope": t.slope(now, dim, config),
+            "direction": t.direction(now, dim, config),
+            "observations": t.n,
+            "last": [{"at": at.isoformat(), "strength": v} for at, v in t.last],
+        }
+        for dim, t in trends.items()
+    }
+
+
+def _account_summary(account: AccountState, now: datetime) -> dict[str, Any]:
+    return {
+        "trend": {d: round(v, 4) for d, v in account.levels(now).items()},
+        "members_seen": account.members,
+        "at_risk": [m.model_dump(mode="json") for m in account.at_risk],
+        "api_error_rate": round(account.error_rate(now), 4),
+        "open_tickets": account.open_tickets,
+    }
 
 
 def create_app(engine: Engine) -> FastAPI:
@@ -151,19 +177,50 @@ def create_app(engine: Engine) -> FastAPI:
         if state is None:
             raise HTTPException(404, f"no customer '{customer_id}' has been seen")
         now = engine.clock()
+        account = store.get_account(state.account_id) if state.account_id else None
         return {
             "customer_id": state.customer_id,
             "account_id": state.account_id,
             "account": state.account.model_dump(mode="json"),
+            "account_summary": _account_summary(account, now) if account else None,
             "trend": {d: round(v, 4) for d, v in state.levels(now).items()},
+            "trends": _trends(state.trend, now, engine.memory.trend),
+            "active_signals": [
+                s.model_dump(mode="json") for s in reversed(state.active_signals(now))
+            ],
+            "signal_counts": state.signal_counts,
             "topic": state.topic,
+            "first_seen": state.first_seen,
             "last_seen": state.last_seen,
             "events_seen": state.events_seen,
+            "late_events": state.late_events,
             "open_tickets": state.open_tickets,
+            "unresolved_tickets_30d": state.unresolved_tickets_30d(now),
             "payment_failures_30d": state.payment_failures_30d(now),
             "holds": [{**h.model_dump(mode="json"), "active": h.active(now)} for h in state.holds],
             "open_handoffs": [h.model_dump(mode="json") for h in state.handoffs],
             "recent_decisions": store.list_decisions(customer_id, limit=20, latest=True),
+        }
+
+    @app.get("/v1/accounts/{account_id}", summary="An account: context, aggregate trend, members")
+    def get_account(
+        account_id: str, customers: int = Query(50, ge=0, le=1000, description="members listed")
+    ) -> dict[str, Any]:
+        account = store.get_account(account_id)
+        if account is None:
+            raise HTTPException(404, f"no account '{account_id}' has been seen")
+        now = engine.clock()
+        count, members = store.list_account_customers(account_id, customers)
+        return {
+            "account_id": account_id,
+            "context": account.context.model_dump(mode="json"),
+            **_account_summary(account, now),
+            "trends": _trends(account.trend, now, engine.memory.trend),
+            "signal_counts": account.signal_counts,
+            "first_seen": account.first_seen,
+            "last_seen": account.last_seen,
+            "events_seen": account.events_seen,
+            "customers": {"count": count, "recent": members},
         }
 
     @app.get("/v1/decisions", summary="The decision audit log")

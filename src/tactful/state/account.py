@@ -109,7 +109,7 @@ def remember_account(
         "first_seen": min(account.first_seen, now) if account.first_seen else now,
         "last_seen": max(account.last_seen, now) if account.last_seen else now,
     }
-    if before.account_id != account.account_id:
+    if before.account_id != account.account_id or before.events_seen == 0:  # joined
         u["members"] = account.members + 1
     context = account.context
     if context == AccountContext() and after.account != context:

@@ -82,8 +82,7 @@ DEFAULT_MEMORY = MemoryConfig()
 
 
 class _Model(BaseModel):
-    # Times as epoch milliseconds in the stored JSON: a third of ISO 8601's bytes.
-    model_config = ConfigDict(extra="forbid", ser_json_temporal="milliseconds")
+    model_config = ConfigDict(extra="forbid")
 
 
 class AccountContext(_Model):
@@ -98,12 +97,24 @@ class AccountContext(_Model):
     traits: dict[str, Any] = Field(default_factory=dict)
 
 
-ACCOUNT_TRAITS = frozenset({"name", "tier", "value", "lifecycle", "owner", "tenure_days"})
+# Traits that set the account context's fields. ``name`` in an identify call is the
+# person's; the company's name comes as ``account_name`` (Segment group calls' ``name`` is
+# mapped to it) or from an accounts file.
+ACCOUNT_TRAITS = {
+    "account_name": "name",
+    "tier": "tier",
+    "value": "value",
+    "lifecycle": "lifecycle",
+    "owner": "owner",
+    "tenure_days": "tenure_days",
+}
 
 
 def with_traits(account: AccountContext, traits: Mapping[str, Any]) -> AccountContext:
     """``account`` with ``traits`` applied: known ones set fields, others land in .traits."""
-    update = {k: v for k, v in traits.items() if k in ACCOUNT_TRAITS and v is not None}
+    update = {
+        ACCOUNT_TRAITS[k]: v for k, v in traits.items() if k in ACCOUNT_TRAITS and v is not None
+    }
     extra = {k: v for k, v in traits.items() if k not in ACCOUNT_TRAITS}
     if not update and not extra:
         return account

@@ -102,7 +102,7 @@ def _decay(elapsed_s: float, half_life_s: float) -> float:
 class Trend(BaseModel):
     """One dimension's evidence, decayed to ``at`` (the latest evidence's event time)."""
 
-    model_config = ConfigDict(frozen=True, ser_json_temporal="milliseconds")
+    model_config = ConfigDict(frozen=True)
 
     mass: float = 0.0
     fast: float = 0.0
