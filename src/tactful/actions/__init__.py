@@ -53,7 +53,7 @@ def plan_actions(
                 starts_at=now,
                 ends_at=now + timedelta(seconds=d.params["duration_s"]),
                 created_by=f"rule:{d.rule_id}",
-                reason=d.reasons[0],
+                reason=d.reasons[0] if len(d.reasons[0]) <= 100 else d.reasons[0][:97] + "...",
             )
             new.holds = [*new.holds, hold]
             actions.append(_action(d, "hold.started", "log", hold.model_dump(mode="json")))

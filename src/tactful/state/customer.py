@@ -50,6 +50,8 @@ MAX_SIGNAL_MARKS = 8
 SIGNAL_RETENTION = timedelta(hours=24)
 MAX_DATED = 20  # payment failures, unsolved tickets: counted over 30 days
 PAYMENT_WINDOW = timedelta(days=30)
+# Ended and released holds stay this long (shown by the API), then only the audit log has them.
+HOLD_AFTERLIFE = timedelta(days=1)
 # An open handoff mutes further escalations until it is closed (ticket solved) or this old.
 HANDOFF_TTL = timedelta(days=3)
 # API errors further apart than this start a new streak ("three in a row" is one episode).
@@ -419,9 +421,11 @@ def remember(
         u["signal_counts"] = counts
     # Holds end by themselves; drop those long gone to keep state bounded (the store's
     # audit log keeps their history). An open handoff lapses after HANDOFF_TTL.
-    cutoff = latest - timedelta(days=30)
-    if any(h.ends_at <= cutoff for h in state.holds):
-        u["holds"] = [h for h in state.holds if h.ends_at > cutoff]
+    cutoff = latest - HOLD_AFTERLIFE
+    if any(h.ends_at <= cutoff or h.released_at for h in state.holds):
+        u["holds"] = [
+            h for h in state.holds if h.ends_at > cutoff and (h.released_at or h.ends_at) > cutoff
+        ]
     handoffs = u.get("handoffs", state.handoffs)
     if any(latest - h.opened_at >= HANDOFF_TTL for h in handoffs):
         u["handoffs"] = [h for h in handoffs if latest - h.opened_at < HANDOFF_TTL]

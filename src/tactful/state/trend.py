@@ -28,9 +28,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 
 __all__ = [
     "DEFAULT_HALF_LIVES",
@@ -95,6 +95,11 @@ class TrendConfig:
 DEFAULT_TREND = TrendConfig()
 
 
+# Stored with 7 significant decimals: a level is read to 3, and 17-digit floats would
+# make the trends the largest part of a customer's stored state.
+Stored = Annotated[float, PlainSerializer(lambda v: round(v, 7), when_used="json")]
+
+
 def _decay(elapsed_s: float, half_life_s: float) -> float:
     return float(0.5 ** (elapsed_s / half_life_s)) if elapsed_s > 0 else 1.0
 
@@ -104,12 +109,12 @@ class Trend(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    mass: float = 0.0
-    fast: float = 0.0
+    mass: Stored = 0.0
+    fast: Stored = 0.0
     at: AwareDatetime | None = None
     # The slow mass just before the latest piece of evidence, decayed to ``at``: lets a
     # decision compare "before this event" with "now".
-    before: float = 0.0
+    before: Stored = 0.0
     # Observations so far (older ones live on only in the mass: summarised, not kept).
     n: int = 0
     # The latest observations verbatim, oldest first: (event time, weighted strength).
