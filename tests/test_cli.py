@@ -160,3 +160,41 @@ def test_replay_quarantines_a_line_that_is_not_utf8(cli, tmp_path):
     assert "UTF-8" in row["reason"][0]["why"]
     assert store.stats().events == 1
     store.close()
+
+
+def test_lateness_is_a_duration_and_late_events_are_counted(cli, tmp_path):
+    bad = cli.invoke(
+        app, ["replay", str(SCENARIO), "--db", str(tmp_path / "a.db"), "--lateness", "soon"]
+    )
+    assert bad.exit_code == 2
+    assert "is not a duration" in bad.output
+    events = tmp_path / "late.jsonl"
+    rows = [
+        {
+            "event_id": "a",
+            "type": "page_view",
+            "customer_id": "c",
+            "path": "/home",
+            "timestamp": "2026-10-01T12:00:00Z",
+        },
+        {
+            "event_id": "b",
+            "type": "page_view",
+            "customer_id": "c",
+            "path": "/home",
+            "timestamp": "2026-10-01T11:40:00Z",
+        },
+    ]
+    events.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    db = tmp_path / "l.db"
+    args = ["replay", str(events), "--db", str(db), "--text-scorer", "lexical", "--lateness", "15m"]
+    ok = cli.invoke(app, args)
+    assert ok.exit_code == 0, ok.output
+    from tactful.state.store import SQLiteStore
+
+    store = SQLiteStore(db)
+    try:
+        state = store.get_state("c")
+        assert state is not None and state.late_events == 1 and len(state.pages) == 1
+    finally:
+        store.close()

@@ -22,8 +22,10 @@ from tactful.actions.channels import LogChannel
 from tactful.actions.dispatch import Dispatcher
 from tactful.evaluation.cli import eval_app
 from tactful.policy import PolicyEngine, PolicyError, load_policy
+from tactful.policy.model import parse_duration
 from tactful.runtime.engine import Engine, IngestResult
 from tactful.runtime.tuning import tune_gc
+from tactful.state.customer import MemoryConfig
 from tactful.state.store import SQLiteStore
 from tactful.state.store.base import Durability
 
@@ -73,8 +75,29 @@ TextScorerOpt = Annotated[
 ]
 
 
+LatenessOpt = Annotated[
+    str,
+    typer.Option(
+        "--lateness",
+        help="Events up to this much older than a customer's latest (e.g. 30m, 2h, 1d) are "
+        "applied as if in order; older ones are recorded and flagged late, not acted on.",
+    ),
+]
+
+
+def _memory(lateness: str) -> MemoryConfig:
+    try:
+        return MemoryConfig(lateness=parse_duration(lateness))
+    except ValueError as exc:
+        raise typer.BadParameter(f"'{lateness}': {exc}", param_hint="--lateness") from None
+
+
 def _engine(
-    db: Path, policy: Path | None, durability: Durability, text_scorer: str = "learned"
+    db: Path,
+    policy: Path | None,
+    durability: Durability,
+    text_scorer: str = "learned",
+    lateness: str = "1h",
 ) -> Engine:
     try:
         compiled = PolicyEngine(load_policy(policy))
@@ -90,7 +113,12 @@ def _engine(
         from tactful.detect.learned import load_scorer
 
         scorer = load_scorer()
-    return Engine(SQLiteStore(db, durability=durability), compiled, text_scorer=scorer)
+    return Engine(
+        SQLiteStore(db, durability=durability),
+        compiled,
+        text_scorer=scorer,
+        memory=_memory(lateness),
+    )
 
 
 @dataclass
@@ -198,13 +226,14 @@ def replay(
     ] = "normal",
     actions_log: ActionsOpt = Path("tactful-actions.jsonl"),
     text_scorer: TextScorerOpt = "learned",
+    lateness: LatenessOpt = "1h",
 ) -> None:
     """Process a JSONL file of events through the whole pipeline and summarise it.
 
     Bad lines are quarantined (see `tactful quarantine`); events already in the database
     are counted as duplicates and have no second effect, so a replay can be resumed.
     """
-    engine = _engine(db, policy, _durability(durability), text_scorer)
+    engine = _engine(db, policy, _durability(durability), text_scorer, lateness)
     stats, seconds = run_replay(engine, file, batch)
     delivered = Dispatcher(engine.store, {"log": LogChannel(actions_log)}).drain()
     _print_summary(stats, seconds)
@@ -319,6 +348,7 @@ def serve(
     ] = "full",
     actions_log: ActionsOpt = Path("tactful-actions.jsonl"),
     text_scorer: TextScorerOpt = "learned",
+    lateness: LatenessOpt = "1h",
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs) and deliver actions in the background."""
     import uvicorn
@@ -326,7 +356,7 @@ def serve(
     from tactful.api.app import create_app
 
     tune_gc()
-    engine = _engine(db, policy, _durability(durability), text_scorer)
+    engine = _engine(db, policy, _durability(durability), text_scorer, lateness)
     dispatcher = Dispatcher(engine.store, {"log": LogChannel(actions_log)}, metrics=engine.metrics)
     dispatcher.start()
     config = uvicorn.Config(create_app(engine), host=host, port=port, log_level="warning")
