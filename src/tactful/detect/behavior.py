@@ -23,6 +23,9 @@ from tactful.state.customer import (
     CustomerState,
     Mark,
     error_streak,
+    errors_after,
+    is_docs_page,
+    starts_contact,
 )
 
 __all__ = ["BehaviorConfig", "detect_behavior", "posthog_preset", "repeat_contact"]
@@ -170,14 +173,19 @@ def _rage_click(event: Click, state: CustomerState, config: BehaviorConfig) -> S
 
 
 def _session(pages: list[Mark], now: datetime, gap: timedelta) -> list[Mark]:
-    """The page views of the session that ``now`` belongs to (chained by gaps < ``gap``)."""
+    """The page views of the session ``now`` falls in: neighbours on both sides chained by
+    gaps shorter than ``gap`` (a late page view joins the session it belongs to)."""
     before = [p for p in pages if p.at <= now]
-    start = len(before)
-    last = now
+    after = [p for p in pages if p.at > now]
+    start, last = len(before), now
     while start > 0 and last - before[start - 1].at < gap:
         start -= 1
         last = before[start].at
-    return before[start:]
+    end, first = 0, now
+    while end < len(after) and after[end].at - first < gap:
+        first = after[end].at
+        end += 1
+    return before[start:] + after[:end]
 
 
 def _page_signals(event: Event, state: CustomerState, config: BehaviorConfig) -> list[Signal]:
@@ -192,16 +200,17 @@ def _page_signals(event: Event, state: CustomerState, config: BehaviorConfig) ->
                 "page_loop",
                 0.5,
                 f"{event.path} visited {config.page_loop} times in one session",
-                (*tuple(v.id for v in visits[-(config.page_loop - 1) :]), event.event_id),
+                tuple(
+                    i for _, i in sorted([*((v.at, v.id) for v in visits), (now, event.event_id)])
+                ),
                 {"confusion": 0.3, "frustration": 0.15},
             )
         )
-    is_help = event.path.startswith(("/docs", "/help")) or event.category in ("docs", "help")
-    if not is_help and len(session) >= 2:
-        helped, origin = session[-1], session[-2]
+    earlier = [p for p in session if p.at <= now]
+    if not is_docs_page(event.path, event.category) and len(earlier) >= 2:
+        helped, origin = earlier[-1], earlier[-2]
         if (
-            helped.key is not None
-            and helped.key.startswith(("/docs", "/help"))
+            (helped.tag == "docs" or is_docs_page(helped.key or ""))
             and origin.key == event.path
             and now - helped.at <= config.help_return
         ):
@@ -239,37 +248,49 @@ def _page_signals(event: Event, state: CustomerState, config: BehaviorConfig) ->
     return out
 
 
+def _stalled(turn: Mark) -> bool:
+    return turn.tag in ("failed", "fallback")
+
+
 def _bot_signals(event: Event, state: CustomerState, config: BehaviorConfig) -> list[Signal]:
+    """Bot loops and stalls, around the turn in event time (a late turn counts where it
+    belongs: its neighbours on both sides)."""
     assert event.type == "bot_turn"
     now = event.timestamp
-    earlier = [t for t in state.bot_turns if t.at <= now and now - t.at <= BOT_RETENTION]
+    near = [t for t in state.bot_turns if abs(t.at - now) <= BOT_RETENTION]
+    earlier = [t for t in near if t.at <= now]
+    later = [t for t in near if t.at > now]
     out: list[Signal] = []
-    previous = earlier[-1] if earlier else None
     topic = score_text(f"{event.step_id.replace('_', ' ')} {event.text or ''}").topic
-    if (
-        event.outcome == "failed"
-        and previous is not None
-        and previous.key == event.step_id
-        and previous.tag == "failed"
-    ):
-        out.append(
-            Signal(
-                "bot_repeat_failure",
-                0.7,
-                f"bot failed step {event.step_id} twice in a row",
-                (previous.id, event.event_id),
-                {"frustration": 0.35, "wants_human": 0.2},
-                topic=topic,
+    if event.outcome == "failed":
+        repeats = [
+            t for t in (earlier[-1:] + later[:1]) if t.key == event.step_id and t.tag == "failed"
+        ]
+        if repeats:
+            out.append(
+                Signal(
+                    "bot_repeat_failure",
+                    0.7,
+                    f"bot failed step {event.step_id} twice in a row",
+                    tuple(sorted([repeats[0].id, event.event_id])),
+                    {"frustration": 0.35, "wants_human": 0.2},
+                    topic=topic,
+                )
             )
-        )
     if event.outcome in ("failed", "fallback"):
-        stalled = 1
+        left: list[Mark] = []
         for turn in reversed(earlier):
-            if turn.tag not in ("failed", "fallback"):
+            if not _stalled(turn):
                 break
-            stalled += 1
+            left.insert(0, turn)
+        right: list[Mark] = []
+        for turn in later:
+            if not _stalled(turn):
+                break
+            right.append(turn)
+        stalled = len(left) + 1 + len(right)
         if stalled == config.bot_stall_turns:  # once per stall
-            ids = (*tuple(t.id for t in earlier[-(stalled - 1) :]), event.event_id)
+            ids = (*(t.id for t in left), event.event_id, *(t.id for t in right))
             out.append(
                 Signal(
                     "bot_no_progress",
@@ -288,31 +309,27 @@ def repeat_contact(
     event: Event, state: CustomerState, topic: str | None, config: BehaviorConfig
 ) -> Signal | None:
     """A new contact (ticket, or message opening a conversation) on a topic the customer
-    already contacted about within ``config.repeat_contact``: they are telling it again."""
-    if topic is None or topic == "other":
-        return None
-    if event.type == "message":
-        if event.role != "customer":
-            return None
-        ref = event.conversation_id
-        if ref is not None and any(c.tag == ref for c in state.contacts):
-            return None
-    elif event.type != "ticket_opened":
+    also contacted about within ``config.repeat_contact`` (before it, or after it when it
+    arrives late): they are telling the story again."""
+    if topic is None or topic == "other" or not starts_contact(state, event):
         return None
     now = event.timestamp
-    before = [
+    others = [
         c
         for c in state.contacts
-        if c.key == topic and timedelta(0) < now - c.at <= config.repeat_contact
+        if c.key == topic and timedelta(0) < abs(now - c.at) <= config.repeat_contact
     ]
-    if not before:
+    if not others:
         return None
-    hours = (now - before[-1].at).total_seconds() / 3600
+    nearest = min(others, key=lambda c: abs(now - c.at))
+    hours = abs(now - nearest.at).total_seconds() / 3600
+    ids = tuple(i for _, i in sorted([*((c.at, c.id) for c in others[-3:]), (now, event.event_id)]))
     return Signal(
         "repeat_contact",
-        min(0.5 + 0.15 * len(before), 0.9),
-        f"contacted about {topic} again ({len(before) + 1} times; last {hours:.0f} h ago)",
-        (*(c.id for c in before[-3:]), event.event_id),
+        min(0.5 + 0.15 * len(others), 0.9),
+        f"contacted about {topic} again ({len(others) + 1} times within "
+        f"{config.repeat_contact.total_seconds() / 3600:g} h; nearest {hours:.0f} h apart)",
+        ids,
         {"frustration": 0.25},
         topic=topic,
     )
@@ -329,7 +346,9 @@ def detect_behavior(
             if rage is not None:
                 out.append(rage)
         case "api_error":
-            streak = (*error_streak(state, now), event.event_id)
+            # the streak this error belongs to, including later errors it chains onto when
+            # it arrives late
+            streak = (*error_streak(state, now), event.event_id, *errors_after(state, now))
             if len(streak) >= config.error_streak:
                 out.append(
                     Signal(
@@ -337,7 +356,7 @@ def detect_behavior(
                         min(0.5 + 0.1 * (len(streak) - config.error_streak), 0.9),
                         f"{len(streak)} API errors in a row (last: {event.status} on "
                         f"{event.endpoint})",
-                        streak[-config.error_streak :],
+                        streak[-config.error_streak :] if streak[-1] == event.event_id else streak,
                         {"frustration": 0.35, "urgency": 0.4},
                         topic="technical",
                     )
@@ -427,17 +446,20 @@ def _confusion_dwell(event: Event, state: CustomerState, config: BehaviorConfig)
     running the command it documents (or the tracker reports the page closed that late)."""
     now = event.timestamp
     since = state.docs_page_since
-    if event.type == "page_view" and event.duration_s is not None:
-        is_docs = event.path.startswith(("/docs", "/help")) or event.category in ("docs", "help")
-        if is_docs and timedelta(seconds=event.duration_s) >= config.docs_dwell:
-            return Signal(
-                "confusion_dwell",
-                0.5,
-                f"on {event.path} for {int(event.duration_s // 60)} min (reported on leaving)",
-                (event.event_id,),
-                {"confusion": 0.35},
-                topic="technical",
-            )
+    if (
+        event.type == "page_view"
+        and event.duration_s is not None
+        and is_docs_page(event.path, event.category)
+        and timedelta(seconds=event.duration_s) >= config.docs_dwell
+    ):
+        return Signal(
+            "confusion_dwell",
+            0.5,
+            f"on {event.path} for {int(event.duration_s // 60)} min (reported on leaving)",
+            (event.event_id,),
+            {"confusion": 0.35},
+            topic="technical",
+        )
     if (
         since is None
         or event.type in ("command_run", "identify")

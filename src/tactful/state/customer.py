@@ -44,12 +44,17 @@ PAGE_RETENTION = timedelta(hours=1)
 MAX_API_MARKS = 10
 MAX_BOT_TURNS = 4
 BOT_RETENTION = timedelta(hours=1)
-MAX_CONTACTS = 8
+MAX_CONTACTS = 5
 CONTACT_RETENTION = timedelta(hours=72)
-MAX_SIGNAL_MARKS = 8
+MAX_SIGNAL_MARKS = 6
 SIGNAL_RETENTION = timedelta(hours=24)
-MAX_DATED = 20  # payment failures, unsolved tickets: counted over 30 days
+# Payment failures and unsolved tickets are counted over 30 days up to this many (past it
+# the count saturates: no detector or rule distinguishes 6 failures from 60).
+MAX_DATED = 6
+MAX_OPEN_TICKETS = 20
 PAYMENT_WINDOW = timedelta(days=30)
+# Evidence mass below this reads as a level under 0.0015: the trend is dropped.
+FADED = 1e-3
 # Ended and released holds stay this long (shown by the API), then only the audit log has them.
 HOLD_AFTERLIFE = timedelta(days=1)
 # An open handoff mutes further escalations until it is closed (ticket solved) or this old.
@@ -271,13 +276,29 @@ def error_streak(state: CustomerState, now: datetime) -> list[str]:
     return streak[::-1]
 
 
+def errors_after(state: CustomerState, at: datetime) -> list[str]:
+    """The errors recorded after ``at`` that would chain onto an error at ``at`` (a late
+    error's streak continues into them), up to the next success or gap."""
+    run: list[str] = []
+    earlier = at
+    for mark in state.api_calls:
+        if mark.at <= at:
+            continue
+        if mark.ok or mark.at - earlier > ERROR_STREAK_GAP:
+            break
+        run.append(mark.id)
+        earlier = mark.at
+    return run
+
+
 def is_too_late(state: CustomerState, event: Event, memory: MemoryConfig = DEFAULT_MEMORY) -> bool:
     """Older than the customer's latest event by more than the allowed lateness."""
     return state.last_seen is not None and state.last_seen - event.timestamp > memory.lateness
 
 
-def _is_docs(path: str) -> bool:
-    return path.startswith(("/docs", "/help"))
+def is_docs_page(path: str, category: str | None = None) -> bool:
+    """Documentation or help: by its category, or by its path."""
+    return category in ("docs", "help") or path.startswith(("/docs", "/help"))
 
 
 def _event_updates(state: CustomerState, event: Event) -> dict[str, Any]:
@@ -308,7 +329,7 @@ def _event_updates(state: CustomerState, event: Event) -> dict[str, Any]:
             return {"payment_failures": _dated(state.payment_failures, now)}
         case "ticket_opened":
             if event.ticket_id not in state.open_tickets:
-                return {"open_tickets": [*state.open_tickets, event.ticket_id][-50:]}
+                return {"open_tickets": [*state.open_tickets, event.ticket_id][-MAX_OPEN_TICKETS:]}
         case "ticket_closed":
             out = {"open_tickets": [t for t in state.open_tickets if t != event.ticket_id]}
             if event.resolution == "solved":
@@ -317,12 +338,12 @@ def _event_updates(state: CustomerState, event: Event) -> dict[str, Any]:
                 out["unsolved_tickets"] = _dated(state.unsolved_tickets, now)
             return out
         case "page_view":
-            mark = Mark(at=now, id=event.event_id, key=event.path)
+            docs = is_docs_page(event.path, event.category)
+            mark = Mark(at=now, id=event.event_id, key=event.path, tag="docs" if docs else None)
             pages = _insert(state.pages, mark, PAGE_RETENTION, MAX_PAGES)
             newest = pages[-1] is mark
             if not newest:  # a late page view changes history, not where they are now
                 return {"pages": pages}
-            docs = _is_docs(event.path) or event.category in ("docs", "help")
             since = (state.docs_page_since or now) if docs else None
             return {"pages": pages, "docs_page_since": since}
         case "bot_turn":
@@ -335,18 +356,29 @@ def _event_updates(state: CustomerState, event: Event) -> dict[str, Any]:
     return {}
 
 
-def _contact(state: CustomerState, event: Event, topic: str | None) -> Mark | None:
-    """The contact this event starts (a ticket, or a message opening a conversation)."""
+def starts_contact(state: CustomerState, event: Event) -> bool:
+    """Whether ``event`` opens a new contact: a ticket, or a customer message that opens a
+    conversation (a new conversation id, or, without ids, after CONTACT_GAP of silence).
+    A follow-up in the same conversation is not a new contact."""
     if event.type == "ticket_opened":
-        return Mark(at=event.timestamp, id=event.event_id, key=topic, tag=event.ticket_id)
+        return True
     if event.type != "message" or event.role != "customer":
+        return False
+    if event.conversation_id is not None:
+        return not any(c.tag == event.conversation_id for c in state.contacts)
+    last = state.last_message_at
+    return last is None or abs(event.timestamp - last) >= CONTACT_GAP
+
+
+def _contact(state: CustomerState, event: Event, topic: str | None) -> Mark | None:
+    """The contact this event starts, if it starts one."""
+    if not starts_contact(state, event):
         return None
-    ref = event.conversation_id
-    if ref is not None:
-        if any(c.tag == ref for c in state.contacts):
-            return None
-    elif state.last_message_at and event.timestamp - state.last_message_at < CONTACT_GAP:
-        return None
+    ref = None
+    if event.type == "ticket_opened":
+        ref = event.ticket_id
+    elif event.type == "message":
+        ref = event.conversation_id
     return Mark(at=event.timestamp, id=event.event_id, key=topic, tag=ref)
 
 
@@ -407,7 +439,7 @@ def remember(
                     name=s.name,
                     at=now,
                     strength=round(s.strength, 3),
-                    reason=s.reason[:120],
+                    reason=s.reason[:80],
                     evidence=[e[:64] for e in s.evidence[:3]],
                 )
                 for s in signals
@@ -419,6 +451,11 @@ def remember(
         for s in signals:
             counts[s.name] = counts.get(s.name, 0) + 1
         u["signal_counts"] = counts
+    # A dimension whose evidence has faded to nothing is dropped (its count stays).
+    trends = u.get("trend", state.trend)
+    faded = [d for d, t in trends.items() if t.mass_at(latest, memory.trend.half_life(d)) < FADED]
+    if faded:
+        u["trend"] = {d: t for d, t in trends.items() if d not in faded}
     # Holds end by themselves; drop those long gone to keep state bounded (the store's
     # audit log keeps their history). An open handoff lapses after HANDOFF_TTL.
     cutoff = latest - HOLD_AFTERLIFE
