@@ -212,3 +212,53 @@ def test_an_agent_warning_about_fraud_does_not_escalate(make_event, policy):
         event = parse_event(make_event(text=text, role=role))
         result = process(event, CustomerState(customer_id="c1"), policy, event.timestamp)
         assert any(d.kind == "escalate" for d in result.decisions) is escalates, role
+
+
+def _decide_all(policy, raws):
+    from tactful.events import parse_event
+    from tactful.runtime.pipeline import process
+    from tactful.state.customer import CustomerState
+
+    state = CustomerState(customer_id="c1")
+    out = []
+    for raw in raws:
+        event = parse_event(raw)
+        result = process(event, state, policy, event.timestamp)
+        state = result.state
+        out.append({(d.kind, d.rule_id) for d in result.decisions})
+    return out
+
+
+def test_a_stalled_bot_changes_strategy_and_a_looping_one_escalates(make_event, policy):
+    stalled = _decide_all(
+        policy,
+        [
+            make_event("bot_turn", at="2026-10-01T10:00:00Z", step_id="verify", outcome="fallback"),
+            make_event("bot_turn", at="2026-10-01T10:01:00Z", step_id="reset", outcome="failed"),
+        ],
+    )
+    assert stalled[0] == set()
+    assert stalled[1] == {("offer_choices", "bot_stalled")}
+    looping = _decide_all(
+        policy,
+        [
+            make_event("bot_turn", at="2026-10-01T10:00:00Z", step_id="reset", outcome="failed"),
+            make_event("bot_turn", at="2026-10-01T10:01:00Z", step_id="reset", outcome="failed"),
+        ],
+    )
+    assert ("escalate", "bot_going_in_circles") in looping[1]
+    assert ("offer_choices", "bot_stalled") not in looping[1]
+
+
+def test_telling_the_same_story_again_reaches_a_person(make_event, policy):
+    first = "My invoice is wrong, I was charged twice. This is annoying."
+    again = "I'm writing again about the double charge on my invoice. Still not fixed!"
+    decided = _decide_all(
+        policy,
+        [
+            make_event(text=first, at="2026-10-01T10:00:00Z", conversation_id="v1"),
+            make_event(text=again, at="2026-10-02T09:00:00Z", conversation_id="v2"),
+        ],
+    )
+    assert not any(kind == "escalate" for kind, _ in decided[0])
+    assert ("escalate", "told_us_before") in decided[1]
