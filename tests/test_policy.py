@@ -101,6 +101,10 @@ def test_default_policy_loads_with_hard_triggers_first():
         ("unknown_topic_queue.yaml", "unknown topic(s) ['billling']"),
         ("python_escape.yaml", "only these functions may be called"),
         ("bad_category.yaml", "rules[0] (hold_it).then.0.hold.categories.0"),
+        ("unknown_weight.yaml", "memory.weights: unknown signal(s) ['rage_clik']"),
+        ("bad_half_life.yaml", "half_lives.frustration: must be a positive duration"),
+        ("window_too_long.yaml", "rage_window=0:10:00: must be positive and at most 0:02:00"),
+        ("bad_exclude_regex.yaml", "'toggle(' is not a regex"),
     ],
 )
 def test_policy_mistakes_are_refused_at_load(fixture, message):
@@ -262,3 +266,43 @@ def test_telling_the_same_story_again_reaches_a_person(make_event, policy):
     )
     assert not any(kind == "escalate" for kind, _ in decided[0])
     assert ("escalate", "told_us_before") in decided[1]
+
+
+def test_the_policy_file_tunes_memory_and_detectors(tmp_path, make_event):
+    from tactful.runtime.engine import Engine
+    from tactful.state.store import SQLiteStore
+
+    tuned = tmp_path / "tuned.yaml"
+    tuned.write_text(
+        "version: tuned\n"
+        "memory:\n  weights: {rage_click: 0}\n  half_lives: {frustration: 1h}\n"
+        "  lateness: 5m\n"
+        "detectors:\n  rage_clicks: 2\n  rage_window: 2s\n"
+        "rules:\n  - id: any\n    when: signal.rage_click > 0\n    then: [automate]\n"
+    )
+    store = SQLiteStore(tmp_path / "t.db")
+    try:
+        engine = Engine(store, PolicyEngine(load_policy(tuned)))
+        assert engine.behavior.rage_clicks == 2
+        assert engine.memory.lateness.total_seconds() == 300
+        assert engine.memory.trend.half_life("frustration") == 3600
+        assert engine.memory.trend.half_life("confusion") == 1800  # the default, kept
+        clicks = [
+            make_event("click", at=f"2026-10-01T10:00:0{i}Z", element="#save") for i in (0, 1)
+        ]
+        results = engine.ingest(clicks)
+        assert [r.as_dict()["signals"] for r in results] == [[], ["rage_click"]]
+        state = store.get_state("c1")
+        assert state is not None and "frustration" not in state.trend  # weighed at 0
+    finally:
+        store.close()
+
+
+def test_the_default_policy_spells_out_the_built_in_defaults():
+    """default.yaml shows users the values; they must be the code's defaults."""
+    from tactful.detect.behavior import BehaviorConfig
+    from tactful.state.customer import DEFAULT_MEMORY
+
+    shipped = load_policy()
+    assert shipped.detectors.config() == BehaviorConfig()
+    assert shipped.memory.config() == DEFAULT_MEMORY

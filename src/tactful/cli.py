@@ -7,7 +7,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -76,18 +76,22 @@ TextScorerOpt = Annotated[
 
 
 LatenessOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--lateness",
         help="Events up to this much older than a customer's latest (e.g. 30m, 2h, 1d) are "
-        "applied as if in order; older ones are recorded and flagged late, not acted on.",
+        "applied as if in order; older ones are recorded and flagged late, not acted on. "
+        "Default: the policy's memory.lateness (1h).",
     ),
 ]
 
 
-def _memory(lateness: str) -> MemoryConfig:
+def _memory(policy: PolicyEngine, lateness: str | None) -> MemoryConfig:
+    memory = policy.policy.memory.config()
+    if lateness is None:
+        return memory
     try:
-        return MemoryConfig(lateness=parse_duration(lateness))
+        return replace(memory, lateness=parse_duration(lateness))
     except ValueError as exc:
         raise typer.BadParameter(f"'{lateness}': {exc}", param_hint="--lateness") from None
 
@@ -97,7 +101,7 @@ def _engine(
     policy: Path | None,
     durability: Durability,
     text_scorer: str = "learned",
-    lateness: str = "1h",
+    lateness: str | None = None,
 ) -> Engine:
     try:
         compiled = PolicyEngine(load_policy(policy))
@@ -117,7 +121,7 @@ def _engine(
         SQLiteStore(db, durability=durability),
         compiled,
         text_scorer=scorer,
-        memory=_memory(lateness),
+        memory=_memory(compiled, lateness),
     )
 
 
@@ -226,7 +230,7 @@ def replay(
     ] = "normal",
     actions_log: ActionsOpt = Path("tactful-actions.jsonl"),
     text_scorer: TextScorerOpt = "learned",
-    lateness: LatenessOpt = "1h",
+    lateness: LatenessOpt = None,
 ) -> None:
     """Process a JSONL file of events through the whole pipeline and summarise it.
 
@@ -348,7 +352,7 @@ def serve(
     ] = "full",
     actions_log: ActionsOpt = Path("tactful-actions.jsonl"),
     text_scorer: TextScorerOpt = "learned",
-    lateness: LatenessOpt = "1h",
+    lateness: LatenessOpt = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs) and deliver actions in the background."""
     import uvicorn

@@ -17,8 +17,11 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tactful.detect.behavior import BehaviorConfig
 from tactful.policy.expr import CompiledExpr, ExprError, compile_expr
-from tactful.signals import DIMENSIONS, TOPICS
+from tactful.signals import DIMENSIONS, TOPICS, Dimension
+from tactful.state.customer import MemoryConfig
+from tactful.state.trend import DEFAULT_HALF_LIVES, TrendConfig
 
 __all__ = [
     "DECISION_KINDS",
@@ -226,6 +229,92 @@ class DecisionSpec(_Strict):
         return body.model_dump(mode="json")
 
 
+class MemorySpec(_Strict):
+    """How signals become trends: ``memory:`` in the policy file."""
+
+    # e.g. {frustration: 1d}: how long each dimension takes to fade by half
+    half_lives: dict[Dimension, timedelta] = Field(default_factory=dict)
+    # e.g. {rage_click: 0.5}: a signal's weight on the trends (1 when not listed)
+    weights: dict[str, Annotated[float, Field(ge=0, le=10)]] = Field(default_factory=dict)
+    # events this much older than a customer's latest still apply as if in order
+    lateness: timedelta = timedelta(hours=1)
+
+    @field_validator("half_lives", mode="before")
+    @classmethod
+    def _durations(cls, v: Any) -> Any:
+        return {k: _duration_field(d) for k, d in v.items()} if isinstance(v, dict) else v
+
+    parse_lateness_ = field_validator("lateness", mode="before")(_duration_field)
+
+    @field_validator("half_lives")
+    @classmethod
+    def _positive(cls, v: dict[str, timedelta]) -> dict[str, timedelta]:
+        for dim, hl in v.items():
+            if hl <= timedelta(0):
+                raise ValueError(f"half_lives.{dim}: must be a positive duration")
+        return v
+
+    @field_validator("weights")
+    @classmethod
+    def _known(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(v) - KNOWN_SIGNALS)
+        if unknown:
+            raise ValueError(
+                f"unknown signal(s) {unknown}; signals are: {', '.join(sorted(KNOWN_SIGNALS))}"
+            )
+        return v
+
+    def config(self) -> MemoryConfig:
+        half_lives: dict[str, timedelta] = dict(DEFAULT_HALF_LIVES)
+        for dim, hl in self.half_lives.items():
+            half_lives[dim] = hl
+        trend = TrendConfig(half_lives=half_lives)
+        return MemoryConfig(trend=trend, weights=dict(self.weights), lateness=self.lateness)
+
+
+class DetectorSpec(_Strict):
+    """The behavioural detectors' parameters: ``detectors:`` in the policy file. Anything
+    left out keeps its default (see tactful.detect.behavior.BehaviorConfig)."""
+
+    rage_clicks: int | None = None
+    rage_window: timedelta | None = None
+    rage_radius_px: Annotated[float, Field(gt=0)] | None = None
+    rage_exclude: list[str] | None = None
+    error_streak: int | None = None
+    docs_dwell: timedelta | None = None
+    session_gap: timedelta | None = None
+    page_loop: int | None = None
+    help_return: timedelta | None = None
+    open_tickets: Annotated[int, Field(ge=1)] | None = None
+    repeat_contact: timedelta | None = None
+    bot_stall_turns: int | None = None
+
+    parse_durations_ = field_validator(
+        "rage_window", "docs_dwell", "session_gap", "help_return", "repeat_contact", mode="before"
+    )(_duration_field)
+
+    @field_validator("rage_exclude")
+    @classmethod
+    def _regexes(cls, v: list[str] | None) -> list[str] | None:
+        for pattern in v or []:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"rage_exclude: {pattern!r} is not a regex: {exc}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _fits(self) -> DetectorSpec:
+        self.config()  # BehaviorConfig checks ranges and windows; its ValueError is reported
+        return self
+
+    def config(self) -> BehaviorConfig:
+        set_ = {k: v for k, v in self.model_dump().items() if v is not None}
+        if "rage_exclude" in set_:
+            set_["rage_exclude"] = tuple(set_["rage_exclude"])
+        return BehaviorConfig(**set_)
+
+
 class Rule(_Strict):
     id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
     description: str = ""
@@ -249,6 +338,8 @@ class Policy(_Strict):
     description: str = ""
     queues: dict[str, str] = Field(default_factory=dict)  # topic -> queue
     fallback_queue: str = "general"
+    memory: MemorySpec = Field(default_factory=MemorySpec)
+    detectors: DetectorSpec = Field(default_factory=DetectorSpec)
     rules: list[Rule] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -33,7 +33,7 @@ from tactful.learn.metrics import Metrics
 from tactful.policy.engine import PolicyEngine
 from tactful.runtime.pipeline import Processed, process
 from tactful.state.account import AccountState
-from tactful.state.customer import DEFAULT_MEMORY, CustomerState, MemoryConfig, with_message
+from tactful.state.customer import CustomerState, MemoryConfig, with_message
 from tactful.state.store.base import QuarantineItem, Store
 
 __all__ = ["Engine", "IngestResult"]
@@ -108,16 +108,18 @@ class Engine:
         store: Store,
         policy: PolicyEngine,
         metrics: Metrics | None = None,
-        behavior: BehaviorConfig = BehaviorConfig(),
+        behavior: BehaviorConfig | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         cache_size: int = 100_000,
         text_scorer: TextBatchScorer | None = None,
-        memory: MemoryConfig = DEFAULT_MEMORY,
+        memory: MemoryConfig | None = None,
     ) -> None:
+        """``behavior`` and ``memory``: the detectors' parameters and how signals become
+        trends; by default the policy file's ``detectors:`` and ``memory:`` sections."""
         self.store = store
         self.policy = policy
-        self.behavior = behavior
-        self.memory = memory
+        self.behavior = behavior or policy.policy.detectors.config()
+        self.memory = memory or policy.policy.memory.config()
         self.text_scorer = text_scorer  # None: the lexical tier scores text inside detect
         self.metrics = metrics or Metrics()
         self.metrics.watch_store(store.stats)
