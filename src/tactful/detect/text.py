@@ -188,10 +188,22 @@ def _noisy_or(values: Sequence[float]) -> float:
     return 1.0 - miss
 
 
-@lru_cache(maxsize=65_536)
 def _tokens(text: str) -> frozenset[str]:
-    """A message's words (cached: each message is compared again as history)."""
+    """A message's words. Texts that fit in the history window (2,000 characters) are
+    cached: each is compared again as history while the customer keeps writing."""
+    if len(text) > 2_000:
+        return _words(text)
+    return _cached_words(text)
+
+
+def _words(text: str) -> frozenset[str]:
     return frozenset(_WORD.findall(text.lower()))
+
+
+# Bounded in entries and, through the length cap above, in bytes: ~4,096 recent messages
+# cover the histories of every customer writing in the last few batches. (65,536 entries
+# of long emails held hundreds of MB in bench/state.py.)
+_cached_words = lru_cache(maxsize=4_096)(_words)
 
 
 def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
