@@ -11,8 +11,8 @@ serialised rows, so the worker's RSS should stay flat however many customers the
 * **State size.** Bytes of stored state JSON per customer (target <= 2 KB), its p99, the
   database file per customer, and which fields the bytes go to (on a sample).
 * **RSS.** The worker's resident set after imports and warm-up, at every tenth of the run,
-  and at the end; flat means within 10 MB over the second half. (The first ~150,000
-  customers fill the lexical tier's token cache, an lru_cache of 65,536 texts, then it stays.)
+  and at the end; flat means within 10 MB over the second half. (The first few thousand
+  customers fill the lexical tier's token cache, 4,096 texts of at most 2,000 chars.)
 * **Update cost.** ``detect`` + ``remember`` per event, in microseconds: only those two
   calls are timed (event generation and the SQLite writes are not). Messages are scored by
   the lexical text tier (``detect(..., text=None)``), not the learned model.
