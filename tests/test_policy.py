@@ -105,6 +105,11 @@ def test_default_policy_loads_with_hard_triggers_first():
         ("bad_half_life.yaml", "half_lives.frustration: must be a positive duration"),
         ("window_too_long.yaml", "rage_window=0:10:00: must be positive and at most 0:02:00"),
         ("bad_exclude_regex.yaml", "'toggle(' is not a regex"),
+        (
+            "unknown_threshold.yaml",
+            "unknown field 'threshold.frustated'; threshold has: frustrated",
+        ),
+        ("unused_threshold.yaml", "thresholds: ['forgotten'] defined but no rule reads them"),
     ],
 )
 def test_policy_mistakes_are_refused_at_load(fixture, message):
@@ -306,3 +311,16 @@ def test_the_default_policy_spells_out_the_built_in_defaults():
     shipped = load_policy()
     assert shipped.detectors.config() == BehaviorConfig()
     assert shipped.memory.config() == DEFAULT_MEMORY
+
+
+def test_decisions_record_each_threshold_next_to_the_value_it_judged(make_event, policy):
+    from tactful.events import parse_event
+    from tactful.runtime.pipeline import process
+    from tactful.state.customer import CustomerState
+
+    event = parse_event(make_event(text="This is useless. I want to talk to a human now!"))
+    result = process(event, CustomerState(customer_id="c1"), policy, event.timestamp)
+    human = next(d for d in result.decisions if d.rule_id == "human_requested")
+    assert human.factors["threshold.asks_for_human"] == 0.5
+    assert human.factors["signal.wants_human"] >= 0.5
+    assert "threshold.asks_for_human=0.5" in human.reasons[1]

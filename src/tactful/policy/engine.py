@@ -10,9 +10,10 @@ force is not started again, a second handoff is not opened while one is open.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 from tactful.events import Event
@@ -144,7 +145,8 @@ def build_context(
     now: datetime,
     account: AccountState | None = None,
     trend: TrendConfig = DEFAULT_TREND,
-) -> dict[str, dict[str, Any]]:
+    thresholds: Mapping[str, float] = MappingProxyType({}),
+) -> dict[str, Mapping[str, Any]]:
     """The values a condition can read, by namespace (see policy.model.NAMESPACES)."""
     sig: dict[str, Any] = dict.fromkeys(KNOWN_SIGNALS, 0.0)
     for s in signals:
@@ -167,6 +169,7 @@ def build_context(
             "members_at_risk": len(account.at_risk) if account else 0,
         },
         "clock": {"hour": (utc := now.astimezone(UTC)).hour, "weekday": utc.weekday()},
+        "threshold": thresholds,
     }
 
 
@@ -176,6 +179,7 @@ class PolicyEngine:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.rules = policy.compiled()
+        self._thresholds = MappingProxyType(dict(policy.thresholds))
         # Each rule's decisions as (kind, params), dumped once here rather than per event.
         self._then = {rule.id: [(s.kind, s.params) for s in rule.then] for rule, _ in self.rules}
         self._candidates: dict[tuple[str, frozenset[str]], list[tuple[Rule, CompiledExpr]]] = {}
@@ -215,7 +219,7 @@ class PolicyEngine:
         account: AccountState | None = None,
         trend: TrendConfig = DEFAULT_TREND,
     ) -> Decisions:
-        ctx = build_context(event, state, signals, now, account, trend)
+        ctx = build_context(event, state, signals, now, account, trend, self._thresholds)
         out = Decisions()
         matched: list[tuple[Rule, dict[str, Any]]] = []
         present = frozenset(s.name for s in signals if s.strength > 0)

@@ -326,16 +326,17 @@ class Rule(_Strict):
 
     parse_cooldown_ = field_validator("cooldown", mode="before")(_duration_field)
 
-    @field_validator("when")
-    @classmethod
-    def _compiles(cls, v: str) -> str:
-        compile_expr(v, NAMESPACES)  # raises ExprError (a ValueError) with a caret
-        return v
+
+
+ThresholdName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 
 
 class Policy(_Strict):
     version: Annotated[str, Field(min_length=1, max_length=64)]
     description: str = ""
+    # Named values the rules compare against (`state.frustration >= threshold.frustrated`),
+    # so they can be tuned in one place and shadow-tested.
+    thresholds: dict[ThresholdName, float] = Field(default_factory=dict)
     queues: dict[str, str] = Field(default_factory=dict)  # topic -> queue
     fallback_queue: str = "general"
     memory: MemorySpec = Field(default_factory=MemorySpec)
@@ -352,7 +353,26 @@ class Policy(_Strict):
         unknown = sorted(set(self.queues) - set(TOPICS))
         if unknown:
             raise ValueError(f"queues: unknown topic(s) {unknown}; topics are: {', '.join(TOPICS)}")
+        problems = []
+        used: set[str] = set()
+        for i, rule in enumerate(self.rules):
+            try:
+                compiled = compile_expr(rule.when, self.namespaces)
+            except ExprError as exc:
+                problems.append(f"rules[{i}] ({rule.id}).when: {exc}")
+                continue
+            used.update(f for ns, f in (n.split(".", 1) for n in compiled.names) if ns == "threshold")
+        if problems:
+            raise ValueError("\n- ".join(problems))
+        unused = sorted(set(self.thresholds) - used)
+        if unused:
+            raise ValueError(f"thresholds: {unused} defined but no rule reads them")
         return self
+
+    @property
+    def namespaces(self) -> dict[str, frozenset[str]]:
+        """What conditions may read: NAMESPACES plus this policy's thresholds."""
+        return {**NAMESPACES, "threshold": frozenset(self.thresholds)}
 
     def queue_for(self, topic: str) -> str:
         return self.queues.get(topic, self.fallback_queue)
@@ -360,7 +380,8 @@ class Policy(_Strict):
     def compiled(self) -> list[tuple[Rule, CompiledExpr]]:
         """Rules in evaluation order (hard triggers first) with their compiled conditions."""
         ordered = [r for r in self.rules if r.hard] + [r for r in self.rules if not r.hard]
-        return [(r, compile_expr(r.when, NAMESPACES)) for r in ordered]
+        namespaces = self.namespaces
+        return [(r, compile_expr(r.when, namespaces)) for r in ordered]
 
 
 class PolicyError(ValueError):
