@@ -327,7 +327,6 @@ class Rule(_Strict):
     parse_cooldown_ = field_validator("cooldown", mode="before")(_duration_field)
 
 
-
 ThresholdName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 
 
@@ -361,7 +360,7 @@ class Policy(_Strict):
             except ExprError as exc:
                 problems.append(f"rules[{i}] ({rule.id}).when: {exc}")
                 continue
-            used.update(f for ns, f in (n.split(".", 1) for n in compiled.names) if ns == "threshold")
+            used.update(n.split(".", 1)[1] for n in compiled.names if n.startswith("threshold."))
         if problems:
             raise ValueError("\n- ".join(problems))
         unused = sorted(set(self.thresholds) - used)
