@@ -577,3 +577,18 @@ def test_docs_and_openapi_are_served(client: TestClient) -> None:
         "/metrics",
     } <= set(spec["paths"])
     assert {"202", "400", "413", "422"} <= set(spec["paths"]["/v1/events"]["post"]["responses"])
+
+
+def test_a_decision_is_explained_with_its_event_and_what_lost(
+    client: TestClient, demo: dict[str, Any]
+) -> None:
+    r = client.get("/v1/decisions/demo-012/billing_breakdown/escalate")
+    assert r.status_code == 200
+    d = r.json()
+    assert d["rule_id"] == "billing_breakdown" and d["kind"] == "escalate"
+    assert d["factors"]["threshold.payment_failures"] == 2
+    assert d["matched"][0] == "billing_breakdown"
+    assert any(line.startswith("frustration_rising/hold") for line in d["lost"])
+    assert d["event"]["event"]["path"] == "/account/cancel"
+    assert {"kind": "hold", "rule_id": "billing_breakdown"}.items() <= d["also_decided"][0].items()
+    assert client.get("/v1/decisions/no/such/decision").status_code == 404

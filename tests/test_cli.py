@@ -198,3 +198,19 @@ def test_lateness_is_a_duration_and_late_events_are_counted(cli, tmp_path):
         assert state is not None and state.late_events == 1 and len(state.pages) == 1
     finally:
         store.close()
+
+
+def test_explain_shows_factors_against_thresholds_and_what_lost(cli, tmp_path):
+    db = tmp_path / "e.db"
+    args = ["replay", str(SCENARIO), "--db", str(db), "--text-scorer", "lexical"]
+    assert cli.invoke(app, args).exit_code == 0
+    out = cli.invoke(app, ["explain", "demo-012/billing_breakdown/escalate", "--db", str(db)])
+    assert out.exit_code == 0, out.output
+    text = out.output
+    assert "escalate queue=billing, priority=high" in text
+    assert "policy default-" in text and "rule billing_breakdown" in text
+    assert "state.payment_failures_30d" in text and "threshold.payment_failures = 2" in text
+    assert "matched but lost" in text and "frustration_rising/hold: a hold covering" in text
+    assert "demo-012/billing_breakdown/hold" in text  # the other decision on the event
+    missing = cli.invoke(app, ["explain", "nope", "--db", str(db)])
+    assert missing.exit_code == 1 and "no decision 'nope'" in missing.output

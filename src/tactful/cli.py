@@ -515,6 +515,78 @@ def policy_check(
     )
 
 
+def _factor_rows(factors: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(factor, value, the threshold it was compared with): a condition names a threshold
+    right after the value it judges, so they pair up in order."""
+    rows: list[tuple[str, str, str]] = []
+    items = list(factors.items())
+    i = 0
+    while i < len(items):
+        name, value = items[i]
+        against = ""
+        if i + 1 < len(items) and items[i + 1][0].startswith("threshold."):
+            against = f"{items[i + 1][0]} = {items[i + 1][1]}"
+            i += 1
+        rows.append((name, str(value), against))
+        i += 1
+    return rows
+
+
+@app.command()
+def explain(
+    decision_id: Annotated[
+        str, typer.Argument(help="A decision id, as in the audit log (event/rule/kind).")
+    ],
+    db: DbOpt = Path("tactful.db"),
+) -> None:
+    """Why a decision was made: its rule and policy version, each factor's value against
+    its threshold, the evidence, the event, and the rules that matched but lost."""
+    store = SQLiteStore(db)
+    try:
+        d = store.get_decision(decision_id)
+        if d is None:
+            err.print(f"[red]no decision '{decision_id}' in {db}[/] (see `GET /v1/decisions`)")
+            raise typer.Exit(1)
+        event = store.get_event(d["event_id"])
+        siblings = [
+            o for o in store.decisions_for_event(d["event_id"]) if o["decision_id"] != decision_id
+        ]
+    finally:
+        store.close()
+    params = ", ".join(f"{k}={v}" for k, v in d["params"].items())
+    console.print(f"[bold]{d['kind']}[/] {params}")
+    console.print(
+        f"  at {d['at']}  customer {d['customer_id']}  policy {d['policy_version']}  "
+        f"rule [bold]{d['rule_id']}[/]"
+    )
+    console.print(f"  {d['reasons'][0]}")
+    if event is not None:
+        console.print(
+            f"  on event {event['event_id']} ({event['type']} at {event['ts']}"
+            + (", arrived late" if event["late"] else "")
+            + ")"
+        )
+    if d["factors"]:
+        table = Table("factor", "value", "against", title="because", title_justify="left")
+        for row in _factor_rows(d["factors"]):
+            table.add_row(*row)
+        console.print(table)
+    evidence = d["reasons"][2:]
+    if evidence:
+        console.print("[bold]evidence[/]")
+        for line in evidence:
+            console.print(f"  {line}")
+    console.print(f"[bold]matched on this event[/]: {', '.join(d['matched']) or d['rule_id']}")
+    if d["lost"]:
+        console.print("[bold]matched but lost[/]")
+        for line in d["lost"]:
+            console.print(f"  {line}")
+    if siblings:
+        console.print("[bold]also decided on this event[/]")
+        for o in siblings:
+            console.print(f"  {o['kind']} ({o['rule_id']})  {o['decision_id']}")
+
+
 @accounts_app.command("import")
 def accounts_import(
     file: Annotated[

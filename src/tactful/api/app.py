@@ -231,6 +231,25 @@ def create_app(engine: Engine) -> FastAPI:
     ) -> dict[str, Any]:
         return {"decisions": store.list_decisions(customer_id, _aware(since), limit)}
 
+    @app.get(
+        "/v1/decisions/{decision_id:path}",
+        summary="One decision explained: factors, evidence, matched and lost rules, its event",
+    )
+    def get_decision(decision_id: str) -> dict[str, Any]:
+        d = store.get_decision(decision_id)
+        if d is None:
+            raise HTTPException(404, f"no decision '{decision_id}'")
+        others = store.decisions_for_event(d["event_id"])
+        return {
+            **d,
+            "event": store.get_event(d["event_id"]),
+            "also_decided": [
+                {"decision_id": o["decision_id"], "kind": o["kind"], "rule_id": o["rule_id"]}
+                for o in others
+                if o["decision_id"] != decision_id
+            ],
+        }
+
     @app.get("/v1/outcomes", summary="What followed decisions: ratings, solved tickets, handoffs")
     def get_outcomes(
         customer_id: str | None = None,

@@ -11,7 +11,7 @@ force is not started again, a second handoff is not opened while one is open.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -41,6 +41,10 @@ class Decision:
     params: dict[str, Any]
     reasons: tuple[str, ...]
     factors: dict[str, Any]
+    # every rule whose condition matched on this event, in evaluation order
+    matched: tuple[str, ...] = ()
+    # the rules/decisions that matched but did not act, each with why
+    lost: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +58,8 @@ class Decision:
             "params": self.params,
             "reasons": list(self.reasons),
             "factors": self.factors,
+            "matched": list(self.matched),
+            "lost": list(self.lost),
         }
 
 
@@ -223,8 +229,15 @@ class PolicyEngine:
         out = Decisions()
         matched: list[tuple[Rule, dict[str, Any]]] = []
         present = frozenset(s.name for s in signals if s.strength > 0)
+        matched_ids: list[str] = []
+        stopped_by: Rule | None = None
         for rule, cond in self.candidates(event.type, present):
             if not cond.fn(ctx):
+                continue
+            matched_ids.append(rule.id)
+            if stopped_by is not None:  # evaluated only to explain what it overrode
+                why = "hard trigger" if stopped_by.hard else "stop"
+                out.suppressed.append(f"{rule.id}: overridden by {stopped_by.id} ({why})")
                 continue
             fired = state.rule_fired_at.get(rule.id)
             if fired is not None and rule.cooldown and now - fired < rule.cooldown:
@@ -235,7 +248,7 @@ class PolicyEngine:
             factors = {n: _round(ctx[ns][field]) for n, (ns, field) in cond.fields}
             matched.append((rule, factors))
             if rule.hard or rule.stop:
-                break
+                stopped_by = rule
 
         if not matched:
             return out
@@ -288,6 +301,9 @@ class PolicyEngine:
                 continue
             seen.add(d.decision_id)
             out.decisions.append(d)
+        if out.decisions:
+            all_matched, lost = tuple(matched_ids), tuple(out.suppressed)
+            out.decisions = [replace(d, matched=all_matched, lost=lost) for d in out.decisions]
         return out
 
     @staticmethod

@@ -335,7 +335,7 @@ class Policy(_Strict):
     description: str = ""
     # Named values the rules compare against (`state.frustration >= threshold.frustrated`),
     # so they can be tuned in one place and shadow-tested.
-    thresholds: dict[ThresholdName, float] = Field(default_factory=dict)
+    thresholds: dict[ThresholdName, int | float] = Field(default_factory=dict)
     queues: dict[str, str] = Field(default_factory=dict)  # topic -> queue
     fallback_queue: str = "general"
     memory: MemorySpec = Field(default_factory=MemorySpec)

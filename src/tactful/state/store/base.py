@@ -115,6 +115,16 @@ class Store(Protocol):
         """Oldest first; ``latest``: the last ``limit`` decisions."""
         ...
 
+    def get_decision(self, decision_id: str) -> dict[str, Any] | None:
+        """One decision as the audit log holds it (with matched and lost rules)."""
+        ...
+
+    def decisions_for_event(self, event_id: str) -> list[dict[str, Any]]: ...
+
+    def get_event(self, event_id: str) -> dict[str, Any] | None:
+        """A processed event: its payload, signals, and whether it arrived too late."""
+        ...
+
     def list_outcomes(
         self, customer_id: str | None = None, since: datetime | None = None, limit: int = 100
     ) -> list[dict[str, Any]]: ...

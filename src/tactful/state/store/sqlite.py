@@ -127,6 +127,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE accounts ADD COLUMN state TEXT;
     ALTER TABLE events ADD COLUMN late INTEGER NOT NULL DEFAULT 0;
     """,
+    # 3: the explanation of a decision: every rule whose condition matched on its event,
+    # and the ones that matched but lost (cooldown, outranked, a guard) with why.
+    """
+    ALTER TABLE decisions ADD COLUMN matched TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE decisions ADD COLUMN lost TEXT NOT NULL DEFAULT '[]';
+    CREATE INDEX decisions_event ON decisions (event_id);
+    """,
 ]
 
 
@@ -173,6 +180,13 @@ def _account(account_id: str, traits: str, state: str | None) -> AccountState:
     # written before schema 2: traits only
     context = with_traits(AccountContext(), json.loads(traits))
     return AccountState(account_id=account_id, context=context)
+
+
+_DECISION_JSON = ("params", "reasons", "factors", "matched", "lost")
+
+
+def _decision_row(row: sqlite3.Row) -> dict[str, Any]:
+    return {**dict(row), **{c: json.loads(row[c]) for c in _DECISION_JSON}}
 
 
 class SQLiteStore:
@@ -339,6 +353,8 @@ class SQLiteStore:
                 json.dumps(d.params),
                 json.dumps(list(d.reasons)),
                 json.dumps(d.factors),
+                json.dumps(list(d.matched)),
+                json.dumps(list(d.lost)),
             )
             for p in batch
             for d in p.decisions
@@ -386,7 +402,7 @@ class SQLiteStore:
                 # 3. the accounts' new states
                 db.executemany(_UPSERT_ACCOUNT, accounts)
                 # 4. the audit log and 5. the outbox, in the same transaction
-                db.executemany("INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?)", decisions)
+                db.executemany("INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", decisions)
                 db.executemany(
                     "INSERT INTO outbox (action_id, idempotency_key, decision_id, customer_id, "
                     "channel, kind, payload, next_attempt_at, created_at) "
@@ -464,8 +480,32 @@ class SQLiteStore:
         limit: int = 100,
         latest: bool = False,
     ) -> list[dict[str, Any]]:
-        columns = ("params", "reasons", "factors")
+        columns = _DECISION_JSON
         return self._log("decisions", "decision_id", columns, customer_id, since, limit, latest)
+
+    def get_decision(self, decision_id: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM decisions WHERE decision_id = ?", (decision_id,))
+        return _decision_row(rows[0]) if rows else None
+
+    def decisions_for_event(self, event_id: str) -> list[dict[str, Any]]:
+        rows = self._query("SELECT * FROM decisions WHERE event_id = ? ORDER BY rowid", (event_id,))
+        return [_decision_row(r) for r in rows]
+
+    def get_event(self, event_id: str) -> dict[str, Any] | None:
+        rows = self._query(
+            "SELECT event_id, customer_id, type, ts, received_at, payload, signals, late "
+            "FROM events WHERE event_id = ?",
+            (event_id,),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return {
+            **{k: r[k] for k in ("event_id", "customer_id", "type", "ts", "received_at")},
+            "event": json.loads(r["payload"]),
+            "signals": json.loads(r["signals"]),
+            "late": bool(r["late"]),
+        }
 
     def list_outcomes(
         self, customer_id: str | None = None, since: datetime | None = None, limit: int = 100
