@@ -592,3 +592,52 @@ def test_a_decision_is_explained_with_its_event_and_what_lost(
     assert d["event"]["event"]["path"] == "/account/cancel"
     assert {"kind": "hold", "rule_id": "billing_breakdown"}.items() <= d["also_decided"][0].items()
     assert client.get("/v1/decisions/no/such/decision").status_code == 404
+
+
+def test_decide_answers_a_bot_with_the_next_move(client: TestClient) -> None:
+    r = client.post("/v1/decide", json=event())  # "useless ... talk to a real person"
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "accepted"
+    assert body["policy_version"].startswith("default-")
+    g = body["guidance"]
+    assert g["next"] == "handoff" and g["stop_automation"] is True
+    assert g["rule_id"] == "human_requested" and g["priority"] == "high"
+    assert g["queue"] in g["say"] and g["hold_marketing"] is True
+    assert any(d["kind"] == "escalate" for d in body["decisions"])
+    assert any(s["name"] == "wants_human" for s in body["signals"])
+    assert body["took_ms"] >= 0
+
+    # A retried call gets the same decisions and has no second effect.
+    before = len(decisions(client, customer_id="zoe"))
+    again = client.post("/v1/decide", json=event()).json()
+    assert again["status"] == "duplicate"
+    assert [d["decision_id"] for d in again["decisions"]] == [
+        d["decision_id"] for d in body["decisions"]
+    ]
+    assert again["guidance"] == g
+    assert len(decisions(client, customer_id="zoe")) == before
+
+
+def test_decide_asks_one_question_or_carries_on(client: TestClient) -> None:
+    confused = event(
+        event_id="q1",
+        customer_id="yan",
+        text="I'm confused, I don't understand where the webhook settings are? How do I?",
+    )
+    g = client.post("/v1/decide", json=confused).json()["guidance"]
+    assert g["next"] == "clarify" and g["say"].endswith("?")
+    calm = event(event_id="q2", customer_id="xia", text="Thanks, all good now.")
+    g = client.post("/v1/decide", json=calm).json()["guidance"]
+    assert g == {"next": "continue", "tone": "neutral", "hold_marketing": False}
+
+
+def test_decide_rejects_what_it_cannot_take(client: TestClient) -> None:
+    r = client.post("/v1/decide", json=event(timestamp="yesterday"))
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "timestamp"
+    r = client.post("/v1/decide", json=[event(), event(event_id="ev-2")])
+    assert r.status_code == 422 and "one event per call" in r.json()["errors"][0]["why"]
+    r = client.post("/v1/decide", content=b"{not json")
+    assert r.status_code == 400
+    assert len(quarantine(client)) == 2  # the bad event and the bad body

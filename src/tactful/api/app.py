@@ -9,6 +9,7 @@ accepted.
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal
@@ -19,9 +20,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
 from tactful import __version__
+from tactful.actions.guidance import guidance
 from tactful.events import may_hold_surrogates
 from tactful.runtime.engine import Engine
 from tactful.state.account import AccountState
+from tactful.state.customer import CustomerState
 from tactful.state.store.base import QuarantineItem
 from tactful.state.trend import Trend, TrendConfig
 
@@ -112,18 +115,8 @@ def create_app(engine: Engine) -> FastAPI:
             ]
         )
 
-    @app.post(
-        "/v1/events",
-        status_code=202,
-        response_model=IngestResponse,
-        responses={
-            400: {"description": "Body is not JSON"},
-            413: {"description": "Body or batch too large"},
-            422: {"description": "Every event in the request was rejected"},
-        },
-        summary="Ingest one event, a JSON array of up to 1,000, or a Segment {batch: [...]}",
-    )
-    async def post_events(request: Request) -> Any:
+    async def read_json(request: Request) -> tuple[Any, bytes] | JSONResponse:
+        """The request's JSON and raw body, or the error response (the body quarantined)."""
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             quarantine_body(f"[{declared} bytes not read]", "body over the size limit")
@@ -139,11 +132,28 @@ def create_app(engine: Engine) -> FastAPI:
             chunks.append(chunk)
         body = b"".join(chunks)
         try:
-            data = json.loads(body)
+            return json.loads(body), body
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raw = body.decode("utf-8", "replace")
             quarantine_body(raw, f"not valid JSON: {exc}")
             return _problem(400, "body", raw[:200], f"not valid JSON: {exc}")
+
+    @app.post(
+        "/v1/events",
+        status_code=202,
+        response_model=IngestResponse,
+        responses={
+            400: {"description": "Body is not JSON"},
+            413: {"description": "Body or batch too large"},
+            422: {"description": "Every event in the request was rejected"},
+        },
+        summary="Ingest one event, a JSON array of up to 1,000, or a Segment {batch: [...]}",
+    )
+    async def post_events(request: Request) -> Any:
+        read = await read_json(request)
+        if isinstance(read, JSONResponse):
+            return read
+        data, body = read
         if isinstance(data, dict) and isinstance(data.get("batch"), list):
             items: list[Any] = data["batch"]
         elif isinstance(data, list):
@@ -168,6 +178,58 @@ def create_app(engine: Engine) -> FastAPI:
         )
         status = 422 if payload.rejected == len(results) else 202
         return JSONResponse(status_code=status, content=payload.model_dump(mode="json"))
+
+    @app.post(
+        "/v1/decide",
+        responses={
+            400: {"description": "Body is not JSON"},
+            413: {"description": "Body too large"},
+            422: {"description": "The event was rejected (errors name field, value, why)"},
+        },
+        summary="Ingest one event and answer with the decision and the next move, in the moment",
+    )
+    async def post_decide(request: Request) -> Any:
+        """For bots and agents on every turn: the event (a customer message, a bot turn ...)
+        is ingested like any other, and the answer carries the decisions with their reasons
+        and guidance for the next message: hand off (with a notice to show), the one
+        clarifying question, choices, a direct answer, or carry on; and the tone. A retried
+        call (same event_id) gets the decisions already made, with no second effect."""
+        read = await read_json(request)
+        if isinstance(read, JSONResponse):
+            return read
+        data, body = read
+        if isinstance(data, list):
+            return _problem(422, "body", f"array of {len(data)}", "one event per call")
+        started = time.perf_counter()
+        (result,) = await run_in_threadpool(
+            partial(engine.ingest, [data], "api:decide", check_surrogates=may_hold_surrogates(body))
+        )
+        if result.status == "rejected":
+            return JSONResponse(status_code=422, content={"errors": result.errors})
+        now = engine.clock()
+        state: CustomerState | None
+        if result.processed is not None:
+            decisions = [d.as_dict() for d in result.processed.decisions]
+            signals = [s.as_dict() for s in result.processed.signals]
+            state = result.processed.state
+        else:  # a duplicate: what was decided the first time
+            assert result.event_id is not None
+            decisions = store.decisions_for_event(result.event_id)
+            event = store.get_event(result.event_id)
+            signals = event["signals"] if event else []
+            state = store.get_state(result.customer_id or "")
+        levels = state.levels(now, engine.memory.trend) if state is not None else {}
+        return {
+            "event_id": result.event_id,
+            "status": result.status,
+            "late": bool(result.processed and result.processed.late),
+            "policy_version": engine.policy.version,
+            "guidance": guidance(decisions, levels.get("frustration", 0.0)),
+            "decisions": decisions,
+            "signals": signals,
+            "trend": {d: round(v, 4) for d, v in levels.items()},
+            "took_ms": round((time.perf_counter() - started) * 1000, 2),
+        }
 
     @app.get(
         "/v1/customers/{customer_id}", summary="A customer's state, trend, holds and decisions"

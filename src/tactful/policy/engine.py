@@ -112,12 +112,12 @@ def _dimension_fields(dim: str) -> dict[str, StateField]:
     return {
         dim: lambda s, now, c: s.level(dim, now, c),
         f"{dim}_slope": lambda s, now, c: _slope(s, dim, now, c),
+        f"{dim}_before": lambda s, now, c: _before(s, dim, now, c),
     }
 
 
 _STATE_FIELDS: dict[str, StateField] = {
     **{k: v for d in DIMENSIONS for k, v in _dimension_fields(d).items()},
-    "frustration_before": lambda s, now, c: _before(s, "frustration", now, c),
     "topic": lambda s, now, c: s.topic,
     "open_tickets": lambda s, now, c: len(s.open_tickets),
     "unresolved_tickets_30d": lambda s, now, c: s.unresolved_tickets_30d(now),

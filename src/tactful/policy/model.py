@@ -78,7 +78,8 @@ NAMESPACES: dict[str, frozenset[str]] = {
             # each dimension's slope in [-1, 1]: > 0 rising (evidence arriving faster than
             # its long-run rate), < 0 falling (gone quiet)
             *(f"{d}_slope" for d in DIMENSIONS),
-            "frustration_before",  # the frustration level just before this event
+            # each dimension's level just before this event's evidence was added
+            *(f"{d}_before" for d in DIMENSIONS),
             "topic",
             "open_tickets",
             "unresolved_tickets_30d",  # open now plus closed unsolved in 30 days
