@@ -528,7 +528,7 @@ def test_healthz_reports_ok_and_counts(client: TestClient, demo: dict[str, Any])
     health = r.json()
     assert health["status"] == "ok"
     assert health["events"] == demo["accepted"]
-    assert health["policy_version"] == load_policy().version
+    assert health["policy_version"] == load_policy().versioned
     assert health["outbox_pending"] > 0  # nothing delivers in this test
     assert datetime.fromisoformat(health["time"]).tzinfo is not None
 

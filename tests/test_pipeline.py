@@ -123,7 +123,7 @@ def test_every_decision_explains_itself(scenario_events, policy):
     for results in replay(scenario_events, policy).values():
         for r in results:
             for d in r.decisions:
-                assert d.policy_version == policy.version
+                assert d.policy_version == policy.version  # name + content hash
                 assert d.reasons[0].startswith(d.rule_id)
                 assert d.factors, d.rule_id
                 assert d.decision_id == f"{d.event_id}/{d.rule_id}/{d.kind}"

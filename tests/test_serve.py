@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
@@ -52,7 +53,7 @@ class Server:
         self.log.close()
 
 
-Launch = Callable[[Path, Path], Server]
+Launch = Callable[..., Server]
 
 
 @pytest.fixture
@@ -60,7 +61,7 @@ def launch(tmp_path: Path) -> Iterator[Launch]:
     """Start `tactful serve` on a database; every server started is stopped at the end."""
     servers: list[Server] = []
 
-    def start(db: Path, actions_log: Path) -> Server:
+    def start(db: Path, actions_log: Path, *extra: str) -> Server:
         port = free_port()
         output = tmp_path / f"server-{len(servers)}.log"
         log = output.open("wb")
@@ -75,6 +76,7 @@ def launch(tmp_path: Path) -> Iterator[Launch]:
             str(port),
             "--actions-log",
             str(actions_log),
+            *extra,
         ]
         proc = subprocess.Popen(
             cmd, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
@@ -221,3 +223,37 @@ def test_acknowledged_events_survive_sigkill(tmp_path: Path, launch: Launch) -> 
         assert (body["accepted"], body["duplicates"], body["rejected"]) == (0, len(batch), 0)
         assert {x["status"] for x in body["results"]} == {"duplicate"}
         assert http.get("/v1/customers/dur-0").json()["events_seen"] == per_customer["dur-0"]
+
+
+def test_a_running_server_reloads_its_policy_and_keeps_the_old_one_if_invalid(
+    tmp_path: Path, launch: Launch
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    text = resources.files("tactful.policy").joinpath("default.yaml").read_text("utf-8")
+    policy.write_text(text)
+    server = launch(tmp_path / "p.db", tmp_path / "actions.jsonl", "--policy", str(policy))
+    first = httpx.get(f"{server.url}/v1/policy").json()
+    assert first["source"] == str(policy) and first["version"].startswith("default-")
+
+    # An edit (same name, new content) is picked up on SIGHUP: a new content hash.
+    policy.write_text(text.replace("calm: 0.4 ", "calm: 0.35"))
+    os.kill(server.proc.pid, signal.SIGHUP)
+    second = wait_for(
+        lambda: (
+            (p := httpx.get(f"{server.url}/v1/policy").json())["version"] != first["version"] and p
+        ),
+        10,
+        "the reloaded policy",
+    )
+    assert second["name"] == first["name"] and second["thresholds"]["calm"] == 0.35
+
+    # A broken file is refused, over HTTP and on SIGHUP; the policy in force stays.
+    policy.write_text(text.replace("state.frustration", "state.frustraton", 1))
+    r = httpx.post(f"{server.url}/v1/policy/reload")
+    assert r.status_code == 422
+    assert r.json()["kept"] == second["version"]
+    assert "unknown field 'state.frustraton'" in r.json()["errors"][0]["why"]
+    os.kill(server.proc.pid, signal.SIGHUP)
+    wait_for(lambda: "policy reload refused" in server.output.read_text(), 10, "the refusal")
+    assert httpx.get(f"{server.url}/v1/policy").json()["version"] == second["version"]
+    assert httpx.get(f"{server.url}/healthz").json()["status"] == "ok"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,7 +26,6 @@ from tactful.policy import PolicyEngine, PolicyError, load_policy
 from tactful.policy.model import parse_duration
 from tactful.runtime.engine import Engine, IngestResult
 from tactful.runtime.tuning import tune_gc
-from tactful.state.customer import MemoryConfig
 from tactful.state.store import SQLiteStore
 from tactful.state.store.base import Durability
 
@@ -86,12 +86,11 @@ LatenessOpt = Annotated[
 ]
 
 
-def _memory(policy: PolicyEngine, lateness: str | None) -> MemoryConfig:
-    memory = policy.policy.memory.config()
+def _lateness(lateness: str | None) -> timedelta | None:
     if lateness is None:
-        return memory
+        return None
     try:
-        return replace(memory, lateness=parse_duration(lateness))
+        return parse_duration(lateness)
     except ValueError as exc:
         raise typer.BadParameter(f"'{lateness}': {exc}", param_hint="--lateness") from None
 
@@ -121,7 +120,7 @@ def _engine(
         SQLiteStore(db, durability=durability),
         compiled,
         text_scorer=scorer,
-        memory=_memory(compiled, lateness),
+        lateness=_lateness(lateness),
     )
 
 
@@ -369,6 +368,16 @@ def serve(
         f"tactful API on [bold]http://{host}:{port}[/] (docs: http://{host}:{port}/docs), "
         f"database {db}, actions to {actions_log}"
     )
+
+    def reload(signum: int, frame: object) -> None:
+        try:
+            old = engine.reload_policy()
+        except PolicyError as exc:
+            err.print(f"[red]policy reload refused, keeping {engine.policy.version}:[/] {exc}")
+            return
+        console.print(f"policy reloaded: {old.version} -> {engine.policy.version}")
+
+    signal.signal(signal.SIGHUP, reload)  # `kill -HUP <pid>`, like POST /v1/policy/reload
     try:
         server.run()
     finally:

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from tactful import __version__
 from tactful.actions.guidance import guidance
 from tactful.events import may_hold_surrogates
+from tactful.policy import PolicyEngine, PolicyError
 from tactful.runtime.engine import Engine
 from tactful.state.account import AccountState
 from tactful.state.customer import CustomerState
@@ -95,6 +96,19 @@ def _account_summary(account: AccountState, now: datetime) -> dict[str, Any]:
         "at_risk": [m.model_dump(mode="json") for m in account.at_risk],
         "api_error_rate": round(account.error_rate(now), 4),
         "open_tickets": account.open_tickets,
+    }
+
+
+def _policy_summary(policy: PolicyEngine) -> dict[str, Any]:
+    p = policy.policy
+    return {
+        "version": policy.version,
+        "name": p.version,
+        "content_hash": p.content_hash,
+        "source": p.source,
+        "rules": len(p.rules),
+        "hard_triggers": sum(r.hard for r in p.rules),
+        "thresholds": p.thresholds,
     }
 
 
@@ -284,6 +298,29 @@ def create_app(engine: Engine) -> FastAPI:
             "events_seen": account.events_seen,
             "customers": {"count": count, "recent": members},
         }
+
+    @app.get("/v1/policy", summary="The policy in force: version, content hash, source")
+    def get_policy() -> dict[str, Any]:
+        return _policy_summary(engine.policy)
+
+    @app.post(
+        "/v1/policy/reload",
+        responses={422: {"description": "The file is invalid; the policy in force is kept"}},
+        summary="Reload the policy from its file; an invalid file is refused and the old one kept",
+    )
+    def reload_policy() -> Any:
+        try:
+            old = engine.reload_policy()
+        except PolicyError as exc:
+            source = engine.policy.policy.source
+            return JSONResponse(
+                status_code=422,
+                content={
+                    "errors": [{"field": "policy", "value": source, "why": str(exc)}],
+                    "kept": engine.policy.version,
+                },
+            )
+        return {**_policy_summary(engine.policy), "previous": old.version}
 
     @app.get("/v1/decisions", summary="The decision audit log")
     def get_decisions(

@@ -214,7 +214,8 @@ class PolicyEngine:
 
     @property
     def version(self) -> str:
-        return self.policy.version
+        """The policy's name and content hash, as every decision records it."""
+        return self.policy.versioned
 
     def decide(
         self,
@@ -282,7 +283,7 @@ class PolicyEngine:
                         at=now,
                         kind=kind,
                         rule_id=rule.id,
-                        policy_version=self.policy.version,
+                        policy_version=self.version,
                         params=params,
                         reasons=reasons,
                         factors=factors,

@@ -8,6 +8,7 @@ field.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import timedelta
 from importlib import resources
@@ -15,7 +16,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tactful.detect.behavior import BehaviorConfig
 from tactful.policy.expr import CompiledExpr, ExprError, compile_expr
@@ -337,6 +346,8 @@ class Policy(_Strict):
     # Named values the rules compare against (`state.frustration >= threshold.frustrated`),
     # so they can be tuned in one place and shadow-tested.
     thresholds: dict[ThresholdName, int | float] = Field(default_factory=dict)
+    _content_hash: str = PrivateAttr(default="")
+    _source: str = PrivateAttr(default="")
     queues: dict[str, str] = Field(default_factory=dict)  # topic -> queue
     fallback_queue: str = "general"
     memory: MemorySpec = Field(default_factory=MemorySpec)
@@ -373,6 +384,21 @@ class Policy(_Strict):
     def namespaces(self) -> dict[str, frozenset[str]]:
         """What conditions may read: NAMESPACES plus this policy's thresholds."""
         return {**NAMESPACES, "threshold": frozenset(self.thresholds)}
+
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 of the file's text ("" for a policy built in code)."""
+        return self._content_hash
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @property
+    def versioned(self) -> str:
+        """What decisions record: the file's version name and its content hash, so two
+        edits under one name are still told apart (``default-2026.11.4+3f2a9c01be``)."""
+        return f"{self.version}+{self._content_hash[:10]}" if self._content_hash else self.version
 
     def queue_for(self, topic: str) -> str:
         return self.queues.get(topic, self.fallback_queue)
@@ -429,8 +455,11 @@ def load_policy(source: str | Path | None = None) -> Policy:
     except yaml.YAMLError as exc:
         raise PolicyError(f"{name}: not valid YAML: {exc}") from None
     try:
-        return Policy.model_validate(data)
+        policy = Policy.model_validate(data)
     except ValidationError as exc:
         raise PolicyError(f"{name} has errors:\n{_describe(exc, data)}") from None
     except ExprError as exc:  # pragma: no cover - pydantic wraps ValueErrors
         raise PolicyError(f"{name}: {exc}") from None
+    policy._content_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    policy._source = name
+    return policy

@@ -23,14 +23,15 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from tactful.detect import BehaviorConfig, TextScores, scored_text
 from tactful.events import Event, EventError, may_hold_surrogates, parse_event
 from tactful.learn.metrics import Metrics
 from tactful.policy.engine import PolicyEngine
+from tactful.policy.model import load_policy
 from tactful.runtime.pipeline import Processed, process
 from tactful.state.account import AccountState
 from tactful.state.customer import CustomerState, MemoryConfig, with_message
@@ -113,13 +114,17 @@ class Engine:
         cache_size: int = 100_000,
         text_scorer: TextBatchScorer | None = None,
         memory: MemoryConfig | None = None,
+        lateness: timedelta | None = None,
     ) -> None:
         """``behavior`` and ``memory``: the detectors' parameters and how signals become
-        trends; by default the policy file's ``detectors:`` and ``memory:`` sections."""
+        trends; by default the policy file's ``detectors:`` and ``memory:`` sections (and
+        they follow it when the policy is reloaded). ``lateness`` overrides the policy's."""
         self.store = store
+        self._behavior_fixed = behavior
+        self._memory_fixed = memory
+        self._lateness = lateness
         self.policy = policy
-        self.behavior = behavior or policy.policy.detectors.config()
-        self.memory = memory or policy.policy.memory.config()
+        self.behavior, self.memory = self._configs(policy)
         self.text_scorer = text_scorer  # None: the lexical tier scores text inside detect
         self.metrics = metrics or Metrics()
         self.metrics.watch_store(store.stats)
@@ -128,6 +133,29 @@ class Engine:
         self._accounts: OrderedDict[str, AccountState] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+
+    def _configs(self, policy: PolicyEngine) -> tuple[BehaviorConfig, MemoryConfig]:
+        behavior = self._behavior_fixed or policy.policy.detectors.config()
+        memory = self._memory_fixed or policy.policy.memory.config()
+        if self._lateness is not None:
+            memory = replace(memory, lateness=self._lateness)
+        return behavior, memory
+
+    def swap_policy(self, policy: PolicyEngine) -> PolicyEngine:
+        """Use ``policy`` from the next batch on (batches in flight finish on the old one);
+        returns the old one. The caller validated it: loading is what refuses bad files."""
+        configs = self._configs(policy)
+        with self._lock:
+            old, self.policy = self.policy, policy
+            self.behavior, self.memory = configs
+        return old
+
+    def reload_policy(self) -> PolicyEngine:
+        """Load the policy in force again from its file and use it; returns the old one.
+        Raises :class:`PolicyError` (and keeps the policy in force) if the file is invalid."""
+        source = self.policy.policy.source
+        fresh = PolicyEngine(load_policy(None if source in ("", "default.yaml") else source))
+        return self.swap_policy(fresh)
 
     def ingest(
         self, raws: Sequence[Any], source: str = "api", *, check_surrogates: bool = True
