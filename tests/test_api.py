@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -641,3 +641,37 @@ def test_decide_rejects_what_it_cannot_take(client: TestClient) -> None:
     r = client.post("/v1/decide", content=b"{not json")
     assert r.status_code == 400
     assert len(quarantine(client)) == 2  # the bad event and the bad body
+
+
+def test_incident_mode_swaps_in_the_crisis_playbook(store: SQLiteStore) -> None:
+    clock = [NOW]
+    engine = Engine(store, PolicyEngine(load_policy()), clock=lambda: clock[0])
+    with TestClient(create_app(engine)) as client:
+        assert client.get("/v1/incident").json()["on"] is False
+        r = client.put("/v1/incident", json={"on": True, "by": "olga", "reason": "EU outage"})
+        assert r.status_code == 200 and r.json()["on"] is True
+
+        angry = event(event_id="i1", customer_id="ann", text="Your app is down again, awful!!")
+        body = client.post("/v1/decide", json=angry).json()
+        rules = {d["rule_id"] for d in body["decisions"]}
+        assert rules == {"incident_notice"}
+        assert body["guidance"]["next"] == "assist" and body["guidance"]["tone"] == "apologetic"
+        assert any("incident mode on since" in line for line in body["decisions"][0]["reasons"])
+        # the hard triggers still come first
+        human = event(event_id="i2", customer_id="bo", text="Let me talk to a human agent now")
+        body = client.post("/v1/decide", json=human).json()
+        assert "human_requested" in {d["rule_id"] for d in body["decisions"]}
+
+        clock[0] = NOW + timedelta(days=3)
+        status = client.get("/healthz").json()["incident"]
+        assert status["on"] is True and "on for 3.0 days" in status["warning"]
+
+        client.put("/v1/incident", json={"on": False, "by": "olga", "reason": "resolved"})
+        back = event(event_id="i3", customer_id="cy", text="Your app is down again, awful!!")
+        body = client.post("/v1/decide", json=back).json()
+        assert "incident_notice" not in {d["rule_id"] for d in body["decisions"]}
+        history = client.get("/v1/incident").json()["history"]
+        assert [h["on"] for h in history] == [False, True]
+        assert history[1]["reason"] == "EU outage"
+        bad = client.put("/v1/incident", json={"on": True})
+        assert bad.status_code == 422  # who switched it is required

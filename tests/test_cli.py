@@ -214,3 +214,15 @@ def test_explain_shows_factors_against_thresholds_and_what_lost(cli, tmp_path):
     assert "demo-012/billing_breakdown/hold" in text  # the other decision on the event
     missing = cli.invoke(app, ["explain", "nope", "--db", str(db)])
     assert missing.exit_code == 1 and "no decision 'nope'" in missing.output
+
+
+def test_incident_mode_from_the_command_line(cli, tmp_path):
+    db = str(tmp_path / "i.db")
+    on = cli.invoke(app, ["incident", "on", "--by", "olga", "--reason", "EU outage", "--db", db])
+    assert on.exit_code == 0, on.output
+    assert "incident mode ON" in on.output and "EU outage" in on.output
+    status = cli.invoke(app, ["incident", "status", "--db", db])
+    assert "incident mode ON" in status.output and "by olga" in status.output
+    off = cli.invoke(app, ["incident", "off", "--by", "olga", "--db", db])
+    assert off.exit_code == 0 and "incident mode off" in off.output
+    assert "off" in cli.invoke(app, ["incident", "status", "--db", db]).output

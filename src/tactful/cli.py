@@ -48,6 +48,11 @@ accounts_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(accounts_app, name="accounts")
+incident_app = typer.Typer(
+    help="Incident mode: the policy's crisis playbook replaces its ordinary rules.",
+    no_args_is_help=True,
+)
+app.add_typer(incident_app, name="incident")
 
 console = Console()
 err = Console(stderr=True)
@@ -519,8 +524,9 @@ def policy_check(
         raise typer.Exit(2) from None
     rules: list[Any] = policy.rules
     hard = sum(r.hard for r in rules)
+    playbook = f", incident playbook of {len(policy.incident.rules)}" if policy.incident else ""
     console.print(
-        f"[green]ok[/] {file}: version {policy.version}, {len(rules)} rules ({hard} hard)"
+        f"[green]ok[/] {file}: version {policy.version}, {len(rules)} rules ({hard} hard){playbook}"
     )
 
 
@@ -594,6 +600,66 @@ def explain(
         console.print("[bold]also decided on this event[/]")
         for o in siblings:
             console.print(f"  {o['kind']} ({o['rule_id']})  {o['decision_id']}")
+
+
+def _incident_engine(db: Path, policy: Path | None) -> Engine:
+    return _engine(db, policy, "full", text_scorer="lexical")
+
+
+def _print_incident(status: dict[str, Any]) -> None:
+    state = "[bold red]ON[/]" if status["on"] else "[green]off[/]"
+    console.print(
+        f"incident mode {state} since {status['since'] or '-'}"
+        + (f" by {status['by']}" if status["by"] else "")
+        + (f": {status['reason']}" if status["reason"] else "")
+    )
+    if "warning" in status:
+        err.print(f"[yellow]{status['warning']}[/]")
+
+
+@incident_app.command("on")
+def incident_on(
+    by: Annotated[str, typer.Option("--by", help="Who is switching it on.")],
+    reason: Annotated[str, typer.Option("--reason", help="What is going on.")] = "",
+    db: DbOpt = Path("tactful.db"),
+    policy: PolicyOpt = None,
+) -> None:
+    """Switch incident mode on: the policy's incident playbook takes over (a running
+    server picks it up within seconds) until `tactful incident off`."""
+    engine = _incident_engine(db, policy)
+    try:
+        status = engine.set_incident(True, by, reason).status(engine.clock())
+        if engine.policy.policy.incident is None:
+            err.print("[yellow]this policy has no incident: playbook; ordinary rules stay[/]")
+    finally:
+        engine.store.close()
+    _print_incident(status)
+
+
+@incident_app.command("off")
+def incident_off(
+    by: Annotated[str, typer.Option("--by", help="Who is switching it off.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (e.g. resolved).")] = "",
+    db: DbOpt = Path("tactful.db"),
+) -> None:
+    """Switch incident mode off: the ordinary rules are back."""
+    engine = _incident_engine(db, None)
+    try:
+        status = engine.set_incident(False, by, reason).status(engine.clock())
+    finally:
+        engine.store.close()
+    _print_incident(status)
+
+
+@incident_app.command("status")
+def incident_status(db: DbOpt = Path("tactful.db")) -> None:
+    """Whether incident mode is on, since when, by whom; warns when on for over a day."""
+    engine = _incident_engine(db, None)
+    try:
+        status = engine.incident().status(engine.clock())
+    finally:
+        engine.store.close()
+    _print_incident(status)
 
 
 @accounts_app.command("import")

@@ -12,12 +12,12 @@ import json
 import time
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tactful import __version__
 from tactful.actions.guidance import guidance
@@ -51,6 +51,12 @@ class IngestResponse(BaseModel):
     duplicates: int
     rejected: int
     results: list[EventResult]
+
+
+class IncidentSwitch(BaseModel):
+    on: bool
+    by: Annotated[str, Field(min_length=1, max_length=128, description="who switched it")]
+    reason: Annotated[str, Field(max_length=1_000)] = ""
 
 
 class Eligibility(BaseModel):
@@ -399,7 +405,27 @@ def create_app(engine: Engine) -> FastAPI:
             "time": datetime.now(UTC).isoformat(),
             "events": stats.events,
             "outbox_pending": stats.outbox_pending,
+            "incident": engine.incident().status(engine.clock()),
         }
+
+    @app.get("/v1/incident", summary="Incident mode: on or off, since when, by whom, why")
+    def get_incident() -> dict[str, Any]:
+        status = engine.incident().status(engine.clock())
+        has_playbook = engine.policy.policy.incident is not None
+        return {**status, "playbook": has_playbook, "history": store.setting_history("incident")}
+
+    @app.put(
+        "/v1/incident",
+        summary="Switch incident mode on (the policy's crisis playbook) or off",
+    )
+    def put_incident(switch: IncidentSwitch) -> dict[str, Any]:
+        incident = engine.set_incident(switch.on, switch.by, switch.reason)
+        out = incident.status(engine.clock())
+        if switch.on and engine.policy.policy.incident is None:
+            out["warning"] = (
+                "this policy has no incident: playbook; the ordinary rules stay in force"
+            )
+        return out
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
     def metrics() -> PlainTextResponse:

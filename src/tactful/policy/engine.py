@@ -18,6 +18,7 @@ from typing import Any
 
 from tactful.events import Event
 from tactful.policy.expr import CompiledExpr
+from tactful.policy.incident import Incident
 from tactful.policy.model import KNOWN_SIGNALS, NAMESPACES, Policy, Rule
 from tactful.signals import DIMENSIONS, Signal
 from tactful.state.account import AccountState
@@ -185,13 +186,19 @@ class PolicyEngine:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.rules = policy.compiled()
+        self.incident_rules = policy.compiled(incident=True)
         self._thresholds = MappingProxyType(dict(policy.thresholds))
         # Each rule's decisions as (kind, params), dumped once here rather than per event.
-        self._then = {rule.id: [(s.kind, s.params) for s in rule.then] for rule, _ in self.rules}
-        self._candidates: dict[tuple[str, frozenset[str]], list[tuple[Rule, CompiledExpr]]] = {}
+        self._then = {
+            rule.id: [(s.kind, s.params) for s in rule.then]
+            for rule, _ in self.rules + self.incident_rules
+        }
+        self._candidates: dict[
+            tuple[str, frozenset[str], bool], list[tuple[Rule, CompiledExpr]]
+        ] = {}
 
     def candidates(
-        self, event_type: str, present: frozenset[str]
+        self, event_type: str, present: frozenset[str], incident: bool = False
     ) -> list[tuple[Rule, CompiledExpr]]:
         """The rules whose conditions can hold for this event type and these signals.
 
@@ -199,12 +206,12 @@ class PolicyEngine:
         without being evaluated (see CompiledExpr.requires_*). Memoised: the combinations
         seen in practice are few.
         """
-        key = (event_type, present)
+        key = (event_type, present, incident)
         rules = self._candidates.get(key)
         if rules is None:
             rules = [
                 (rule, cond)
-                for rule, cond in self.rules
+                for rule, cond in (self.incident_rules if incident else self.rules)
                 if (cond.requires_signals is None or not present.isdisjoint(cond.requires_signals))
                 and (cond.requires_types is None or event_type in cond.requires_types)
             ]
@@ -225,14 +232,18 @@ class PolicyEngine:
         now: datetime,
         account: AccountState | None = None,
         trend: TrendConfig = DEFAULT_TREND,
+        incident: Incident | None = None,
     ) -> Decisions:
+        """``incident``: when on, the policy's incident playbook replaces its ordinary
+        rules (hard triggers still first), and every decision's reasons say so."""
+        in_incident = incident is not None and incident.on
         ctx = build_context(event, state, signals, now, account, trend, self._thresholds)
         out = Decisions()
         matched: list[tuple[Rule, dict[str, Any]]] = []
         present = frozenset(s.name for s in signals if s.strength > 0)
         matched_ids: list[str] = []
         stopped_by: Rule | None = None
-        for rule, cond in self.candidates(event.type, present):
+        for rule, cond in self.candidates(event.type, present, in_incident):
             if not cond.fn(ctx):
                 continue
             matched_ids.append(rule.id)
@@ -265,6 +276,8 @@ class PolicyEngine:
             why = rule.description or rule.id
             factor_text = ", ".join(f"{k}={v}" for k, v in factors.items())
             reasons = (f"{rule.id}: {why}", f"because {factor_text}", *evidence)
+            if in_incident and incident is not None:
+                reasons = (*reasons, incident.note())
             for kind, params in self._then[rule.id]:
                 note = self._guard(kind, params, state, now, holding, candidates)
                 if note:

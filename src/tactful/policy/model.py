@@ -340,6 +340,14 @@ class Rule(_Strict):
 ThresholdName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 
 
+class IncidentSpec(_Strict):
+    """The crisis playbook: while a person has incident mode on, these rules replace the
+    ordinary ones (hard triggers still come first)."""
+
+    description: str = ""
+    rules: list[Rule] = Field(min_length=1)
+
+
 class Policy(_Strict):
     version: Annotated[str, Field(min_length=1, max_length=64)]
     description: str = ""
@@ -353,11 +361,12 @@ class Policy(_Strict):
     memory: MemorySpec = Field(default_factory=MemorySpec)
     detectors: DetectorSpec = Field(default_factory=DetectorSpec)
     rules: list[Rule] = Field(min_length=1)
+    incident: IncidentSpec | None = None
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Policy:
         seen: set[str] = set()
-        for rule in self.rules:
+        for rule in self.all_rules:
             if rule.id in seen:
                 raise ValueError(f"rule id '{rule.id}' is used twice; ids must be unique")
             seen.add(rule.id)
@@ -366,11 +375,15 @@ class Policy(_Strict):
             raise ValueError(f"queues: unknown topic(s) {unknown}; topics are: {', '.join(TOPICS)}")
         problems = []
         used: set[str] = set()
-        for i, rule in enumerate(self.rules):
+        incident = self.incident.rules if self.incident else []
+        located = [(f"rules[{i}]", r) for i, r in enumerate(self.rules)] + [
+            (f"incident.rules[{i}]", r) for i, r in enumerate(incident)
+        ]
+        for where, rule in located:
             try:
                 compiled = compile_expr(rule.when, self.namespaces)
             except ExprError as exc:
-                problems.append(f"rules[{i}] ({rule.id}).when: {exc}")
+                problems.append(f"{where} ({rule.id}).when: {exc}")
                 continue
             used.update(n.split(".", 1)[1] for n in compiled.names if n.startswith("threshold."))
         if problems:
@@ -403,11 +416,20 @@ class Policy(_Strict):
     def queue_for(self, topic: str) -> str:
         return self.queues.get(topic, self.fallback_queue)
 
-    def compiled(self) -> list[tuple[Rule, CompiledExpr]]:
-        """Rules in evaluation order (hard triggers first) with their compiled conditions."""
-        ordered = [r for r in self.rules if r.hard] + [r for r in self.rules if not r.hard]
+    @property
+    def all_rules(self) -> list[Rule]:
+        return self.rules + (self.incident.rules if self.incident else [])
+
+    def compiled(self, incident: bool = False) -> list[tuple[Rule, CompiledExpr]]:
+        """Rules in evaluation order (hard triggers first) with their compiled conditions;
+        ``incident``: the hard triggers, then the incident playbook instead of the rest."""
+        hard = [r for r in self.rules if r.hard]
+        if incident:
+            rest = self.incident.rules if self.incident else [r for r in self.rules if not r.hard]
+        else:
+            rest = [r for r in self.rules if not r.hard]
         namespaces = self.namespaces
-        return [(r, compile_expr(r.when, namespaces)) for r in ordered]
+        return [(r, compile_expr(r.when, namespaces)) for r in hard + rest]
 
 
 class PolicyError(ValueError):

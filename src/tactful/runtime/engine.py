@@ -31,6 +31,7 @@ from tactful.detect import BehaviorConfig, TextScores, scored_text
 from tactful.events import Event, EventError, may_hold_surrogates, parse_event
 from tactful.learn.metrics import Metrics
 from tactful.policy.engine import PolicyEngine
+from tactful.policy.incident import Incident
 from tactful.policy.model import load_policy
 from tactful.runtime.pipeline import Processed, process
 from tactful.state.account import AccountState
@@ -99,6 +100,9 @@ def _peek(raw: Any, *keys: str) -> str | None:
     return None
 
 
+INCIDENT_KEY = "incident"
+INCIDENT_REFRESH_S = 2.0
+
 _ID_KEYS = ("event_id", "messageId")  # native, Segment
 _CUSTOMER_KEYS = ("customer_id", "userId", "anonymousId")
 
@@ -125,6 +129,8 @@ class Engine:
         self._lateness = lateness
         self.policy = policy
         self.behavior, self.memory = self._configs(policy)
+        self._incident = Incident()
+        self._incident_checked = -float("inf")
         self.text_scorer = text_scorer  # None: the lexical tier scores text inside detect
         self.metrics = metrics or Metrics()
         self.metrics.watch_store(store.stats)
@@ -149,6 +155,23 @@ class Engine:
             old, self.policy = self.policy, policy
             self.behavior, self.memory = configs
         return old
+
+    def incident(self) -> Incident:
+        """Incident mode as the store has it, re-read at most every few seconds (another
+        process, e.g. `tactful incident on`, may have switched it)."""
+        checked = time.monotonic()
+        if checked - self._incident_checked > INCIDENT_REFRESH_S:
+            stored = self.store.get_setting(INCIDENT_KEY)
+            self._incident = Incident.from_json(stored) if stored else Incident()
+            self._incident_checked = checked
+        return self._incident
+
+    def set_incident(self, on: bool, by: str, reason: str) -> Incident:
+        """Switch incident mode; recorded with who and why (the store keeps every change)."""
+        incident = Incident(on=on, since=self.clock(), by=by, reason=reason)
+        self.store.set_setting(INCIDENT_KEY, incident.as_json(), self.clock())
+        self._incident, self._incident_checked = incident, time.monotonic()
+        return incident
 
     def reload_policy(self) -> PolicyEngine:
         """Load the policy in force again from its file and use it; returns the old one.
@@ -214,6 +237,7 @@ class Engine:
             seen.add(event.event_id)
             fresh.append((i, event))
 
+        incident = self.incident()
         working = self._load([e for _, e in fresh])
         accounts = self._load_accounts([e for _, e in fresh], working)
         texts = self._score_texts([e for _, e in fresh], working)
@@ -230,6 +254,7 @@ class Engine:
                 texts.get(event.event_id),
                 accounts.get(account_id) if account_id else None,
                 self.memory,
+                incident,
             )
             working[event.customer_id] = out.state
             if out.account is not None:

@@ -14,6 +14,7 @@ from tactful.detect import BehaviorConfig, Signal, TextScores, detect
 from tactful.events import Event
 from tactful.learn.outcomes import Outcome, derive_outcomes
 from tactful.policy.engine import Decision, PolicyEngine
+from tactful.policy.incident import Incident
 from tactful.state.account import AccountState, remember_account
 from tactful.state.customer import (
     DEFAULT_MEMORY,
@@ -49,6 +50,7 @@ def process(
     text: TextScores | None = None,
     account: AccountState | None = None,
     memory: MemoryConfig = DEFAULT_MEMORY,
+    incident: Incident | None = None,
 ) -> Processed:
     """Detect signals on ``event``, fold them into the customer's (and their account's)
     state, decide, plan actions, and note what the event reveals about earlier decisions.
@@ -77,7 +79,7 @@ def process(
         account = remember_account(account, state, remembered, event, signals, memory)
         if remembered.account != account.context:
             remembered = remembered.model_copy(update={"account": account.context})
-    decided = policy.decide(event, remembered, signals, now, account, memory.trend)
+    decided = policy.decide(event, remembered, signals, now, account, memory.trend, incident)
     new_state, actions = plan_actions(remembered, event, signals, decided.decisions, now)
     outcomes = derive_outcomes(event, state)
     return Processed(

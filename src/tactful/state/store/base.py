@@ -99,6 +99,17 @@ class Store(Protocol):
 
     def get_account(self, account_id: str) -> AccountState | None: ...
 
+    # -- switches a person flips (incident mode) ---------------------------------------------
+    def get_setting(self, key: str) -> dict[str, Any] | None: ...
+
+    def set_setting(self, key: str, value: dict[str, Any], at: datetime) -> None:
+        """Set ``key`` and append the change to its history, in one transaction."""
+        ...
+
+    def setting_history(self, key: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest changes of ``key``, newest first."""
+        ...
+
     def list_account_customers(
         self, account_id: str, limit: int = 100
     ) -> tuple[int, list[dict[str, Any]]]:

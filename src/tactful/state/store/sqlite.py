@@ -134,6 +134,20 @@ MIGRATIONS: list[str] = [
     ALTER TABLE decisions ADD COLUMN lost TEXT NOT NULL DEFAULT '[]';
     CREATE INDEX decisions_event ON decisions (event_id);
     """,
+    # 4: switches a person flips (incident mode), with every change kept.
+    """
+    CREATE TABLE settings (
+        key          TEXT PRIMARY KEY,
+        value        TEXT NOT NULL,
+        updated_at   TEXT NOT NULL
+    );
+    CREATE TABLE settings_log (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        key          TEXT NOT NULL,
+        value        TEXT NOT NULL,
+        at           TEXT NOT NULL
+    );
+    """,
 ]
 
 
@@ -429,6 +443,29 @@ class SQLiteStore:
     # -- read side ------------------------------------------------------------------------
     def get_state(self, customer_id: str) -> CustomerState | None:
         return self.load_states([customer_id]).get(customer_id)
+
+    def get_setting(self, key: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT value FROM settings WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def set_setting(self, key: str, value: dict[str, Any], at: datetime) -> None:
+        text = json.dumps(value)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO settings VALUES (?,?,?) ON CONFLICT (key) DO UPDATE "
+                "SET value=excluded.value, updated_at=excluded.updated_at",
+                (key, text, _ts(at)),
+            )
+            db.execute(
+                "INSERT INTO settings_log (key, value, at) VALUES (?,?,?)", (key, text, _ts(at))
+            )
+
+    def setting_history(self, key: str, limit: int = 20) -> list[dict[str, Any]]:
+        rows = self._query(
+            "SELECT value, at FROM settings_log WHERE key = ? ORDER BY id DESC LIMIT ?",
+            (key, limit),
+        )
+        return [{"at": r["at"], **json.loads(r["value"])} for r in rows]
 
     def get_account(self, account_id: str) -> AccountState | None:
         return self.load_accounts([account_id]).get(account_id)
