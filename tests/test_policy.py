@@ -324,3 +324,12 @@ def test_decisions_record_each_threshold_next_to_the_value_it_judged(make_event,
     assert human.factors["threshold.asks_for_human"] == 0.5
     assert human.factors["signal.wants_human"] >= 0.5
     assert "threshold.asks_for_human=0.5" in human.reasons[1]
+
+
+def test_named_thresholds_compile_to_constants_the_prechecks_see_through():
+    shipped = load_policy()
+    compiled = dict((r.id, c) for r, c in shipped.compiled())
+    # `signal.wants_human >= threshold.asks_for_human` still needs wants_human to fire,
+    # so the rule is skipped without evaluation on every other event.
+    assert compiled["human_requested"].requires_signals == frozenset({"wants_human"})
+    assert compiled["payments_failing"].requires_signals == frozenset({"payment_failed"})

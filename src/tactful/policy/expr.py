@@ -102,9 +102,12 @@ class CompiledExpr:
 
 
 class _Compiler:
-    def __init__(self, source: str, namespaces: Namespaces) -> None:
+    def __init__(
+        self, source: str, namespaces: Namespaces, constants: Mapping[str, Mapping[str, Any]]
+    ) -> None:
         self.source = source
         self.namespaces = namespaces
+        self.constants = constants
         self.names: list[str] = []
 
     def fail(self, node: ast.AST, message: str) -> ExprError:
@@ -165,6 +168,10 @@ class _Compiler:
                 f"unknown field '{ns}.{field}'; {ns} has: {', '.join(sorted(fields))}",
             )
         self.names.append(f"{ns}.{field}")
+        fixed = self.constants.get(ns)
+        if fixed is not None and field in fixed:
+            value = fixed[field]
+            return lambda ctx: value
         return lambda ctx: ctx[ns][field]
 
     def compare(self, node: ast.Compare) -> Fn:
@@ -240,8 +247,16 @@ class _Compiler:
         return run
 
 
-def compile_expr(source: str, namespaces: Namespaces) -> CompiledExpr:
-    """Compile a condition, or raise :class:`ExprError` saying where and why."""
+def compile_expr(
+    source: str,
+    namespaces: Namespaces,
+    constants: Mapping[str, Mapping[str, Any]] | None = None,
+) -> CompiledExpr:
+    """Compile a condition, or raise :class:`ExprError` saying where and why.
+
+    ``constants``: namespaces whose values are fixed when the policy loads (its named
+    thresholds); they compile to constants, and the pre-checks see through them
+    (``signal.x >= threshold.t`` still means "x must have fired")."""
     # YAML folded blocks keep line breaks before more-indented lines: a condition is one
     # expression, so join its lines.
     text = re.sub(r"\s*\n\s*", " ", source.strip())
@@ -252,13 +267,14 @@ def compile_expr(source: str, namespaces: Namespaces) -> CompiledExpr:
     except SyntaxError as exc:
         col = (exc.offset - 1) if exc.offset else None
         raise ExprError(text, f"syntax error: {exc.msg}", col) from None
-    compiler = _Compiler(text, namespaces)
+    fixed = constants or {}
+    compiler = _Compiler(text, namespaces, fixed)
     fn = compiler.compile(tree.body)
     return CompiledExpr(
         text,
         fn,
         tuple(dict.fromkeys(compiler.names)),
-        _requires(tree.body, _signal_need),
+        _requires(tree.body, lambda node: _signal_need(node, fixed)),
         _requires(tree.body, _type_need),
     )
 
@@ -288,14 +304,27 @@ def _is_field(node: ast.AST, ns: str) -> str | None:
     return None
 
 
-def _signal_need(node: ast.AST) -> frozenset[str] | None:
+def _value(node: ast.AST, constants: Mapping[str, Mapping[str, Any]]) -> Any:
+    """A literal's value, or a fixed namespace's (``threshold.t``); ``...`` if neither."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        fixed = constants.get(node.value.id)
+        if fixed is not None and node.attr in fixed:
+            return fixed[node.attr]
+    return ...
+
+
+def _signal_need(
+    node: ast.AST, constants: Mapping[str, Mapping[str, Any]]
+) -> frozenset[str] | None:
     """``signal.x > c`` (c >= 0) or ``signal.x >= c`` (c > 0): x must have fired."""
     if not isinstance(node, ast.Compare) or len(node.ops) != 1:
         return None
-    name, right, op = _is_field(node.left, "signal"), node.comparators[0], node.ops[0]
-    if name is None or not isinstance(right, ast.Constant):
+    name, op = _is_field(node.left, "signal"), node.ops[0]
+    c = _value(node.comparators[0], constants)
+    if name is None:
         return None
-    c = right.value
     if isinstance(c, bool) or not isinstance(c, int | float):
         return None
     if (isinstance(op, ast.Gt) and c >= 0) or (isinstance(op, ast.GtE) and c > 0):

@@ -428,8 +428,8 @@ class Policy(_Strict):
             rest = self.incident.rules if self.incident else [r for r in self.rules if not r.hard]
         else:
             rest = [r for r in self.rules if not r.hard]
-        namespaces = self.namespaces
-        return [(r, compile_expr(r.when, namespaces)) for r in hard + rest]
+        namespaces, fixed = self.namespaces, {"threshold": self.thresholds}
+        return [(r, compile_expr(r.when, namespaces, fixed)) for r in hard + rest]
 
 
 class PolicyError(ValueError):
