@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -110,13 +111,29 @@ def test_default_policy_loads_with_hard_triggers_first():
             "unknown field 'threshold.frustated'; threshold has: frustrated",
         ),
         ("unused_threshold.yaml", "thresholds: ['forgotten'] defined but no rule reads them"),
+        ("never_matches.yaml", "(impossible).when: can never match"),
+        ("unknown_queue.yaml", "escalate.queue: unknown queue 'biling'; queues are: billing"),
+        ("unknown_channel.yaml", "notify.channel: unknown channel 'pager'; channels are: log"),
+        ("unreachable.yaml", "rule catch_all: always true and stop, so these rules are"),
+        ("conflicting_override.yaml", "rule human_again: same condition as hard trigger"),
     ],
 )
 def test_policy_mistakes_are_refused_at_load(fixture, message):
     with pytest.raises(PolicyError) as info:
         load_policy(FIXTURES / fixture)
     assert message in str(info.value)
-    assert fixture in str(info.value)
+    # each problem says where: file:line:column
+    assert re.search(rf"{re.escape(fixture)}:\d+:\d+: ", str(info.value)), str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "line"),
+    [("unknown_field.yaml", 4), ("unknown_queue.yaml", 7), ("conflicting_override.yaml", 10)],
+)
+def test_policy_errors_point_at_the_line(fixture, line):
+    with pytest.raises(PolicyError) as info:
+        load_policy(FIXTURES / fixture)
+    assert f"{fixture}:{line}:" in str(info.value)
 
 
 def test_missing_policy_file_is_a_clear_error(tmp_path):

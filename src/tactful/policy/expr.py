@@ -275,23 +275,29 @@ def compile_expr(
         fn,
         tuple(dict.fromkeys(compiler.names)),
         _requires(tree.body, lambda node: _signal_need(node, fixed)),
-        _requires(tree.body, _type_need),
+        _requires(tree.body, _type_need, exclusive=True),
     )
 
 
 Need = Callable[[ast.AST], frozenset[str] | None]
 
 
-def _requires(node: ast.AST, need: Need) -> frozenset[str] | None:
+def _requires(node: ast.AST, need: Need, exclusive: bool = False) -> frozenset[str] | None:
     """A set of which one member must hold for ``node`` to be true, or None if unknown.
 
-    ``a and b`` needs what either needs; ``a or b`` needs the union, if both need something.
+    ``a and b`` needs what either needs (``exclusive``: at most one member can hold, as
+    with an event's type, so it needs what both need: the intersection, empty when they
+    contradict); ``a or b`` needs the union, if both need something.
     """
     if isinstance(node, ast.BoolOp):
-        parts = [_requires(v, need) for v in node.values]
+        parts = [_requires(v, need, exclusive) for v in node.values]
         if isinstance(node.op, ast.And):
             known = [p for p in parts if p is not None]
-            return min(known, key=len) if known else None
+            if not known:
+                return None
+            if exclusive:
+                return frozenset.intersection(*known)
+            return min(known, key=len)
         if all(p is not None for p in parts):
             return frozenset().union(*(p for p in parts if p is not None))
         return None

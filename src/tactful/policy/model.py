@@ -175,6 +175,10 @@ class Hold(_Strict):
     parse_duration_ = field_validator("duration", mode="before")(_duration_field)
 
 
+# Where notifications can go. Slack and signed webhooks arrive with the actions issue.
+CHANNELS = frozenset({"log"})
+
+
 class Notify(_Strict):
     channel: str = "log"
     target: str = "account_owner"  # "account_owner" resolves to account.owner
@@ -366,9 +370,14 @@ class Policy(_Strict):
     @model_validator(mode="after")
     def _cross_checks(self) -> Policy:
         seen: set[str] = set()
-        for rule in self.all_rules:
+        incident_rules = self.incident.rules if self.incident else []
+        for where, rule in [(f"rules[{i}]", r) for i, r in enumerate(self.rules)] + [
+            (f"incident.rules[{i}]", r) for i, r in enumerate(incident_rules)
+        ]:
             if rule.id in seen:
-                raise ValueError(f"rule id '{rule.id}' is used twice; ids must be unique")
+                raise ValueError(
+                    f"{where} ({rule.id}).id: rule id '{rule.id}' is used twice; ids must be unique"
+                )
             seen.add(rule.id)
         unknown = sorted(set(self.queues) - set(TOPICS))
         if unknown:
@@ -379,19 +388,65 @@ class Policy(_Strict):
         located = [(f"rules[{i}]", r) for i, r in enumerate(self.rules)] + [
             (f"incident.rules[{i}]", r) for i, r in enumerate(incident)
         ]
+        queues = {*self.queues.values(), self.fallback_queue}
         for where, rule in located:
             try:
-                compiled = compile_expr(rule.when, self.namespaces)
+                compiled = compile_expr(rule.when, self.namespaces, {"threshold": self.thresholds})
             except ExprError as exc:
                 problems.append(f"{where} ({rule.id}).when: {exc}")
                 continue
             used.update(n.split(".", 1)[1] for n in compiled.names if n.startswith("threshold."))
+            if compiled.requires_types == frozenset():
+                problems.append(
+                    f"{where} ({rule.id}).when: can never match: it needs the event to be "
+                    f"of two different types at once: {rule.when!r}"
+                )
+            for j, spec in enumerate(rule.then):
+                if spec.escalate is not None and spec.escalate.queue not in (*queues, "auto"):
+                    problems.append(
+                        f"{where} ({rule.id}).then[{j}].escalate.queue: unknown queue "
+                        f"'{spec.escalate.queue}'; queues are: {', '.join(sorted(queues))} "
+                        "(or auto, by topic)"
+                    )
+                if spec.notify is not None and spec.notify.channel not in CHANNELS:
+                    problems.append(
+                        f"{where} ({rule.id}).then[{j}].notify.channel: unknown channel "
+                        f"'{spec.notify.channel}'; channels are: {', '.join(sorted(CHANNELS))}"
+                    )
+        problems.extend(self._shadowed())
         if problems:
             raise ValueError("\n- ".join(problems))
         unused = sorted(set(self.thresholds) - used)
         if unused:
             raise ValueError(f"thresholds: {unused} defined but no rule reads them")
         return self
+
+    def _shadowed(self) -> list[str]:
+        """Rules that can never act: after a hard trigger or ``stop`` rule whose condition
+        is always true, or a hard trigger whose condition repeats an earlier one's (the
+        first overrides it: a conflicting override)."""
+        out = []
+        hard = [r for r in self.rules if r.hard]
+        seen: dict[str, str] = {}
+        for rule in hard:
+            key = " ".join(rule.when.split())
+            if key in seen:
+                out.append(
+                    f"rule {rule.id}: same condition as hard trigger {seen[key]}, which "
+                    "overrides it; it can never act (merge them, or tell them apart)"
+                )
+            seen.setdefault(key, rule.id)
+        ordered = hard + [r for r in self.rules if not r.hard]
+        for i, rule in enumerate(ordered):
+            if (rule.hard or rule.stop) and " ".join(rule.when.split()) == "True":
+                later = [r.id for r in ordered[i + 1 :]]
+                if later:
+                    out.append(
+                        f"rule {rule.id}: always true and {'hard' if rule.hard else 'stop'}, "
+                        f"so these rules are unreachable: {', '.join(later)}"
+                    )
+                break
+        return out
 
     @property
     def namespaces(self) -> dict[str, frozenset[str]]:
@@ -436,7 +491,52 @@ class PolicyError(ValueError):
     """A policy file that cannot load, with every problem found."""
 
 
-def _describe(exc: ValidationError, data: Any) -> str:
+_PLACE = re.compile(
+    r"^(?P<incident>incident\.)?rules\[(?P<i>\d+)\](?: \([^)]*\))?"
+    r"(?:\.(?P<field>when|then|cooldown|id)(?:\[(?P<j>\d+)\]|\.(?P<k>\d+))?)?"
+    r"|^rule (?P<rid>[a-z][a-z0-9_]*):|^(?P<top>[a-z_]+)[.:]"
+)
+
+
+def _node_at(node: yaml.Node | None, path: list[str | int]) -> yaml.Node | None:
+    """The YAML node at ``path`` (mapping keys and sequence indexes), as deep as it goes."""
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            found = next((v for k, v in node.value if k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            found = node.value[part] if part < len(node.value) else None
+        else:
+            found = None
+        if found is None:
+            return node
+        node = found
+    return node
+
+
+def _yaml_path(line: str, data: Any) -> list[str | int]:
+    m = _PLACE.match(line)
+    if m is None:
+        return []
+    if m["rid"]:
+        rules = data.get("rules") if isinstance(data, dict) else None
+        for i, r in enumerate(rules if isinstance(rules, list) else []):
+            if isinstance(r, dict) and r.get("id") == m["rid"]:
+                return ["rules", i, "when"]
+        return ["rules"]
+    if m["top"]:
+        return [m["top"]]
+    path: list[str | int] = ["incident", "rules"] if m["incident"] else ["rules"]
+    path.append(int(m["i"]))
+    if m["field"]:
+        path.append(m["field"])
+        sub = m["j"] or m["k"]
+        if sub is not None:
+            path.append(int(sub))
+    return path
+
+
+def _describe(exc: ValidationError, data: Any, root: yaml.Node | None, name: str) -> str:
+    """Every problem on its own line, as ``file:line:column: where: why``."""
     lines = []
     for err in exc.errors(include_url=False):
         loc = list(err["loc"])
@@ -456,7 +556,19 @@ def _describe(exc: ValidationError, data: Any) -> str:
             else:
                 where.append(str(part))
         msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"- {'.'.join(where) or 'policy'}: {msg}")
+        # A policy-level check reports several problems, each naming its place.
+        for problem in msg.split("\n- ") if not loc else [msg]:
+            head = ".".join(where) if loc else problem
+            path = (
+                [p for p in loc if isinstance(p, str | int)] if loc else _yaml_path(problem, data)
+            )
+            node = _node_at(root, path) if path else None
+            place = (
+                f"{name}:{node.start_mark.line + 1}:{node.start_mark.column + 1}: "
+                if node is not None
+                else ""
+            )
+            lines.append(f"- {place}{head}: {msg}" if loc else f"- {place}{problem}")
     return "\n".join(lines)
 
 
@@ -474,12 +586,13 @@ def load_policy(source: str | Path | None = None) -> Policy:
         name = str(path)
     try:
         data = yaml.safe_load(text)
+        root = yaml.compose(text)
     except yaml.YAMLError as exc:
         raise PolicyError(f"{name}: not valid YAML: {exc}") from None
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
-        raise PolicyError(f"{name} has errors:\n{_describe(exc, data)}") from None
+        raise PolicyError(f"{name} has errors:\n{_describe(exc, data, root, name)}") from None
     except ExprError as exc:  # pragma: no cover - pydantic wraps ValueErrors
         raise PolicyError(f"{name}: {exc}") from None
     policy._content_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
