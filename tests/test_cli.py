@@ -226,3 +226,17 @@ def test_incident_mode_from_the_command_line(cli, tmp_path):
     off = cli.invoke(app, ["incident", "off", "--by", "olga", "--db", db])
     assert off.exit_code == 0 and "incident mode off" in off.output
     assert "off" in cli.invoke(app, ["incident", "status", "--db", db]).output
+
+
+def test_policy_check_warns_when_a_sample_would_escalate_too_much(cli):
+    happy = cli.invoke(
+        app,
+        ["policy", "check", str(FIXTURES / "escalates_everything.yaml"), "--sample", str(SCENARIO)],
+    )
+    assert happy.exit_code == 0, happy.output
+    assert "warning:" in happy.output and "more than 20% of events" in happy.output
+    assert "escalate_everything" in happy.output
+    shipped = str(Path(__file__).parents[1] / "src/tactful/policy/default.yaml")
+    default = cli.invoke(app, ["policy", "check", shipped, "--sample", str(SCENARIO)])
+    assert default.exit_code == 0, default.output
+    assert "warning" not in default.output and "escalated (" in default.output

@@ -515,8 +515,25 @@ def train(
 @policy_app.command("check")
 def policy_check(
     file: Annotated[Path, typer.Argument(help="Policy YAML file to validate.")],
+    sample: Annotated[
+        Path | None,
+        typer.Option(
+            "--sample",
+            exists=True,
+            dir_okay=False,
+            help="A recorded event stream (JSONL) to run the policy over, in memory: warns "
+            "when it would escalate too large a share of the events.",
+        ),
+    ] = None,
+    max_escalate: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="With --sample: warn above this share escalated."),
+    ] = 0.2,
 ) -> None:
-    """Validate a policy file: schema, conditions, durations, queues. Exit 2 on errors."""
+    """Validate a policy file strictly: unknown keys, types, conditions (with a caret),
+    durations, thresholds, queues and channels, unreachable rules and conflicting hard
+    triggers, each as file:line:column. Exit 2 on errors. With --sample, also replay a
+    stream through it (nothing is written or sent) and say what share it escalates."""
     try:
         policy = load_policy(file)
     except PolicyError as exc:
@@ -528,6 +545,44 @@ def policy_check(
     console.print(
         f"[green]ok[/] {file}: version {policy.version}, {len(rules)} rules ({hard} hard){playbook}"
     )
+    if sample is not None:
+        _sample_check(policy, sample, max_escalate)
+
+
+def _sample_check(policy: Any, sample: Path, max_escalate: float) -> None:
+    """Replay ``sample`` through ``policy`` in an in-memory store; warn on escalation."""
+    store = SQLiteStore(":memory:", durability="normal")
+    engine = Engine(store, PolicyEngine(policy))  # lexical text tier: fast, no model to load
+    try:
+        stats, _ = run_replay(engine, sample, keep=True, progress=False)
+    finally:
+        store.close()
+    escalated: Counter[str] = Counter()
+    events = 0
+    for r in stats.results:
+        if r.processed is None:
+            continue
+        events += 1
+        rules_escalating = {d.rule_id for d in r.processed.decisions if d.kind == "escalate"}
+        escalated.update(rules_escalating)
+    n_escalated = sum(
+        1
+        for r in stats.results
+        if r.processed and any(d.kind == "escalate" for d in r.processed.decisions)
+    )
+    share = n_escalated / events if events else 0.0
+    line = (
+        f"sample {sample.name}: {events:,} events, {n_escalated:,} escalated ({share:.1%}), "
+        f"{sum(stats.decisions.values()):,} decisions"
+    )
+    by_rule = ", ".join(f"{rule} {n}" for rule, n in escalated.most_common(5))
+    if share > max_escalate:
+        err.print(
+            f"[yellow]warning:[/] {line}: more than {max_escalate:.0%} of events would reach a "
+            f"person; by rule: {by_rule}"
+        )
+    else:
+        console.print(line + (f"; escalations by rule: {by_rule}" if by_rule else ""))
 
 
 def _factor_rows(factors: dict[str, Any]) -> list[tuple[str, str, str]]:
