@@ -240,3 +240,30 @@ def test_policy_check_warns_when_a_sample_would_escalate_too_much(cli):
     default = cli.invoke(app, ["policy", "check", shipped, "--sample", str(SCENARIO)])
     assert default.exit_code == 0, default.output
     assert "warning" not in default.output and "escalated (" in default.output
+
+
+def test_shadow_shows_what_a_candidate_policy_would_decide_differently(cli, tmp_path):
+    shipped = (Path(__file__).parents[1] / "src/tactful/policy/default.yaml").read_text()
+    same = tmp_path / "same.yaml"
+    same.write_text(shipped.replace("description: Shipped default", "description: A copy"))
+    args = ["shadow", str(SCENARIO), "--text-scorer", "lexical", "--candidate"]
+    identical = cli.invoke(app, [*args, str(same)])
+    assert identical.exit_code == 0, identical.output
+    assert "decides differently on 0 (0.0%)" in identical.output
+
+    # Pausing marketing sooner, and making every account "key", changes decisions.
+    eager = tmp_path / "eager.yaml"
+    eager.write_text(
+        shipped.replace("frustration_building: 0.45", "frustration_building: 0.3 ").replace(
+            "high_value: 20000", "high_value: 500  "
+        )
+    )
+    differs = cli.invoke(app, [*args, str(eager)])
+    assert differs.exit_code == 1, differs.output
+    assert "gained" in differs.output
+    assert "draft_message (frustration_rising)" in differs.output
+    assert "ben" in differs.output  # an example customer
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: x\nrules: []\n")
+    assert cli.invoke(app, [*args, str(broken)]).exit_code == 2

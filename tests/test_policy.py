@@ -350,3 +350,34 @@ def test_named_thresholds_compile_to_constants_the_prechecks_see_through():
     # so the rule is skipped without evaluation on every other event.
     assert compiled["human_requested"].requires_signals == frozenset({"wants_human"})
     assert compiled["payments_failing"].requires_signals == frozenset({"payment_failed"})
+
+
+def test_shadow_compare_counts_gained_lost_and_changed():
+    from datetime import UTC, datetime
+
+    from tactful.policy.engine import Decision
+    from tactful.policy.shadow import compare
+
+    def d(kind, rule, **params):
+        at = datetime(2026, 10, 1, tzinfo=UTC)
+        return Decision(f"e/{rule}/{kind}", "e", "c", at, kind, rule, "v", params, (), {})
+
+    esc = d("escalate", "r1", queue="billing", priority="high")
+    esc_tech = d("escalate", "r1", queue="technical", priority="high")
+    hold = d("hold", "r2", categories=["promotional"], duration_s=60.0)
+    report = compare(
+        [
+            ("ann", [esc], [esc_tech]),  # changed: another queue
+            ("bob", [esc, hold], [esc]),  # lost: the hold
+            ("cy", [], [hold]),  # gained
+            ("dee", [hold], [hold]),  # the same
+        ]
+    )
+    assert report.events == 4 and report.differing_events == 3
+    assert report.changed == {
+        "escalate -> billing (high) (r1) -> escalate -> technical (high) (r1)": 1
+    }
+    assert report.lost == {"hold promotional (r2)": 1}
+    assert report.gained == {"hold promotional (r2)": 1}
+    assert report.examples["lost", "hold promotional (r2)"] == ["bob"]
+    assert report.examples["gained", "hold promotional (r2)"] == ["cy"]

@@ -24,6 +24,7 @@ from tactful.actions.dispatch import Dispatcher
 from tactful.evaluation.cli import eval_app
 from tactful.policy import PolicyEngine, PolicyError, load_policy
 from tactful.policy.model import parse_duration
+from tactful.policy.shadow import compare
 from tactful.runtime.engine import Engine, IngestResult
 from tactful.runtime.tuning import tune_gc
 from tactful.state.store import SQLiteStore
@@ -583,6 +584,80 @@ def _sample_check(policy: Any, sample: Path, max_escalate: float) -> None:
         )
     else:
         console.print(line + (f"; escalations by rule: {by_rule}" if by_rule else ""))
+
+
+@app.command()
+def shadow(
+    stream: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="Recorded events (JSONL).")
+    ],
+    candidate: Annotated[
+        Path, typer.Option("--candidate", help="The policy file you want to deploy.")
+    ],
+    policy: PolicyOpt = None,
+    text_scorer: TextScorerOpt = "learned",
+    examples: Annotated[bool, typer.Option(help="Show example customers per line.")] = True,
+) -> None:
+    """Compare a candidate policy with the one in force on a recorded stream, without
+    acting: decisions gained, lost and changed, by rule and queue, with example customers.
+    Each policy runs on its own in-memory store; nothing is written or sent. Exit 0 when
+    they decide the same, 1 when they differ, 2 when a policy is invalid."""
+    try:
+        current = PolicyEngine(load_policy(policy))
+        proposed = PolicyEngine(load_policy(candidate))
+    except PolicyError as exc:
+        err.print(f"[red]policy error:[/] {exc}")
+        raise typer.Exit(2) from None
+    scorer = None
+    if text_scorer == "learned":
+        from tactful.detect.learned import load_scorer
+
+        scorer = load_scorer()
+    runs = []
+    for name, compiled in (("current", current), ("candidate", proposed)):
+        store = SQLiteStore(":memory:", durability="normal")
+        engine = Engine(store, compiled, text_scorer=scorer)
+        try:
+            stats, _ = run_replay(engine, stream, keep=True, progress=True)
+        finally:
+            store.close()
+        runs.append({r.event_id: r for r in stats.results if r.processed is not None})
+        err.print(f"{name}: {compiled.version}")
+    before, after = runs
+    pairs = []
+    for eid, r in before.items():
+        other = after.get(eid)
+        if r.processed is not None and other is not None and other.processed is not None:
+            pairs.append(
+                (r.processed.event.customer_id, r.processed.decisions, other.processed.decisions)
+            )
+    report = compare(pairs)
+    console.print(
+        f"{report.events:,} events; the candidate decides differently on "
+        f"{report.differing_events:,} ({report.differing_events / max(report.events, 1):.1%})"
+    )
+    for title, bucket in (
+        ("gained", report.gained),
+        ("lost", report.lost),
+        ("changed", report.changed),
+    ):
+        if not bucket:
+            continue
+        table = Table(
+            "decision (rule)",
+            "events",
+            *(["e.g. customers"] if examples else []),
+            title=title,
+            title_justify="left",
+        )
+        for key, n in bucket.most_common():
+            row = [key, f"{n:,}"]
+            if examples:
+                row.append(", ".join(report.examples[title, key]))
+            table.add_row(*row)
+        console.print(table)
+    if not report.identical:
+        raise typer.Exit(1)
 
 
 def _factor_rows(factors: dict[str, Any]) -> list[tuple[str, str, str]]:
