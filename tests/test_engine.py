@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +126,34 @@ def test_lone_surrogates_from_json_escapes_are_quarantined(engine, make_event, t
     r = TestClient(create_app(engine)).post("/v1/events", content=body)
     assert r.status_code == 202
     assert [x["status"] for x in r.json()["results"]] == ["accepted", "rejected"]
+
+
+def test_a_canary_policy_decides_for_a_stable_share_of_customers(tmp_path, make_event):
+    from tactful.policy import PolicyEngine, load_policy
+    from tactful.runtime.engine import canary_bucket
+
+    shipped = (Path(__file__).parents[1] / "src/tactful/policy/default.yaml").read_text()
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text(shipped.replace("version: default-", "version: candidate-"))
+    store = SQLiteStore(tmp_path / "c.db")
+    try:
+        current, canary = PolicyEngine(load_policy()), PolicyEngine(load_policy(candidate))
+        engine = Engine(store, current, canary=canary, canary_share=0.25)
+        customers = [f"cust-{i}" for i in range(400)]
+        text = "This is useless, let me talk to a human now!"
+        engine.ingest([make_event(customer_id=c, text=text) for c in customers])
+        versions = {
+            d["customer_id"]: d["policy_version"]
+            for d in store.list_decisions(limit=10_000)
+            if d["rule_id"] == "human_requested"
+        }
+        assert set(versions) == set(customers)
+        on_canary = {c for c, v in versions.items() if v.startswith("candidate-")}
+        assert on_canary == {c for c in customers if canary_bucket(c) < 0.25}
+        assert 60 <= len(on_canary) <= 140  # about a quarter of 400
+        # the same customers, every time
+        assert all(engine.policy_for(c) is canary for c in on_canary)
+        with pytest.raises(ValueError, match="canary_share"):
+            Engine(store, current, canary=canary, canary_share=1.5)
+    finally:
+        store.close()

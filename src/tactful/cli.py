@@ -101,15 +101,33 @@ def _lateness(lateness: str | None) -> timedelta | None:
         raise typer.BadParameter(f"'{lateness}': {exc}", param_hint="--lateness") from None
 
 
+CanaryOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--canary",
+        exists=True,
+        dir_okay=False,
+        help="A candidate policy that decides for --canary-share of customers (the same ones "
+        "every time, by customer id); its decisions record its version.",
+    ),
+]
+CanaryShareOpt = Annotated[
+    float, typer.Option("--canary-share", min=0.0, max=1.0, help="Share of customers on it.")
+]
+
+
 def _engine(
     db: Path,
     policy: Path | None,
     durability: Durability,
     text_scorer: str = "learned",
     lateness: str | None = None,
+    canary: Path | None = None,
+    canary_share: float = 0.0,
 ) -> Engine:
     try:
         compiled = PolicyEngine(load_policy(policy))
+        candidate = PolicyEngine(load_policy(canary)) if canary is not None else None
     except PolicyError as exc:
         err.print(f"[red]policy error:[/] {exc}")
         raise typer.Exit(2) from None
@@ -127,6 +145,8 @@ def _engine(
         compiled,
         text_scorer=scorer,
         lateness=_lateness(lateness),
+        canary=candidate,
+        canary_share=canary_share,
     )
 
 
@@ -236,13 +256,17 @@ def replay(
     actions_log: ActionsOpt = Path("tactful-actions.jsonl"),
     text_scorer: TextScorerOpt = "learned",
     lateness: LatenessOpt = None,
+    canary: CanaryOpt = None,
+    canary_share: CanaryShareOpt = 0.1,
 ) -> None:
     """Process a JSONL file of events through the whole pipeline and summarise it.
 
     Bad lines are quarantined (see `tactful quarantine`); events already in the database
     are counted as duplicates and have no second effect, so a replay can be resumed.
     """
-    engine = _engine(db, policy, _durability(durability), text_scorer, lateness)
+    engine = _engine(
+        db, policy, _durability(durability), text_scorer, lateness, canary, canary_share
+    )
     stats, seconds = run_replay(engine, file, batch)
     delivered = Dispatcher(engine.store, {"log": LogChannel(actions_log)}).drain()
     _print_summary(stats, seconds)
@@ -358,6 +382,8 @@ def serve(
     actions_log: ActionsOpt = Path("tactful-actions.jsonl"),
     text_scorer: TextScorerOpt = "learned",
     lateness: LatenessOpt = None,
+    canary: CanaryOpt = None,
+    canary_share: CanaryShareOpt = 0.1,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs) and deliver actions in the background."""
     import uvicorn
@@ -365,7 +391,9 @@ def serve(
     from tactful.api.app import create_app
 
     tune_gc()
-    engine = _engine(db, policy, _durability(durability), text_scorer, lateness)
+    engine = _engine(
+        db, policy, _durability(durability), text_scorer, lateness, canary, canary_share
+    )
     dispatcher = Dispatcher(engine.store, {"log": LogChannel(actions_log)}, metrics=engine.metrics)
     dispatcher.start()
     config = uvicorn.Config(create_app(engine), host=host, port=port, log_level="warning")

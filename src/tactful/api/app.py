@@ -307,7 +307,10 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.get("/v1/policy", summary="The policy in force: version, content hash, source")
     def get_policy() -> dict[str, Any]:
-        return _policy_summary(engine.policy)
+        out = _policy_summary(engine.policy)
+        if engine.canary is not None:
+            out["canary"] = {**_policy_summary(engine.canary), "share": engine.canary_share}
+        return out
 
     @app.post(
         "/v1/policy/reload",

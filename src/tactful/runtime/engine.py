@@ -18,6 +18,7 @@ cycle stay consistent.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import threading
 import time
@@ -100,6 +101,12 @@ def _peek(raw: Any, *keys: str) -> str | None:
     return None
 
 
+def canary_bucket(customer_id: str) -> float:
+    """A customer's stable place in [0, 1): which policy a canary split gives them."""
+    digest = hashlib.blake2b(customer_id.encode("utf-8", "replace"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
 INCIDENT_KEY = "incident"
 INCIDENT_REFRESH_S = 2.0
 
@@ -119,6 +126,8 @@ class Engine:
         text_scorer: TextBatchScorer | None = None,
         memory: MemoryConfig | None = None,
         lateness: timedelta | None = None,
+        canary: PolicyEngine | None = None,
+        canary_share: float = 0.0,
     ) -> None:
         """``behavior`` and ``memory``: the detectors' parameters and how signals become
         trends; by default the policy file's ``detectors:`` and ``memory:`` sections (and
@@ -129,6 +138,12 @@ class Engine:
         self._lateness = lateness
         self.policy = policy
         self.behavior, self.memory = self._configs(policy)
+        if not 0.0 <= canary_share <= 1.0:
+            raise ValueError(f"canary_share={canary_share}: must be between 0 and 1")
+        # A candidate policy deciding for a stable share of customers (by customer id);
+        # its decisions record its version. Detectors and memory follow the main policy.
+        self.canary = canary
+        self.canary_share = canary_share if canary is not None else 0.0
         self._incident = Incident()
         self._incident_checked = -float("inf")
         self.text_scorer = text_scorer  # None: the lexical tier scores text inside detect
@@ -155,6 +170,13 @@ class Engine:
             old, self.policy = self.policy, policy
             self.behavior, self.memory = configs
         return old
+
+    def policy_for(self, customer_id: str) -> PolicyEngine:
+        """The canary for its share of customers (the same customers, always), else the
+        policy in force."""
+        if self.canary is not None and canary_bucket(customer_id) < self.canary_share:
+            return self.canary
+        return self.policy
 
     def incident(self) -> Incident:
         """Incident mode as the store has it, re-read at most every few seconds (another
@@ -248,7 +270,7 @@ class Engine:
             out = process(
                 event,
                 state,
-                self.policy,
+                self.policy_for(event.customer_id),
                 event.timestamp,
                 self.behavior,
                 texts.get(event.event_id),
