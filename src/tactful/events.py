@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,6 +22,8 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+
+from tactful.instant import Instant
 
 __all__ = [
     "MAX_TEXT_CHARS",
@@ -69,7 +70,7 @@ class _Base(BaseModel):
     event_id: Id
     customer_id: Id
     account_id: Id | None = None
-    timestamp: AwareDatetime
+    timestamp: Instant
     # Free-form context from the source system (user agent, campaign, raw Segment context).
     context: dict[str, Any] = Field(default_factory=dict)
 

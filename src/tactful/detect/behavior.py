@@ -261,7 +261,12 @@ def _bot_signals(event: Event, state: CustomerState, config: BehaviorConfig) -> 
     earlier = [t for t in near if t.at <= now]
     later = [t for t in near if t.at > now]
     out: list[Signal] = []
-    topic = score_text(f"{event.step_id.replace('_', ' ')} {event.text or ''}").topic
+    if event.outcome not in ("failed", "fallback"):
+        return out
+
+    def topic() -> str:  # what the stuck step is about; only read when a signal fires
+        return score_text(f"{event.step_id.replace('_', ' ')} {event.text or ''}").topic
+
     if event.outcome == "failed":
         repeats = [
             t for t in (earlier[-1:] + later[:1]) if t.key == event.step_id and t.tag == "failed"
@@ -274,34 +279,34 @@ def _bot_signals(event: Event, state: CustomerState, config: BehaviorConfig) -> 
                     f"bot failed step {event.step_id} twice in a row",
                     tuple(sorted([repeats[0].id, event.event_id])),
                     {"frustration": 0.35, "wants_human": 0.2},
-                    topic=topic,
+                    topic=topic(),
                 )
             )
-    if event.outcome in ("failed", "fallback"):
-        left: list[Mark] = []
-        for turn in reversed(earlier):
-            if not _stalled(turn):
-                break
-            left.insert(0, turn)
-        right: list[Mark] = []
-        for turn in later:
-            if not _stalled(turn):
-                break
-            right.append(turn)
-        stalled = len(left) + 1 + len(right)
-        if stalled == config.bot_stall_turns:  # once per stall
-            ids = (*(t.id for t in left), event.event_id, *(t.id for t in right))
-            out.append(
-                Signal(
-                    "bot_no_progress",
-                    0.6,
-                    f"{stalled} bot turns in a row without progress (last: {event.step_id} "
-                    f"{event.outcome})",
-                    ids,
-                    {"frustration": 0.2, "wants_human": 0.15},
-                    topic=topic,
-                )
+    # a stall: failed or fallback turns in a row, around this one
+    left: list[Mark] = []
+    for turn in reversed(earlier):
+        if not _stalled(turn):
+            break
+        left.insert(0, turn)
+    right: list[Mark] = []
+    for turn in later:
+        if not _stalled(turn):
+            break
+        right.append(turn)
+    stalled = len(left) + 1 + len(right)
+    if stalled == config.bot_stall_turns:  # once per stall
+        ids = (*(t.id for t in left), event.event_id, *(t.id for t in right))
+        out.append(
+            Signal(
+                "bot_no_progress",
+                0.6,
+                f"{stalled} bot turns in a row without progress (last: {event.step_id} "
+                f"{event.outcome})",
+                ids,
+                {"frustration": 0.2, "wants_human": 0.15},
+                topic=topic(),
             )
+        )
     return out
 
 

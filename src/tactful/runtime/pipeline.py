@@ -77,7 +77,7 @@ def process(
     remembered = remember(state, event, signals, memory)
     if account is not None:
         account = remember_account(account, state, remembered, event, signals, memory)
-        if remembered.account != account.context:
+        if remembered.account is not account.context and remembered.account != account.context:
             remembered = remembered.model_copy(update={"account": account.context})
     decided = policy.decide(event, remembered, signals, now, account, memory.trend, incident)
     new_state, actions = plan_actions(remembered, event, signals, decided.decisions, now)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from tactful.events import Event
+from tactful.instant import Instant
 from tactful.signals import DIMENSIONS, Signal
 from tactful.state.customer import (
     DEFAULT_MEMORY,
@@ -23,10 +24,11 @@ from tactful.state.customer import (
     _Model,
     with_traits,
 )
-from tactful.state.trend import DEFAULT_TREND, Trend, TrendConfig
+from tactful.state.trend import DEFAULT_TREND, EMPTY_TREND, Trend, TrendConfig
 
 __all__ = ["AccountState", "DecayedCount", "MemberRisk", "remember_account"]
 
+_NO_CONTEXT = AccountContext()
 MAX_AT_RISK = 5
 AT_RISK_FLOOR = 0.3  # members below this on frustration and churn intent are not listed
 MAX_ACCOUNT_TICKETS = 50
@@ -37,7 +39,7 @@ class DecayedCount(_Model):
     """A count whose units halve every half-life (an hourly rate without a window)."""
 
     n: float = 0.0
-    at: AwareDatetime | None = None
+    at: Instant | None = None
 
     def value_at(self, now: datetime, half_life: timedelta) -> float:
         if self.at is None:
@@ -56,7 +58,7 @@ class MemberRisk(_Model):
     customer_id: str
     frustration: float
     churn_intent: float
-    at: AwareDatetime
+    at: Instant
 
     @property
     def risk(self) -> float:
@@ -68,8 +70,8 @@ class AccountState(_Model):
     context: AccountContext = Field(default_factory=AccountContext)
     trend: dict[str, Trend] = Field(default_factory=dict)
     members: int = 0
-    first_seen: AwareDatetime | None = None
-    last_seen: AwareDatetime | None = None
+    first_seen: Instant | None = None
+    last_seen: Instant | None = None
     events_seen: int = 0
     # The members doing worst (frustration or churn intent), as of their latest event.
     at_risk: list[MemberRisk] = Field(default_factory=list)
@@ -112,8 +114,12 @@ def remember_account(
     if before.account_id != account.account_id or before.events_seen == 0:  # joined
         u["members"] = account.members + 1
     context = account.context
-    if context == AccountContext() and after.account != context:
-        context = u["context"] = after.account  # traits this customer brought before joining
+    if (
+        after.account is not context
+        and (context is _NO_CONTEXT or context == _NO_CONTEXT)
+        and after.account != context
+    ):
+        context = u["context"] = after.account  # traits this customer brought along
     match event.type:
         case "identify":
             u["context"] = with_traits(context, event.traits)
@@ -137,19 +143,22 @@ def remember_account(
             weight = memory.weights.get(signal.name, 1.0)
             for dim, strength in signal.dimensions.items():
                 if weight * strength > 0:
-                    prior = trend.get(dim) or Trend()
+                    prior = trend.get(dim) or EMPTY_TREND
                     trend[dim] = prior.add(weight * strength, now, dim, memory.trend)
             counts[signal.name] = counts.get(signal.name, 0) + 1
         u["trend"] = trend
         u["signal_counts"] = counts
-    # The at-risk list: this member's current standing replaces their old entry.
+    # The at-risk list: this member's current standing replaces their old entry (looked
+    # at when their trends moved, or when they are on it).
+    listed = any(m.customer_id == after.customer_id for m in account.at_risk)
+    if not listed and not signals:
+        return account.model_copy(update=u)
     mine = MemberRisk(
         customer_id=after.customer_id,
         frustration=round(after.level("frustration", now, memory.trend), 3),
         churn_intent=round(after.level("churn_intent", now, memory.trend), 3),
         at=now,
     )
-    listed = any(m.customer_id == mine.customer_id for m in account.at_risk)
     if listed or mine.risk >= AT_RISK_FLOOR:
         others = [m for m in account.at_risk if m.customer_id != mine.customer_id]
         ranked = sorted([*others, mine], key=lambda m: -m.risk)

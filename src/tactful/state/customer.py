@@ -13,11 +13,12 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from tactful.events import Event
+from tactful.instant import Instant
 from tactful.signals import DIMENSIONS, Signal
-from tactful.state.trend import DEFAULT_TREND, Trend, TrendConfig
+from tactful.state.trend import DEFAULT_TREND, EMPTY_TREND, Trend, TrendConfig
 
 __all__ = [
     "AccountContext",
@@ -135,11 +136,11 @@ class Hold(_Model):
 
     hold_id: str
     categories: list[HoldCategory]
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Instant
+    ends_at: Instant
     created_by: str
     reason: str
-    released_at: AwareDatetime | None = None
+    released_at: Instant | None = None
 
     def active(self, now: datetime) -> bool:
         return self.released_at is None and self.starts_at <= now < self.ends_at
@@ -152,7 +153,7 @@ class Handoff(_Model):
     handoff_id: str
     queue: str
     priority: str
-    opened_at: AwareDatetime
+    opened_at: Instant
     topic: str
 
 
@@ -164,7 +165,7 @@ class Mark(_Model):
     conversation or ticket); ``ok`` is an API call's result.
     """
 
-    at: AwareDatetime
+    at: Instant
     id: str
     key: str | None = None
     tag: str | None = None
@@ -177,7 +178,7 @@ class SignalMark(_Model):
     """A signal that fired recently, with its evidence (the "active signals")."""
 
     name: str
-    at: AwareDatetime
+    at: Instant
     strength: float
     reason: str
     evidence: list[str] = Field(default_factory=list)
@@ -204,23 +205,23 @@ class CustomerState(_Model):
     account: AccountContext = Field(default_factory=AccountContext)
     trend: dict[str, Trend] = Field(default_factory=dict)
     topic: str = "other"
-    topic_at: AwareDatetime | None = None
-    first_seen: AwareDatetime | None = None
-    last_seen: AwareDatetime | None = None
+    topic_at: Instant | None = None
+    first_seen: Instant | None = None
+    last_seen: Instant | None = None
     events_seen: int = 0
     late_events: int = 0  # arrived later than the allowed lateness: recorded, not applied
     # behavioural windows (each in event-time order, bounded in time and count)
     recent_messages: list[str] = Field(default_factory=list)
-    last_message_at: AwareDatetime | None = None
+    last_message_at: Instant | None = None
     clicks: list[Mark] = Field(default_factory=list)
     pages: list[Mark] = Field(default_factory=list)
     api_calls: list[Mark] = Field(default_factory=list)
     bot_turns: list[Mark] = Field(default_factory=list)
     contacts: list[Mark] = Field(default_factory=list)
-    payment_failures: list[AwareDatetime] = Field(default_factory=list)
-    unsolved_tickets: list[AwareDatetime] = Field(default_factory=list)
+    payment_failures: list[Instant] = Field(default_factory=list)
+    unsolved_tickets: list[Instant] = Field(default_factory=list)
     open_tickets: list[str] = Field(default_factory=list)
-    docs_page_since: AwareDatetime | None = None
+    docs_page_since: Instant | None = None
     # evidence: recent signals verbatim; older ones summarised as counts per name
     signals: list[SignalMark] = Field(default_factory=list)
     signal_counts: dict[str, int] = Field(default_factory=dict)
@@ -228,7 +229,7 @@ class CustomerState(_Model):
     holds: list[Hold] = Field(default_factory=list)
     handoffs: list[Handoff] = Field(default_factory=list)
     # when each rule last fired, for cooldowns (the decision history is the audit log)
-    rule_fired_at: dict[str, AwareDatetime] = Field(default_factory=dict)
+    rule_fired_at: dict[str, Instant] = Field(default_factory=dict)
 
     def level(self, dimension: str, now: datetime, config: TrendConfig = DEFAULT_TREND) -> float:
         trend = self.trend.get(dimension)
@@ -241,11 +242,13 @@ class CustomerState(_Model):
         return [h for h in self.holds if h.active(now)]
 
     def payment_failures_30d(self, now: datetime) -> int:
-        return sum(1 for t in self.payment_failures if timedelta(0) <= now - t <= PAYMENT_WINDOW)
+        oldest = now - PAYMENT_WINDOW
+        return sum(1 for t in self.payment_failures if oldest <= t <= now)
 
     def unresolved_tickets_30d(self, now: datetime) -> int:
         """Open tickets plus tickets closed unsolved in the last 30 days."""
-        closed = sum(1 for t in self.unsolved_tickets if timedelta(0) <= now - t <= PAYMENT_WINDOW)
+        oldest = now - PAYMENT_WINDOW
+        closed = sum(1 for t in self.unsolved_tickets if oldest <= t <= now)
         return len(self.open_tickets) + closed
 
     @property
@@ -426,7 +429,7 @@ def remember(
             weight = memory.weights.get(signal.name, 1.0)
             for dim, strength in signal.dimensions.items():
                 if weight * strength > 0:
-                    prior = trend.get(dim) or Trend()
+                    prior = trend.get(dim) or EMPTY_TREND
                     trend[dim] = prior.add(weight * strength, now, dim, config)
         u["trend"] = trend
         if topic is not None and (state.topic_at is None or now >= state.topic_at):
@@ -451,9 +454,16 @@ def remember(
         for s in signals:
             counts[s.name] = counts.get(s.name, 0) + 1
         u["signal_counts"] = counts
-    # A dimension whose evidence has faded to nothing is dropped (its count stays).
+    # A dimension whose evidence has faded to nothing is dropped (its count stays). Only
+    # trends quiet for several half-lives can have: the cheap test runs first.
     trends = u.get("trend", state.trend)
-    faded = [d for d, t in trends.items() if t.mass_at(latest, memory.trend.half_life(d)) < FADED]
+    faded = [
+        d
+        for d, t in trends.items()
+        if t.at is not None
+        and (latest - t.at).total_seconds() > 4 * memory.trend.half_life(d)
+        and t.mass_at(latest, memory.trend.half_life(d)) < FADED
+    ]
     if faded:
         u["trend"] = {d: t for d, t in trends.items() if d not in faded}
     # Holds end by themselves; drop those long gone to keep state bounded (the store's

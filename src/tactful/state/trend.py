@@ -30,11 +30,14 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+from tactful.instant import Instant
 
 __all__ = [
     "DEFAULT_HALF_LIVES",
     "DEFAULT_TREND",
+    "EMPTY_TREND",
     "POSITIVE_DIMENSIONS",
     "Direction",
     "Slope",
@@ -78,10 +81,15 @@ class TrendConfig:
     # How many of the latest observations each trend keeps verbatim.
     keep_last: int = 3
 
+    # the half-lives in seconds, computed once (read for every trend on every event)
+    _seconds: Mapping[str, float] = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         for dim, hl in self.half_lives.items():
             if hl <= timedelta(0):
                 raise ValueError(f"half_lives.{dim}={hl}: must be a positive duration")
+        seconds = {d: hl.total_seconds() for d, hl in self.half_lives.items()}
+        object.__setattr__(self, "_seconds", MappingProxyType(seconds))
         if not self.gain > 0:
             raise ValueError(f"gain={self.gain}: must be positive")
         if not self.fast_factor > 1:
@@ -89,7 +97,7 @@ class TrendConfig:
 
     def half_life(self, dimension: str) -> float:
         """The dimension's half-life in seconds."""
-        return self.half_lives[dimension].total_seconds()
+        return self._seconds[dimension]
 
 
 DEFAULT_TREND = TrendConfig()
@@ -111,14 +119,14 @@ class Trend(BaseModel):
 
     mass: Stored = 0.0
     fast: Stored = 0.0
-    at: AwareDatetime | None = None
+    at: Instant | None = None
     # The slow mass just before the latest piece of evidence, decayed to ``at``: lets a
     # decision compare "before this event" with "now".
     before: Stored = 0.0
     # Observations so far (older ones live on only in the mass: summarised, not kept).
     n: int = 0
     # The latest observations verbatim, oldest first: (event time, weighted strength).
-    last: tuple[tuple[AwareDatetime, float], ...] = Field(default=())
+    last: tuple[tuple[Instant, float], ...] = Field(default=())
 
     def mass_at(self, now: datetime, half_life_s: float) -> float:
         if self.at is None:
@@ -197,3 +205,6 @@ class Trend(BaseModel):
             n=self.n + 1,
             last=tuple(last[-config.keep_last :]),
         )
+
+
+EMPTY_TREND = Trend()
