@@ -11,10 +11,10 @@ force is not started again, a second handoff is not opened while one is open.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from tactful.events import Event
 from tactful.policy.expr import CompiledExpr
@@ -62,6 +62,16 @@ class Decision:
             "matched": list(self.matched),
             "lost": list(self.lost),
         }
+
+
+class _Pending(NamedTuple):
+    """A decision before the event's outranking and explanation are settled."""
+
+    rule_id: str
+    kind: str
+    params: dict[str, Any]
+    reasons: tuple[str, ...]
+    factors: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -145,6 +155,37 @@ class _StateView(dict[str, Any]):
         return value
 
 
+_ACCOUNT_FIELDS: dict[
+    str, Callable[[CustomerState, AccountState | None, datetime, TrendConfig], Any]
+] = {
+    "tier": lambda s, a, now, c: s.account.tier,
+    "value": lambda s, a, now, c: s.account.value,
+    "lifecycle": lambda s, a, now, c: s.account.lifecycle,
+    "owner": lambda s, a, now, c: s.account.owner,
+    "tenure_days": lambda s, a, now, c: s.account.tenure_days,
+    # the account's aggregate over its customers (0 for a customer with none)
+    "frustration": lambda s, a, now, c: a.level("frustration", now, c) if a else 0.0,
+    "churn_intent": lambda s, a, now, c: a.level("churn_intent", now, c) if a else 0.0,
+    "error_rate": lambda s, a, now, c: a.error_rate(now) if a else 0.0,
+    "members_at_risk": lambda s, a, now, c: len(a.at_risk) if a else 0,
+}
+assert set(_ACCOUNT_FIELDS) == NAMESPACES["account"]
+
+
+class _AccountView(dict[str, Any]):
+    """The ``account`` namespace, computed on first read (the aggregates cost a little)."""
+
+    def __init__(
+        self, state: CustomerState, account: AccountState | None, now: datetime, c: TrendConfig
+    ) -> None:
+        super().__init__()
+        self._args = (state, account, now, c)
+
+    def __missing__(self, key: str) -> Any:
+        value = self[key] = _ACCOUNT_FIELDS[key](*self._args)
+        return value
+
+
 def build_context(
     event: Event,
     state: CustomerState,
@@ -158,23 +199,11 @@ def build_context(
     sig: dict[str, Any] = dict.fromkeys(KNOWN_SIGNALS, 0.0)
     for s in signals:
         sig[s.name] = max(sig.get(s.name, 0.0), s.strength)
-    acct = state.account
     return {
         "state": _StateView(state, now, trend),
         "event": _event_fields(event),
         "signal": sig,
-        "account": {
-            "tier": acct.tier,
-            "value": acct.value,
-            "lifecycle": acct.lifecycle,
-            "owner": acct.owner,
-            "tenure_days": acct.tenure_days,
-            # the account's aggregate over its customers (0 for a customer with none)
-            "frustration": account.level("frustration", now, trend) if account else 0.0,
-            "churn_intent": account.level("churn_intent", now, trend) if account else 0.0,
-            "error_rate": account.error_rate(now) if account else 0.0,
-            "members_at_risk": len(account.at_risk) if account else 0,
-        },
+        "account": _AccountView(state, account, now, trend),
         "clock": {"hour": (utc := now.astimezone(UTC)).hour, "weekday": utc.weekday()},
         "threshold": thresholds,
     }
@@ -270,7 +299,7 @@ class PolicyEngine:
             for s in signals
         ]
         best_rank = -1
-        candidates: list[Decision] = []
+        pending: list[_Pending] = []
         holding: list[list[str]] = []  # categories of holds decided for this event so far
         for rule, factors in matched:
             why = rule.description or rule.id
@@ -279,7 +308,7 @@ class PolicyEngine:
             if in_incident and incident is not None:
                 reasons = (*reasons, incident.note())
             for kind, params in self._then[rule.id]:
-                note = self._guard(kind, params, state, now, holding, candidates)
+                note = self._guard(kind, params, state, now, holding, pending)
                 if note:
                     out.suppressed.append(f"{rule.id}/{kind}: {note}")
                     continue
@@ -288,36 +317,39 @@ class PolicyEngine:
                 elif kind == "notify" and params["target"] == "account_owner":
                     owner = state.account.owner or "unassigned-account-owner"
                     params = {**params, "target": owner}
-                candidates.append(
-                    Decision(
-                        decision_id=f"{event.event_id}/{rule.id}/{kind}",
-                        event_id=event.event_id,
-                        customer_id=event.customer_id,
-                        at=now,
-                        kind=kind,
-                        rule_id=rule.id,
-                        policy_version=self.version,
-                        params=params,
-                        reasons=reasons,
-                        factors=factors,
-                    )
-                )
+                pending.append(_Pending(rule.id, kind, params, reasons, factors))
                 best_rank = max(best_rank, CONVERSATION_RANK.get(kind, -1))
                 if kind == "hold":
                     holding.append(params["categories"])
-        seen: set[str] = set()
-        for d in candidates:
-            rank = CONVERSATION_RANK.get(d.kind)
+        kept: list[_Pending] = []
+        seen: set[tuple[str, str]] = set()
+        for p in pending:
+            rank = CONVERSATION_RANK.get(p.kind)
             if rank is not None and rank < best_rank:
-                out.suppressed.append(f"{d.rule_id}/{d.kind}: outranked by a stronger treatment")
+                out.suppressed.append(f"{p.rule_id}/{p.kind}: outranked by a stronger treatment")
                 continue
-            if d.decision_id in seen:
+            if (p.rule_id, p.kind) in seen:
                 continue
-            seen.add(d.decision_id)
-            out.decisions.append(d)
-        if out.decisions:
-            all_matched, lost = tuple(matched_ids), tuple(out.suppressed)
-            out.decisions = [replace(d, matched=all_matched, lost=lost) for d in out.decisions]
+            seen.add((p.rule_id, p.kind))
+            kept.append(p)
+        all_matched, lost = tuple(matched_ids), tuple(out.suppressed)
+        out.decisions = [
+            Decision(
+                decision_id=f"{event.event_id}/{p.rule_id}/{p.kind}",
+                event_id=event.event_id,
+                customer_id=event.customer_id,
+                at=now,
+                kind=p.kind,
+                rule_id=p.rule_id,
+                policy_version=self.version,
+                params=p.params,
+                reasons=p.reasons,
+                factors=p.factors,
+                matched=all_matched,
+                lost=lost,
+            )
+            for p in kept
+        ]
         return out
 
     @staticmethod
@@ -327,7 +359,7 @@ class PolicyEngine:
         state: CustomerState,
         now: datetime,
         holding: list[list[str]],
-        decided: list[Decision],
+        decided: list[_Pending],
     ) -> str:
         """Why this decision would nag or repeat ("" when it may go ahead)."""
         if kind == "hold":

@@ -39,6 +39,8 @@ class Processed:
     account: AccountState | None = None
     # Later than the allowed lateness: recorded and counted, not applied or acted on.
     late: bool = False
+    # whether this event changed the account (the store writes changed accounts only)
+    account_changed: bool = False
 
 
 def process(
@@ -75,8 +77,11 @@ def process(
         )
     signals = detect(event, state, behavior, text)
     remembered = remember(state, event, signals, memory)
+    account_changed = False
     if account is not None:
+        before = account
         account = remember_account(account, state, remembered, event, signals, memory)
+        account_changed = account is not before
         if remembered.account is not account.context and remembered.account != account.context:
             remembered = remembered.model_copy(update={"account": account.context})
     decided = policy.decide(event, remembered, signals, now, account, memory.trend, incident)
@@ -91,4 +96,5 @@ def process(
         decided.suppressed,
         outcomes,
         account,
+        account_changed=account_changed,
     )

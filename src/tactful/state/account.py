@@ -29,6 +29,10 @@ from tactful.state.trend import DEFAULT_TREND, EMPTY_TREND, Trend, TrendConfig
 __all__ = ["AccountState", "DecayedCount", "MemberRisk", "remember_account"]
 
 _NO_CONTEXT = AccountContext()
+# Event types that change an account even without a signal.
+_ACCOUNT_EVENTS = frozenset(
+    {"identify", "api_error", "command_run", "ticket_opened", "ticket_closed"}
+)
 MAX_AT_RISK = 5
 AT_RISK_FLOOR = 0.3  # members below this on frustration and churn intent are not listed
 MAX_ACCOUNT_TICKETS = 50
@@ -104,14 +108,24 @@ def remember_account(
     memory: MemoryConfig = DEFAULT_MEMORY,
 ) -> AccountState:
     """The account after one of its customers' events (``before``/``after``: that customer's
-    state around it). Pure, like :func:`tactful.state.customer.remember`."""
+    state around it). Pure, like :func:`tactful.state.customer.remember`.
+
+    Only events that change the account update it (a signal, identify, API calls,
+    tickets, a customer joining); for the rest the same object comes back, unwritten.
+    ``events_seen`` counts the events that changed it."""
+    joined = before.account_id != account.account_id or before.events_seen == 0
+    listed = bool(account.at_risk) and any(
+        m.customer_id == after.customer_id for m in account.at_risk
+    )
+    if not (signals or joined or listed or event.type in _ACCOUNT_EVENTS):
+        return account
     now = event.timestamp
     u: dict[str, object] = {
         "events_seen": account.events_seen + 1,
         "first_seen": min(account.first_seen, now) if account.first_seen else now,
         "last_seen": max(account.last_seen, now) if account.last_seen else now,
     }
-    if before.account_id != account.account_id or before.events_seen == 0:  # joined
+    if joined:
         u["members"] = account.members + 1
     context = account.context
     if (
@@ -150,7 +164,6 @@ def remember_account(
         u["signal_counts"] = counts
     # The at-risk list: this member's current standing replaces their old entry (looked
     # at when their trends moved, or when they are on it).
-    listed = any(m.customer_id == after.customer_id for m in account.at_risk)
     if not listed and not signals:
         return account.model_copy(update=u)
     mine = MemberRisk(

@@ -348,8 +348,9 @@ class SQLiteStore:
             last_state[p.state.customer_id] = p.state
         states = [(cid, s.account_id, _dump(s), received) for cid, s in last_state.items()]
         last_account: dict[str, AccountState] = {}
+        changed = {p.account.account_id for p in batch if p.account and p.account_changed}
         for p in batch:
-            if p.account is not None:
+            if p.account is not None and p.account.account_id in changed:
                 last_account[p.account.account_id] = p.account
         accounts = [
             (aid, a.context.model_dump_json(exclude_defaults=True), received, _dump(a))
