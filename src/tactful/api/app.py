@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any, Literal
@@ -267,9 +268,7 @@ def create_app(engine: Engine) -> FastAPI:
             "account_summary": _account_summary(account, now) if account else None,
             "trend": {d: round(v, 4) for d, v in state.levels(now).items()},
             "trends": _trends(state.trend, now, engine.memory.trend),
-            "active_signals": [
-                s.model_dump(mode="json") for s in reversed(state.active_signals(now))
-            ],
+            "active_signals": [asdict(s) for s in reversed(state.active_signals(now))],
             "signal_counts": state.signal_counts,
             "topic": state.topic,
             "first_seen": state.first_seen,

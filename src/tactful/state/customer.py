@@ -157,8 +157,10 @@ class Handoff(_Model):
     topic: str
 
 
-class Mark(_Model):
-    """One remembered event in a window, kept in event-time order.
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """One remembered event in a window, kept in event-time order. (A plain dataclass:
+    built on every click and page view; pydantic validates it when a state is loaded.)
 
     ``key`` is what the detector compares: the element clicked, the page path, the bot's
     step, the contact's topic. ``tag`` qualifies it (a bot turn's outcome, a contact's
@@ -174,14 +176,15 @@ class Mark(_Model):
     y: float | None = None
 
 
-class SignalMark(_Model):
+@dataclass(frozen=True, slots=True)
+class SignalMark:
     """A signal that fired recently, with its evidence (the "active signals")."""
 
     name: str
     at: Instant
     strength: float
     reason: str
-    evidence: list[str] = Field(default_factory=list)
+    evidence: tuple[str, ...] = ()
 
 
 def _insert(window: list[Mark], mark: Mark, retention: timedelta, cap: int) -> list[Mark]:
@@ -443,7 +446,7 @@ def remember(
                     at=now,
                     strength=round(s.strength, 3),
                     reason=s.reason[:80],
-                    evidence=[e[:64] for e in s.evidence[:3]],
+                    evidence=tuple(e[:64] for e in s.evidence[:3]),
                 )
                 for s in signals
             ),

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import PlainSerializer
 
 from tactful.instant import Instant
 
@@ -112,10 +112,12 @@ def _decay(elapsed_s: float, half_life_s: float) -> float:
     return float(0.5 ** (elapsed_s / half_life_s)) if elapsed_s > 0 else 1.0
 
 
-class Trend(BaseModel):
-    """One dimension's evidence, decayed to ``at`` (the latest evidence's event time)."""
+@dataclass(frozen=True, slots=True)
+class Trend:
+    """One dimension's evidence, decayed to ``at`` (the latest evidence's event time).
 
-    model_config = ConfigDict(frozen=True)
+    A plain dataclass (built for every signal of every event); pydantic validates it when
+    a state is loaded and serialises it when one is stored."""
 
     mass: Stored = 0.0
     fast: Stored = 0.0
@@ -126,7 +128,7 @@ class Trend(BaseModel):
     # Observations so far (older ones live on only in the mass: summarised, not kept).
     n: int = 0
     # The latest observations verbatim, oldest first: (event time, weighted strength).
-    last: tuple[tuple[Instant, float], ...] = Field(default=())
+    last: tuple[tuple[Instant, float], ...] = ()
 
     def mass_at(self, now: datetime, half_life_s: float) -> float:
         if self.at is None:
