@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,5 +156,45 @@ def test_a_canary_policy_decides_for_a_stable_share_of_customers(tmp_path, make_
         assert all(engine.policy_for(c) is canary for c in on_canary)
         with pytest.raises(ValueError, match="canary_share"):
             Engine(store, current, canary=canary, canary_share=1.5)
+    finally:
+        store.close()
+
+
+def test_a_queue_past_its_hourly_cap_overflows(tmp_path, make_event):
+    from tactful.policy import PolicyEngine, load_policy
+
+    shipped = (Path(__file__).parents[1] / "src/tactful/policy/default.yaml").read_text()
+    capped = tmp_path / "capped.yaml"
+    capped.write_text(
+        shipped.replace(
+            "fallback_queue: general\n",
+            "fallback_queue: general\nqueue_limits:\n  billing: {per_hour: 2, overflow: general}\n",
+        )
+    )
+    store = SQLiteStore(tmp_path / "q.db")
+    try:
+        engine = Engine(store, PolicyEngine(load_policy(capped)))
+        text = "My invoice is wrong and I was charged twice. Let me talk to a human!"
+
+        def ask(customer: str, at: str) -> dict[str, Any]:
+            (r,) = engine.ingest([make_event(customer_id=customer, at=at, text=text)])
+            assert r.processed is not None
+            (esc,) = [d for d in r.processed.decisions if d.kind == "escalate"]
+            return {"queue": esc.params["queue"], "lost": esc.lost, **esc.params}
+
+        first = [ask(f"c{i}", f"2026-10-01T10:{10 * i:02d}:00Z") for i in range(4)]
+        assert [e["queue"] for e in first] == ["billing", "billing", "general", "general"]
+        assert first[2]["overflowed_from"] == "billing"
+        assert any("billing queue at its hourly cap (2)" in n for n in first[2]["lost"])
+        # an hour after the first two, billing has room again
+        assert ask("c9", "2026-10-01T11:10:01Z")["queue"] == "billing"
+        assert ask("c8", "2026-10-01T11:12:00Z")["queue"] == "billing"
+
+        # a fresh engine on the same store counts the last hour from the audit log
+        again = Engine(store, PolicyEngine(load_policy(capped)))
+        (r,) = again.ingest([make_event(customer_id="c10", at="2026-10-01T11:15:00Z", text=text)])
+        assert r.processed is not None
+        (esc,) = [d for d in r.processed.decisions if d.kind == "escalate"]
+        assert esc.params["queue"] == "general"  # c9 (11:10) and c8 (11:12) fill billing
     finally:
         store.close()

@@ -116,6 +116,7 @@ def test_default_policy_loads_with_hard_triggers_first():
         ("unknown_channel.yaml", "notify.channel: unknown channel 'pager'; channels are: log"),
         ("unreachable.yaml", "rule catch_all: always true and stop, so these rules are"),
         ("conflicting_override.yaml", "rule human_again: same condition as hard trigger"),
+        ("bad_queue_limit.yaml", "billing.overflow 'billing' must be another known queue"),
     ],
 )
 def test_policy_mistakes_are_refused_at_load(fixture, message):

@@ -262,9 +262,11 @@ class PolicyEngine:
         account: AccountState | None = None,
         trend: TrendConfig = DEFAULT_TREND,
         incident: Incident | None = None,
+        queue_load: Mapping[str, int] | None = None,
     ) -> Decisions:
         """``incident``: when on, the policy's incident playbook replaces its ordinary
-        rules (hard triggers still first), and every decision's reasons say so."""
+        rules (hard triggers still first), and every decision's reasons say so.
+        ``queue_load``: handoffs per queue in the last hour, for the queues' hourly caps."""
         in_incident = incident is not None and incident.on
         ctx = build_context(event, state, signals, now, account, trend, self._thresholds)
         out = Decisions()
@@ -312,8 +314,12 @@ class PolicyEngine:
                 if note:
                     out.suppressed.append(f"{rule.id}/{kind}: {note}")
                     continue
-                if kind == "escalate" and params["queue"] == "auto":
-                    params = {**params, "queue": self.policy.queue_for(state.topic)}
+                if kind == "escalate":
+                    if params["queue"] == "auto":
+                        params = {**params, "queue": self.policy.queue_for(state.topic)}
+                    params, capped = self._within_cap(params, queue_load, pending)
+                    if capped:
+                        out.suppressed.append(f"{rule.id}/{kind}: {capped}")
                 elif kind == "notify" and params["target"] == "account_owner":
                     owner = state.account.owner or "unassigned-account-owner"
                     params = {**params, "target": owner}
@@ -351,6 +357,23 @@ class PolicyEngine:
             for p in kept
         ]
         return out
+
+    def _within_cap(
+        self, params: dict[str, Any], load: Mapping[str, int] | None, pending: list[_Pending]
+    ) -> tuple[dict[str, Any], str]:
+        """Send a handoff past its queue's hourly cap to the overflow queue (once: the
+        overflow queue's own cap is not chased further), with a note saying so."""
+        queue = params["queue"]
+        limit = self.policy.queue_limits.get(queue)
+        if limit is None or load is None:
+            return params, ""
+        used = load.get(queue, 0) + sum(
+            1 for p in pending if p.kind == "escalate" and p.params["queue"] == queue
+        )
+        if used < limit.per_hour:
+            return params, ""
+        note = f"{queue} queue at its hourly cap ({limit.per_hour}); overflowed to {limit.overflow}"
+        return {**params, "queue": limit.overflow, "overflowed_from": queue}, note
 
     @staticmethod
     def _guard(

@@ -344,6 +344,11 @@ class Rule(_Strict):
 ThresholdName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 
 
+class QueueLimit(_Strict):
+    per_hour: Annotated[int, Field(ge=1)]
+    overflow: str
+
+
 class IncidentSpec(_Strict):
     """The crisis playbook: while a person has incident mode on, these rules replace the
     ordinary ones (hard triggers still come first)."""
@@ -362,6 +367,9 @@ class Policy(_Strict):
     _source: str = PrivateAttr(default="")
     queues: dict[str, str] = Field(default_factory=dict)  # topic -> queue
     fallback_queue: str = "general"
+    # Per-queue hourly caps: past `per_hour` handoffs in the last hour, the next go to
+    # `overflow` (another queue), so one flood does not bury a team.
+    queue_limits: dict[str, QueueLimit] = Field(default_factory=dict)
     memory: MemorySpec = Field(default_factory=MemorySpec)
     detectors: DetectorSpec = Field(default_factory=DetectorSpec)
     rules: list[Rule] = Field(min_length=1)
@@ -413,6 +421,17 @@ class Policy(_Strict):
                         f"{where} ({rule.id}).then[{j}].notify.channel: unknown channel "
                         f"'{spec.notify.channel}'; channels are: {', '.join(sorted(CHANNELS))}"
                     )
+        for queue, limit in self.queue_limits.items():
+            if queue not in queues:
+                problems.append(
+                    f"queue_limits: unknown queue '{queue}'; "
+                    f"queues are: {', '.join(sorted(queues))}"
+                )
+            elif limit.overflow not in queues or limit.overflow == queue:
+                problems.append(
+                    f"queue_limits: {queue}.overflow '{limit.overflow}' must be another known "
+                    f"queue ({', '.join(sorted(queues - {queue}))})"
+                )
         problems.extend(self._shadowed())
         if problems:
             raise ValueError("\n- ".join(problems))

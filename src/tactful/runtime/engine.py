@@ -22,7 +22,7 @@ import hashlib
 import json
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -107,6 +107,7 @@ def canary_bucket(customer_id: str) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
+HOUR = timedelta(hours=1)
 INCIDENT_KEY = "incident"
 INCIDENT_REFRESH_S = 2.0
 
@@ -146,6 +147,9 @@ class Engine:
         self.canary_share = canary_share if canary is not None else 0.0
         self._incident = Incident()
         self._incident_checked = -float("inf")
+        # Handoff times per capped queue over the last hour (event time), for the policy's
+        # queue_limits; seeded from the audit log on the first batch.
+        self._handoffs: dict[str, deque[datetime]] | None = None
         self.text_scorer = text_scorer  # None: the lexical tier scores text inside detect
         self.metrics = metrics or Metrics()
         self.metrics.watch_store(store.stats)
@@ -170,6 +174,37 @@ class Engine:
             old, self.policy = self.policy, policy
             self.behavior, self.memory = configs
         return old
+
+    def _queue_load(self, policy: PolicyEngine, at: datetime) -> dict[str, int] | None:
+        """Handoffs per capped queue in the hour before ``at`` (None: no caps)."""
+        limits = policy.policy.queue_limits
+        if not limits:
+            return None
+        if self._handoffs is None:
+            self._handoffs = defaultdict(deque)
+            for d in self.store.list_decisions(since=at - HOUR, limit=1_000_000):
+                if d["kind"] == "escalate":
+                    when = datetime.fromisoformat(d["at"])
+                    self._handoffs[d["params"]["queue"]].append(when)
+        load = {}
+        for queue in limits:
+            times = self._handoffs[queue]
+            while times and at - times[0] > HOUR:
+                times.popleft()
+            load[queue] = sum(1 for t in times if t <= at)
+        return load
+
+    def _count_handoffs(self, out: Processed) -> None:
+        if self._handoffs is None:
+            return
+        for d in out.decisions:
+            if d.kind == "escalate":
+                times = self._handoffs[d.params["queue"]]
+                times.append(d.at)
+                if len(times) > 1 and times[-2] > d.at:  # a late event: keep time order
+                    ordered = sorted(times)
+                    times.clear()
+                    times.extend(ordered)
 
     def policy_for(self, customer_id: str) -> PolicyEngine:
         """The canary for its share of customers (the same customers, always), else the
@@ -267,17 +302,20 @@ class Engine:
         for i, event in fresh:
             state = working[event.customer_id]
             account_id = event.account_id or state.account_id
+            policy = self.policy_for(event.customer_id)
             out = process(
                 event,
                 state,
-                self.policy_for(event.customer_id),
+                policy,
                 event.timestamp,
                 self.behavior,
                 texts.get(event.event_id),
                 accounts.get(account_id) if account_id else None,
                 self.memory,
                 incident,
+                self._queue_load(policy, event.timestamp),
             )
+            self._count_handoffs(out)
             working[event.customer_id] = out.state
             if out.account is not None:
                 accounts[out.account.account_id] = out.account

@@ -6,6 +6,7 @@ returns the same result. That is what makes replay, evaluation and shadow polici
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -53,6 +54,7 @@ def process(
     account: AccountState | None = None,
     memory: MemoryConfig = DEFAULT_MEMORY,
     incident: Incident | None = None,
+    queue_load: Mapping[str, int] | None = None,
 ) -> Processed:
     """Detect signals on ``event``, fold them into the customer's (and their account's)
     state, decide, plan actions, and note what the event reveals about earlier decisions.
@@ -84,7 +86,9 @@ def process(
         account_changed = account is not before
         if remembered.account is not account.context and remembered.account != account.context:
             remembered = remembered.model_copy(update={"account": account.context})
-    decided = policy.decide(event, remembered, signals, now, account, memory.trend, incident)
+    decided = policy.decide(
+        event, remembered, signals, now, account, memory.trend, incident, queue_load
+    )
     new_state, actions = plan_actions(remembered, event, signals, decided.decisions, now)
     outcomes = derive_outcomes(event, state)
     return Processed(
