@@ -117,6 +117,7 @@ def test_default_policy_loads_with_hard_triggers_first():
         ("unreachable.yaml", "rule catch_all: always true and stop, so these rules are"),
         ("conflicting_override.yaml", "rule human_again: same condition as hard trigger"),
         ("bad_queue_limit.yaml", "billing.overflow 'billing' must be another known queue"),
+        ("long_cooldown.yaml", "longer than the 7 days a customer's state remembers"),
     ],
 )
 def test_policy_mistakes_are_refused_at_load(fixture, message):
@@ -278,8 +279,8 @@ def test_a_stalled_bot_changes_strategy_and_a_looping_one_escalates(make_event, 
 
 
 def test_telling_the_same_story_again_reaches_a_person(make_event, policy):
-    first = "My invoice is wrong, I was charged twice. This is annoying."
-    again = "I'm writing again about the double charge on my invoice. Still not fixed!"
+    first = "I can't find where to download my invoice. This is annoying."
+    again = "I'm writing again about downloading my invoice. Still can't find it!"
     decided = _decide_all(
         policy,
         [
@@ -382,3 +383,34 @@ def test_shadow_compare_counts_gained_lost_and_changed():
     assert report.gained == {"hold promotional (r2)": 1}
     assert report.examples["lost", "hold promotional (r2)"] == ["bob"]
     assert report.examples["gained", "hold promotional (r2)"] == ["cy"]
+
+
+@pytest.mark.parametrize(
+    ("text", "rule", "kind"),
+    [
+        ("I'm locked out of my account after too many attempts", "lockout", "escalate"),
+        ("How do I reset my password?", "password_reset", "assist"),
+        ("Can I get my money back for the annual plan?", "refund_request", "assist"),
+        ("I was charged twice this month, I want to dispute it", "billing_dispute", "escalate"),
+        ("Do you offer custom terms and a DPA for our procurement?", "sales_question", "escalate"),
+        ("I feel like I might hurt myself", "safety", "escalate"),
+        (
+            "This is the worst service ever, I'm furious. Cancel my account, I'm done.",
+            "leaving_for_sure",
+            "escalate",
+        ),
+    ],
+)
+def test_the_routing_matrix_of_the_seeds(make_event, policy, text, rule, kind):
+    (decided,) = _decide_all(policy, [make_event(text=text)])
+    assert (kind, rule) in decided, decided
+
+
+def test_mfa_failing_twice_in_the_bot_is_a_lockout(make_event, policy):
+    turns = [
+        make_event("bot_turn", at=f"2026-10-01T10:0{i}:00Z", step_id="verify_mfa", outcome="failed")
+        for i in range(2)
+    ]
+    decided = _decide_all(policy, turns)
+    assert ("escalate", "lockout") in decided[1]
+    assert ("escalate", "bot_going_in_circles") not in decided[1]  # one handoff, not two

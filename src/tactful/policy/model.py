@@ -29,7 +29,7 @@ from pydantic import (
 from tactful.detect.behavior import BehaviorConfig
 from tactful.policy.expr import CompiledExpr, ExprError, compile_expr
 from tactful.signals import DIMENSIONS, TOPICS, Dimension
-from tactful.state.customer import MemoryConfig
+from tactful.state.customer import RULE_MEMORY, MemoryConfig
 from tactful.state.trend import DEFAULT_HALF_LIVES, TrendConfig
 
 __all__ = [
@@ -339,6 +339,16 @@ class Rule(_Strict):
     stop: bool = False  # when it matches, skip the rules after it
 
     parse_cooldown_ = field_validator("cooldown", mode="before")(_duration_field)
+
+    @field_validator("cooldown")
+    @classmethod
+    def _remembered(cls, v: timedelta) -> timedelta:
+        if v > RULE_MEMORY:
+            raise ValueError(
+                f"{v} is longer than the {RULE_MEMORY.days} days a customer's state remembers "
+                "when a rule fired; use a hold for longer quiet periods"
+            )
+        return v
 
 
 ThresholdName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]

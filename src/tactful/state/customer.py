@@ -54,6 +54,9 @@ SIGNAL_RETENTION = timedelta(hours=24)
 MAX_DATED = 6
 MAX_OPEN_TICKETS = 20
 PAYMENT_WINDOW = timedelta(days=30)
+# How long the state remembers when each rule last fired: the longest cooldown a policy
+# may set (policy files are checked against it).
+RULE_MEMORY = timedelta(days=7)
 # Evidence mass below this reads as a level under 0.0015: the trend is dropped.
 FADED = 1e-3
 # Ended and released holds stay this long (shown by the API), then only the audit log has them.
@@ -476,6 +479,11 @@ def remember(
         u["holds"] = [
             h for h in state.holds if h.ends_at > cutoff and (h.released_at or h.ends_at) > cutoff
         ]
+    # When each rule last fired matters only within its cooldown (at most RULE_MEMORY).
+    if any(latest - t > RULE_MEMORY for t in state.rule_fired_at.values()):
+        u["rule_fired_at"] = {
+            r: t for r, t in state.rule_fired_at.items() if latest - t <= RULE_MEMORY
+        }
     handoffs = u.get("handoffs", state.handoffs)
     if any(latest - h.opened_at >= HANDOFF_TTL for h in handoffs):
         u["handoffs"] = [h for h in handoffs if latest - h.opened_at < HANDOFF_TTL]
