@@ -208,7 +208,24 @@ def test_a_segment_group_name_is_the_company_name(engine: Engine, store: SQLiteS
     engine.ingest([ev(2, "ann", 4, type="identify", traits={"name": "Ann Smith"})])
     acme = store.get_account("acme")
     assert acme is not None and acme.context.name == "Acme Inc"  # a person's name stays theirs
-    assert acme.context.traits["name"] == "Ann Smith"
+    assert "name" not in acme.context.traits
+    ann = store.get_state("ann")
+    assert ann is not None and ann.account.traits["name"] == "Ann Smith"
+
+
+def test_a_persons_traits_are_not_shared_with_their_account(
+    engine: Engine, store: SQLiteStore
+) -> None:
+    engine.ingest(
+        [
+            ev(1, "ann", 10, type="identify", traits={"email": "ann@acme.test", "tier": "pro"}),
+            ev(2, "bob", 5, type="message", text="hello"),
+        ]
+    )
+    acme, bob = store.get_account("acme"), store.get_state("bob")
+    assert acme is not None and bob is not None
+    assert acme.context.tier == "pro" and bob.account.tier == "pro"  # the account's field
+    assert "email" not in acme.context.traits and "email" not in bob.account.traits
 
 
 def test_schema_1_accounts_are_read_after_the_upgrade(tmp_path: Path) -> None:
@@ -227,3 +244,10 @@ def test_schema_1_accounts_are_read_after_the_upgrade(tmp_path: Path) -> None:
         assert acme is not None and acme.context.tier == "enterprise"
     finally:
         store.close()
+
+
+def test_an_accounts_csv_from_excel_with_a_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "crm.csv"
+    path.write_bytes("account_id,tier\nacme,enterprise\n".encode("utf-8-sig"))
+    accounts, errors = read_accounts(path)
+    assert errors == [] and accounts["acme"].tier == "enterprise"

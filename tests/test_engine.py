@@ -198,3 +198,21 @@ def test_a_queue_past_its_hourly_cap_overflows(tmp_path, make_event):
         assert esc.params["queue"] == "general"  # c9 (11:10) and c8 (11:12) fill billing
     finally:
         store.close()
+
+
+def test_reloading_keeps_a_users_own_default_yaml(tmp_path):
+    from tactful.policy import PolicyEngine, load_policy
+
+    shipped = (Path(__file__).parents[1] / "src/tactful/policy/default.yaml").read_text()
+    mine = tmp_path / "default.yaml"  # the same file name as the shipped one
+    mine.write_text(shipped.replace("version: default-", "version: mine-"))
+    store = SQLiteStore(tmp_path / "r.db")
+    try:
+        engine = Engine(store, PolicyEngine(load_policy(mine)))
+        engine.reload_policy()
+        assert engine.policy.version.startswith("mine-")
+        builtin = Engine(store, PolicyEngine(load_policy()))
+        builtin.reload_policy()
+        assert builtin.policy.version.startswith("default-")
+    finally:
+        store.close()

@@ -118,6 +118,8 @@ def test_default_policy_loads_with_hard_triggers_first():
         ("conflicting_override.yaml", "rule human_again: same condition as hard trigger"),
         ("bad_queue_limit.yaml", "billing.overflow 'billing' must be another known queue"),
         ("long_cooldown.yaml", "longer than the 7 days a customer's state remembers"),
+        ("two_of_a_kind.yaml", "notify appears twice; a rule makes each kind of decision once"),
+        ("heavy_weight.yaml", "memory.weights.rage_click: Input should be less than or equal to 1"),
     ],
 )
 def test_policy_mistakes_are_refused_at_load(fixture, message):

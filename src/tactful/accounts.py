@@ -40,7 +40,7 @@ class AccountRowError:
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
     """(line, row, error) for each row; JSON Lines if the suffix says so, else CSV."""
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        with path.open(encoding="utf-8") as f:
+        with path.open(encoding="utf-8-sig") as f:
             for n, line in enumerate(f, start=1):
                 if not line.strip():
                     continue
@@ -54,7 +54,7 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]
                     continue
                 yield n, row, None
         return
-    with path.open(encoding="utf-8", newline="") as f:
+    with path.open(encoding="utf-8-sig", newline="") as f:  # Excel writes a BOM
         reader = csv.DictReader(f)
         for row in reader:
             # empty cells are absent values, not empty strings

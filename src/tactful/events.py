@@ -458,6 +458,7 @@ def from_segment(payload: dict[str, Any]) -> dict[str, Any]:
         out["type"] = "identify"
         if kind == "group":
             out["account_id"] = payload.get("groupId")
+            out["context"]["call"] = "group"  # traits describe the company, not a person
             if "name" in traits:  # a group's name is the company's
                 traits["account_name"] = traits.pop("name")
         out["traits"] = {

@@ -249,7 +249,7 @@ class MemorySpec(_Strict):
     # e.g. {frustration: 1d}: how long each dimension takes to fade by half
     half_lives: dict[Dimension, timedelta] = Field(default_factory=dict)
     # e.g. {rage_click: 0.5}: a signal's weight on the trends (1 when not listed)
-    weights: dict[str, Annotated[float, Field(ge=0, le=10)]] = Field(default_factory=dict)
+    weights: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
     # events this much older than a customer's latest still apply as if in order
     lateness: timedelta = timedelta(hours=1)
 
@@ -339,6 +339,18 @@ class Rule(_Strict):
     stop: bool = False  # when it matches, skip the rules after it
 
     parse_cooldown_ = field_validator("cooldown", mode="before")(_duration_field)
+
+    @field_validator("then")
+    @classmethod
+    def _one_of_each(cls, v: list[DecisionSpec]) -> list[DecisionSpec]:
+        kinds = [d.kind for d in v]
+        twice = sorted({k for k in kinds if kinds.count(k) > 1})
+        if twice:
+            raise ValueError(
+                f"{', '.join(twice)} appears twice; a rule makes each kind of decision once "
+                "(split it into two rules)"
+            )
+        return v
 
     @field_validator("cooldown")
     @classmethod
@@ -516,6 +528,10 @@ class Policy(_Strict):
         return [(r, compile_expr(r.when, namespaces, fixed)) for r in hard + rest]
 
 
+# The source name of the shipped default (not a path: a user's own default.yaml is a file).
+BUILTIN = "<shipped default.yaml>"
+
+
 class PolicyError(ValueError):
     """A policy file that cannot load, with every problem found."""
 
@@ -605,7 +621,7 @@ def load_policy(source: str | Path | None = None) -> Policy:
     """Load and validate a policy file (the shipped default when ``source`` is None)."""
     if source is None:
         text = resources.files("tactful.policy").joinpath("default.yaml").read_text("utf-8")
-        name = "default.yaml"
+        name = BUILTIN
     else:
         path = Path(source)
         try:

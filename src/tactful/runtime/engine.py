@@ -33,7 +33,7 @@ from tactful.events import Event, EventError, may_hold_surrogates, parse_event
 from tactful.learn.metrics import Metrics
 from tactful.policy.engine import PolicyEngine
 from tactful.policy.incident import Incident
-from tactful.policy.model import load_policy
+from tactful.policy.model import BUILTIN, load_policy
 from tactful.runtime.pipeline import Processed, process
 from tactful.state.account import AccountState
 from tactful.state.customer import CustomerState, MemoryConfig, with_message
@@ -234,7 +234,7 @@ class Engine:
         """Load the policy in force again from its file and use it; returns the old one.
         Raises :class:`PolicyError` (and keeps the policy in force) if the file is invalid."""
         source = self.policy.policy.source
-        fresh = PolicyEngine(load_policy(None if source in ("", "default.yaml") else source))
+        fresh = PolicyEngine(load_policy(None if source in ("", BUILTIN) else source))
         return self.swap_policy(fresh)
 
     def ingest(

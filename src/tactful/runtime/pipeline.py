@@ -16,7 +16,7 @@ from tactful.events import Event
 from tactful.learn.outcomes import Outcome, derive_outcomes
 from tactful.policy.engine import Decision, PolicyEngine
 from tactful.policy.incident import Incident
-from tactful.state.account import AccountState, remember_account
+from tactful.state.account import AccountState, _fields, remember_account
 from tactful.state.customer import (
     DEFAULT_MEMORY,
     CustomerState,
@@ -84,8 +84,11 @@ def process(
         before = account
         account = remember_account(account, state, remembered, event, signals, memory)
         account_changed = account is not before
-        if remembered.account is not account.context and remembered.account != account.context:
-            remembered = remembered.model_copy(update={"account": account.context})
+        mine, shared = remembered.account, account.context
+        if mine is not shared and _fields(mine) != _fields(shared):
+            # the account's fields, with this customer's own traits kept (never shared)
+            view = shared.model_copy(update={"traits": {**shared.traits, **mine.traits}})
+            remembered = remembered.model_copy(update={"account": view})
     decided = policy.decide(
         event, remembered, signals, now, account, memory.trend, incident, queue_load
     )

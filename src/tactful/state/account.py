@@ -17,6 +17,7 @@ from tactful.events import Event
 from tactful.instant import Instant
 from tactful.signals import DIMENSIONS, Signal
 from tactful.state.customer import (
+    ACCOUNT_TRAITS,
     DEFAULT_MEMORY,
     AccountContext,
     CustomerState,
@@ -29,6 +30,13 @@ from tactful.state.trend import DEFAULT_TREND, EMPTY_TREND, Trend, TrendConfig
 __all__ = ["AccountState", "DecayedCount", "MemberRisk", "remember_account"]
 
 _NO_CONTEXT = AccountContext()
+
+
+def _fields(c: AccountContext) -> tuple[object, ...]:
+    """The account's own fields, without free-form traits."""
+    return (c.name, c.tier, c.value, c.lifecycle, c.owner, c.tenure_days)
+
+
 # Event types that change an account even without a signal.
 _ACCOUNT_EVENTS = frozenset(
     {"identify", "api_error", "command_run", "ticket_opened", "ticket_closed"}
@@ -131,12 +139,22 @@ def remember_account(
     if (
         after.account is not context
         and (context is _NO_CONTEXT or context == _NO_CONTEXT)
-        and after.account != context
+        and _fields(after.account) != _fields(context)
     ):
-        context = u["context"] = after.account  # traits this customer brought along
+        # the account fields this customer brought along (not their personal traits)
+        context = u["context"] = after.account.model_copy(update={"traits": {}})
     match event.type:
         case "identify":
-            u["context"] = with_traits(context, event.traits)
+            # A person's identify shares only the account's own fields (tier, value,
+            # owner ...) with the account; their other traits (email, phone ...) stay
+            # theirs. A group call describes the company: all of its traits are shared.
+            shared = (
+                event.traits
+                if event.context.get("call") == "group"
+                else {k: v for k, v in event.traits.items() if k in ACCOUNT_TRAITS}
+            )
+            if shared:
+                u["context"] = with_traits(context, shared)
         case "api_error":
             u["api_calls"] = account.api_calls.add(now, ERROR_RATE_HALF_LIFE)
             u["api_errors"] = account.api_errors.add(now, ERROR_RATE_HALF_LIFE)

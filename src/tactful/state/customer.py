@@ -74,8 +74,9 @@ class MemoryConfig:
     """How events become state: trend decay, per-signal weights, and allowed lateness."""
 
     trend: TrendConfig = DEFAULT_TREND
-    # Multiplier per signal name on how much it moves the trends (1.0 when not listed):
-    # e.g. {"rage_click": 0.5} halves rage clicks' weight against what customers write.
+    # Multiplier in [0, 1] per signal name on how much it moves the trends (1.0 when not
+    # listed): e.g. {"rage_click": 0.5} halves rage clicks' weight against what customers
+    # write. (At most 1: a signal adds at most its strength, see trend.py.)
     weights: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     # Events up to this much older than the customer's latest event update windows and
     # trends as if they had arrived in order; older ones are recorded and flagged late.
@@ -83,8 +84,8 @@ class MemoryConfig:
 
     def __post_init__(self) -> None:
         for name, w in self.weights.items():
-            if not 0 <= w <= 10:
-                raise ValueError(f"weights.{name}={w}: must be between 0 and 10")
+            if not 0 <= w <= 1:
+                raise ValueError(f"weights.{name}={w}: must be between 0 and 1")
         if self.lateness < timedelta(0):
             raise ValueError(f"lateness={self.lateness}: must not be negative")
 
