@@ -416,3 +416,19 @@ def test_mfa_failing_twice_in_the_bot_is_a_lockout(make_event, policy):
     decided = _decide_all(policy, turns)
     assert ("escalate", "lockout") in decided[1]
     assert ("escalate", "bot_going_in_circles") not in decided[1]  # one handoff, not two
+
+
+def test_a_late_message_is_judged_against_the_level_before_it(make_event, policy):
+    """<dim>_before is the level before this event's evidence, also for a late event
+    (whose own evidence is already in the trend by the time the policy reads it)."""
+    angry = "This is the third time it broke. Still not working, I'm furious!!"
+    decided = _decide_all(
+        policy,
+        [
+            # a failed payment: a little frustration (0.2) at 10:00
+            make_event("payment_failed", at="2026-10-01T10:00:00Z", reason="card_declined"),
+            make_event(at="2026-10-01T09:30:00Z", text=angry),  # late, within the hour
+        ],
+    )
+    # before this message the level was 0.2, under the 0.4 that makes it a repeat
+    assert ("escalate", "repeated_failure") not in decided[1]

@@ -144,14 +144,25 @@ assert set(_STATE_FIELDS) == NAMESPACES["state"]
 class _StateView(dict[str, Any]):
     """The ``state`` namespace, computed on first read: most events read few fields."""
 
-    def __init__(self, state: CustomerState, now: datetime, config: TrendConfig) -> None:
+    def __init__(
+        self,
+        state: CustomerState,
+        now: datetime,
+        config: TrendConfig,
+        prior: CustomerState | None = None,
+    ) -> None:
         super().__init__()
         self._state = state
         self._now = now
         self._config = config
+        self._prior = prior  # the state before this event: exact `<dim>_before` levels
 
     def __missing__(self, key: str) -> Any:
-        value = self[key] = _STATE_FIELDS[key](self._state, self._now, self._config)
+        if self._prior is not None and key.endswith("_before"):
+            value = self._prior.level(key.removesuffix("_before"), self._now, self._config)
+        else:
+            value = _STATE_FIELDS[key](self._state, self._now, self._config)
+        self[key] = value
         return value
 
 
@@ -194,13 +205,14 @@ def build_context(
     account: AccountState | None = None,
     trend: TrendConfig = DEFAULT_TREND,
     thresholds: Mapping[str, float] = MappingProxyType({}),
+    prior: CustomerState | None = None,
 ) -> dict[str, Mapping[str, Any]]:
     """The values a condition can read, by namespace (see policy.model.NAMESPACES)."""
     sig: dict[str, Any] = dict.fromkeys(KNOWN_SIGNALS, 0.0)
     for s in signals:
         sig[s.name] = max(sig.get(s.name, 0.0), s.strength)
     return {
-        "state": _StateView(state, now, trend),
+        "state": _StateView(state, now, trend, prior),
         "event": _event_fields(event),
         "signal": sig,
         "account": _AccountView(state, account, now, trend),
@@ -263,12 +275,15 @@ class PolicyEngine:
         trend: TrendConfig = DEFAULT_TREND,
         incident: Incident | None = None,
         queue_load: Mapping[str, int] | None = None,
+        prior: CustomerState | None = None,
     ) -> Decisions:
         """``incident``: when on, the policy's incident playbook replaces its ordinary
         rules (hard triggers still first), and every decision's reasons say so.
-        ``queue_load``: handoffs per queue in the last hour, for the queues' hourly caps."""
+        ``queue_load``: handoffs per queue in the last hour, for the queues' hourly caps.
+        ``prior``: the customer's state before this event, for exact ``<dim>_before``
+        levels (without it they come from the trend's own memory of its last update)."""
         in_incident = incident is not None and incident.on
-        ctx = build_context(event, state, signals, now, account, trend, self._thresholds)
+        ctx = build_context(event, state, signals, now, account, trend, self._thresholds, prior)
         out = Decisions()
         matched: list[tuple[Rule, dict[str, Any]]] = []
         present = frozenset(s.name for s in signals if s.strength > 0)

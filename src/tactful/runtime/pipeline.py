@@ -90,7 +90,7 @@ def process(
             view = shared.model_copy(update={"traits": {**shared.traits, **mine.traits}})
             remembered = remembered.model_copy(update={"account": view})
     decided = policy.decide(
-        event, remembered, signals, now, account, memory.trend, incident, queue_load
+        event, remembered, signals, now, account, memory.trend, incident, queue_load, state
     )
     new_state, actions = plan_actions(remembered, event, signals, decided.decisions, now)
     outcomes = derive_outcomes(event, state)
