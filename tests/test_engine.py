@@ -216,3 +216,31 @@ def test_reloading_keeps_a_users_own_default_yaml(tmp_path):
         assert builtin.policy.version.startswith("default-")
     finally:
         store.close()
+
+
+def test_queue_caps_count_late_events_where_they_belong(tmp_path, make_event):
+    from tactful.policy import PolicyEngine, load_policy
+
+    shipped = (Path(__file__).parents[1] / "src/tactful/policy/default.yaml").read_text()
+    capped = tmp_path / "capped.yaml"
+    capped.write_text(
+        shipped.replace(
+            "fallback_queue: general\n",
+            "fallback_queue: general\nqueue_limits:\n  billing: {per_hour: 1, overflow: general}\n",
+        )
+    )
+    store = SQLiteStore(tmp_path / "q.db")
+    try:
+        engine = Engine(store, PolicyEngine(load_policy(capped)))
+        text = "My invoice is wrong and I was charged twice. Let me talk to a human!"
+        engine.ingest([make_event(customer_id="a", at="2026-10-01T10:00:00Z", text=text)])
+        engine.ingest(
+            [make_event("page_view", customer_id="b", at="2026-10-01T11:10:00Z", path="/")]
+        )
+        # another customer's message from 10:30 arrives now: billing's hour is already used
+        (r,) = engine.ingest([make_event(customer_id="c", at="2026-10-01T10:30:00Z", text=text)])
+        assert r.processed is not None
+        (esc,) = [d for d in r.processed.decisions if d.kind == "escalate"]
+        assert esc.params["queue"] == "general" and esc.params["overflowed_from"] == "billing"
+    finally:
+        store.close()

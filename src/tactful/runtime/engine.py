@@ -17,12 +17,13 @@ cycle stay consistent.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
 import json
 import threading
 import time
-from collections import Counter, OrderedDict, defaultdict, deque
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -149,7 +150,7 @@ class Engine:
         self._incident_checked = -float("inf")
         # Handoff times per capped queue over the last hour (event time), for the policy's
         # queue_limits; seeded from the audit log on the first batch.
-        self._handoffs: dict[str, deque[datetime]] | None = None
+        self._handoffs: dict[str, list[datetime]] | None = None
         self.text_scorer = text_scorer  # None: the lexical tier scores text inside detect
         self.metrics = metrics or Metrics()
         self.metrics.watch_store(store.stats)
@@ -175,36 +176,48 @@ class Engine:
             self.behavior, self.memory = configs
         return old
 
-    def _queue_load(self, policy: PolicyEngine, at: datetime) -> dict[str, int] | None:
-        """Handoffs per capped queue in the hour before ``at`` (None: no caps)."""
+    def _seed_handoffs(self, at: datetime) -> None:
+        """On the first batch that any policy in use caps queues: the last hour's handoffs
+        from the audit log."""
+        capped = self.policy.policy.queue_limits or (
+            self.canary is not None and self.canary.policy.queue_limits
+        )
+        if self._handoffs is not None or not capped:
+            return
+        self._handoffs = defaultdict(list)
+        for d in self.store.list_decisions(since=at - HOUR, limit=1_000_000):
+            if d["kind"] == "escalate":
+                when = datetime.fromisoformat(d["at"])
+                bisect.insort(self._handoffs[d["params"]["queue"]], when)
+
+    def _queue_load(
+        self, policy: PolicyEngine, at: datetime, pending: list[tuple[str, datetime]]
+    ) -> dict[str, int] | None:
+        """Handoffs per capped queue in the hour up to ``at`` (event time, so late events
+        are counted where they belong): committed ones and this batch's so far."""
         limits = policy.policy.queue_limits
-        if not limits:
+        if not limits or self._handoffs is None:
             return None
-        if self._handoffs is None:
-            self._handoffs = defaultdict(deque)
-            for d in self.store.list_decisions(since=at - HOUR, limit=1_000_000):
-                if d["kind"] == "escalate":
-                    when = datetime.fromisoformat(d["at"])
-                    self._handoffs[d["params"]["queue"]].append(when)
         load = {}
         for queue in limits:
             times = self._handoffs[queue]
-            while times and at - times[0] > HOUR:
-                times.popleft()
-            load[queue] = sum(1 for t in times if t <= at)
+            lo = bisect.bisect_right(times, at - HOUR)
+            hi = bisect.bisect_right(times, at)
+            load[queue] = hi - lo + sum(1 for q, t in pending if q == queue and at - HOUR < t <= at)
         return load
 
-    def _count_handoffs(self, out: Processed) -> None:
-        if self._handoffs is None:
+    def _count_handoffs(self, committed: list[tuple[str, datetime]]) -> None:
+        """After the batch is committed (a failed commit counts nothing): its handoffs;
+        entries far older than the newest are dropped."""
+        if self._handoffs is None or not committed:
             return
-        for d in out.decisions:
-            if d.kind == "escalate":
-                times = self._handoffs[d.params["queue"]]
-                times.append(d.at)
-                if len(times) > 1 and times[-2] > d.at:  # a late event: keep time order
-                    ordered = sorted(times)
-                    times.clear()
-                    times.extend(ordered)
+        for queue, at in committed:
+            bisect.insort(self._handoffs[queue], at)
+        newest = max(at for _, at in committed)
+        for times in self._handoffs.values():
+            cut = bisect.bisect_left(times, newest - 2 * HOUR)
+            if cut:
+                del times[:cut]
 
     def policy_for(self, customer_id: str) -> PolicyEngine:
         """The canary for its share of customers (the same customers, always), else the
@@ -295,6 +308,9 @@ class Engine:
             fresh.append((i, event))
 
         incident = self.incident()
+        if fresh:
+            self._seed_handoffs(fresh[0][1].timestamp)
+        handoffs: list[tuple[str, datetime]] = []
         working = self._load([e for _, e in fresh])
         accounts = self._load_accounts([e for _, e in fresh], working)
         texts = self._score_texts([e for _, e in fresh], working)
@@ -313,9 +329,11 @@ class Engine:
                 accounts.get(account_id) if account_id else None,
                 self.memory,
                 incident,
-                self._queue_load(policy, event.timestamp),
+                self._queue_load(policy, event.timestamp, handoffs),
             )
-            self._count_handoffs(out)
+            handoffs.extend(
+                (d.params["queue"], d.at) for d in out.decisions if d.kind == "escalate"
+            )
             working[event.customer_id] = out.state
             if out.account is not None:
                 accounts[out.account.account_id] = out.account
@@ -324,6 +342,7 @@ class Engine:
 
         # All or nothing, quarantine included; raises before the caches are touched.
         self.store.commit(batch, now, bad)
+        self._count_handoffs(handoffs)
         for cid, state in working.items():
             self._remember(self._cache, cid, state)
         for aid, account in accounts.items():
