@@ -251,3 +251,16 @@ def test_an_accounts_csv_from_excel_with_a_byte_order_mark(tmp_path: Path) -> No
     path.write_bytes("account_id,tier\nacme,enterprise\n".encode("utf-8-sig"))
     accounts, errors = read_accounts(path)
     assert errors == [] and accounts["acme"].tier == "enterprise"
+
+
+def test_an_import_is_not_undone_by_a_running_engine(engine: Engine, store: SQLiteStore) -> None:
+    engine.ingest([ev(1, "ann", 30, type="message", text="hello there")])  # caches acme
+    store.save_account_contexts({"acme": AccountContext(tier="enterprise", owner="@olga")}, NOW)
+    engine.ingest([ev(2, "ann", 20, type="message", text=ANGRY)])  # a stale cached copy
+    acme = store.get_account("acme")
+    assert acme is not None and acme.context.owner == "@olga"  # the import stands
+    assert acme.level("frustration", NOW) > 0  # and the aggregate moved on
+    # an identify that changes the context is written
+    engine.ingest([ev(3, "ann", 10, type="identify", traits={"tier": "vip"})])
+    acme = store.get_account("acme")
+    assert acme is not None and acme.context.tier == "vip"

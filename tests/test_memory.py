@@ -902,3 +902,19 @@ def test_an_account_adds_up_its_customers(policy):
     assert [m.customer_id for m in account.at_risk] == ["c1"]
     assert account.error_rate(now) == pytest.approx(0.75)
     assert account.signal_counts["page_loop"] == 1
+
+
+def test_a_too_late_ticket_close_or_payment_failure_still_counts(policy):
+    state = CustomerState(customer_id="c")
+    for event in [
+        ev("t1", "ticket_opened", 0, ticket_id="T1"),
+        ev("p1", "page_view", 3 * 3600, path="/home"),
+        ev("t2", "ticket_closed", 3600, ticket_id="T1", resolution="solved"),  # 2 h late
+        ev("f1", "payment_failed", 1800),  # 2.5 h late
+    ]:
+        result = process(event, state, policy, event.timestamp, memory=HOUR)
+        state = result.state
+    assert result.late and state.late_events == 2
+    assert state.open_tickets == []  # closed, even though the close came too late
+    assert state.payment_failures_30d(T0 + timedelta(hours=3)) == 1
+    assert state.level("frustration", T0 + timedelta(hours=3)) == 0.0  # trends untouched

@@ -28,7 +28,7 @@ from tactful.runtime.engine import Engine
 from tactful.state.account import AccountState
 from tactful.state.customer import CustomerState
 from tactful.state.store.base import QuarantineItem
-from tactful.state.trend import Trend, TrendConfig
+from tactful.state.trend import DEFAULT_TREND, Trend, TrendConfig
 
 __all__ = ["MAX_BATCH", "MAX_BODY_BYTES", "create_app"]
 
@@ -96,9 +96,11 @@ def _trends(trends: dict[str, Trend], now: datetime, config: TrendConfig) -> dic
     }
 
 
-def _account_summary(account: AccountState, now: datetime) -> dict[str, Any]:
+def _account_summary(
+    account: AccountState, now: datetime, config: TrendConfig = DEFAULT_TREND
+) -> dict[str, Any]:
     return {
-        "trend": {d: round(v, 4) for d, v in account.levels(now).items()},
+        "trend": {d: round(v, 4) for d, v in account.levels(now, config).items()},
         "members_seen": account.members,
         "at_risk": [m.model_dump(mode="json") for m in account.at_risk],
         "api_error_rate": round(account.error_rate(now), 4),
@@ -244,7 +246,7 @@ def create_app(engine: Engine) -> FastAPI:
             "event_id": result.event_id,
             "status": result.status,
             "late": bool(result.processed and result.processed.late),
-            "policy_version": engine.policy.version,
+            "policy_version": engine.policy_for(result.customer_id or "").version,
             "guidance": guidance(decisions, levels.get("frustration", 0.0)),
             "decisions": decisions,
             "signals": signals,
@@ -265,8 +267,10 @@ def create_app(engine: Engine) -> FastAPI:
             "customer_id": state.customer_id,
             "account_id": state.account_id,
             "account": state.account.model_dump(mode="json"),
-            "account_summary": _account_summary(account, now) if account else None,
-            "trend": {d: round(v, 4) for d, v in state.levels(now).items()},
+            "account_summary": _account_summary(account, now, engine.memory.trend)
+            if account
+            else None,
+            "trend": {d: round(v, 4) for d, v in state.levels(now, engine.memory.trend).items()},
             "trends": _trends(state.trend, now, engine.memory.trend),
             "active_signals": [asdict(s) for s in reversed(state.active_signals(now))],
             "signal_counts": state.signal_counts,
@@ -295,7 +299,7 @@ def create_app(engine: Engine) -> FastAPI:
         return {
             "account_id": account_id,
             "context": account.context.model_dump(mode="json"),
-            **_account_summary(account, now),
+            **_account_summary(account, now, engine.memory.trend),
             "trends": _trends(account.trend, now, engine.memory.trend),
             "signal_counts": account.signal_counts,
             "first_seen": account.first_seen,

@@ -358,15 +358,22 @@ class Engine:
         if self.text_scorer is None:
             return {}
         histories = {cid: list(s.recent_messages) for cid, s in states.items()}
+        latest = {cid: s.last_seen for cid, s in states.items()}
         items: list[tuple[str, str, tuple[str, ...]]] = []
+        lateness = self.memory.lateness
         for event in events:
+            cid, at = event.customer_id, event.timestamp
+            seen = latest[cid]
+            if seen is not None and seen - at > lateness:
+                continue  # too late: not scored, not remembered (as process() will do)
+            latest[cid] = max(seen, at) if seen is not None else at
             written = scored_text(event)
             if written is None:
                 continue
-            history = histories[event.customer_id]
+            history = histories[cid]
             items.append((event.event_id, written, tuple(history)))
             if event.type == "message":  # what remember() will keep
-                histories[event.customer_id] = with_message(history, written)
+                histories[cid] = with_message(history, written)
         if not items:
             return {}
         scores = self.text_scorer.score_batch([i[1] for i in items], [i[2] for i in items])

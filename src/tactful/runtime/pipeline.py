@@ -42,6 +42,7 @@ class Processed:
     late: bool = False
     # whether this event changed the account (the store writes changed accounts only)
     account_changed: bool = False
+    account_context_changed: bool = False  # tier, owner ... (from identify/group)
 
 
 def process(
@@ -79,11 +80,12 @@ def process(
         )
     signals = detect(event, state, behavior, text)
     remembered = remember(state, event, signals, memory)
-    account_changed = False
+    account_changed = context_changed = False
     if account is not None:
         before = account
         account = remember_account(account, state, remembered, event, signals, memory)
         account_changed = account is not before
+        context_changed = account.context is not before.context
         mine, shared = remembered.account, account.context
         if mine is not shared and _fields(mine) != _fields(shared):
             # the account's fields, with this customer's own traits kept (never shared)
@@ -104,4 +106,5 @@ def process(
         outcomes,
         account,
         account_changed=account_changed,
+        account_context_changed=context_changed,
     )

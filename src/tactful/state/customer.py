@@ -408,13 +408,20 @@ def remember(
 
     ``state`` is never changed: every field that changes gets a new value (lists and
     dicts are rebuilt) and one shallow copy takes them all. An event later than the allowed
-    lateness is only counted (the store records it, flagged).
+    lateness is counted (the store records it, flagged) and only its order-free facts
+    apply: a ticket closed, a failed payment.
     """
     now = event.timestamp
     if is_too_late(state, event, memory):
-        return state.model_copy(
-            update={"events_seen": state.events_seen + 1, "late_events": state.late_events + 1}
-        )
+        late: dict[str, Any] = {
+            "events_seen": state.events_seen + 1,
+            "late_events": state.late_events + 1,
+        }
+        # Facts that do not depend on order still count: a ticket closed, a payment that
+        # failed (windows and trends would be corrupted, so they are left alone).
+        if event.type in ("ticket_closed", "payment_failed"):
+            late.update(_event_updates(state, event))
+        return state.model_copy(update=late)
     u = _event_updates(state, event)
     if event.account_id:
         u["account_id"] = event.account_id

@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from tactful.runtime.pipeline import Processed
 from tactful.state.account import AccountState
 from tactful.state.customer import AccountContext, CustomerState, with_traits
@@ -183,17 +185,37 @@ _UPSERT_ACCOUNT = (
 )
 
 
+# The aggregates only: the context (traits) in the row stays as an import may have set it.
+_UPSERT_AGGREGATES = (
+    "INSERT INTO accounts (account_id, traits, updated_at, state) VALUES (?,?,?,?) "
+    "ON CONFLICT (account_id) DO UPDATE SET state=excluded.state, "
+    "updated_at=excluded.updated_at"
+)
+
+
 def _dump(state: CustomerState | AccountState) -> str:
     """Stored JSON: defaults left out (most fields of most states are empty)."""
     return state.model_dump_json(exclude_defaults=True)
 
 
+def _context(traits: str) -> AccountContext:
+    try:
+        return AccountContext.model_validate_json(traits)
+    except ValidationError:  # written before schema 2: an identify's raw traits
+        return with_traits(AccountContext(), json.loads(traits))
+
+
 def _account(account_id: str, traits: str, state: str | None) -> AccountState:
-    if state is not None:
-        return AccountState.model_validate_json(state)
-    # written before schema 2: traits only
-    context = with_traits(AccountContext(), json.loads(traits))
-    return AccountState(account_id=account_id, context=context)
+    """The ``traits`` column holds the account's context and is authoritative: an accounts
+    file writes it, and an engine writes it only when an event changed the context, so an
+    engine's cached copy never undoes an import."""
+    context = _context(traits)
+    if state is None:  # written before schema 2: traits only
+        return AccountState(account_id=account_id, context=context)
+    account = AccountState.model_validate_json(state)
+    return (
+        account if account.context == context else account.model_copy(update={"context": context})
+    )
 
 
 _DECISION_JSON = ("params", "reasons", "factors", "matched", "lost")
@@ -349,12 +371,21 @@ class SQLiteStore:
         states = [(cid, s.account_id, _dump(s), received) for cid, s in last_state.items()]
         last_account: dict[str, AccountState] = {}
         changed = {p.account.account_id for p in batch if p.account and p.account_changed}
+        context_changed = {
+            p.account.account_id for p in batch if p.account and p.account_context_changed
+        }
         for p in batch:
             if p.account is not None and p.account.account_id in changed:
                 last_account[p.account.account_id] = p.account
         accounts = [
             (aid, a.context.model_dump_json(exclude_defaults=True), received, _dump(a))
             for aid, a in last_account.items()
+            if aid in context_changed
+        ]
+        account_aggregates = [
+            (aid, a.context.model_dump_json(exclude_defaults=True), received, _dump(a))
+            for aid, a in last_account.items()
+            if aid not in context_changed
         ]
         decisions = [
             (
@@ -416,6 +447,7 @@ class SQLiteStore:
                 )
                 # 3. the accounts' new states
                 db.executemany(_UPSERT_ACCOUNT, accounts)
+                db.executemany(_UPSERT_AGGREGATES, account_aggregates)
                 # 4. the audit log and 5. the outbox, in the same transaction
                 db.executemany("INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", decisions)
                 db.executemany(
