@@ -62,7 +62,7 @@ import state as state_bench  # bench/state.py (its ACCOUNT_SHARE is set from --a
 from state import HistoryGen, source_revision
 from tactful.actions import plan_actions
 from tactful.detect import detect
-from tactful.events import Event, Message, Search
+from tactful.events import BotTurn, Event, Message, Search
 from tactful.policy.engine import PolicyEngine, build_context
 from tactful.policy.model import Policy, load_policy
 from tactful.signals import Signal
@@ -143,6 +143,31 @@ LEGAL = re.compile(
     re.IGNORECASE,
 )
 INVOICE = re.compile("invoice|receipt", re.IGNORECASE)
+SAFETY = re.compile(
+    r"suicid|kill (?:my|him|her|them)self|self.harm|hurt (?:my|him|her)self|\bthreat(?:en)?",
+    re.IGNORECASE,
+)
+LOCKOUT = re.compile(
+    "locked out|lock.?out|account (?:is |was |got )?locked|too many (?:login |sign.?in )?attempts",
+    re.IGNORECASE,
+)
+MFA_STEP = re.compile("mfa|2fa|otp|verif|authenticat", re.IGNORECASE)
+PASSWORD = re.compile(
+    "(?:reset|forgot|forgotten|change) (?:my )?password|password reset", re.IGNORECASE
+)
+DISPUTE = re.compile(
+    "dispute|charged twice|double.?charged|overcharged|wrong amount|charged (?:me )?(?:again|more)",
+    re.IGNORECASE,
+)
+SALES_TEXT = re.compile(
+    "pricing exception|custom (?:terms|contract|pricing)|volume (?:discount|pricing)|"
+    r"procurement|purchase order|security review|soc ?2|\bdpa\b|\bmsa\b",
+    re.IGNORECASE,
+)
+SALES_QUERY = re.compile(
+    "pricing exception|custom terms|volume discount|procurement|purchase order", re.IGNORECASE
+)
+LEAVING = re.compile("cancel|close (?:my )?account|i'?m done|switching to|leaving", re.IGNORECASE)
 VIP_TIERS = ("enterprise", "vip")
 
 
@@ -279,7 +304,82 @@ def floor_conditions(th: Mapping[str, float]) -> dict[str, tuple[str, Condition]
             and c.frustration < frustrated
         )
 
+    def customer_says(c: Facts, pattern: re.Pattern[str]) -> bool:
+        ev = c.event
+        return (
+            isinstance(ev, Message)
+            and ev.role == "customer"
+            and pattern.search(ev.text) is not None
+        )
+
+    def sales_question(c: Facts) -> bool:
+        ev = c.event
+        if isinstance(ev, Message):
+            return ev.role not in ("agent", "bot") and SALES_TEXT.search(ev.text) is not None
+        return isinstance(ev, Search) and SALES_QUERY.search(ev.query) is not None
+
     return {
+        "safety": (
+            'event.type == "message" and event.role == "customer" and matches(event.text, '
+            '"suicid|kill (?:my|him|her|them)self|self.harm|hurt (?:my|him|her)self|'
+            '\\\\bthreat(?:en)?")',
+            lambda c: customer_says(c, SAFETY),
+        ),
+        "lockout": (
+            '(event.type == "message" and event.role == "customer" and matches(event.text, '
+            '"locked out|lock.?out|account (?:is |was |got )?locked|too many (?:login |sign.?in '
+            ')?attempts")) or (signal.bot_repeat_failure > 0 and matches(event.step_id, '
+            '"mfa|2fa|otp|verif|authenticat"))',
+            lambda c: (
+                customer_says(c, LOCKOUT)
+                or (
+                    c.sig.get("bot_repeat_failure", 0.0) > 0
+                    and isinstance(c.event, BotTurn)
+                    and MFA_STEP.search(c.event.step_id) is not None
+                )
+            ),
+        ),
+        "password_reset": (
+            'event.type == "message" and event.role == "customer" and matches(event.text, '
+            '"(?:reset|forgot|forgotten|change) (?:my )?password|password reset") and '
+            "state.frustration < threshold.frustrated",
+            lambda c: customer_says(c, PASSWORD) and c.frustration < frustrated,
+        ),
+        "refund_request": (
+            'event.type == "message" and event.role == "customer" and state.topic == "refund" '
+            "and state.frustration < threshold.frustrated",
+            lambda c: (
+                isinstance(c.event, Message)
+                and c.event.role == "customer"
+                and c.state.topic == "refund"
+                and c.frustration < frustrated
+            ),
+        ),
+        "billing_dispute": (
+            'event.type == "message" and event.role == "customer" and matches(event.text, '
+            '"dispute|charged twice|double.?charged|overcharged|wrong amount|charged (?:me )?'
+            '(?:again|more)")',
+            lambda c: customer_says(c, DISPUTE),
+        ),
+        "sales_question": (
+            'event.type in ["message", "search"] and event.role not in ["agent", "bot"] and '
+            '(matches(event.text, "pricing exception|custom (?:terms|contract|pricing)|volume '
+            "(?:discount|pricing)|procurement|purchase order|security review|soc ?2|"
+            '\\\\bdpa\\\\b|\\\\bmsa\\\\b") or matches(event.query, "pricing exception|custom '
+            'terms|volume discount|procurement|purchase order"))',
+            sales_question,
+        ),
+        "leaving_for_sure": (
+            "signal.churn_intent >= threshold.says_leaving and state.frustration >= "
+            'threshold.annoyed and event.type == "message" and matches(event.text, '
+            '"cancel|close (?:my )?account|i\'?m done|switching to|leaving")',
+            lambda c: (
+                c.sig.get("churn_intent", 0.0) >= says_leaving
+                and c.frustration >= annoyed
+                and isinstance(c.event, Message)
+                and LEAVING.search(c.event.text) is not None
+            ),
+        ),
         "human_requested": (
             "signal.wants_human >= threshold.asks_for_human",
             lambda c: c.sig.get("wants_human", 0.0) >= asks_for_human,
