@@ -432,3 +432,20 @@ def test_a_late_message_is_judged_against_the_level_before_it(make_event, policy
     )
     # before this message the level was 0.2, under the 0.4 that makes it a repeat
     assert ("escalate", "repeated_failure") not in decided[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern", "expected"),
+    [
+        ("I will call my LAWYER", "lawyer|legal action", True),
+        ("We will SUE you", r"\bsue\b", True),
+        ("we pursue it", r"\bsue\b", False),
+        ("Need the SOC 2 report", "soc ?2", True),
+        ("Need the soc 2 report", "SOC 2", True),  # capitals in the pattern: still caseless
+        ("STRASSE", "straße", False),  # as re.IGNORECASE: no full case folding
+    ],
+)
+def test_matches_is_case_insensitive(text, pattern, expected):
+    from tactful.policy.expr import FUNCTIONS
+
+    assert FUNCTIONS["matches"](text, pattern) is expected
