@@ -160,17 +160,21 @@ def test_a_canary_policy_decides_for_a_stable_share_of_customers(tmp_path, make_
         store.close()
 
 
+def _capped_policy(tmp_path: Path, per_hour: int) -> Path:
+    """The shipped policy with the billing queue capped at ``per_hour`` handoffs."""
+    shipped = (Path(__file__).parents[1] / "src/tactful/policy/default.yaml").read_text()
+    capped = tmp_path / "capped.yaml"
+    limit = f"queue_limits:\n  billing: {{per_hour: {per_hour}, overflow: general}}\n"
+    capped.write_text(
+        shipped.replace("fallback_queue: general\n", f"fallback_queue: general\n{limit}")
+    )
+    return capped
+
+
 def test_a_queue_past_its_hourly_cap_overflows(tmp_path, make_event):
     from tactful.policy import PolicyEngine, load_policy
 
-    shipped = (Path(__file__).parents[1] / "src/tactful/policy/default.yaml").read_text()
-    capped = tmp_path / "capped.yaml"
-    capped.write_text(
-        shipped.replace(
-            "fallback_queue: general\n",
-            "fallback_queue: general\nqueue_limits:\n  billing: {per_hour: 2, overflow: general}\n",
-        )
-    )
+    capped = _capped_policy(tmp_path, per_hour=2)
     store = SQLiteStore(tmp_path / "q.db")
     try:
         engine = Engine(store, PolicyEngine(load_policy(capped)))
@@ -221,14 +225,7 @@ def test_reloading_keeps_a_users_own_default_yaml(tmp_path):
 def test_queue_caps_count_late_events_where_they_belong(tmp_path, make_event):
     from tactful.policy import PolicyEngine, load_policy
 
-    shipped = (Path(__file__).parents[1] / "src/tactful/policy/default.yaml").read_text()
-    capped = tmp_path / "capped.yaml"
-    capped.write_text(
-        shipped.replace(
-            "fallback_queue: general\n",
-            "fallback_queue: general\nqueue_limits:\n  billing: {per_hour: 1, overflow: general}\n",
-        )
-    )
+    capped = _capped_policy(tmp_path, per_hour=1)
     store = SQLiteStore(tmp_path / "q.db")
     try:
         engine = Engine(store, PolicyEngine(load_policy(capped)))

@@ -278,57 +278,37 @@ class SQLiteStore:
             return cur.fetchall()
 
     # -- ingest ---------------------------------------------------------------------------
-    def seen_event_ids(self, event_ids: Sequence[str]) -> set[str]:
-        seen: set[str] = set()
-        ids = list(event_ids)
+    def _where_in(self, sql: str, keys: Sequence[str]) -> Iterator[sqlite3.Row]:
+        """Rows of ``sql`` (ending in ``IN ({marks})``) for ``keys``, 500 at a time (SQLite
+        caps the number of parameters)."""
+        ids = list(dict.fromkeys(keys))
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._query(f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk)
-            seen.update(r[0] for r in rows)
-        return seen
+            yield from self._query(sql.format(marks=",".join("?" * len(chunk))), chunk)
+
+    def seen_event_ids(self, event_ids: Sequence[str]) -> set[str]:
+        sql = "SELECT event_id FROM events WHERE event_id IN ({marks})"
+        return {r[0] for r in self._where_in(sql, event_ids)}
 
     def load_states(self, customer_ids: Sequence[str]) -> dict[str, CustomerState]:
-        out: dict[str, CustomerState] = {}
-        ids = list(dict.fromkeys(customer_ids))
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._query(
-                f"SELECT customer_id, state FROM customers WHERE customer_id IN ({marks})", chunk
-            )
-            for cid, state in rows:
-                out[cid] = CustomerState.model_validate_json(state)
-        return out
+        sql = "SELECT customer_id, state FROM customers WHERE customer_id IN ({marks})"
+        return {
+            cid: CustomerState.model_validate_json(state)
+            for cid, state in self._where_in(sql, customer_ids)
+        }
 
     def load_accounts(self, account_ids: Sequence[str]) -> dict[str, AccountState]:
-        out: dict[str, AccountState] = {}
-        ids = list(dict.fromkeys(account_ids))
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._query(
-                f"SELECT account_id, traits, state FROM accounts WHERE account_id IN ({marks})",
-                chunk,
-            )
-            for aid, traits, state in rows:
-                out[aid] = _account(aid, traits, state)
-        return out
+        sql = "SELECT account_id, traits, state FROM accounts WHERE account_id IN ({marks})"
+        return {
+            aid: _account(aid, traits, state)
+            for aid, traits, state in self._where_in(sql, account_ids)
+        }
 
     def save_account_contexts(
         self, contexts: Mapping[str, AccountContext], updated_at: datetime
     ) -> None:
-        with self._tx() as db:
-            ids = list(contexts)
-            existing: dict[str, AccountState] = {}
-            for i in range(0, len(ids), 500):
-                chunk = ids[i : i + 500]
-                marks = ",".join("?" * len(chunk))
-                rows = db.execute(
-                    f"SELECT account_id, traits, state FROM accounts WHERE account_id IN ({marks})",
-                    chunk,
-                ).fetchall()
-                existing.update({r[0]: _account(*r) for r in rows})
+        with self._tx() as db:  # read and write in one transaction (the lock is re-entrant)
+            existing = self.load_accounts(list(contexts))
             rows_out = []
             for aid, context in contexts.items():
                 base = existing.get(aid) or AccountState(account_id=aid)
