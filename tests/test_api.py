@@ -675,3 +675,46 @@ def test_incident_mode_swaps_in_the_crisis_playbook(store: SQLiteStore) -> None:
         assert history[1]["reason"] == "EU outage"
         bad = client.put("/v1/incident", json={"on": True})
         assert bad.status_code == 422  # who switched it is required
+
+
+def identify(event_id: str, customer: str, traits: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "type": "identify",
+        "customer_id": customer,
+        "timestamp": "2026-10-20T10:00:00Z",
+        "traits": traits,
+    }
+
+
+def test_quiet_hours_follow_the_customers_clock(store: SQLiteStore, tmp_path: Path) -> None:
+    shipped = (Path(__file__).parents[1] / "src/tactful/policy/default.yaml").read_text()
+    quiet = tmp_path / "quiet.yaml"
+    quiet.write_text(
+        shipped.replace(
+            "fallback_queue: general\n",
+            'fallback_queue: general\nquiet_hours: {start: "21:00", end: "08:00"}\n',
+        )
+    )
+    engine = Engine(store, PolicyEngine(load_policy(quiet)), clock=lambda: NOW)  # 00:00 UTC
+    with TestClient(create_app(engine)) as client:
+        for i, (customer, tz) in enumerate(
+            [("kenji", "Asia/Tokyo"), ("marie", "Europe/Paris"), ("ola", None)]
+        ):
+            traits = {"timezone": tz} if tz else {"tier": "pro"}
+            r = post(client, identify(f"tz{i}", customer, traits))
+            assert r.status_code == 202, r.text
+
+        def eligible(customer: str, category: str = "promotional") -> dict[str, Any]:
+            url = f"/v1/customers/{customer}/eligibility"
+            body: dict[str, Any] = client.get(url, params={"category": category}).json()
+            return body
+
+        assert eligible("kenji")["eligible"] is True  # 09:00 in Tokyo
+        paris = eligible("marie")
+        assert paris["eligible"] is False
+        assert paris["reason"] == "quiet hours 21:00-08:00 in Europe/Paris (their time now 02:00)"
+        assert eligible("ola")["eligible"] is False  # no time zone: UTC, midnight
+        bad = post(client, identify("tz9", "zed", {"timezone": "Mars/Olympus"}))
+        assert bad.status_code == 422
+        assert "not an IANA time zone name" in bad.json()["results"][0]["errors"][0]["why"]

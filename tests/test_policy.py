@@ -449,3 +449,39 @@ def test_matches_is_case_insensitive(text, pattern, expected):
     from tactful.policy.expr import FUNCTIONS
 
     assert FUNCTIONS["matches"](text, pattern) is expected
+
+
+def test_rules_can_read_the_customers_local_hour(make_event, policy):
+    from tactful.events import parse_event
+    from tactful.policy.engine import build_context
+    from tactful.state.customer import CustomerState
+
+    event = parse_event(make_event(at="2026-10-01T23:30:00Z"))
+    tokyo = CustomerState(customer_id="c1", timezone="Asia/Tokyo")
+    clock = build_context(event, tokyo, [], event.timestamp)["clock"]
+    assert clock["hour"] == 23 and clock["local_hour"] == 8  # 08:30 the next day in Tokyo
+    unknown = build_context(event, CustomerState(customer_id="c2"), [], event.timestamp)
+    assert unknown["clock"]["local_hour"] == 23
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "hh_mm", "quiet"),
+    [
+        ("21:00", "08:00", "23:59", True),
+        ("21:00", "08:00", "07:59", True),
+        ("21:00", "08:00", "08:00", False),
+        ("21:00", "08:00", "20:59", False),
+        ("12:00", "14:00", "13:00", True),
+        ("12:00", "14:00", "14:00", False),
+    ],
+)
+def test_quiet_hours_span_midnight(start, end, hh_mm, quiet):
+    from datetime import UTC, datetime
+
+    from tactful.policy.model import QuietHours
+
+    hours = QuietHours(start=start, end=end)
+    h, m = (int(x) for x in hh_mm.split(":"))
+    assert hours.covers(datetime(2026, 10, 1, h, m, tzinfo=UTC)) is quiet
+    with pytest.raises(ValueError, match="not a time of day"):
+        QuietHours(start="9pm")

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -58,6 +59,18 @@ _KNOWN_TRAITS: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
     ("account_name", str, "must be a string (the company's name)"),
     ("tenure_days", int, "must be a whole number of days"),
 )
+
+
+def valid_timezone(name: object) -> bool:
+    """An IANA time zone name this machine knows (the tzdata package ships them)."""
+    if not isinstance(name, str) or not name or len(name) > 64:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
 
 Id = Annotated[str, Field(min_length=1, max_length=128)]
 ShortText = Annotated[str, Field(max_length=1_000)]
@@ -188,6 +201,11 @@ class Identify(_Base):
                 raise ValueError(f"traits.{name}={value!r}: {why}")
             if isinstance(value, int | float) and value < 0:
                 raise ValueError(f"traits.{name}={value!r}: must not be negative")
+        tz = traits.get("timezone")
+        if tz is not None and not valid_timezone(tz):
+            raise ValueError(
+                f"traits.timezone={tz!r}: not an IANA time zone name (e.g. 'Europe/Paris')"
+            )
         return traits
 
 

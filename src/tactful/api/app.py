@@ -388,6 +388,18 @@ def create_app(engine: Engine) -> FastAPI:
                         hold_id=hold.hold_id,
                         hold_ends_at=hold.ends_at,
                     )
+        quiet = engine.policy.policy.quiet_hours
+        if quiet is not None and (category == "all" or category in quiet.categories):
+            local = state.local(now) if state is not None else now
+            if quiet.covers(local):
+                where = state.timezone if state is not None and state.timezone else "UTC"
+                return Eligibility(
+                    customer_id=customer_id,
+                    category=category,
+                    eligible=False,
+                    reason=f"quiet hours {quiet.start}-{quiet.end} in {where} "
+                    f"(their time now {local.strftime('%H:%M')})",
+                )
         return Eligibility(
             customer_id=customer_id,
             category=category,

@@ -197,6 +197,21 @@ class _AccountView(dict[str, Any]):
         return value
 
 
+class _Clock(dict[str, Any]):
+    """The ``clock`` namespace; the customer's local hour is computed only if read."""
+
+    def __init__(self, now: datetime, state: CustomerState) -> None:
+        utc = now.astimezone(UTC)
+        super().__init__(hour=utc.hour, weekday=utc.weekday())
+        self._now, self._state = now, state
+
+    def __missing__(self, key: str) -> Any:
+        if key != "local_hour":
+            raise KeyError(key)
+        value = self[key] = self._state.local(self._now).hour
+        return value
+
+
 def build_context(
     event: Event,
     state: CustomerState,
@@ -216,7 +231,7 @@ def build_context(
         "event": _event_fields(event),
         "signal": sig,
         "account": _AccountView(state, account, now, trend),
-        "clock": {"hour": (utc := now.astimezone(UTC)).hour, "weekday": utc.weekday()},
+        "clock": _Clock(now, state),
         "threshold": thresholds,
     }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -129,7 +129,8 @@ NAMESPACES: dict[str, frozenset[str]] = {
             "members_at_risk",  # customers of the account high on frustration or churn
         }
     ),
-    "clock": frozenset({"hour", "weekday"}),
+    # hour and weekday in UTC; local_hour on the customer's clock (UTC when unknown)
+    "clock": frozenset({"hour", "weekday", "local_hour"}),
 }
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
@@ -366,6 +367,35 @@ class Rule(_Strict):
 ThresholdName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 
 
+MarketingCategory = Literal["promotional", "educational", "sales"]
+MARKETING_CATEGORIES: tuple[MarketingCategory, ...] = ("promotional", "educational", "sales")
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class QuietHours(_Strict):
+    """Marketing waits for the customer's daytime: between ``start`` and ``end`` on their
+    own clock (time zone from identify traits; UTC when unknown) they are not eligible."""
+
+    start: str = "21:00"
+    end: str = "08:00"
+    categories: list[MarketingCategory] = Field(
+        default_factory=lambda: list(MARKETING_CATEGORIES), min_length=1
+    )
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hh_mm(cls, v: str) -> str:
+        if not _CLOCK.match(v):
+            raise ValueError(f"{v!r} is not a time of day; write HH:MM, e.g. 21:00")
+        return v
+
+    def covers(self, local: datetime) -> bool:
+        """Whether a local time falls in the quiet hours (which may span midnight)."""
+        minute = local.hour * 60 + local.minute
+        start, end = (int(t[:2]) * 60 + int(t[3:]) for t in (self.start, self.end))
+        return start <= minute < end if start < end else minute >= start or minute < end
+
+
 class QueueLimit(_Strict):
     per_hour: Annotated[int, Field(ge=1)]
     overflow: str
@@ -392,6 +422,7 @@ class Policy(_Strict):
     # Per-queue hourly caps: past `per_hour` handoffs in the last hour, the next go to
     # `overflow` (another queue), so one flood does not bury a team.
     queue_limits: dict[str, QueueLimit] = Field(default_factory=dict)
+    quiet_hours: QuietHours | None = None
     memory: MemorySpec = Field(default_factory=MemorySpec)
     detectors: DetectorSpec = Field(default_factory=DetectorSpec)
     rules: list[Rule] = Field(min_length=1)

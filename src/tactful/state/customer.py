@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -217,6 +218,7 @@ class CustomerState(_Model):
     last_seen: Instant | None = None
     events_seen: int = 0
     late_events: int = 0  # arrived later than the allowed lateness: recorded, not applied
+    timezone: str | None = None  # IANA name, from identify traits (quiet hours, local time)
     # behavioural windows (each in event-time order, bounded in time and count)
     recent_messages: list[str] = Field(default_factory=list)
     last_message_at: Instant | None = None
@@ -261,6 +263,10 @@ class CustomerState(_Model):
     @property
     def last_page(self) -> str | None:
         return self.pages[-1].key if self.pages else None
+
+    def local(self, now: datetime) -> datetime:
+        """``now`` on the customer's clock (UTC when their time zone is unknown)."""
+        return now.astimezone(ZoneInfo(self.timezone)) if self.timezone else now
 
     def active_signals(self, now: datetime) -> list[SignalMark]:
         return [s for s in self.signals if now - s.at <= SIGNAL_RETENTION]
@@ -360,7 +366,11 @@ def _event_updates(state: CustomerState, event: Event) -> dict[str, Any]:
             mark = Mark(at=now, id=event.event_id, key=event.step_id, tag=event.outcome)
             return {"bot_turns": _insert(state.bot_turns, mark, BOT_RETENTION, MAX_BOT_TURNS)}
         case "identify":
-            return {"account": with_traits(state.account, event.traits)}
+            out = {"account": with_traits(state.account, event.traits)}
+            tz = event.traits.get("timezone")
+            if isinstance(tz, str):
+                out["timezone"] = tz
+            return out
         case _:
             pass
     return {}
