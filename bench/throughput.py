@@ -288,6 +288,20 @@ class _Session:
     step: str
 
 
+def message_text(rng: random.Random, mood: str) -> str:
+    """One customer message in ``mood``: a template filled with product words."""
+    return rng.choice(MESSAGES[mood]).format(
+        feature=rng.choice(FEATURES),
+        action=rng.choice(ACTIONS),
+        task=rng.choice(TASKS),
+        place=rng.choice(PLACES),
+        endpoint=rng.choice(ENDPOINTS),
+        ordinal=rng.choice(ORDINALS),
+        hours=rng.randint(3, 72),
+        code=rng.choice(["E1042", "401", "429", "ERR_CERT", "422"]),
+    )
+
+
 @dataclass
 class EventGen:
     """Deterministic, realistic-ish event stream: customers act in short sessions.
@@ -374,18 +388,7 @@ class EventGen:
         return rng.uniform(1.0, 45.0)
 
     def _text(self, mood: str) -> str:
-        rng = self._rng
-        template = rng.choice(MESSAGES[mood])
-        return template.format(
-            feature=rng.choice(FEATURES),
-            action=rng.choice(ACTIONS),
-            task=rng.choice(TASKS),
-            place=rng.choice(PLACES),
-            endpoint=rng.choice(ENDPOINTS),
-            ordinal=rng.choice(ORDINALS),
-            hours=rng.randint(3, 72),
-            code=rng.choice(["E1042", "401", "429", "ERR_CERT", "422"]),
-        )
+        return message_text(self._rng, mood)
 
     def _event(self, s: _Session, kind: str, n: int, at: datetime) -> dict[str, Any]:
         rng = self._rng
