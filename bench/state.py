@@ -78,7 +78,8 @@ from tactful.events import (
 )
 from tactful.state.customer import CustomerState, is_too_late, remember
 from tactful.state.store import SQLiteStore
-from tactful.state.store.sqlite import _dump  # the store's own serialisation
+from tactful.state.store.sqlite import UPSERT_CUSTOMER as UPSERT  # the store's own upsert
+from tactful.state.store.sqlite import _dump  # and serialisation
 from throughput import (
     AGENT_TEXTS,
     BOT_TEXTS,
@@ -109,10 +110,6 @@ ACCOUNT_SHARE = 0.04  # customers that belong to an account (and send an identif
 OUT_OF_ORDER = 0.03  # events delivered after the next one, if it is close in event time
 OUT_OF_ORDER_WITHIN = timedelta(minutes=10)  # well inside the default lateness (1 h)
 UPDATED_AT = "2026-06-01T00:00:00.000000+00:00"
-UPSERT = (
-    "INSERT INTO customers VALUES (?,?,?,?) ON CONFLICT (customer_id) DO UPDATE "
-    "SET account_id=excluded.account_id, state=excluded.state, updated_at=excluded.updated_at"
-)
 SELECT = "SELECT state FROM customers WHERE customer_id = ?"
 
 # Share of events by kind (percent); bursts (rage clicks, error streaks) add to these.

@@ -178,6 +178,10 @@ def _quarantine_rows(items: Sequence[QuarantineItem]) -> list[tuple[Any, ...]]:
     ]
 
 
+UPSERT_CUSTOMER = (
+    "INSERT INTO customers VALUES (?,?,?,?) ON CONFLICT (customer_id) DO UPDATE "
+    "SET account_id=excluded.account_id, state=excluded.state, updated_at=excluded.updated_at"
+)
 _UPSERT_ACCOUNT = (
     "INSERT INTO accounts (account_id, traits, updated_at, state) VALUES (?,?,?,?) "
     "ON CONFLICT (account_id) DO UPDATE SET traits=excluded.traits, state=excluded.state, "
@@ -419,12 +423,7 @@ class SQLiteStore:
                 # 1. the events' processed marks (a duplicate id aborts the whole batch)
                 db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", events)
                 # 2. the customers' new states
-                db.executemany(
-                    "INSERT INTO customers VALUES (?,?,?,?) ON CONFLICT (customer_id) DO UPDATE "
-                    "SET account_id=excluded.account_id, state=excluded.state, "
-                    "updated_at=excluded.updated_at",
-                    states,
-                )
+                db.executemany(UPSERT_CUSTOMER, states)
                 # 3. the accounts' new states
                 db.executemany(_UPSERT_ACCOUNT, accounts)
                 db.executemany(_UPSERT_AGGREGATES, account_aggregates)
