@@ -202,6 +202,12 @@ def _dump(state: CustomerState | AccountState) -> str:
     return state.model_dump_json(exclude_defaults=True)
 
 
+def _account_row(account: AccountState, updated_at: str) -> tuple[str, str, str, str]:
+    """An accounts row: id, context (the ``traits`` column), time, state."""
+    context = account.context.model_dump_json(exclude_defaults=True)
+    return (account.account_id, context, updated_at, _dump(account))
+
+
 def _context(traits: str) -> AccountContext:
     try:
         return AccountContext.model_validate_json(traits)
@@ -313,18 +319,16 @@ class SQLiteStore:
     ) -> None:
         with self._tx() as db:  # read and write in one transaction (the lock is re-entrant)
             existing = self.load_accounts(list(contexts))
-            rows_out = []
-            for aid, context in contexts.items():
-                base = existing.get(aid) or AccountState(account_id=aid)
-                account = base.model_copy(update={"context": context})
-                rows_out.append(
-                    (
-                        aid,
-                        context.model_dump_json(exclude_defaults=True),
-                        _ts(updated_at),
-                        _dump(account),
-                    )
+            at = _ts(updated_at)
+            rows_out = [
+                _account_row(
+                    (existing.get(aid) or AccountState(account_id=aid)).model_copy(
+                        update={"context": context}
+                    ),
+                    at,
                 )
+                for aid, context in contexts.items()
+            ]
             db.executemany(_UPSERT_ACCOUNT, rows_out)
 
     def commit(
@@ -361,16 +365,9 @@ class SQLiteStore:
         for p in batch:
             if p.account is not None and p.account.account_id in changed:
                 last_account[p.account.account_id] = p.account
-        accounts = [
-            (aid, a.context.model_dump_json(exclude_defaults=True), received, _dump(a))
-            for aid, a in last_account.items()
-            if aid in context_changed
-        ]
-        account_aggregates = [
-            (aid, a.context.model_dump_json(exclude_defaults=True), received, _dump(a))
-            for aid, a in last_account.items()
-            if aid not in context_changed
-        ]
+        rows = [_account_row(a, received) for a in last_account.values()]
+        accounts = [r for r in rows if r[0] in context_changed]
+        account_aggregates = [r for r in rows if r[0] not in context_changed]
         decisions = [
             (
                 d.decision_id,
