@@ -15,7 +15,7 @@ from pydantic import Field
 
 from tactful.events import Event
 from tactful.instant import Instant
-from tactful.signals import DIMENSIONS, Signal
+from tactful.signals import Signal
 from tactful.state.customer import (
     ACCOUNT_TRAITS,
     DEFAULT_MEMORY,
@@ -25,7 +25,7 @@ from tactful.state.customer import (
     _Model,
     with_traits,
 )
-from tactful.state.trend import DEFAULT_TREND, EMPTY_TREND, Trend, TrendConfig
+from tactful.state.trend import EMPTY_TREND, Trend, Trended
 
 __all__ = ["AccountState", "DecayedCount", "MemberRisk", "remember_account"]
 
@@ -77,7 +77,7 @@ class MemberRisk(_Model):
         return max(self.frustration, self.churn_intent)
 
 
-class AccountState(_Model):
+class AccountState(Trended, _Model):
     account_id: str
     context: AccountContext = Field(default_factory=AccountContext)
     trend: dict[str, Trend] = Field(default_factory=dict)
@@ -91,13 +91,6 @@ class AccountState(_Model):
     api_errors: DecayedCount = Field(default_factory=DecayedCount)
     open_tickets: list[str] = Field(default_factory=list)
     signal_counts: dict[str, int] = Field(default_factory=dict)
-
-    def level(self, dimension: str, now: datetime, config: TrendConfig = DEFAULT_TREND) -> float:
-        trend = self.trend.get(dimension)
-        return 0.0 if trend is None else trend.level(now, dimension, config)
-
-    def levels(self, now: datetime, config: TrendConfig = DEFAULT_TREND) -> dict[str, float]:
-        return {d: self.level(d, now, config) for d in DIMENSIONS}
 
     def error_rate(self, now: datetime) -> float:
         """API errors / API calls over roughly the last hour (decayed), 0 with no calls."""

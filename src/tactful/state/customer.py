@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tactful.events import Event
 from tactful.instant import Instant
-from tactful.signals import DIMENSIONS, Signal
-from tactful.state.trend import DEFAULT_TREND, EMPTY_TREND, Trend, TrendConfig
+from tactful.signals import Signal
+from tactful.state.trend import DEFAULT_TREND, EMPTY_TREND, Trend, TrendConfig, Trended
 
 __all__ = [
     "AccountContext",
@@ -207,7 +207,7 @@ def _dated(window: list[datetime], at: datetime) -> list[datetime]:
     return [t for t in out if out[-1] - t <= PAYMENT_WINDOW][-MAX_DATED:]
 
 
-class CustomerState(_Model):
+class CustomerState(Trended, _Model):
     customer_id: str
     account_id: str | None = None
     account: AccountContext = Field(default_factory=AccountContext)
@@ -239,13 +239,6 @@ class CustomerState(_Model):
     handoffs: list[Handoff] = Field(default_factory=list)
     # when each rule last fired, for cooldowns (the decision history is the audit log)
     rule_fired_at: dict[str, Instant] = Field(default_factory=dict)
-
-    def level(self, dimension: str, now: datetime, config: TrendConfig = DEFAULT_TREND) -> float:
-        trend = self.trend.get(dimension)
-        return 0.0 if trend is None else trend.level(now, dimension, config)
-
-    def levels(self, now: datetime, config: TrendConfig = DEFAULT_TREND) -> dict[str, float]:
-        return {d: self.level(d, now, config) for d in DIMENSIONS}
 
     def active_holds(self, now: datetime) -> list[Hold]:
         return [h for h in self.holds if h.active(now)]

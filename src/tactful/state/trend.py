@@ -28,11 +28,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import PlainSerializer
 
 from tactful.instant import Instant
+from tactful.signals import DIMENSIONS
 
 __all__ = [
     "DEFAULT_HALF_LIVES",
@@ -43,6 +44,7 @@ __all__ = [
     "Slope",
     "Trend",
     "TrendConfig",
+    "Trended",
 ]
 
 # How long it takes each dimension to fade by half without new evidence. Urgency and
@@ -210,3 +212,17 @@ class Trend:
 
 
 EMPTY_TREND = Trend()
+
+
+class Trended:
+    """Reading levels off a ``trend`` mapping: customers and accounts both keep one."""
+
+    if TYPE_CHECKING:  # the models declare the field; pydantic must not see it here
+        trend: dict[str, Trend]
+
+    def level(self, dimension: str, now: datetime, config: TrendConfig = DEFAULT_TREND) -> float:
+        trend = self.trend.get(dimension)
+        return 0.0 if trend is None else trend.level(now, dimension, config)
+
+    def levels(self, now: datetime, config: TrendConfig = DEFAULT_TREND) -> dict[str, float]:
+        return {d: self.level(d, now, config) for d in DIMENSIONS}
