@@ -10,6 +10,8 @@ import pytest
 
 from tactful.events import Event, parse_event
 from tactful.policy import PolicyEngine, load_policy
+from tactful.runtime.pipeline import Processed, process
+from tactful.state.customer import CustomerState
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "examples" / "two_customers.jsonl"
@@ -63,3 +65,16 @@ def ts(value: str) -> datetime:
 
 def dumps(events: list[dict[str, Any]]) -> list[str]:
     return [json.dumps(e) for e in events]
+
+
+def process_all(policy: PolicyEngine, raws: list[dict[str, Any]]) -> list[Processed]:
+    """Raw events of one customer through the pure core in turn, each on the state the
+    previous one left, at its own event time."""
+    state = CustomerState(customer_id="c1")
+    results = []
+    for raw in raws:
+        event = parse_event(raw)
+        result = process(event, state, policy, event.timestamp)
+        state = result.state
+        results.append(result)
+    return results

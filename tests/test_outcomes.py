@@ -10,26 +10,16 @@ from tactful.api.app import create_app
 from tactful.events import parse_event
 from tactful.learn.outcomes import derive_outcomes
 from tactful.runtime.engine import Engine
-from tactful.runtime.pipeline import process
 from tactful.state.customer import CustomerState
 from tactful.state.store import SQLiteStore
+
+from .conftest import process_all
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-def run(policy, raws):
-    state = CustomerState(customer_id="c1")
-    results = []
-    for raw in raws:
-        event = parse_event(raw)
-        result = process(event, state, policy, event.timestamp)
-        state = result.state
-        results.append(result)
-    return results
-
-
 def test_a_rating_is_credited_to_the_rule_that_acted(policy, make_event):
-    results = run(
+    results = process_all(
         policy,
         [
             make_event(text="I want to talk to a human", at="2026-10-01T10:00:00Z"),
@@ -42,7 +32,7 @@ def test_a_rating_is_credited_to_the_rule_that_acted(policy, make_event):
 
 
 def test_no_credit_outside_the_attribution_window(policy, make_event):
-    results = run(
+    results = process_all(
         policy,
         [
             make_event(text="I want to talk to a human", at="2026-10-01T10:00:00Z"),
@@ -53,7 +43,7 @@ def test_no_credit_outside_the_attribution_window(policy, make_event):
 
 
 def test_solving_the_ticket_closes_the_handoff_with_its_duration(policy, make_event):
-    results = run(
+    results = process_all(
         policy,
         [
             make_event("ticket_opened", at="2026-10-01T09:00:00Z", ticket_id="T1"),

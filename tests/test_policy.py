@@ -9,6 +9,8 @@ from tactful.policy import PolicyEngine, PolicyError, load_policy
 from tactful.policy.expr import ExprError, compile_expr
 from tactful.policy.model import NAMESPACES, parse_duration
 
+from .conftest import process_all
+
 FIXTURES = Path(__file__).parent / "fixtures" / "policies"
 
 
@@ -245,18 +247,8 @@ def test_an_agent_warning_about_fraud_does_not_escalate(make_event, policy):
 
 
 def _decide_all(policy, raws):
-    from tactful.events import parse_event
-    from tactful.runtime.pipeline import process
-    from tactful.state.customer import CustomerState
-
-    state = CustomerState(customer_id="c1")
-    out = []
-    for raw in raws:
-        event = parse_event(raw)
-        result = process(event, state, policy, event.timestamp)
-        state = result.state
-        out.append({(d.kind, d.rule_id) for d in result.decisions})
-    return out
+    """(kind, rule) of each event's decisions, the events processed in turn."""
+    return [{(d.kind, d.rule_id) for d in r.decisions} for r in process_all(policy, raws)]
 
 
 def test_a_stalled_bot_changes_strategy_and_a_looping_one_escalates(make_event, policy):
