@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,9 +12,18 @@ from tactful.events import Event, parse_event
 from tactful.policy import PolicyEngine, load_policy
 from tactful.runtime.pipeline import Processed, process
 from tactful.state.customer import CustomerState
+from tactful.state.store import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "examples" / "two_customers.jsonl"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    """A fresh SQLite store in the test's temporary directory, closed afterwards."""
+    s = SQLiteStore(tmp_path / "t.db")
+    yield s
+    s.close()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,13 +32,6 @@ def ev(n: int, customer: str, minutes: float, **fields: Any) -> dict[str, Any]:
         "timestamp": (NOW - timedelta(minutes=minutes)).isoformat(),
     }
     return base | fields
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "t.db")
-    yield s
-    s.close()
 
 
 @pytest.fixture

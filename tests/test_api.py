@@ -40,13 +40,6 @@ def demo_events() -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "t.db")
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def client(store: SQLiteStore) -> Iterator[TestClient]:
     engine = Engine(store, PolicyEngine(load_policy()), clock=lambda: NOW)
     with TestClient(create_app(engine)) as c:
