@@ -37,7 +37,7 @@ from tactful.policy.incident import Incident
 from tactful.policy.model import BUILTIN, load_policy
 from tactful.runtime.pipeline import Processed, process
 from tactful.state.account import AccountState
-from tactful.state.customer import CustomerState, MemoryConfig, with_message
+from tactful.state.customer import CustomerState, MemoryConfig, too_late, with_message
 from tactful.state.store.base import QuarantineItem, Store
 
 __all__ = ["Engine", "IngestResult"]
@@ -364,7 +364,7 @@ class Engine:
         for event in events:
             cid, at = event.customer_id, event.timestamp
             seen = latest[cid]
-            if seen is not None and seen - at > lateness:
+            if too_late(seen, at, lateness):
                 continue  # too late: not scored, not remembered (as process() will do)
             latest[cid] = max(seen, at) if seen is not None else at
             written = scored_text(event)

@@ -16,7 +16,7 @@ from tactful.events import Event
 from tactful.learn.outcomes import Outcome, derive_outcomes
 from tactful.policy.engine import Decision, PolicyEngine
 from tactful.policy.incident import Incident
-from tactful.state.account import AccountState, _fields, remember_account
+from tactful.state.account import AccountState, remember_account
 from tactful.state.customer import (
     DEFAULT_MEMORY,
     CustomerState,
@@ -87,7 +87,7 @@ def process(
         account_changed = account is not before
         context_changed = account.context is not before.context
         mine, shared = remembered.account, account.context
-        if mine is not shared and _fields(mine) != _fields(shared):
+        if mine is not shared and mine.own_fields != shared.own_fields:
             # the account's fields, with this customer's own traits kept (never shared)
             view = shared.model_copy(update={"traits": {**shared.traits, **mine.traits}})
             remembered = remembered.model_copy(update={"account": view})

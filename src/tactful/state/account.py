@@ -32,11 +32,6 @@ __all__ = ["AccountState", "DecayedCount", "MemberRisk", "remember_account"]
 _NO_CONTEXT = AccountContext()
 
 
-def _fields(c: AccountContext) -> tuple[object, ...]:
-    """The account's own fields, without free-form traits."""
-    return (c.name, c.tier, c.value, c.lifecycle, c.owner, c.tenure_days)
-
-
 # Event types that change an account even without a signal.
 _ACCOUNT_EVENTS = frozenset(
     {"identify", "api_error", "command_run", "ticket_opened", "ticket_closed"}
@@ -132,7 +127,7 @@ def remember_account(
     if (
         after.account is not context
         and (context is _NO_CONTEXT or context == _NO_CONTEXT)
-        and _fields(after.account) != _fields(context)
+        and after.account.own_fields != context.own_fields
     ):
         # the account fields this customer brought along (not their personal traits)
         context = u["context"] = after.account.model_copy(update={"traits": {}})

@@ -109,6 +109,11 @@ class AccountContext(_Model):
     tenure_days: int | None = None
     traits: dict[str, Any] = Field(default_factory=dict)
 
+    @property
+    def own_fields(self) -> tuple[object, ...]:
+        """The account's own fields, without the free-form traits."""
+        return (self.name, self.tier, self.value, self.lifecycle, self.owner, self.tenure_days)
+
 
 # Traits that set the account context's fields. ``name`` in an identify call is the
 # person's; the company's name comes as ``account_name`` (Segment group calls' ``name`` is
@@ -300,9 +305,14 @@ def errors_after(state: CustomerState, at: datetime) -> list[str]:
     return run
 
 
+def too_late(last_seen: datetime | None, at: datetime, lateness: timedelta) -> bool:
+    """An event at ``at`` is older than the customer's latest by more than ``lateness``."""
+    return last_seen is not None and last_seen - at > lateness
+
+
 def is_too_late(state: CustomerState, event: Event, memory: MemoryConfig = DEFAULT_MEMORY) -> bool:
     """Older than the customer's latest event by more than the allowed lateness."""
-    return state.last_seen is not None and state.last_seen - event.timestamp > memory.lateness
+    return too_late(state.last_seen, event.timestamp, memory.lateness)
 
 
 def is_docs_page(path: str, category: str | None = None) -> bool:
