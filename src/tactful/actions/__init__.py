@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from tactful.actions.grouping import Grouping, group_key
 from tactful.actions.handoff import handoff_package
 from tactful.actions.outbox import Action
 from tactful.events import Event
 from tactful.policy.engine import Decision
+from tactful.policy.model import Notifications
 from tactful.signals import Signal
 from tactful.state.customer import CustomerState, Handoff, Hold
 
@@ -16,7 +18,32 @@ __all__ = ["Action", "handoff_package", "plan_actions"]
 CONVERSATION_KINDS = {"clarify", "offer_choices", "assist", "draft_message"}
 
 
-def _action(d: Decision, kind: str, channel: str, payload: dict[str, object], n: int = 0) -> Action:
+NO_GROUPING = Notifications()
+
+
+def _grouping(d: Decision, state: CustomerState, notifications: Notifications) -> Grouping:
+    channel, target = d.params["channel"], d.params["target"]
+    group_by, wait, interval, repeat = notifications.grouping(channel, target)
+    values = {
+        "channel": channel,
+        "target": target,
+        "account": state.account_id or f"customer:{d.customer_id}",
+        "customer": d.customer_id,
+        "rule": d.rule_id,
+    }
+    return Grouping(
+        group_key(group_by, values), f"{d.customer_id}/{d.rule_id}", wait, interval, repeat
+    )
+
+
+def _action(
+    d: Decision,
+    kind: str,
+    channel: str,
+    payload: dict[str, object],
+    n: int = 0,
+    grouping: Grouping | None = None,
+) -> Action:
     key = f"{d.decision_id}#{kind}#{n}"
     return Action(
         action_id=key,
@@ -27,6 +54,7 @@ def _action(d: Decision, kind: str, channel: str, payload: dict[str, object], n:
         kind=kind,
         payload=payload,
         created_at=d.at,
+        grouping=grouping,
     )
 
 
@@ -36,8 +64,10 @@ def plan_actions(
     signals: list[Signal],
     decisions: list[Decision],
     now: datetime,
+    notifications: Notifications = NO_GROUPING,
 ) -> tuple[CustomerState, list[Action]]:
-    """Apply decisions to the customer's state and list the actions to deliver."""
+    """Apply decisions to the customer's state and list the actions to deliver;
+    notifications carry how the policy's ``notifications`` routes batch them."""
     if not decisions:
         return state, []
     # A shallow copy is enough: fields are replaced, never mutated in place, so the
@@ -103,6 +133,7 @@ def plan_actions(
                     "notify",
                     d.params["channel"],
                     {"target": target, "message": d.params["message"], "why": list(d.reasons)},
+                    grouping=_grouping(d, new, notifications),
                 )
             )
         elif d.kind in CONVERSATION_KINDS:

@@ -7,16 +7,17 @@ the row is marked dead with its last error (``tactful outbox`` lists them).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from tactful.actions.channels import Channel
 from tactful.learn.metrics import Metrics
-from tactful.state.store.base import Store
+from tactful.state.store.base import OutboxRow, Store
 
 __all__ = ["Dispatcher"]
 
@@ -33,6 +34,51 @@ class RetryPolicy:
         backoff = min(self.base * (2**attempts), self.cap)
         jittered: timedelta = backoff * (0.5 + random.random() / 2)
         return jittered
+
+
+def _messages(rows: list[OutboxRow]) -> Iterator[tuple[OutboxRow, list[OutboxRow]]]:
+    """What to send: each row on its own, except notifications sharing a batch, which go
+    out as one message listing them all (idempotency key from its members, so a member
+    that joins late is a new message rather than a duplicate the receiver drops)."""
+    batches: dict[str, list[OutboxRow]] = {}
+    for row in rows:
+        if row.batch_id is None:
+            yield row, [row]
+        else:
+            batches.setdefault(row.batch_id, []).append(row)
+    for batch_id, members in batches.items():
+        if len(members) == 1:
+            yield members[0], members
+            continue
+        first = members[0]
+        digest = hashlib.blake2b(
+            "\n".join(sorted(m.action_id for m in members)).encode(), digest_size=12
+        ).hexdigest()
+        customers = sorted({m.customer_id for m in members})
+        payload = {
+            "target": first.payload.get("target"),
+            "message": f"{len(members)} notifications about {len(customers)} customer(s)",
+            "group": batch_id.rsplit("@", 1)[0],
+            "notifications": [
+                {"customer_id": m.customer_id, "action_id": m.action_id, **m.payload}
+                for m in members
+            ],
+        }
+        key = f"batch:{digest}"
+        yield (
+            OutboxRow(
+                action_id=key,
+                idempotency_key=key,
+                customer_id=first.customer_id,
+                channel=first.channel,
+                kind=first.kind,
+                payload=payload,
+                attempts=max(m.attempts for m in members),
+                created_at=min(m.created_at for m in members),
+                batch_id=batch_id,
+            ),
+            members,
+        )
 
 
 class Dispatcher:
@@ -57,30 +103,32 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
 
     def run_once(self, limit: int = 200) -> tuple[int, int]:
-        """Deliver what is due now. Returns (delivered, failed)."""
+        """Deliver what is due now. Returns (delivered, failed), counted in outbox rows
+        (notifications batched into one message count one each)."""
         now = self.clock()
         delivered: list[str] = []
         failed = 0
-        for row in self.store.pending_actions(now, limit):
+        for row, members in _messages(self.store.pending_actions(now, limit)):
             channel = self.channels.get(row.channel, self.channels[self.default])
             try:
                 channel.deliver(row)
             except Exception as exc:  # a channel's failure must not stop the loop
-                failed += 1
+                failed += len(members)
                 dead = row.attempts + 1 >= self.retry.max_attempts
-                self.store.mark_failed(
-                    row.action_id,
-                    f"{type(exc).__name__}: {exc}",
-                    now + self.retry.delay(row.attempts),
-                    dead,
-                )
+                for member in members:
+                    self.store.mark_failed(
+                        member.action_id,
+                        f"{type(exc).__name__}: {exc}",
+                        now + self.retry.delay(row.attempts),
+                        dead,
+                    )
                 if self.metrics:
-                    self.metrics.actions_failed.labels(channel.name).inc()
+                    self.metrics.actions_failed.labels(channel.name).inc(len(members))
                 log.warning("delivery of %s failed (dead=%s): %s", row.action_id, dead, exc)
                 continue
-            delivered.append(row.action_id)
+            delivered.extend(m.action_id for m in members)
             if self.metrics:
-                self.metrics.actions_delivered.labels(channel.name, row.kind).inc()
+                self.metrics.actions_delivered.labels(channel.name, row.kind).inc(len(members))
         if delivered:
             self.store.mark_delivered(delivered, self.clock())
         return len(delivered), failed

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tactful.actions.grouping import Grouping
+
 __all__ = ["Action"]
 
 
@@ -24,6 +26,8 @@ class Action:
     kind: str  # hold.started, hold.released, handoff.created, notify, message.suggested
     payload: dict[str, Any]
     created_at: datetime
+    # notifications only: how it is batched with others (see actions/grouping.py)
+    grouping: Grouping | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -35,4 +39,5 @@ class Action:
             "kind": self.kind,
             "payload": self.payload,
             "created_at": self.created_at.isoformat(),
+            **({"grouping": self.grouping.as_dict()} if self.grouping else {}),
         }

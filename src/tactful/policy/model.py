@@ -401,6 +401,75 @@ class QueueLimit(_Strict):
     overflow: str
 
 
+# A message always goes to one channel and target; group_by says what else it gathers by.
+GroupField = Literal["account", "customer", "rule"]
+
+
+class RouteTiming(_Strict):
+    """Alertmanager's grouping knobs (see tactful.actions.grouping); unset: inherited."""
+
+    group_by: list[GroupField] | None = None
+    group_wait: timedelta | None = None
+    group_interval: timedelta | None = None
+    repeat_interval: timedelta | None = None
+
+    parse_durations_ = field_validator(
+        "group_wait", "group_interval", "repeat_interval", mode="before"
+    )(_duration_field)
+
+    @field_validator("group_wait", "group_interval", "repeat_interval")
+    @classmethod
+    def _not_negative(cls, v: timedelta | None) -> timedelta | None:
+        if v is not None and v < timedelta(0):
+            raise ValueError(f"{v} is negative; write e.g. 30s, 5m, 4h")
+        return v
+
+
+class NotificationRoute(RouteTiming):
+    """A route for notifications to one channel and/or target; the first that matches wins."""
+
+    channel: str | None = None
+    target: str | None = None
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> NotificationRoute:
+        if self.channel is None and self.target is None:
+            raise ValueError("a route matches on channel, target or both; it names neither")
+        return self
+
+
+class Notifications(RouteTiming):
+    """How notifications are batched: ``notifications:`` in the policy file. The top level
+    is the default route (one message per channel, target and account; Alertmanager's
+    default timings: wait 30s, interval 5m, repeat 4h); ``routes`` override it per channel
+    or target."""
+
+    routes: list[NotificationRoute] = Field(default_factory=list)
+
+    def grouping(
+        self, channel: str, target: str
+    ) -> tuple[tuple[str, ...], timedelta, timedelta, timedelta]:
+        """(group_by, wait, interval, repeat) for a notification to ``channel``/``target``."""
+        route = next(
+            (r for r in self.routes if r.channel in (None, channel) and r.target in (None, target)),
+            None,
+        )
+
+        def pick(name: str, default: Any) -> Any:
+            for level in (route, self):
+                value = getattr(level, name) if level is not None else None
+                if value is not None:
+                    return value
+            return default
+
+        return (
+            ("channel", "target", *pick("group_by", ["account"])),
+            pick("group_wait", timedelta(seconds=30)),
+            pick("group_interval", timedelta(minutes=5)),
+            pick("repeat_interval", timedelta(hours=4)),
+        )
+
+
 class IncidentSpec(_Strict):
     """The crisis playbook: while a person has incident mode on, these rules replace the
     ordinary ones (hard triggers still come first)."""
@@ -423,6 +492,7 @@ class Policy(_Strict):
     # `overflow` (another queue), so one flood does not bury a team.
     queue_limits: dict[str, QueueLimit] = Field(default_factory=dict)
     quiet_hours: QuietHours | None = None
+    notifications: Notifications = Field(default_factory=Notifications)
     memory: MemorySpec = Field(default_factory=MemorySpec)
     detectors: DetectorSpec = Field(default_factory=DetectorSpec)
     rules: list[Rule] = Field(min_length=1)
@@ -484,6 +554,12 @@ class Policy(_Strict):
                 problems.append(
                     f"queue_limits: {queue}.overflow '{limit.overflow}' must be another known "
                     f"queue ({', '.join(sorted(queues - {queue}))})"
+                )
+        for k, route in enumerate(self.notifications.routes):
+            if route.channel is not None and route.channel not in CHANNELS:
+                problems.append(
+                    f"notifications: routes[{k}].channel: unknown channel '{route.channel}'; "
+                    f"channels are: {', '.join(sorted(CHANNELS))}"
                 )
         problems.extend(self._shadowed())
         if problems:

@@ -94,7 +94,9 @@ def process(
     decided = policy.decide(
         event, remembered, signals, now, account, memory.trend, incident, queue_load, state
     )
-    new_state, actions = plan_actions(remembered, event, signals, decided.decisions, now)
+    new_state, actions = plan_actions(
+        remembered, event, signals, decided.decisions, now, policy.policy.notifications
+    )
     outcomes = derive_outcomes(event, state)
     return Processed(
         event,

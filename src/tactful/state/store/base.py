@@ -47,6 +47,8 @@ class OutboxRow:
     payload: dict[str, Any]
     attempts: int
     created_at: datetime
+    # notifications batched into one message share it (see actions/grouping.py)
+    batch_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

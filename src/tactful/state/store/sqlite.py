@@ -25,6 +25,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from tactful.actions.grouping import GroupState, schedule
+from tactful.actions.outbox import Action
 from tactful.runtime.pipeline import Processed
 from tactful.state.account import AccountState
 from tactful.state.customer import AccountContext, CustomerState, with_traits
@@ -150,6 +152,16 @@ MIGRATIONS: list[str] = [
         at           TEXT NOT NULL
     );
     """,
+    # 5: notifications batched Alertmanager-style: the message (batch) each one rides in,
+    # and each group's memory (its latest message, what went into recent ones). A muted
+    # repeat is kept with status 'muted' and why in last_error.
+    """
+    ALTER TABLE outbox ADD COLUMN batch_id TEXT;
+    CREATE TABLE notify_groups (
+        group_key    TEXT PRIMARY KEY,
+        state        TEXT NOT NULL
+    );
+    """,
 ]
 
 
@@ -229,6 +241,55 @@ def _account(account_id: str, traits: str, state: str | None) -> AccountState:
 
 
 _DECISION_JSON = ("params", "reasons", "factors", "matched", "lost")
+
+
+def _outbox_rows(
+    db: sqlite3.Connection, actions: Sequence[Action], received: str
+) -> list[tuple[Any, ...]]:
+    """Outbox rows; a notification is placed in its group's next message, or muted as a
+    repeat (see actions/grouping.py), against the groups' memory in this transaction."""
+    keys = sorted({a.grouping.key for a in actions if a.grouping})
+    groups: dict[str, GroupState] = {}
+    for i in range(0, len(keys), 500):
+        chunk = keys[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        for key, state in db.execute(
+            f"SELECT group_key, state FROM notify_groups WHERE group_key IN ({marks})", chunk
+        ):
+            groups[key] = GroupState.from_dict(json.loads(state))
+    rows = []
+    for a in actions:
+        status, due, error, batch = "pending", received, None, None
+        if a.grouping is not None:
+            placed = schedule(groups.get(a.grouping.key), a.grouping, a.created_at)
+            groups[a.grouping.key] = placed.state
+            if placed.flush_at is None:
+                status, error = "muted", placed.muted_because
+            else:
+                due, batch = _ts(placed.flush_at), placed.batch_id
+        rows.append(
+            (
+                a.action_id,
+                a.idempotency_key,
+                a.decision_id,
+                a.customer_id,
+                a.channel,
+                a.kind,
+                json.dumps(a.payload),
+                status,
+                due,
+                error,
+                received,
+                batch,
+            )
+        )
+    if keys:
+        db.executemany(
+            "INSERT INTO notify_groups VALUES (?, ?) "
+            "ON CONFLICT (group_key) DO UPDATE SET state = excluded.state",
+            [(k, json.dumps(groups[k].as_dict())) for k in keys],
+        )
+    return rows
 
 
 def _decision_row(row: sqlite3.Row) -> dict[str, Any]:
@@ -386,21 +447,7 @@ class SQLiteStore:
             for p in batch
             for d in p.decisions
         ]
-        outbox = [
-            (
-                a.action_id,
-                a.idempotency_key,
-                a.decision_id,
-                a.customer_id,
-                a.channel,
-                a.kind,
-                json.dumps(a.payload),
-                received,
-                received,
-            )
-            for p in batch
-            for a in p.actions
-        ]
+        actions = [a for p in batch for a in p.actions]
         outcomes = [
             (
                 o.outcome_id,
@@ -428,9 +475,9 @@ class SQLiteStore:
                 db.executemany("INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", decisions)
                 db.executemany(
                     "INSERT INTO outbox (action_id, idempotency_key, decision_id, customer_id, "
-                    "channel, kind, payload, next_attempt_at, created_at) "
-                    "VALUES (?,?,?,?,?,?,?,?,?)",
-                    outbox,
+                    "channel, kind, payload, status, next_attempt_at, last_error, created_at, "
+                    "batch_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    _outbox_rows(db, actions, received),
                 )
                 # 6. what the events revealed about earlier decisions
                 db.executemany("INSERT INTO outcomes VALUES (?,?,?,?,?,?,?,?)", outcomes)
@@ -595,7 +642,7 @@ class SQLiteStore:
     def pending_actions(self, now: datetime, limit: int = 100) -> list[OutboxRow]:
         rows = self._query(
             "SELECT action_id, idempotency_key, customer_id, channel, kind, payload, attempts, "
-            "created_at FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? "
+            "created_at, batch_id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? "
             "ORDER BY next_attempt_at, rowid LIMIT ?",  # the outbox_due index's order
             (_ts(now), limit),
         )
@@ -609,6 +656,7 @@ class SQLiteStore:
                 payload=json.loads(r["payload"]),
                 attempts=r["attempts"],
                 created_at=datetime.fromisoformat(r["created_at"]),
+                batch_id=r["batch_id"],
             )
             for r in rows
         ]
