@@ -506,6 +506,21 @@ def test_decisions_since_filters_by_time(client: TestClient, demo: dict[str, Any
     assert decisions(client, since="2027-01-01T00:00:00Z") == []
 
 
+def test_decisions_filter_by_policy_version_rule_and_kind(
+    client: TestClient, demo: dict[str, Any]
+) -> None:
+    everything = decisions(client)
+    version = everything[0]["policy_version"]
+    assert decisions(client, policy_version=version) == everything
+    assert decisions(client, policy_version="other-1+0000000000") == []
+    holds = decisions(client, kind="hold")
+    assert holds and holds == [d for d in everything if d["kind"] == "hold"]
+    rule = holds[0]["rule_id"]
+    assert decisions(client, rule_id=rule, kind="hold") == [
+        d for d in holds if d["rule_id"] == rule
+    ]
+
+
 def test_decisions_since_without_a_timezone_is_422(client: TestClient) -> None:
     r = client.get("/v1/decisions", params={"since": "2026-10-14T09:05:00"})
     assert r.status_code == 422

@@ -154,6 +154,14 @@ def test_a_canary_policy_decides_for_a_stable_share_of_customers(tmp_path, make_
         assert 60 <= len(on_canary) <= 140  # about a quarter of 400
         # the same customers, every time
         assert all(engine.policy_for(c) is canary for c in on_canary)
+        # the audit log answers "what did the canary decide?"
+        by_canary = store.list_decisions(
+            limit=10_000, policy_version=canary.version, rule_id="human_requested"
+        )
+        assert {d["customer_id"] for d in by_canary} == on_canary
+        assert store.list_decisions(policy_version="nope") == []
+        escalations = store.list_decisions(limit=10_000, kind="escalate")
+        assert escalations and all(d["kind"] == "escalate" for d in escalations)
         with pytest.raises(ValueError, match="canary_share"):
             Engine(store, current, canary=canary, canary_share=1.5)
     finally:

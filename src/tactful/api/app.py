@@ -339,8 +339,21 @@ def create_app(engine: Engine) -> FastAPI:
         customer_id: str | None = None,
         since: datetime | None = Query(None, description="ISO 8601 with timezone"),
         limit: int = Query(100, ge=1, le=1000),
+        policy_version: str | None = Query(
+            None, description="e.g. default-2026.11.7+3f2a9c01be (canary and current differ)"
+        ),
+        rule_id: str | None = None,
+        kind: str | None = Query(None, description="automate, clarify, escalate, hold ..."),
     ) -> dict[str, Any]:
-        return {"decisions": store.list_decisions(customer_id, _aware(since), limit)}
+        found = store.list_decisions(
+            customer_id,
+            _aware(since),
+            limit,
+            policy_version=policy_version,
+            rule_id=rule_id,
+            kind=kind,
+        )
+        return {"decisions": found}
 
     @app.get(
         "/v1/decisions/{decision_id:path}",

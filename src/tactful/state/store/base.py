@@ -124,8 +124,12 @@ class Store(Protocol):
         since: datetime | None = None,
         limit: int = 100,
         latest: bool = False,
+        policy_version: str | None = None,
+        rule_id: str | None = None,
+        kind: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Oldest first; ``latest``: the last ``limit`` decisions."""
+        """Oldest first; ``latest``: the last ``limit`` decisions. The other arguments
+        filter: only decisions of that policy version, rule or kind."""
         ...
 
     def get_decision(self, decision_id: str) -> dict[str, Any] | None:

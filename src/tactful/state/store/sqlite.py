@@ -546,13 +546,16 @@ class SQLiteStore:
         since: datetime | None,
         limit: int,
         latest: bool = False,
+        equal: Mapping[str, str | None] | None = None,
     ) -> list[dict[str, Any]]:
         """Rows of an append-only log (decisions, outcomes), oldest first; ``latest``: the
-        last ``limit`` rows (still oldest first)."""
+        last ``limit`` rows (still oldest first); ``equal``: column = value filters (the
+        column names come from code, never from a request)."""
         where, params = [], []
-        if customer_id is not None:
-            where.append("customer_id = ?")
-            params.append(customer_id)
+        for column, value in {"customer_id": customer_id, **(equal or {})}.items():
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
         if since is not None:
             where.append("at >= ?")
             params.append(_ts(since))
@@ -572,9 +575,15 @@ class SQLiteStore:
         since: datetime | None = None,
         limit: int = 100,
         latest: bool = False,
+        policy_version: str | None = None,
+        rule_id: str | None = None,
+        kind: str | None = None,
     ) -> list[dict[str, Any]]:
+        equal = {"policy_version": policy_version, "rule_id": rule_id, "kind": kind}
         columns = _DECISION_JSON
-        return self._log("decisions", "decision_id", columns, customer_id, since, limit, latest)
+        return self._log(
+            "decisions", "decision_id", columns, customer_id, since, limit, latest, equal
+        )
 
     def get_decision(self, decision_id: str) -> dict[str, Any] | None:
         rows = self._query("SELECT * FROM decisions WHERE decision_id = ?", (decision_id,))
