@@ -267,3 +267,40 @@ def test_shadow_shows_what_a_candidate_policy_would_decide_differently(cli, tmp_
     broken = tmp_path / "broken.yaml"
     broken.write_text("version: x\nrules: []\n")
     assert cli.invoke(app, [*args, str(broken)]).exit_code == 2
+
+
+def test_shadow_live_compares_what_ran_alongside_live_traffic(cli, tmp_path, scenario_lines):
+    from tactful.policy import PolicyEngine, load_policy
+    from tactful.runtime.engine import Engine
+    from tactful.state.store import SQLiteStore
+
+    shipped = (Path(__file__).parents[1] / "src/tactful/policy/default.yaml").read_text()
+    eager = tmp_path / "eager.yaml"
+    eager.write_text(
+        shipped.replace("version: default-", "version: eager-").replace(
+            "frustration_building: 0.45", "frustration_building: 0.3 "
+        )
+    )
+    db = tmp_path / "live.db"
+    store = SQLiteStore(db)
+    current = PolicyEngine(load_policy())
+    engine = Engine(store, current, shadow=PolicyEngine(load_policy(eager)))
+    engine.ingest(scenario_lines)
+    log = store.shadow_log()
+    store.close()
+    assert log, "every processed event is shadowed"
+    # live decisions are the current policy's; the shadow's are recorded, never acted on
+    assert all(d["policy_version"] == current.version for _, live, _ in log for d in live)
+    assert all(d["policy_version"].startswith("eager-") for _, _, sh in log for d in sh)
+    gained = [c for c, live, sh in log if len(sh) > len(live)]
+    assert gained
+
+    differs = cli.invoke(app, ["shadow", "--live", "--db", str(db)])
+    assert differs.exit_code == 1, differs.output
+    assert f"{len(log):,} events; the candidate decides differently" in differs.output
+    assert "gained" in differs.output and "ben" in differs.output
+    later = cli.invoke(app, ["shadow", "--live", "--db", str(db), "--since", "2030-01-01T00:00Z"])
+    assert later.exit_code == 0 and "0 events" in later.output
+    assert cli.invoke(app, ["shadow", "--live", "--db", str(db), "--since", "noon"]).exit_code == 2
+    assert cli.invoke(app, ["shadow", "--live", str(SCENARIO)]).exit_code == 2
+    assert cli.invoke(app, ["shadow", str(SCENARIO)]).exit_code == 2  # no --candidate

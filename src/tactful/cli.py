@@ -124,10 +124,12 @@ def _engine(
     lateness: str | None = None,
     canary: Path | None = None,
     canary_share: float = 0.0,
+    shadow: Path | None = None,
 ) -> Engine:
     try:
         compiled = PolicyEngine(load_policy(policy))
         candidate = PolicyEngine(load_policy(canary)) if canary is not None else None
+        shadowing = PolicyEngine(load_policy(shadow)) if shadow is not None else None
     except PolicyError as exc:
         err.print(f"[red]policy error:[/] {exc}")
         raise typer.Exit(2) from None
@@ -147,6 +149,7 @@ def _engine(
         lateness=_lateness(lateness),
         canary=candidate,
         canary_share=canary_share,
+        shadow=shadowing,
     )
 
 
@@ -384,6 +387,16 @@ def serve(
     lateness: LatenessOpt = None,
     canary: CanaryOpt = None,
     canary_share: CanaryShareOpt = 0.1,
+    shadow: Annotated[
+        Path | None,
+        typer.Option(
+            "--shadow",
+            exists=True,
+            dir_okay=False,
+            help="A candidate policy that decides alongside live traffic without acting; "
+            "compare with `tactful shadow --live`.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs) and deliver actions in the background."""
     import uvicorn
@@ -392,10 +405,12 @@ def serve(
 
     tune_gc()
     engine = _engine(
-        db, policy, _durability(durability), text_scorer, lateness, canary, canary_share
+        db, policy, _durability(durability), text_scorer, lateness, canary, canary_share, shadow
     )
     dispatcher = Dispatcher(engine.store, {"log": LogChannel(actions_log)}, metrics=engine.metrics)
     dispatcher.start()
+    if engine.shadow is not None:
+        console.print(f"shadow policy {engine.shadow.version} decides alongside, never acts")
     config = uvicorn.Config(create_app(engine), host=host, port=port, log_level="warning")
     server = uvicorn.Server(config)
     console.print(
@@ -617,48 +632,59 @@ def _sample_check(policy: Any, sample: Path, max_escalate: float) -> None:
 @app.command()
 def shadow(
     stream: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, help="Recorded events (JSONL).")
-    ],
+        Path | None,
+        typer.Argument(
+            exists=True, dir_okay=False, help="Recorded events (JSONL); not with --live."
+        ),
+    ] = None,
     candidate: Annotated[
-        Path, typer.Option("--candidate", help="The policy file you want to deploy.")
-    ],
+        Path | None, typer.Option("--candidate", help="The policy file you want to deploy.")
+    ] = None,
     policy: PolicyOpt = None,
     text_scorer: TextScorerOpt = "learned",
     examples: Annotated[bool, typer.Option(help="Show example customers per line.")] = True,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Compare what a server started with --shadow recorded alongside live "
+            "traffic (in --db), instead of replaying a stream.",
+        ),
+    ] = False,
+    db: DbOpt = Path("tactful.db"),
+    since: Annotated[
+        str | None, typer.Option(help="With --live: from this time on (ISO 8601).")
+    ] = None,
 ) -> None:
-    """Compare a candidate policy with the one in force on a recorded stream, without
-    acting: decisions gained, lost and changed, by rule and queue, with example customers.
-    Each policy runs on its own in-memory store; nothing is written or sent. Exit 0 when
-    they decide the same, 1 when they differ, 2 when a policy is invalid."""
-    try:
-        current = PolicyEngine(load_policy(policy))
-        proposed = PolicyEngine(load_policy(candidate))
-    except PolicyError as exc:
-        err.print(f"[red]policy error:[/] {exc}")
-        raise typer.Exit(2) from None
-    scorer = None
-    if text_scorer == "learned":
-        from tactful.detect.learned import load_scorer
+    """Compare a candidate policy with the one in force, without acting: decisions gained,
+    lost and changed, by rule and queue, with example customers.
 
-        scorer = load_scorer()
-    runs = []
-    for name, compiled in (("current", current), ("candidate", proposed)):
-        store = SQLiteStore(":memory:", durability="normal")
-        engine = Engine(store, compiled, text_scorer=scorer)
+    On a recorded stream, each policy runs on its own in-memory store; nothing is written
+    or sent. With --live, the comparison is of what `tactful serve --shadow NEW.yaml`
+    recorded: the candidate's decisions on the very states live traffic produced. Exit 0
+    when they decide the same, 1 when they differ, 2 when a policy is invalid."""
+    if live:
+        if stream is not None or candidate is not None:
+            raise typer.BadParameter(
+                "--live compares what the server recorded; give neither a stream nor --candidate",
+                param_hint="--live",
+            )
+        if not db.exists():
+            err.print(f"[red]no database at {db}[/]")
+            raise typer.Exit(2)
+        store = SQLiteStore(db)
         try:
-            stats, _ = run_replay(engine, stream, keep=True, progress=True)
+            pairs: list[tuple[str, Any, Any]] = list(store.shadow_log(_since(since)))
         finally:
             store.close()
-        runs.append({r.event_id: r for r in stats.results if r.processed is not None})
-        err.print(f"{name}: {compiled.version}")
-    before, after = runs
-    pairs = []
-    for eid, r in before.items():
-        other = after.get(eid)
-        if r.processed is not None and other is not None and other.processed is not None:
-            pairs.append(
-                (r.processed.event.customer_id, r.processed.decisions, other.processed.decisions)
+        if not pairs:
+            err.print(f"no shadow decisions in {db}: start `tactful serve --shadow NEW.yaml`")
+    else:
+        if stream is None or candidate is None:
+            raise typer.BadParameter(
+                "give a recorded stream and --candidate (or --live)", param_hint="--candidate"
             )
+        pairs = _shadow_replay(stream, candidate, policy, text_scorer)
     report = compare(pairs)
     console.print(
         f"{report.events:,} events; the candidate decides differently on "
@@ -686,6 +712,58 @@ def shadow(
         console.print(table)
     if not report.identical:
         raise typer.Exit(1)
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not an ISO 8601 time, e.g. 2026-11-23T09:00:00Z", param_hint="--since"
+        ) from None
+    if at.tzinfo is None:
+        raise typer.BadParameter(
+            f"{value!r} has no timezone; add Z or +01:00", param_hint="--since"
+        )
+    return at
+
+
+def _shadow_replay(
+    stream: Path, candidate: Path, policy: Path | None, text_scorer: str
+) -> list[tuple[str, Any, Any]]:
+    """(customer, current decisions, candidate decisions) per event of a replayed stream."""
+    try:
+        current = PolicyEngine(load_policy(policy))
+        proposed = PolicyEngine(load_policy(candidate))
+    except PolicyError as exc:
+        err.print(f"[red]policy error:[/] {exc}")
+        raise typer.Exit(2) from None
+    scorer = None
+    if text_scorer == "learned":
+        from tactful.detect.learned import load_scorer
+
+        scorer = load_scorer()
+    runs = []
+    for name, compiled in (("current", current), ("candidate", proposed)):
+        store = SQLiteStore(":memory:", durability="normal")
+        engine = Engine(store, compiled, text_scorer=scorer)
+        try:
+            stats, _ = run_replay(engine, stream, keep=True, progress=True)
+        finally:
+            store.close()
+        runs.append({r.event_id: r for r in stats.results if r.processed is not None})
+        err.print(f"{name}: {compiled.version}")
+    before, after = runs
+    pairs: list[tuple[str, Any, Any]] = []
+    for eid, r in before.items():
+        other = after.get(eid)
+        if r.processed is not None and other is not None and other.processed is not None:
+            pairs.append(
+                (r.processed.event.customer_id, r.processed.decisions, other.processed.decisions)
+            )
+    return pairs
 
 
 def _factor_rows(factors: dict[str, Any]) -> list[tuple[str, str, str]]:

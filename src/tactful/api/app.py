@@ -313,6 +313,8 @@ def create_app(engine: Engine) -> FastAPI:
         out = _policy_summary(engine.policy)
         if engine.canary is not None:
             out["canary"] = {**_policy_summary(engine.canary), "share": engine.canary_share}
+        if engine.shadow is not None:  # decides alongside, never acts
+            out["shadow"] = _policy_summary(engine.shadow)
         return out
 
     @app.post(

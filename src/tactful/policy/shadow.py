@@ -5,13 +5,20 @@ policy in force and through the candidate, each on its own in-memory store (noth
 written or sent), and compares them event by event: decisions the candidate gains, loses
 and changes (another rule, queue or priority for the same kind of decision), counted by
 rule and queue, with example customers for each.
+
+``tactful serve --shadow NEW.yaml`` runs the candidate alongside live traffic instead: on
+every event it decides on exactly the state, signals and clock the policy in force saw,
+its decisions are recorded (never acted on), and ``tactful shadow --live`` compares them
+with what was decided. Its states evolve under the current policy's actions, so it
+answers "what would the candidate do now", not "where would it have led".
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from tactful.policy.engine import Decision
 
@@ -20,15 +27,25 @@ __all__ = ["ShadowReport", "compare"]
 MAX_EXAMPLES = 3
 
 
-def _label(d: Decision) -> str:
-    """What the decision does, for a person: kind, and where it goes."""
-    if d.kind == "escalate":
-        return f"escalate -> {d.params['queue']} ({d.params['priority']})"
-    if d.kind == "notify":
-        return f"notify {d.params['target']}"
-    if d.kind == "hold":
-        return f"hold {'+'.join(d.params['categories'])}"
-    return d.kind
+# A decision, or one as the audit log returns it (a dict with the same fields).
+Decided = Decision | Mapping[str, Any]
+
+
+def _key(d: Decided) -> tuple[str, str, str]:
+    """(kind, what it does for a person: kind and where it goes, rule)."""
+    if isinstance(d, Decision):
+        kind, params, rule = d.kind, d.params, d.rule_id
+    else:
+        kind, params, rule = d["kind"], d["params"], d["rule_id"]
+    if kind == "escalate":
+        label = f"escalate -> {params['queue']} ({params['priority']})"
+    elif kind == "notify":
+        label = f"notify {params['target']}"
+    elif kind == "hold":
+        label = f"hold {'+'.join(params['categories'])}"
+    else:
+        label = kind
+    return kind, label, rule
 
 
 @dataclass
@@ -48,12 +65,10 @@ class ShadowReport:
         if customer not in seen and len(seen) < MAX_EXAMPLES:
             seen.append(customer)
 
-    def add(
-        self, customer: str, current: Sequence[Decision], candidate: Sequence[Decision]
-    ) -> None:
+    def add(self, customer: str, current: Sequence[Decided], candidate: Sequence[Decided]) -> None:
         self.events += 1
-        before = {(d.kind, _label(d), d.rule_id) for d in current}
-        after = {(d.kind, _label(d), d.rule_id) for d in candidate}
+        before = {_key(d) for d in current}
+        after = {_key(d) for d in candidate}
         if before == after:
             return
         self.differing_events += 1
@@ -77,7 +92,7 @@ class ShadowReport:
 
 
 def compare(
-    pairs: Iterable[tuple[str, Sequence[Decision], Sequence[Decision]]],
+    pairs: Iterable[tuple[str, Sequence[Decided], Sequence[Decided]]],
 ) -> ShadowReport:
     """``pairs``: (customer, decisions under the current policy, under the candidate) for
     each event, in stream order."""

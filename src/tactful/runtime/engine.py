@@ -130,6 +130,7 @@ class Engine:
         lateness: timedelta | None = None,
         canary: PolicyEngine | None = None,
         canary_share: float = 0.0,
+        shadow: PolicyEngine | None = None,
     ) -> None:
         """``behavior`` and ``memory``: the detectors' parameters and how signals become
         trends; by default the policy file's ``detectors:`` and ``memory:`` sections (and
@@ -146,6 +147,9 @@ class Engine:
         # its decisions record its version. Detectors and memory follow the main policy.
         self.canary = canary
         self.canary_share = canary_share if canary is not None else 0.0
+        # A candidate deciding alongside live traffic on the same states: its decisions
+        # are recorded for `tactful shadow --live`, never acted on.
+        self.shadow = shadow
         self._incident = Incident()
         self._incident_checked = -float("inf")
         # Handoff times per capped queue over the last hour (event time), for the policy's
@@ -330,6 +334,7 @@ class Engine:
                 self.memory,
                 incident,
                 self._queue_load(policy, event.timestamp, handoffs),
+                self.shadow,
             )
             handoffs.extend(
                 (d.params["queue"], d.at) for d in out.decisions if d.kind == "escalate"

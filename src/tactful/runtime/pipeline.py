@@ -43,6 +43,9 @@ class Processed:
     # whether this event changed the account (the store writes changed accounts only)
     account_changed: bool = False
     account_context_changed: bool = False  # tier, owner ... (from identify/group)
+    # A shadow policy's decisions on the same state, signals and clock: recorded, never
+    # acted on (None when no shadow policy runs).
+    shadow: list[Decision] | None = None
 
 
 def process(
@@ -56,12 +59,14 @@ def process(
     memory: MemoryConfig = DEFAULT_MEMORY,
     incident: Incident | None = None,
     queue_load: Mapping[str, int] | None = None,
+    shadow: PolicyEngine | None = None,
 ) -> Processed:
     """Detect signals on ``event``, fold them into the customer's (and their account's)
     state, decide, plan actions, and note what the event reveals about earlier decisions.
 
     ``account``: the state of the account the customer belongs to, if any (the caller
-    loads it by the event's or the customer's account id)."""
+    loads it by the event's or the customer's account id). ``shadow``: a candidate policy
+    that decides on exactly what ``policy`` saw, for comparison only."""
     if is_too_late(state, event, memory):
         return Processed(
             event,
@@ -94,6 +99,11 @@ def process(
     decided = policy.decide(
         event, remembered, signals, now, account, memory.trend, incident, queue_load, state
     )
+    shadowed = None
+    if shadow is not None:
+        shadowed = shadow.decide(
+            event, remembered, signals, now, account, memory.trend, incident, queue_load, state
+        ).decisions
     new_state, actions = plan_actions(
         remembered, event, signals, decided.decisions, now, policy.policy.notifications
     )
@@ -109,4 +119,5 @@ def process(
         account,
         account_changed=account_changed,
         account_context_changed=context_changed,
+        shadow=shadowed,
     )

@@ -162,6 +162,18 @@ MIGRATIONS: list[str] = [
         state        TEXT NOT NULL
     );
     """,
+    # 6: a shadow policy running alongside live traffic: per event, what it would have
+    # decided (never acted on), for `tactful shadow --live`.
+    """
+    CREATE TABLE shadow_events (
+        event_id       TEXT PRIMARY KEY,
+        customer_id    TEXT NOT NULL,
+        at             TEXT NOT NULL,
+        policy_version TEXT NOT NULL,
+        decisions      TEXT NOT NULL
+    );
+    CREATE INDEX shadow_events_at ON shadow_events (at);
+    """,
 ]
 
 
@@ -448,6 +460,17 @@ class SQLiteStore:
             for d in p.decisions
         ]
         actions = [a for p in batch for a in p.actions]
+        shadowed = [
+            (
+                p.event.event_id,
+                p.event.customer_id,
+                _ts(p.event.timestamp),
+                p.shadow[0].policy_version if p.shadow else "",
+                json.dumps([d.as_dict() for d in p.shadow]),
+            )
+            for p in batch
+            if p.shadow is not None
+        ]
         outcomes = [
             (
                 o.outcome_id,
@@ -483,6 +506,8 @@ class SQLiteStore:
                 db.executemany("INSERT INTO outcomes VALUES (?,?,?,?,?,?,?,?)", outcomes)
                 # 7. the batch's rejected events, so a retried batch does not add them twice
                 db.executemany(_INSERT_QUARANTINE, _quarantine_rows(rejected))
+                # 8. what a shadow policy would have decided
+                db.executemany("INSERT INTO shadow_events VALUES (?,?,?,?,?)", shadowed)
         except sqlite3.IntegrityError:
             ids = [e[0] for e in events]
             dupes = self.seen_event_ids(ids) | {i for i, n in Counter(ids).items() if n > 1}
@@ -584,6 +609,25 @@ class SQLiteStore:
         return self._log(
             "decisions", "decision_id", columns, customer_id, since, limit, latest, equal
         )
+
+    def shadow_log(
+        self, since: datetime | None = None, limit: int = 100_000
+    ) -> list[tuple[str, list[dict[str, Any]], list[dict[str, Any]]]]:
+        """(customer, live decisions, shadow decisions) per shadowed event, oldest first."""
+        rows = self._query(
+            "SELECT event_id, customer_id, decisions FROM shadow_events WHERE at >= ? "
+            "ORDER BY at, event_id LIMIT ?",
+            (_ts(since) if since else "", limit),
+        )
+        live: dict[str, list[dict[str, Any]]] = {}
+        for r in self._where_in(
+            "SELECT * FROM decisions WHERE event_id IN ({marks})", [r["event_id"] for r in rows]
+        ):
+            live.setdefault(r["event_id"], []).append(_decision_row(r))
+        return [
+            (r["customer_id"], live.get(r["event_id"], []), json.loads(r["decisions"]))
+            for r in rows
+        ]
 
     def get_decision(self, decision_id: str) -> dict[str, Any] | None:
         rows = self._query("SELECT * FROM decisions WHERE decision_id = ?", (decision_id,))
