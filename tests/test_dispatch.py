@@ -14,6 +14,7 @@ NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 class Flaky:
     name = "flaky"
+    concurrency = 1
 
     def __init__(self, failures: int) -> None:
         self.failures = failures

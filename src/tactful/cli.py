@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -19,16 +20,16 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Tr
 from rich.table import Table
 
 from tactful.accounts import read_accounts
-from tactful.actions.channels import LogChannel
 from tactful.actions.dispatch import Dispatcher
 from tactful.evaluation.cli import eval_app
+from tactful.learn.metrics import Metrics
 from tactful.policy import PolicyEngine, PolicyError, load_policy
 from tactful.policy.model import parse_duration
 from tactful.policy.shadow import compare
 from tactful.runtime.engine import Engine, IngestResult
 from tactful.runtime.tuning import tune_gc
 from tactful.state.store import SQLiteStore
-from tactful.state.store.base import Durability
+from tactful.state.store.base import Durability, Store
 
 app = typer.Typer(
     help=(
@@ -49,6 +50,11 @@ accounts_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(accounts_app, name="accounts")
+outbox_app = typer.Typer(
+    help="The outbox: actions waiting, delivered, muted and dead-lettered; retry or drop.",
+    no_args_is_help=True,
+)
+app.add_typer(outbox_app, name="outbox")
 incident_app = typer.Typer(
     help="Incident mode: the policy's crisis playbook replaces its ordinary rules.",
     no_args_is_help=True,
@@ -69,6 +75,42 @@ ActionsOpt = Annotated[
     Path,
     typer.Option("--actions-log", help="Where the log channel writes delivered actions (JSONL)."),
 ]
+
+ChannelsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--channels",
+        exists=True,
+        dir_okay=False,
+        help="Channels file (YAML): what the policy's channel names are (slack, signed "
+        "webhooks) and their secrets as ${ENV_VARS}. Without it only the log channel exists.",
+    ),
+]
+
+
+def _dispatcher(
+    store: Store,
+    actions_log: Path,
+    channels_file: Path | None,
+    needed: frozenset[str] = frozenset(),
+    metrics: Metrics | None = None,
+) -> Dispatcher:
+    """A dispatcher over the log channel and the channels file's; exit 2 when the file is
+    invalid or lacks a channel the policy sends to."""
+    from tactful.actions.channels.config import (
+        ChannelsConfig,
+        ChannelsError,
+        build_channels,
+        load_channels,
+    )
+
+    try:
+        config = load_channels(channels_file) if channels_file else ChannelsConfig()
+        channels = build_channels(config, actions_log, needed if channels_file else frozenset())
+    except ChannelsError as exc:
+        err.print(f"[red]channels error:[/] {exc}")
+        raise typer.Exit(2) from None
+    return Dispatcher(store, channels, metrics=metrics)
 
 
 TextScorerOpt = Annotated[
@@ -261,6 +303,7 @@ def replay(
     lateness: LatenessOpt = None,
     canary: CanaryOpt = None,
     canary_share: CanaryShareOpt = 0.1,
+    channels: ChannelsOpt = None,
 ) -> None:
     """Process a JSONL file of events through the whole pipeline and summarise it.
 
@@ -271,7 +314,9 @@ def replay(
         db, policy, _durability(durability), text_scorer, lateness, canary, canary_share
     )
     stats, seconds = run_replay(engine, file, batch)
-    delivered = Dispatcher(engine.store, {"log": LogChannel(actions_log)}).drain()
+    dispatcher = _dispatcher(engine.store, actions_log, channels)
+    delivered = dispatcher.drain()
+    dispatcher.stop()
     _print_summary(stats, seconds)
     console.print(f"actions delivered to {actions_log}: {delivered:,}")
 
@@ -354,7 +399,9 @@ def demo(
     render_summary(stats.results, console)
     actions_log = db.parent / "actions.jsonl"
     actions_log.unlink(missing_ok=True)
-    delivered = Dispatcher(engine.store, {"log": LogChannel(actions_log)}).drain()
+    dispatcher = _dispatcher(engine.store, actions_log, None)
+    delivered = dispatcher.drain()
+    dispatcher.stop()
     for q in engine.store.list_quarantine():
         why = "; ".join(f"{r['field']}: {r['why']}" for r in q["reason"])
         console.print(f"[yellow]quarantined[/] {q['event_id'] or '(no id)'}: {why}")
@@ -397,6 +444,7 @@ def serve(
             "compare with `tactful shadow --live`.",
         ),
     ] = None,
+    channels: ChannelsOpt = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs) and deliver actions in the background."""
     import uvicorn
@@ -407,7 +455,10 @@ def serve(
     engine = _engine(
         db, policy, _durability(durability), text_scorer, lateness, canary, canary_share, shadow
     )
-    dispatcher = Dispatcher(engine.store, {"log": LogChannel(actions_log)}, metrics=engine.metrics)
+    needed = engine.policy.policy.channels_used | (
+        engine.canary.policy.channels_used if engine.canary else frozenset()
+    )
+    dispatcher = _dispatcher(engine.store, actions_log, channels, needed, engine.metrics)
     dispatcher.start()
     if engine.shadow is not None:
         console.print(f"shadow policy {engine.shadow.version} decides alongside, never acts")
@@ -432,6 +483,136 @@ def serve(
     finally:
         dispatcher.stop()
         engine.store.close()
+
+
+@app.command()
+def dispatch(
+    db: DbOpt = Path("tactful.db"),
+    channels: ChannelsOpt = None,
+    actions_log: ActionsOpt = Path("tactful-actions.jsonl"),
+    policy: PolicyOpt = None,
+    once: Annotated[bool, typer.Option("--once", help="Deliver what is due, then exit.")] = False,
+) -> None:
+    """Deliver the outbox on its own (e.g. beside `tactful serve` on another machine, or
+    after a crash): each channel with its own workers, retries with backoff and jitter,
+    4xx refusals and exhausted retries to the dead-letter list. Stops on Ctrl-C/SIGTERM;
+    a delivery cut short is retried, and receivers dedupe on its Idempotency-Key."""
+    try:
+        needed = load_policy(policy).channels_used
+    except PolicyError as exc:
+        err.print(f"[red]policy error:[/] {exc}")
+        raise typer.Exit(2) from None
+    store = SQLiteStore(db)
+    dispatcher = _dispatcher(store, actions_log, channels, needed)
+    try:
+        if once:
+            console.print(f"delivered {dispatcher.drain():,} actions")
+            return
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, frame: stop.set())
+        dispatcher.start()
+        console.print(f"delivering the outbox of {db} to {', '.join(sorted(dispatcher.channels))}")
+        stop.wait()
+    finally:
+        dispatcher.stop()
+        store.close()
+
+
+@outbox_app.command("list")
+def outbox_list(
+    db: DbOpt = Path("tactful.db"),
+    status: Annotated[
+        str | None,
+        typer.Option(help="pending, delivered, dead or muted (default: all but delivered)."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+) -> None:
+    """Actions in the outbox with their channel, attempts and last error."""
+    if status not in (None, "pending", "delivered", "dead", "muted"):
+        raise typer.BadParameter(
+            f"{status!r}: choose pending, delivered, dead or muted", param_hint="--status"
+        )
+    store = SQLiteStore(db)
+    try:
+        rows = (
+            store.list_outbox(status, limit)
+            if status
+            else [r for s in ("dead", "pending", "muted") for r in store.list_outbox(s, limit)]
+        )
+    finally:
+        store.close()
+    if not rows:
+        console.print("the outbox has nothing" + (f" {status}" if status else " waiting"))
+        return
+    table = Table(
+        "action_id", "kind", "channel", "status", "attempts", "next / delivered", "last error"
+    )
+    for r in rows[:limit]:
+        when = r["delivered_at"] or r["next_attempt_at"]
+        table.add_row(
+            r["action_id"],
+            r["kind"],
+            r["channel"],
+            r["status"],
+            str(r["attempts"]),
+            when[:19],
+            (r["last_error"] or "")[:80],
+        )
+    console.print(table)
+
+
+ActionIds = Annotated[
+    list[str] | None, typer.Argument(help="Action ids (see `tactful outbox list`).")
+]
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    action_ids: ActionIds = None,
+    db: DbOpt = Path("tactful.db"),
+    all_dead: Annotated[bool, typer.Option("--all-dead", help="Every dead action.")] = False,
+) -> None:
+    """Send dead-lettered actions again (now, attempts reset), e.g. after fixing a URL."""
+    ids = _outbox_ids(action_ids, all_dead)
+    store = SQLiteStore(db)
+    try:
+        done = store.requeue_actions(ids, datetime.now(UTC))
+    finally:
+        store.close()
+    console.print(f"{len(done)} action(s) queued again")
+    _missing(ids, done, "dead")
+
+
+@outbox_app.command("drop")
+def outbox_drop(
+    action_ids: ActionIds = None,
+    db: DbOpt = Path("tactful.db"),
+    all_dead: Annotated[bool, typer.Option("--all-dead", help="Every dead action.")] = False,
+    reason: Annotated[str, typer.Option(help="Why, kept with the row.")] = "dropped by hand",
+) -> None:
+    """Give up on pending or dead actions; they stay listed as dropped, with the reason."""
+    ids = _outbox_ids(action_ids, all_dead)
+    store = SQLiteStore(db)
+    try:
+        done = store.drop_actions(ids, reason)
+    finally:
+        store.close()
+    console.print(f"{len(done)} action(s) dropped")
+    _missing(ids, done, "pending or dead")
+
+
+def _outbox_ids(action_ids: list[str] | None, all_dead: bool) -> list[str] | None:
+    if bool(action_ids) == all_dead:
+        raise typer.BadParameter("give action ids or --all-dead (not both)")
+    return None if all_dead else list(action_ids or [])
+
+
+def _missing(asked: list[str] | None, done: list[str], state: str) -> None:
+    left = [a for a in asked or [] if a not in set(done)]
+    if left:
+        err.print(f"[yellow]not {state}, left alone:[/] {', '.join(left)}")
+        raise typer.Exit(1)
 
 
 @app.command()

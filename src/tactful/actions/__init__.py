@@ -9,7 +9,7 @@ from tactful.actions.handoff import handoff_package
 from tactful.actions.outbox import Action
 from tactful.events import Event
 from tactful.policy.engine import Decision
-from tactful.policy.model import Notifications
+from tactful.policy.model import DeliveredKind, Notifications, Policy
 from tactful.signals import Signal
 from tactful.state.customer import CustomerState, Handoff, Hold
 
@@ -43,8 +43,9 @@ def _action(
     payload: dict[str, object],
     n: int = 0,
     grouping: Grouping | None = None,
+    suffix: str = "",
 ) -> Action:
-    key = f"{d.decision_id}#{kind}#{n}"
+    key = f"{d.decision_id}#{kind}#{n}" + (f"@{suffix}" if suffix else "")
     return Action(
         action_id=key,
         idempotency_key=key,
@@ -64,12 +65,25 @@ def plan_actions(
     signals: list[Signal],
     decisions: list[Decision],
     now: datetime,
-    notifications: Notifications = NO_GROUPING,
+    policy: Policy | None = None,
 ) -> tuple[CustomerState, list[Action]]:
-    """Apply decisions to the customer's state and list the actions to deliver;
-    notifications carry how the policy's ``notifications`` routes batch them."""
+    """Apply decisions to the customer's state and list the actions to deliver: one per
+    channel the policy's ``delivery`` names for its kind (log when none); notifications
+    go to their own channel, carrying how the ``notifications`` routes batch them."""
     if not decisions:
         return state, []
+    notifications = policy.notifications if policy is not None else NO_GROUPING
+    delivery = policy.delivery if policy is not None else {}
+
+    def deliver(
+        d: Decision, kind: DeliveredKind, payload: dict[str, object], n: int = 0
+    ) -> list[Action]:
+        targets = delivery.get(kind, ["log"])
+        return [
+            _action(d, kind, channel, payload, n, suffix="" if channel == "log" else channel)
+            for channel in targets
+        ]
+
     # A shallow copy is enough: fields are replaced, never mutated in place, so the
     # caller's state is untouched (deep copies were most of the per-event cost).
     new = state.model_copy()
@@ -86,21 +100,14 @@ def plan_actions(
                 reason=d.reasons[0] if len(d.reasons[0]) <= 100 else d.reasons[0][:97] + "...",
             )
             new.holds = [*new.holds, hold]
-            actions.append(_action(d, "hold.started", "log", hold.model_dump(mode="json")))
+            actions.extend(deliver(d, "hold.started", hold.model_dump(mode="json")))
         elif d.kind == "release":
             holds = list(new.holds)
             for i, h in enumerate(holds):
                 if h.active(now):
                     holds[i] = h.model_copy(update={"released_at": now})
-                    actions.append(
-                        _action(
-                            d,
-                            "hold.released",
-                            "log",
-                            {"hold_id": h.hold_id, "reason": d.reasons[0]},
-                            i,
-                        )
-                    )
+                    released: dict[str, object] = {"hold_id": h.hold_id, "reason": d.reasons[0]}
+                    actions.extend(deliver(d, "hold.released", released, i))
             new.holds = holds
         elif d.kind == "escalate":
             handoff_id = f"handoff:{d.decision_id}"
@@ -124,7 +131,7 @@ def plan_actions(
                 signals,
                 now,
             )
-            actions.append(_action(d, "handoff.created", "log", package))
+            actions.extend(deliver(d, "handoff.created", package))
         elif d.kind == "notify":
             target = d.params["target"]  # the engine resolved "account_owner" already
             actions.append(
@@ -137,5 +144,5 @@ def plan_actions(
                 )
             )
         elif d.kind in CONVERSATION_KINDS:
-            actions.append(_action(d, "message.suggested", "log", {"decision": d.kind, **d.params}))
+            actions.extend(deliver(d, "message.suggested", {"decision": d.kind, **d.params}))
     return new, actions

@@ -2,7 +2,8 @@
 
 Decisions never wait on delivery: the engine only writes the outbox; this loop drains it.
 A failed delivery is retried with exponential backoff and jitter; after ``max_attempts``
-the row is marked dead with its last error (``tactful outbox`` lists them).
+the row is marked dead with its last error (``tactful outbox`` lists them); a channel
+that refuses an action outright (HTTP 4xx) sends it there at once.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from tactful.actions.channels import Channel
+from tactful.actions.channels import Channel, ChannelError
 from tactful.learn.metrics import Metrics
 from tactful.state.store.base import OutboxRow, Store
 
@@ -82,39 +84,51 @@ def _messages(rows: list[OutboxRow]) -> Iterator[tuple[OutboxRow, list[OutboxRow
 
 
 class Dispatcher:
+    """Delivers the outbox. Each channel has its own loop and ``concurrency`` workers, so
+    a slow or failing channel delays only its own actions; memory stays bounded because
+    each loop holds at most ``limit`` rows (the backlog waits in the store)."""
+
     def __init__(
         self,
         store: Store,
         channels: Mapping[str, Channel],
-        default: str = "log",
         metrics: Metrics | None = None,
         retry: RetryPolicy = RetryPolicy(),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        if default not in channels:
-            raise ValueError(f"default channel '{default}' is not among {sorted(channels)}")
         self.store = store
         self.channels = dict(channels)
-        self.default = default
         self.metrics = metrics
         self.retry = retry
         self.clock = clock
+        self._pools = {
+            name: ThreadPoolExecutor(max(1, ch.concurrency), thread_name_prefix=f"tactful-{name}")
+            for name, ch in self.channels.items()
+        }
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
-    def run_once(self, limit: int = 200) -> tuple[int, int]:
-        """Deliver what is due now. Returns (delivered, failed), counted in outbox rows
-        (notifications batched into one message count one each)."""
+    def run_once(self, limit: int = 200, channel: str | None = None) -> tuple[int, int]:
+        """Deliver what is due now (on one channel, or all). Returns (delivered, failed),
+        counted in outbox rows (notifications batched into one message count one each)."""
         now = self.clock()
+        rows = self.store.pending_actions(now, limit, channel)
+        if channel is None:  # rows for a channel nobody configured: dead, with why
+            self._orphans(now, [r for r in rows if r.channel not in self.channels])
+        sending = [
+            (row, members, self._pools[row.channel].submit(self.channels[row.channel].deliver, row))
+            for row, members in _messages([r for r in rows if r.channel in self.channels])
+        ]
         delivered: list[str] = []
         failed = 0
-        for row, members in _messages(self.store.pending_actions(now, limit)):
-            channel = self.channels.get(row.channel, self.channels[self.default])
+        for row, members, future in sending:
+            name = row.channel
             try:
-                channel.deliver(row)
+                future.result()
             except Exception as exc:  # a channel's failure must not stop the loop
                 failed += len(members)
-                dead = row.attempts + 1 >= self.retry.max_attempts
+                permanent = isinstance(exc, ChannelError) and exc.permanent
+                dead = permanent or row.attempts + 1 >= self.retry.max_attempts
                 for member in members:
                     self.store.mark_failed(
                         member.action_id,
@@ -123,15 +137,24 @@ class Dispatcher:
                         dead,
                     )
                 if self.metrics:
-                    self.metrics.actions_failed.labels(channel.name).inc(len(members))
+                    self.metrics.actions_failed.labels(name).inc(len(members))
                 log.warning("delivery of %s failed (dead=%s): %s", row.action_id, dead, exc)
                 continue
             delivered.extend(m.action_id for m in members)
             if self.metrics:
-                self.metrics.actions_delivered.labels(channel.name, row.kind).inc(len(members))
+                self.metrics.actions_delivered.labels(name, row.kind).inc(len(members))
         if delivered:
             self.store.mark_delivered(delivered, self.clock())
         return len(delivered), failed
+
+    def _orphans(self, now: datetime, rows: list[OutboxRow]) -> None:
+        for row in rows:
+            why = (
+                f"no channel named '{row.channel}' is configured "
+                f"(configured: {', '.join(sorted(self.channels))})"
+            )
+            self.store.mark_failed(row.action_id, why, now, dead=True)
+            log.warning("%s: %s", row.action_id, why)
 
     def drain(self) -> int:
         """Deliver until nothing is due (for the CLI's one-shot commands)."""
@@ -143,10 +166,21 @@ class Dispatcher:
                 return total
 
     def start(self, interval: float = 0.2) -> None:
-        def loop() -> None:
+        """One loop per channel, plus one that dead-letters rows for unknown channels."""
+
+        def loop(channel: str | None) -> None:
             while not self._stop.is_set():
                 try:
-                    ok, _ = self.run_once()
+                    if channel is None:
+                        now = self.clock()
+                        rows = self.store.pending_actions(now, 100, exclude=list(self.channels))
+                        self._orphans(now, rows)
+                        ok = 0
+                    else:
+                        # A few rounds of its workers at a time: rows are marked delivered
+                        # per round, so a crash re-sends little (receivers dedupe anyway).
+                        limit = max(8, 4 * self.channels[channel].concurrency)
+                        ok, _ = self.run_once(limit, channel)
                 except Exception:  # keep the loop alive; the store may be briefly busy
                     log.exception("dispatcher iteration failed")
                     ok = 0
@@ -154,10 +188,16 @@ class Dispatcher:
                 # and a customer waiting for a decision matters more than a delivery.
                 self._stop.wait(interval if ok == 0 else 0.01)
 
-        self._thread = threading.Thread(target=loop, name="tactful-dispatcher", daemon=True)
-        self._thread.start()
+        for name in [*self.channels, None]:
+            thread = threading.Thread(
+                target=loop, args=(name,), name=f"tactful-dispatch-{name or 'orphans'}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)

@@ -176,8 +176,12 @@ class Hold(_Strict):
     parse_duration_ = field_validator("duration", mode="before")(_duration_field)
 
 
-# Where notifications can go. Slack and signed webhooks arrive with the actions issue.
+# The channel that always exists (a JSON-lines file); others are declared by name in the
+# policy's `channels:` and configured (URLs, secrets) in the channels file at serve time.
 CHANNELS = frozenset({"log"})
+ChannelName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+# What besides notifications can be delivered, and where (`delivery:`); "log" by default.
+DeliveredKind = Literal["handoff.created", "hold.started", "hold.released", "message.suggested"]
 
 
 class Notify(_Strict):
@@ -493,6 +497,13 @@ class Policy(_Strict):
     queue_limits: dict[str, QueueLimit] = Field(default_factory=dict)
     quiet_hours: QuietHours | None = None
     notifications: Notifications = Field(default_factory=Notifications)
+    # Channel names this policy sends to besides log (configured in the channels file).
+    channels: list[ChannelName] = Field(default_factory=list)
+    # e.g. {handoff.created: [slack], hold.started: [crm]}: where each kind of action goes
+    # (log when not listed); notify decisions name their channel themselves.
+    delivery: dict[DeliveredKind, Annotated[list[ChannelName], Field(min_length=1)]] = Field(
+        default_factory=dict
+    )
     memory: MemorySpec = Field(default_factory=MemorySpec)
     detectors: DetectorSpec = Field(default_factory=DetectorSpec)
     rules: list[Rule] = Field(min_length=1)
@@ -520,6 +531,7 @@ class Policy(_Strict):
             (f"incident.rules[{i}]", r) for i, r in enumerate(incident)
         ]
         queues = {*self.queues.values(), self.fallback_queue}
+        channels = CHANNELS | set(self.channels)
         for where, rule in located:
             try:
                 compiled = compile_expr(rule.when, self.namespaces, {"threshold": self.thresholds})
@@ -539,10 +551,11 @@ class Policy(_Strict):
                         f"'{spec.escalate.queue}'; queues are: {', '.join(sorted(queues))} "
                         "(or auto, by topic)"
                     )
-                if spec.notify is not None and spec.notify.channel not in CHANNELS:
+                if spec.notify is not None and spec.notify.channel not in channels:
                     problems.append(
                         f"{where} ({rule.id}).then[{j}].notify.channel: unknown channel "
-                        f"'{spec.notify.channel}'; channels are: {', '.join(sorted(CHANNELS))}"
+                        f"'{spec.notify.channel}'; channels are: {', '.join(sorted(channels))} "
+                        "(declare others under channels:)"
                     )
         for queue, limit in self.queue_limits.items():
             if queue not in queues:
@@ -556,11 +569,18 @@ class Policy(_Strict):
                     f"queue ({', '.join(sorted(queues - {queue}))})"
                 )
         for k, route in enumerate(self.notifications.routes):
-            if route.channel is not None and route.channel not in CHANNELS:
+            if route.channel is not None and route.channel not in channels:
                 problems.append(
                     f"notifications: routes[{k}].channel: unknown channel '{route.channel}'; "
-                    f"channels are: {', '.join(sorted(CHANNELS))}"
+                    f"channels are: {', '.join(sorted(channels))}"
                 )
+        for kind, names in self.delivery.items():
+            for name in names:
+                if name not in channels:
+                    problems.append(
+                        f"delivery: {kind}: unknown channel '{name}'; channels are: "
+                        f"{', '.join(sorted(channels))} (declare others under channels:)"
+                    )
         problems.extend(self._shadowed())
         if problems:
             raise ValueError("\n- ".join(problems))
@@ -615,6 +635,11 @@ class Policy(_Strict):
         """What decisions record: the file's version name and its content hash, so two
         edits under one name are still told apart (``default-2026.11.4+3f2a9c01be``)."""
         return f"{self.version}+{self._content_hash[:10]}" if self._content_hash else self.version
+
+    @property
+    def channels_used(self) -> frozenset[str]:
+        """Every channel this policy may send to, besides log."""
+        return frozenset(self.channels) - CHANNELS
 
     def queue_for(self, topic: str) -> str:
         return self.queues.get(topic, self.fallback_queue)

@@ -105,7 +105,7 @@ def process(
             event, remembered, signals, now, account, memory.trend, incident, queue_load, state
         ).decisions
     new_state, actions = plan_actions(
-        remembered, event, signals, decided.decisions, now, policy.policy.notifications
+        remembered, event, signals, decided.decisions, now, policy.policy
     )
     outcomes = derive_outcomes(event, state)
     return Processed(

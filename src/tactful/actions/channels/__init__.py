@@ -1,7 +1,10 @@
 """Act: where actions go. A channel has one method, ``deliver``; it raises on failure.
 
-Slack and signed webhooks arrive with the actions issue; for now every action is written
-to the log channel, a JSON-lines file a person or another tool can tail.
+``log`` (a JSON-lines file a person or another tool can tail) always exists; ``slack``
+(slack.py, Block Kit through the official slack_sdk) and ``webhook`` (webhook.py, signed
+HTTP POSTs) are configured in a channels file (config.py). A channel says how many
+deliveries it runs at once (``concurrency``); the dispatcher gives each its own workers,
+so a slow channel never holds up the others.
 """
 
 from __future__ import annotations
@@ -17,11 +20,18 @@ __all__ = ["Channel", "ChannelError", "LogChannel"]
 
 
 class ChannelError(RuntimeError):
-    """A delivery that failed; the dispatcher retries it."""
+    """A delivery that failed. The dispatcher retries it, unless ``permanent`` (the
+    receiver refused it, e.g. HTTP 4xx: sending it again would fail the same way), which
+    goes straight to the dead-letter list with this message."""
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class Channel(Protocol):
     name: str
+    concurrency: int  # deliveries in flight at once
 
     def deliver(self, action: OutboxRow) -> None: ...
 
@@ -30,6 +40,7 @@ class LogChannel:
     """Appends each action as one JSON line, with its idempotency key."""
 
     name = "log"
+    concurrency = 1  # one writer keeps lines whole and in order
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

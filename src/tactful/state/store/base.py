@@ -153,13 +153,29 @@ class Store(Protocol):
     def stats(self) -> StoreStats: ...
 
     # -- outbox ---------------------------------------------------------------------------
-    def pending_actions(self, now: datetime, limit: int = 100) -> list[OutboxRow]: ...
+    def pending_actions(
+        self,
+        now: datetime,
+        limit: int = 100,
+        channel: str | None = None,
+        exclude: Sequence[str] = (),
+    ) -> list[OutboxRow]:
+        """Due rows, oldest first: of one channel, and/or not of the ``exclude``d ones."""
+        ...
 
     def mark_delivered(self, action_ids: Sequence[str], at: datetime) -> None: ...
 
     def mark_failed(
         self, action_id: str, error: str, next_attempt_at: datetime, dead: bool
     ) -> None: ...
+
+    def requeue_actions(self, action_ids: Sequence[str] | None, now: datetime) -> list[str]:
+        """Dead actions (these, or all with None) back to pending, due now; their ids."""
+        ...
+
+    def drop_actions(self, action_ids: Sequence[str] | None, reason: str) -> list[str]:
+        """Pending or dead actions (these; all dead with None) to 'dropped'; their ids."""
+        ...
 
     def list_outbox(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]: ...
 

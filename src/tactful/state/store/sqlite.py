@@ -692,12 +692,24 @@ class SQLiteStore:
         return StoreStats(*row)
 
     # -- outbox ---------------------------------------------------------------------------
-    def pending_actions(self, now: datetime, limit: int = 100) -> list[OutboxRow]:
+    def pending_actions(
+        self,
+        now: datetime,
+        limit: int = 100,
+        channel: str | None = None,
+        exclude: Sequence[str] = (),
+    ) -> list[OutboxRow]:
+        where, params = "", [_ts(now)]
+        if channel is not None:
+            where, params = " AND channel = ?", [*params, channel]
+        if exclude:
+            where += f" AND channel NOT IN ({','.join('?' * len(exclude))})"
+            params.extend(exclude)
         rows = self._query(
             "SELECT action_id, idempotency_key, customer_id, channel, kind, payload, attempts, "
-            "created_at, batch_id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? "
-            "ORDER BY next_attempt_at, rowid LIMIT ?",  # the outbox_due index's order
-            (_ts(now), limit),
+            "created_at, batch_id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
+            f"{where} ORDER BY next_attempt_at, rowid LIMIT ?",  # the outbox_due index's order
+            [*params, limit],
         )
         return [
             OutboxRow(
@@ -731,6 +743,41 @@ class SQLiteStore:
                 "next_attempt_at=? WHERE action_id=? AND status='pending'",
                 ("dead" if dead else "pending", error[:2_000], _ts(next_attempt_at), action_id),
             )
+
+    def requeue_actions(self, action_ids: Sequence[str] | None, now: datetime) -> list[str]:
+        """Dead actions (these, or all with None) back to pending, due now, attempts 0."""
+        return self._set_status(
+            action_ids,
+            "status = 'dead'",
+            "status='pending', attempts=0, next_attempt_at=?",
+            [_ts(now)],
+        )
+
+    def drop_actions(self, action_ids: Sequence[str] | None, reason: str) -> list[str]:
+        """Pending or dead actions (these, or all dead with None) to 'dropped', with why."""
+        where = "status IN ('pending', 'dead')" if action_ids is not None else "status = 'dead'"
+        return self._set_status(
+            action_ids, where, "status='dropped', last_error=?", [reason[:2_000]]
+        )
+
+    def _set_status(
+        self, action_ids: Sequence[str] | None, where: str, update: str, values: list[Any]
+    ) -> list[str]:
+        with self._tx() as db:
+            if action_ids is None:
+                ids = [r[0] for r in db.execute(f"SELECT action_id FROM outbox WHERE {where}")]
+            else:
+                ids = []
+                for a in action_ids:
+                    found = db.execute(
+                        f"SELECT 1 FROM outbox WHERE action_id = ? AND {where}", (a,)
+                    ).fetchone()
+                    if found:
+                        ids.append(a)
+            db.executemany(
+                f"UPDATE outbox SET {update} WHERE action_id = ?", [(*values, a) for a in ids]
+            )
+        return ids
 
     def list_outbox(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         sql = "SELECT * FROM outbox"
