@@ -64,6 +64,7 @@ app.add_typer(incident_app, name="incident")
 console = Console()
 err = Console(stderr=True)
 
+HOLD_SWEEP_S = 30.0  # how often `serve` ends holds that are over or no longer needed
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 DbOpt = Annotated[Path, typer.Option("--db", help="SQLite database file (created if missing).")]
@@ -460,6 +461,16 @@ def serve(
     )
     dispatcher = _dispatcher(engine.store, actions_log, channels, needed, engine.metrics)
     dispatcher.start()
+    sweeping = threading.Event()
+
+    def sweep_holds() -> None:  # holds that ended, or whose customer recovered
+        while not sweeping.wait(HOLD_SWEEP_S):
+            try:
+                engine.sweep_holds()
+            except Exception as exc:  # keep sweeping; the store may be briefly busy
+                err.print(f"[yellow]hold sweep failed:[/] {exc}")
+
+    threading.Thread(target=sweep_holds, name="tactful-holds", daemon=True).start()
     if engine.shadow is not None:
         console.print(f"shadow policy {engine.shadow.version} decides alongside, never acts")
     config = uvicorn.Config(create_app(engine), host=host, port=port, log_level="warning")
@@ -481,6 +492,7 @@ def serve(
     try:
         server.run()
     finally:
+        sweeping.set()
         dispatcher.stop()
         engine.store.close()
 

@@ -119,6 +119,7 @@ def plan_actions(
                     priority=d.params["priority"],
                     opened_at=now,
                     topic=new.topic,
+                    rule_id=d.rule_id,
                 ),
             ]
             package = handoff_package(

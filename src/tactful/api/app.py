@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from tactful import __version__
 from tactful.actions.guidance import guidance
+from tactful.api.acting import acting_routes
 from tactful.events import may_hold_surrogates
 from tactful.policy import PolicyEngine, PolicyError
 from tactful.runtime.engine import Engine
@@ -34,8 +35,6 @@ __all__ = ["MAX_BATCH", "MAX_BODY_BYTES", "create_app"]
 
 MAX_BATCH = 1_000
 MAX_BODY_BYTES = 5 * 1024 * 1024
-
-Category = Literal["promotional", "educational", "sales", "all"]
 
 
 class EventResult(BaseModel):
@@ -58,15 +57,6 @@ class IncidentSwitch(BaseModel):
     on: bool
     by: Annotated[str, Field(min_length=1, max_length=128, description="who switched it")]
     reason: Annotated[str, Field(max_length=1_000)] = ""
-
-
-class Eligibility(BaseModel):
-    customer_id: str
-    category: Category
-    eligible: bool
-    reason: str
-    hold_id: str | None = None
-    hold_ends_at: datetime | None = None
 
 
 def _aware(since: datetime | None) -> datetime | None:
@@ -128,6 +118,7 @@ def create_app(engine: Engine) -> FastAPI:
         version=__version__,
         description="Sentiment-aware orchestration: events in, explained decisions out.",
     )
+    app.include_router(acting_routes(engine))
 
     def quarantine_body(raw: str, why: str, field: str = "body") -> None:
         store.quarantine(
@@ -383,44 +374,6 @@ def create_app(engine: Engine) -> FastAPI:
         limit: int = Query(100, ge=1, le=1000),
     ) -> dict[str, Any]:
         return {"outcomes": store.list_outcomes(customer_id, _aware(since), limit)}
-
-    @app.get(
-        "/v1/customers/{customer_id}/eligibility",
-        response_model=Eligibility,
-        summary="May marketing message this customer now, in this category?",
-    )
-    def eligibility(customer_id: str, category: Category = "promotional") -> Eligibility:
-        state = store.get_state(customer_id)
-        now = engine.clock()
-        if state is not None:
-            for hold in state.active_holds(now):
-                if hold.covers(category):
-                    return Eligibility(
-                        customer_id=customer_id,
-                        category=category,
-                        eligible=False,
-                        reason=f"on hold until {hold.ends_at.isoformat()}: {hold.reason}",
-                        hold_id=hold.hold_id,
-                        hold_ends_at=hold.ends_at,
-                    )
-        quiet = engine.policy.policy.quiet_hours
-        if quiet is not None and (category == "all" or category in quiet.categories):
-            local = state.local(now) if state is not None else now
-            if quiet.covers(local):
-                where = state.timezone if state is not None and state.timezone else "UTC"
-                return Eligibility(
-                    customer_id=customer_id,
-                    category=category,
-                    eligible=False,
-                    reason=f"quiet hours {quiet.start}-{quiet.end} in {where} "
-                    f"(their time now {local.strftime('%H:%M')})",
-                )
-        return Eligibility(
-            customer_id=customer_id,
-            category=category,
-            eligible=True,
-            reason="no active hold" if state is not None else "customer not seen; no hold",
-        )
 
     @app.get("/v1/quarantine", summary="Rejected events with the reason, newest first")
     def get_quarantine(

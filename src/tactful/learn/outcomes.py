@@ -17,7 +17,14 @@ from tactful.state.customer import CustomerState
 
 __all__ = ["ATTRIBUTION_WINDOW", "Outcome", "derive_outcomes"]
 
-OutcomeKind = Literal["csat", "ticket_solved", "ticket_unsolved", "handoff_closed"]
+OutcomeKind = Literal[
+    "csat",
+    "ticket_solved",
+    "ticket_unsolved",
+    "handoff_closed",
+    "handoff_resolved",  # an agent resolved it (value: seconds since it opened)
+    "handoff_rejected",  # an agent found it unnecessary, with a reason
+]
 
 # An outcome is credited to the last rule that acted within this window before it.
 ATTRIBUTION_WINDOW = timedelta(days=7)

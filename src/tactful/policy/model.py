@@ -36,6 +36,7 @@ __all__ = [
     "DECISION_KINDS",
     "KNOWN_SIGNALS",
     "NAMESPACES",
+    "AutoRelease",
     "DecisionSpec",
     "Policy",
     "PolicyError",
@@ -181,7 +182,13 @@ class Hold(_Strict):
 CHANNELS = frozenset({"log"})
 ChannelName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 # What besides notifications can be delivered, and where (`delivery:`); "log" by default.
-DeliveredKind = Literal["handoff.created", "hold.started", "hold.released", "message.suggested"]
+DeliveredKind = Literal[
+    "handoff.created",
+    "handoff.updated",  # an agent accepted, resolved or rejected it
+    "hold.started",
+    "hold.released",
+    "message.suggested",
+]
 
 
 class Notify(_Strict):
@@ -474,6 +481,31 @@ class Notifications(RouteTiming):
         )
 
 
+_RECOVERY_DIMENSIONS: tuple[Dimension, ...] = ("frustration", "churn_intent")
+
+
+class AutoRelease(_Strict):
+    """Release a rule's hold once the customer has recovered: every listed dimension
+    below ``below`` for ``after`` (and, by default, no handoff still open)."""
+
+    below: Annotated[float, Field(gt=0, lt=1)] = 0.15
+    after: timedelta = timedelta(hours=12)
+    dimensions: list[Dimension] = Field(
+        default_factory=lambda: list(_RECOVERY_DIMENSIONS), min_length=1
+    )
+    no_open_handoff: bool = True
+
+    parse_after_ = field_validator("after", mode="before")(_duration_field)
+
+
+class HoldsSpec(_Strict):
+    """``holds:`` in the policy file. Holds always end at their end; with
+    ``auto_release`` a rule's hold also ends when the customer has recovered (holds a
+    person placed wait for their end or a person)."""
+
+    auto_release: AutoRelease | None = None
+
+
 class IncidentSpec(_Strict):
     """The crisis playbook: while a person has incident mode on, these rules replace the
     ordinary ones (hard triggers still come first)."""
@@ -497,6 +529,7 @@ class Policy(_Strict):
     queue_limits: dict[str, QueueLimit] = Field(default_factory=dict)
     quiet_hours: QuietHours | None = None
     notifications: Notifications = Field(default_factory=Notifications)
+    holds: HoldsSpec = Field(default_factory=HoldsSpec)
     # Channel names this policy sends to besides log (configured in the channels file).
     channels: list[ChannelName] = Field(default_factory=list)
     # e.g. {handoff.created: [slack], hold.started: [crm]}: where each kind of action goes

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from tactful.actions.lifecycle import Change, LifecycleError, due_releases
 from tactful.detect import BehaviorConfig, TextScores, scored_text
 from tactful.events import Event, EventError, may_hold_surrogates, parse_event
 from tactful.learn.metrics import Metrics
@@ -410,6 +411,58 @@ class Engine:
         return {
             a: self._accounts.get(a) or loaded.get(a) or AccountState(account_id=a) for a in ids
         }
+
+    def change(self, customer_id: str, fn: Callable[[CustomerState, datetime], Change]) -> Change:
+        """Apply what a person did to one customer (``fn`` is a pure function from
+        actions/lifecycle.py) and commit it like an event's effects. Raises
+        LifecycleError (404) for a customer never seen, or whatever ``fn`` refuses."""
+        with self._lock:
+            state = self._cache.get(customer_id) or self.store.get_state(customer_id)
+            if state is None:
+                raise LifecycleError(f"no customer '{customer_id}' has been seen", 404)
+            now = self.clock()
+            done = fn(state, now)
+            self.store.commit_changes([done], now)
+            self._remember(self._cache, customer_id, done.state)
+        self._count_changes([done])
+        return done
+
+    def sweep_holds(self, page: int = 500) -> int:
+        """End the holds the clock ends: past their end, or (the policy's
+        ``holds.auto_release``) the customer has recovered. Returns how many ended."""
+        ended = 0
+        after = ""
+        while True:
+            found = self.store.active_holds(page, after)
+            if not found:
+                return ended
+            after = found[-1][0]
+            customers = list(dict.fromkeys(cid for _, cid in found))
+            with self._lock:
+                now = self.clock()
+                cached = {c: self._cache[c] for c in customers if c in self._cache}
+                loaded = self.store.load_states([c for c in customers if c not in cached])
+                changes = []
+                for cid in customers:
+                    state = cached.get(cid) or loaded.get(cid)
+                    if state is None:
+                        continue
+                    policy = self.policy_for(cid).policy
+                    done = due_releases(state, now, policy, self.memory.trend)
+                    if done is not None:
+                        changes.append(done)
+                self.store.commit_changes(changes, now)
+                for done in changes:
+                    self._remember(self._cache, done.state.customer_id, done.state)
+            self._count_changes(changes)
+            ended += sum(len(c.decisions) for c in changes)
+
+    def _count_changes(self, changes: Sequence[Change]) -> None:
+        for c in changes:
+            for d in c.decisions:
+                self.metrics.decisions.labels(d.kind, d.rule_id).inc()
+            for o in c.outcomes:
+                self.metrics.outcomes.labels(o.kind).inc()
 
     def forget_accounts(self, account_ids: Sequence[str]) -> None:
         """Drop cached accounts (after an accounts file changed them in the store)."""

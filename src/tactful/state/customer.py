@@ -148,9 +148,11 @@ class Hold(_Model):
     categories: list[HoldCategory]
     starts_at: Instant
     ends_at: Instant
-    created_by: str
+    created_by: str  # "rule:<id>" or "person:<who>"
     reason: str
+    comment: str = ""
     released_at: Instant | None = None
+    released_by: str | None = None  # a person, or "clock" (ended, or the trend recovered)
 
     def active(self, now: datetime) -> bool:
         return self.released_at is None and self.starts_at <= now < self.ends_at
@@ -160,11 +162,17 @@ class Hold(_Model):
 
 
 class Handoff(_Model):
+    """An open handoff (resolved and rejected ones leave the state; the store lists them)."""
+
     handoff_id: str
     queue: str
     priority: str
     opened_at: Instant
     topic: str
+    status: Literal["open", "accepted"] = "open"
+    by: str | None = None  # the agent who accepted it
+    updated_at: Instant | None = None
+    rule_id: str = ""  # the rule that escalated (outcomes are credited to it)
 
 
 @dataclass(frozen=True, slots=True)

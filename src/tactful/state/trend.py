@@ -140,6 +140,24 @@ class Trend:
     def level(self, now: datetime, dimension: str, config: TrendConfig = DEFAULT_TREND) -> float:
         return 1.0 - math.exp(-config.gain * self.mass_at(now, config.half_life(dimension)))
 
+    def below_since(
+        self, dimension: str, threshold: float, config: TrendConfig = DEFAULT_TREND
+    ) -> datetime | None:
+        """Since when the level has been below ``threshold`` with no evidence since (a time
+        after now: when it will be, if nothing new arrives). None: no evidence at all.
+
+        Without new evidence a level only falls, so the crossing is exact after the latest
+        evidence; when that evidence already left it below, ``at`` is the conservative
+        answer (it may have been below for longer)."""
+        if self.at is None:
+            return None
+        below_mass = -math.log(1.0 - threshold) / config.gain
+        if self.mass <= below_mass:
+            return self.at
+        return self.at + timedelta(
+            seconds=config.half_life(dimension) * math.log2(self.mass / below_mass)
+        )
+
     def level_before(self, dimension: str, config: TrendConfig = DEFAULT_TREND) -> float:
         """The level just before the latest evidence (at its event time)."""
         return 1.0 - math.exp(-config.gain * self.before)

@@ -17,6 +17,7 @@ from tactful.state.account import AccountState
 from tactful.state.customer import AccountContext, CustomerState
 
 if TYPE_CHECKING:  # the store writes what the core produced; the core never needs the store
+    from tactful.actions.lifecycle import Change
     from tactful.runtime.pipeline import Processed
 
 __all__ = ["MAX_QUARANTINE_BYTES", "OutboxRow", "QuarantineItem", "Store", "StoreStats"]
@@ -168,6 +169,29 @@ class Store(Protocol):
     def mark_failed(
         self, action_id: str, error: str, next_attempt_at: datetime, dead: bool
     ) -> None: ...
+
+    def commit_changes(self, changes: Sequence[Change], at: datetime) -> None:
+        """What people and the clock did to customers, in one transaction: states, audit
+        log, outbox, outcomes, and the holds/handoffs lists."""
+        ...
+
+    def active_holds(self, limit: int = 500, after: str = "") -> list[tuple[str, str]]:
+        """(hold_id, customer_id) of unreleased holds, ordered by id, after ``after``."""
+        ...
+
+    def list_holds(
+        self, customer_id: str | None = None, active_at: datetime | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]: ...
+
+    def list_handoffs(
+        self,
+        queue: str | None = None,
+        status: str | None = None,
+        customer_id: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]: ...
+
+    def get_handoff(self, handoff_id: str) -> dict[str, Any] | None: ...
 
     def requeue_actions(self, action_ids: Sequence[str] | None, now: datetime) -> list[str]:
         """Dead actions (these, or all with None) back to pending, due now; their ids."""

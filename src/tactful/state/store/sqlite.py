@@ -26,7 +26,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from tactful.actions.grouping import GroupState, schedule
+from tactful.actions.lifecycle import Change
 from tactful.actions.outbox import Action
+from tactful.learn.outcomes import Outcome
+from tactful.policy.engine import Decision
 from tactful.runtime.pipeline import Processed
 from tactful.state.account import AccountState
 from tactful.state.customer import AccountContext, CustomerState, with_traits
@@ -174,6 +177,39 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX shadow_events_at ON shadow_events (at);
     """,
+    # 7: holds and handoffs as lists a marketing tool or an agent can query (the states
+    # keep only what decisions need); kept from the actions that start and end them.
+    """
+    CREATE TABLE holds (
+        hold_id        TEXT PRIMARY KEY,
+        customer_id    TEXT NOT NULL,
+        categories     TEXT NOT NULL,
+        starts_at      TEXT NOT NULL,
+        ends_at        TEXT NOT NULL,
+        created_by     TEXT NOT NULL,
+        reason         TEXT NOT NULL,
+        comment        TEXT NOT NULL DEFAULT '',
+        released_at    TEXT,
+        released_by    TEXT,
+        release_reason TEXT
+    );
+    CREATE INDEX holds_customer ON holds (customer_id, starts_at);
+    CREATE INDEX holds_active ON holds (ends_at) WHERE released_at IS NULL;
+    CREATE TABLE handoffs (
+        handoff_id   TEXT PRIMARY KEY,
+        customer_id  TEXT NOT NULL,
+        queue        TEXT NOT NULL,
+        priority     TEXT NOT NULL,
+        status       TEXT NOT NULL,
+        opened_at    TEXT NOT NULL,
+        updated_at   TEXT NOT NULL,
+        updated_by   TEXT,
+        reason       TEXT,
+        package      TEXT NOT NULL
+    );
+    CREATE INDEX handoffs_queue ON handoffs (queue, status, opened_at);
+    CREATE INDEX handoffs_customer ON handoffs (customer_id, opened_at);
+    """,
 ]
 
 
@@ -189,6 +225,11 @@ def _cap(raw: str) -> str:
     return data[:MAX_QUARANTINE_BYTES].decode("utf-8", "ignore") + "...[truncated]"
 
 
+_INSERT_OUTBOX = (
+    "INSERT INTO outbox (action_id, idempotency_key, decision_id, customer_id, channel, kind, "
+    "payload, status, next_attempt_at, last_error, created_at, batch_id) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
 _INSERT_QUARANTINE = (
     "INSERT INTO quarantine (received_at, source, event_id, customer_id, reason, raw)"
     " VALUES (?,?,?,?,?,?)"
@@ -302,6 +343,106 @@ def _outbox_rows(
             [(k, json.dumps(groups[k].as_dict())) for k in keys],
         )
     return rows
+
+
+def _project(db: sqlite3.Connection, actions: Sequence[Action], batch: Sequence[Processed]) -> None:
+    """Keep the holds and handoffs tables in step with the actions that start and end
+    them (one action per delivery channel: the statements are idempotent)."""
+    for a in actions:
+        p = a.payload
+        if a.kind == "hold.started":
+            db.execute(
+                "INSERT OR IGNORE INTO holds (hold_id, customer_id, categories, starts_at, "
+                "ends_at, created_by, reason, comment) VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    p["hold_id"],
+                    a.customer_id,
+                    json.dumps(p["categories"]),
+                    _ts(datetime.fromisoformat(p["starts_at"])),
+                    _ts(datetime.fromisoformat(p["ends_at"])),
+                    p["created_by"],
+                    p["reason"],
+                    p.get("comment", ""),
+                ),
+            )
+        elif a.kind == "hold.released":
+            db.execute(
+                "UPDATE holds SET released_at = ?, released_by = ?, release_reason = ?, "
+                "comment = CASE WHEN ? != '' THEN ? ELSE comment END "
+                "WHERE hold_id = ? AND released_at IS NULL",
+                (
+                    _ts(a.created_at),
+                    p.get("released_by", "rule"),
+                    p.get("reason", ""),
+                    p.get("comment", ""),
+                    p.get("comment", ""),
+                    p["hold_id"],
+                ),
+            )
+        elif a.kind == "handoff.created":
+            at = _ts(a.created_at)
+            db.execute(
+                "INSERT OR IGNORE INTO handoffs VALUES (?,?,?,?,'open',?,?,NULL,NULL,?)",
+                (
+                    p["handoff_id"],
+                    a.customer_id,
+                    p["queue"],
+                    p["priority"],
+                    at,
+                    at,
+                    json.dumps(p),
+                ),
+            )
+        elif a.kind == "handoff.updated":
+            db.execute(
+                "UPDATE handoffs SET status = ?, updated_at = ?, updated_by = ?, reason = ? "
+                "WHERE handoff_id = ?",
+                (p["status"], _ts(a.created_at), p["by"], p.get("reason"), p["handoff_id"]),
+            )
+    for item in batch:  # a solved ticket closes the customer's handoffs (see remember)
+        e = item.event
+        if e.type == "ticket_closed" and e.resolution == "solved":
+            db.execute(
+                "UPDATE handoffs SET status = 'resolved', updated_at = ?, updated_by = ? "
+                "WHERE customer_id = ? AND status IN ('open', 'accepted')",
+                (_ts(e.timestamp), f"ticket:{e.ticket_id}", e.customer_id),
+            )
+
+
+def _decision_rows(decisions: Sequence[Decision]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            d.decision_id,
+            d.event_id,
+            d.customer_id,
+            _ts(d.at),
+            d.kind,
+            d.rule_id,
+            d.policy_version,
+            json.dumps(d.params),
+            json.dumps(list(d.reasons)),
+            json.dumps(d.factors),
+            json.dumps(list(d.matched)),
+            json.dumps(list(d.lost)),
+        )
+        for d in decisions
+    ]
+
+
+def _outcome_rows(outcomes: Sequence[Outcome]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            o.outcome_id,
+            o.event_id,
+            o.customer_id,
+            _ts(o.at),
+            o.kind,
+            o.value,
+            o.rule_id,
+            json.dumps(o.detail),
+        )
+        for o in outcomes
+    ]
 
 
 def _decision_row(row: sqlite3.Row) -> dict[str, Any]:
@@ -441,24 +582,7 @@ class SQLiteStore:
         rows = [_account_row(a, received) for a in last_account.values()]
         accounts = [r for r in rows if r[0] in context_changed]
         account_aggregates = [r for r in rows if r[0] not in context_changed]
-        decisions = [
-            (
-                d.decision_id,
-                d.event_id,
-                d.customer_id,
-                _ts(d.at),
-                d.kind,
-                d.rule_id,
-                d.policy_version,
-                json.dumps(d.params),
-                json.dumps(list(d.reasons)),
-                json.dumps(d.factors),
-                json.dumps(list(d.matched)),
-                json.dumps(list(d.lost)),
-            )
-            for p in batch
-            for d in p.decisions
-        ]
+        decisions = _decision_rows([d for p in batch for d in p.decisions])
         actions = [a for p in batch for a in p.actions]
         shadowed = [
             (
@@ -471,20 +595,7 @@ class SQLiteStore:
             for p in batch
             if p.shadow is not None
         ]
-        outcomes = [
-            (
-                o.outcome_id,
-                o.event_id,
-                o.customer_id,
-                _ts(o.at),
-                o.kind,
-                o.value,
-                o.rule_id,
-                json.dumps(o.detail),
-            )
-            for p in batch
-            for o in p.outcomes
-        ]
+        outcomes = _outcome_rows([o for p in batch for o in p.outcomes])
         try:
             with self._tx() as db:
                 # 1. the events' processed marks (a duplicate id aborts the whole batch)
@@ -496,24 +607,98 @@ class SQLiteStore:
                 db.executemany(_UPSERT_AGGREGATES, account_aggregates)
                 # 4. the audit log and 5. the outbox, in the same transaction
                 db.executemany("INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", decisions)
-                db.executemany(
-                    "INSERT INTO outbox (action_id, idempotency_key, decision_id, customer_id, "
-                    "channel, kind, payload, status, next_attempt_at, last_error, created_at, "
-                    "batch_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    _outbox_rows(db, actions, received),
-                )
+                db.executemany(_INSERT_OUTBOX, _outbox_rows(db, actions, received))
                 # 6. what the events revealed about earlier decisions
                 db.executemany("INSERT INTO outcomes VALUES (?,?,?,?,?,?,?,?)", outcomes)
                 # 7. the batch's rejected events, so a retried batch does not add them twice
                 db.executemany(_INSERT_QUARANTINE, _quarantine_rows(rejected))
                 # 8. what a shadow policy would have decided
                 db.executemany("INSERT INTO shadow_events VALUES (?,?,?,?,?)", shadowed)
+                # 9. the holds and handoffs lists
+                _project(db, actions, batch)
         except sqlite3.IntegrityError:
             ids = [e[0] for e in events]
             dupes = self.seen_event_ids(ids) | {i for i, n in Counter(ids).items() if n > 1}
             if dupes:
                 raise DuplicateEventError(sorted(dupes)) from None
             raise
+
+    def commit_changes(self, changes: Sequence[Change], at: datetime) -> None:
+        """What people and the clock did to customers (holds placed or released, handoffs
+        accepted, resolved or rejected): states, audit log, outbox and outcomes in one
+        transaction, like an event's."""
+        if not changes:
+            return
+        received = _ts(at)
+        states = {c.state.customer_id: c.state for c in changes}
+        actions = [a for c in changes for a in c.actions]
+        with self._tx() as db:
+            db.executemany(
+                UPSERT_CUSTOMER,
+                [(cid, s.account_id, _dump(s), received) for cid, s in states.items()],
+            )
+            db.executemany(
+                "INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                _decision_rows([d for c in changes for d in c.decisions]),
+            )
+            db.executemany(_INSERT_OUTBOX, _outbox_rows(db, actions, received))
+            db.executemany(
+                "INSERT INTO outcomes VALUES (?,?,?,?,?,?,?,?)",
+                _outcome_rows([o for c in changes for o in c.outcomes]),
+            )
+            _project(db, actions, ())
+
+    def active_holds(self, limit: int = 500, after: str = "") -> list[tuple[str, str]]:
+        """(hold_id, customer_id) of holds not yet released, by id from ``after`` (pages)."""
+        rows = self._query(
+            "SELECT hold_id, customer_id FROM holds WHERE released_at IS NULL AND hold_id > ? "
+            "ORDER BY hold_id LIMIT ?",
+            (after, limit),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def list_holds(
+        self,
+        customer_id: str | None = None,
+        active_at: datetime | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Holds newest first; ``active_at``: only those in force then."""
+        where, params = [], []
+        if customer_id is not None:
+            where.append("customer_id = ?")
+            params.append(customer_id)
+        if active_at is not None:
+            where.append("released_at IS NULL AND starts_at <= ? AND ends_at > ?")
+            params += [_ts(active_at), _ts(active_at)]
+        sql = "SELECT * FROM holds" + (" WHERE " + " AND ".join(where) if where else "")
+        rows = self._query(sql + " ORDER BY starts_at DESC, hold_id LIMIT ?", [*params, limit])
+        return [{**dict(r), "categories": json.loads(r["categories"])} for r in rows]
+
+    def list_handoffs(
+        self,
+        queue: str | None = None,
+        status: str | None = None,
+        customer_id: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Handoffs newest first, with their packages."""
+        where, params = [], []
+        for column, value in (("queue", queue), ("status", status), ("customer_id", customer_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = "SELECT * FROM handoffs" + (" WHERE " + " AND ".join(where) if where else "")
+        rows = self._query(sql + " ORDER BY opened_at DESC, handoff_id LIMIT ?", [*params, limit])
+        return [{**dict(r), "package": json.loads(r["package"])} for r in rows]
+
+    def get_handoff(self, handoff_id: str) -> dict[str, Any] | None:
+        found = self.list_handoffs_by_id([handoff_id])
+        return found[0] if found else None
+
+    def list_handoffs_by_id(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        rows = self._where_in("SELECT * FROM handoffs WHERE handoff_id IN ({marks})", ids)
+        return [{**dict(r), "package": json.loads(r["package"])} for r in rows]
 
     def quarantine(self, items: Sequence[QuarantineItem]) -> None:
         if not items:
