@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from tactful import __version__
@@ -215,11 +215,18 @@ def create_app(engine: Engine) -> FastAPI:
         if isinstance(data, list):
             return _problem(422, "body", f"array of {len(data)}", "one event per call")
         started = time.perf_counter()
-        (result,) = await run_in_threadpool(
-            partial(engine.ingest, [data], "api:decide", check_surrogates=may_hold_surrogates(body))
-        )
+        status, answer = await run_in_threadpool(decide, data, may_hold_surrogates(body))
+        if status == 200:
+            answer["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        # Encoded here: the answer is plain JSON already (FastAPI's encoder walks it again)
+        return Response(json.dumps(answer), status, media_type="application/json")
+
+    def decide(data: Any, check_surrogates: bool) -> tuple[int, dict[str, Any]]:
+        """Ingest and answer, off the event loop: a duplicate's answer reads the store,
+        which may wait on another request's commit."""
+        (result,) = engine.ingest([data], "api:decide", check_surrogates=check_surrogates)
         if result.status == "rejected":
-            return JSONResponse(status_code=422, content={"errors": result.errors})
+            return 422, {"errors": result.errors}
         now = engine.clock()
         state: CustomerState | None
         if result.processed is not None:
@@ -233,7 +240,7 @@ def create_app(engine: Engine) -> FastAPI:
             signals = event["signals"] if event else []
             state = store.get_state(result.customer_id or "")
         levels = state.levels(now, engine.memory.trend) if state is not None else {}
-        return {
+        return 200, {
             "event_id": result.event_id,
             "status": result.status,
             "late": bool(result.processed and result.processed.late),
@@ -242,7 +249,6 @@ def create_app(engine: Engine) -> FastAPI:
             "decisions": decisions,
             "signals": signals,
             "trend": {d: round(v, 4) for d, v in levels.items()},
-            "took_ms": round((time.perf_counter() - started) * 1000, 2),
         }
 
     @app.get(
