@@ -249,3 +249,92 @@ def test_queue_caps_count_late_events_where_they_belong(tmp_path, make_event):
         assert esc.params["queue"] == "general" and esc.params["overflowed_from"] == "billing"
     finally:
         store.close()
+
+
+def wait_until(condition: Any, seconds: float = 5.0) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.001)
+
+
+def test_concurrent_calls_are_committed_together_and_each_gets_its_own_results(
+    engine, make_event, monkeypatch
+):
+    """Group commit: while one call holds the engine, the others queue; the next to get
+    it commits them all in one transaction, and each caller still gets exactly its own
+    results, indexed from 0, only after they are committed."""
+    import threading
+
+    commits: list[int] = []
+    real_commit = engine.store.commit
+    gate = threading.Event()
+
+    def slow_commit(batch, received_at, rejected=()):
+        commits.append(len(batch) + len(rejected))
+        gate.wait(5)  # the first commit holds the lock until every other call is queued
+        real_commit(batch, received_at, rejected)
+
+    monkeypatch.setattr(engine.store, "commit", slow_commit)
+    calls = [
+        [make_event(customer_id=f"c{i}", text="hello"), make_event(customer_id=f"c{i}")]
+        for i in range(8)
+    ]
+    calls[3].append({"type": "message"})  # a bad event: only this caller sees it rejected
+    out: dict[int, list[Any]] = {}
+
+    def call(i: int) -> None:
+        out[i] = engine.ingest(calls[i])
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+    threads[0].start()
+    wait_until(lambda: commits)  # the first call is committing
+    for t in threads[1:]:
+        t.start()
+    wait_until(lambda: len(engine._queue) == 7)
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert commits == [2, 15]  # the first call alone, then the seven waiting ones together
+    for i, results in out.items():
+        assert [r.index for r in results] == list(range(len(calls[i])))
+        accepted = [r for r in results if r.status == "accepted"]
+        assert [r.event_id for r in accepted] == [e["event_id"] for e in calls[i][:2]]
+        assert all(r.processed.event.customer_id == f"c{i}" for r in accepted)
+    assert [r.status for r in out[3]][-1] == "rejected"
+    assert engine.store.stats().events == 16
+    assert len(engine.store.list_quarantine()) == 1
+
+
+def test_a_failed_group_commit_fails_every_call_in_it(engine, make_event, monkeypatch):
+    import threading
+
+    gate, commits = threading.Event(), []
+
+    def failing(batch, received_at, rejected=()):
+        commits.append(len(batch))
+        gate.wait(5)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(engine.store, "commit", failing)
+    errors: list[BaseException] = []
+
+    def call(i: int) -> None:
+        try:
+            engine.ingest([make_event(customer_id=f"c{i}")])
+        except OSError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
+    threads[0].start()
+    wait_until(lambda: commits)
+    for t in threads[1:]:
+        t.start()
+    wait_until(lambda: len(engine._queue) == 3)
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert commits == [1, 3] and len(errors) == 4
+    assert engine.store.stats().events == 0
