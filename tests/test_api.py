@@ -664,6 +664,8 @@ def test_incident_mode_swaps_in_the_crisis_playbook(store: SQLiteStore) -> None:
         rules = {d["rule_id"] for d in body["decisions"]}
         assert rules == {"incident_notice"}
         assert body["guidance"]["next"] == "assist" and body["guidance"]["tone"] == "apologetic"
+        draft = body["guidance"]["draft"]  # the incident rule asked for a drafted reply
+        assert draft["tone"] == "apologetic" and draft["mood"] == "frustrated" and draft["text"]
         assert any("incident mode on since" in line for line in body["decisions"][0]["reasons"])
         # the hard triggers still come first
         human = event(event_id="i2", customer_id="bo", text="Let me talk to a human agent now")

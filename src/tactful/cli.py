@@ -111,7 +111,7 @@ def _dispatcher(
     except ChannelsError as exc:
         err.print(f"[red]channels error:[/] {exc}")
         raise typer.Exit(2) from None
-    return Dispatcher(store, channels, metrics=metrics)
+    return Dispatcher(store, channels, metrics=metrics, enrich=config.enricher())
 
 
 TextScorerOpt = Annotated[

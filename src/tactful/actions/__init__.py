@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from tactful.actions.drafts import draft
 from tactful.actions.grouping import Grouping, group_key
 from tactful.actions.handoff import handoff_package
 from tactful.actions.outbox import Action
@@ -12,6 +13,7 @@ from tactful.policy.engine import Decision
 from tactful.policy.model import DeliveredKind, Notifications, Policy
 from tactful.signals import Signal
 from tactful.state.customer import CustomerState, Handoff, Hold
+from tactful.state.trend import DEFAULT_TREND
 
 __all__ = ["Action", "handoff_package", "plan_actions"]
 
@@ -145,5 +147,11 @@ def plan_actions(
                 )
             )
         elif d.kind in CONVERSATION_KINDS:
-            actions.extend(deliver(d, "message.suggested", {"decision": d.kind, **d.params}))
+            payload: dict[str, object] = {"decision": d.kind, **d.params}
+            if d.kind == "draft_message":  # the reply itself, shaped by the customer's state
+                trend = policy.memory.config().trend if policy is not None else DEFAULT_TREND
+                payload["draft"] = draft(
+                    new.levels(now, trend), new.topic, d.params["tone"]
+                ).as_dict()
+            actions.extend(deliver(d, "message.suggested", payload))
     return new, actions

@@ -95,8 +95,12 @@ class Dispatcher:
         metrics: Metrics | None = None,
         retry: RetryPolicy = RetryPolicy(),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        enrich: Callable[[OutboxRow], OutboxRow] | None = None,
     ) -> None:
+        """``enrich``: rewrites an action before delivery (e.g. a language model's draft,
+        actions/llm.py); it must not raise and runs on the channel's own workers."""
         self.store = store
+        self.enrich = enrich
         self.channels = dict(channels)
         self.metrics = metrics
         self.retry = retry
@@ -116,7 +120,7 @@ class Dispatcher:
         if channel is None:  # rows for a channel nobody configured: dead, with why
             self._orphans(now, [r for r in rows if r.channel not in self.channels])
         sending = [
-            (row, members, self._pools[row.channel].submit(self.channels[row.channel].deliver, row))
+            (row, members, self._pools[row.channel].submit(self._deliver, row))
             for row, members in _messages([r for r in rows if r.channel in self.channels])
         ]
         delivered: list[str] = []
@@ -146,6 +150,11 @@ class Dispatcher:
         if delivered:
             self.store.mark_delivered(delivered, self.clock())
         return len(delivered), failed
+
+    def _deliver(self, row: OutboxRow) -> None:
+        if self.enrich is not None:
+            row = self.enrich(row)
+        self.channels[row.channel].deliver(row)
 
     def _orphans(self, now: datetime, rows: list[OutboxRow]) -> None:
         for row in rows:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from tactful.actions.drafts import draft
+
 __all__ = ["Next", "guidance"]
 
 Next = Literal["handoff", "clarify", "offer_choices", "assist", "continue"]
@@ -26,17 +28,23 @@ _NEXT: dict[str, Next] = {
 EMPATHY_LEVEL = 0.45
 
 
-def guidance(decisions: Sequence[Mapping[str, Any]], frustration: float) -> dict[str, Any]:
+def guidance(
+    decisions: Sequence[Mapping[str, Any]], levels: Mapping[str, float], topic: str = "other"
+) -> dict[str, Any]:
     """The next move for the conversation, from this event's decisions (each with ``kind``
-    and ``params``, as the engine or the audit log gives them)."""
+    and ``params``, as the engine or the audit log gives them) and the customer's trend
+    levels; with a ``draft`` reply (actions/drafts.py) when a rule asked for one."""
     by_rank = sorted((d for d in decisions if d["kind"] in _RANK), key=lambda d: -_RANK[d["kind"]])
     tones = [d["params"].get("tone") for d in decisions if d["kind"] == "draft_message"]
+    frustration = levels.get("frustration", 0.0)
     tone = tones[0] if tones else ("empathetic" if frustration >= EMPATHY_LEVEL else "neutral")
     out: dict[str, Any] = {
         "next": "continue",
         "tone": tone,
         "hold_marketing": any(d["kind"] == "hold" for d in decisions),
     }
+    if tones:
+        out["draft"] = draft(levels, topic, tones[0]).as_dict()
     if not by_rank:
         return out
     top = by_rank[0]

@@ -245,7 +245,7 @@ def create_app(engine: Engine) -> FastAPI:
             "status": result.status,
             "late": bool(result.processed and result.processed.late),
             "policy_version": engine.policy_for(result.customer_id or "").version,
-            "guidance": guidance(decisions, levels.get("frustration", 0.0)),
+            "guidance": guidance(decisions, levels, state.topic if state else "other"),
             "decisions": decisions,
             "signals": signals,
             "trend": {d: round(v, 4) for d, v in levels.items()},

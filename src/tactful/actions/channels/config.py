@@ -5,6 +5,9 @@ The policy says *what* goes to *which* channel by name (``notify: {channel: slac
 what each name is. Secrets are not written in it: ``${VAR}`` is read from the
 environment when the file loads (a missing variable is an error, not an empty string)::
 
+    llm:                     # optional: rewrite drafts and handoff summaries
+      base_url: http://127.0.0.1:11434/v1
+      model: llama3.1
     channels:
       slack:
         type: slack
@@ -27,7 +30,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -45,6 +48,7 @@ from pydantic import (
 
 from tactful.actions.channels import Channel, LogChannel
 from tactful.policy.model import parse_duration
+from tactful.state.store.base import OutboxRow
 
 __all__ = ["ChannelsConfig", "ChannelsError", "build_channels", "check_url", "load_channels"]
 
@@ -143,10 +147,41 @@ ChannelSpec = Annotated[WebhookSpec | SlackSpec | LogSpec, Field(discriminator="
 ChannelName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 
 
+class LLMSpec(_Channel):
+    """An OpenAI-compatible chat-completions endpoint that rewrites drafts and handoff
+    summaries before delivery (actions/llm.py). Optional; failures fall back."""
+
+    base_url: str
+    model: Annotated[str, Field(min_length=1)]
+    api_key: str | None = None
+    timeout: timedelta = timedelta(seconds=5)
+    calls_per_hour: Annotated[int, Field(ge=1)] = 600
+    tokens_per_day: Annotated[int, Field(ge=1)] = 500_000
+
+    _url = field_validator("base_url")(check_url)
+
+
 class ChannelsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     channels: dict[ChannelName, ChannelSpec] = Field(default_factory=dict)
+    llm: LLMSpec | None = None
+
+    def enricher(self) -> Callable[[OutboxRow], OutboxRow] | None:
+        if self.llm is None:
+            return None
+        from tactful.actions.llm import ChatModel
+
+        spec = self.llm
+        model = ChatModel(
+            spec.base_url,
+            spec.model,
+            spec.api_key,
+            spec.timeout,
+            spec.calls_per_hour,
+            spec.tokens_per_day,
+        )
+        return model.enrich
 
 
 def _expand(value: Any, where: str, missing: list[str]) -> Any:
