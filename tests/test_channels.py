@@ -40,6 +40,30 @@ ROUTED = SHIPPED + (
 )
 
 
+CRM_ONLY = ROUTED.replace("channels: [crm, slack]", "channels: [crm]").replace(
+    "[crm, slack]", "[crm]"
+)
+
+
+def routed(
+    tmp_path: Path, make_event: Any, policy_text: str = ROUTED, customers: int = 1
+) -> tuple[SQLiteStore, Path]:
+    """A store where ``customers`` people asked for a human under ``policy_text``, whose
+    actions wait in the outbox; and the policy file."""
+    policy = tmp_path / "p.yaml"
+    policy.write_text(policy_text)
+    store = SQLiteStore(tmp_path / "d.db")
+    Engine(store, PolicyEngine(load_policy(policy)), clock=lambda: NOW).ingest(
+        [
+            make_event(
+                customer_id=f"c{i}", text="I want to speak to a human", at="2026-10-01T10:00:00Z"
+            )
+            for i in range(customers)
+        ]
+    )
+    return store, policy
+
+
 def row(
     kind: str = "handoff.created", payload: dict[str, Any] | None = None, key: str = "k1"
 ) -> OutboxRow:
@@ -119,11 +143,7 @@ def test_4xx_is_permanent_5xx_and_timeouts_are_retried():
 
 
 def test_the_dispatcher_dead_letters_a_4xx_at_once_and_retries_a_5xx(tmp_path, make_event):
-    store = SQLiteStore(tmp_path / "d.db")
-    policy = tmp_path / "p.yaml"
-    policy.write_text(ROUTED.replace("[crm, slack]\n  hold", "[crm]\n  hold"))
-    engine = Engine(store, PolicyEngine(load_policy(policy)), clock=lambda: NOW)
-    engine.ingest([make_event(text="I want to speak to a human", at="2026-10-01T10:00:00Z")])
+    store, _ = routed(tmp_path, make_event, CRM_ONLY)
     clock = [NOW]
     with receiver() as rx:
         crm = WebhookChannel("crm", rx.url, SECRET)
@@ -276,12 +296,7 @@ def test_a_policy_must_declare_the_channels_it_sends_to(tmp_path):
 
 
 def test_routed_actions_reach_every_channel_the_policy_names(tmp_path, make_event):
-    store = SQLiteStore(tmp_path / "d.db")
-    policy = tmp_path / "p.yaml"
-    policy.write_text(ROUTED)
-    Engine(store, PolicyEngine(load_policy(policy)), clock=lambda: NOW).ingest(
-        [make_event(text="I want to speak to a human", at="2026-10-01T10:00:00Z")]
-    )
+    store, _ = routed(tmp_path, make_event)
     with receiver() as crm, receiver("slack", "/services/x") as slack:
         channels = {
             **build_channels_log(tmp_path),
@@ -299,12 +314,7 @@ def test_routed_actions_reach_every_channel_the_policy_names(tmp_path, make_even
 
 
 def test_an_unconfigured_channel_is_dead_lettered_with_why(tmp_path, make_event):
-    store = SQLiteStore(tmp_path / "d.db")
-    policy = tmp_path / "p.yaml"
-    policy.write_text(ROUTED)
-    Engine(store, PolicyEngine(load_policy(policy)), clock=lambda: NOW).ingest(
-        [make_event(text="I want to speak to a human", at="2026-10-01T10:00:00Z")]
-    )
+    store, _ = routed(tmp_path, make_event)
     dispatcher = Dispatcher(store, build_channels_log(tmp_path), clock=lambda: NOW)
     dispatcher.run_once()
     dead = store.list_outbox("dead")
@@ -319,20 +329,7 @@ def test_killed_mid_delivery_then_restarted_every_action_arrives_once(tmp_path, 
     delivers the rest. The receiver sees every action, and acts on each exactly once
     (a request cut short may come again: its Idempotency-Key is the same)."""
     db = tmp_path / "d.db"
-    store = SQLiteStore(db)
-    policy = tmp_path / "p.yaml"
-    policy.write_text(
-        ROUTED.replace("channels: [crm, slack]", "channels: [crm]").replace("[crm, slack]", "[crm]")
-    )
-    engine = Engine(store, PolicyEngine(load_policy(policy)), clock=lambda: NOW)
-    engine.ingest(
-        [
-            make_event(
-                customer_id=f"c{i}", text="I want to speak to a human", at="2026-10-01T10:00:00Z"
-            )
-            for i in range(12)
-        ]
-    )
+    store, policy = routed(tmp_path, make_event, CRM_ONLY, customers=12)
     expected = {
         r["idempotency_key"] for r in store.list_outbox(limit=1000) if r["channel"] == "crm"
     }

@@ -260,6 +260,22 @@ def wait_until(condition: Any, seconds: float = 5.0) -> None:
         time.sleep(0.001)
 
 
+def concurrently(engine: Engine, calls: list[Any], commits: list[int], gate: Any) -> None:
+    """Run the first call until its commit starts (and waits on ``gate``), then the others,
+    which queue behind it; open the gate once all are queued."""
+    import threading
+
+    threads = [threading.Thread(target=c) for c in calls]
+    threads[0].start()
+    wait_until(lambda: commits)  # the first call is committing
+    for t in threads[1:]:
+        t.start()
+    wait_until(lambda: len(engine._queue) == len(calls) - 1)
+    gate.set()
+    for t in threads:
+        t.join(10)
+
+
 def test_concurrent_calls_are_committed_together_and_each_gets_its_own_results(
     engine, make_event, monkeypatch
 ):
@@ -288,15 +304,7 @@ def test_concurrent_calls_are_committed_together_and_each_gets_its_own_results(
     def call(i: int) -> None:
         out[i] = engine.ingest(calls[i])
 
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
-    threads[0].start()
-    wait_until(lambda: commits)  # the first call is committing
-    for t in threads[1:]:
-        t.start()
-    wait_until(lambda: len(engine._queue) == 7)
-    gate.set()
-    for t in threads:
-        t.join(10)
+    concurrently(engine, [lambda i=i: call(i) for i in range(8)], commits, gate)
     assert commits == [2, 15]  # the first call alone, then the seven waiting ones together
     for i, results in out.items():
         assert [r.index for r in results] == list(range(len(calls[i])))
@@ -327,14 +335,6 @@ def test_a_failed_group_commit_fails_every_call_in_it(engine, make_event, monkey
         except OSError as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
-    threads[0].start()
-    wait_until(lambda: commits)
-    for t in threads[1:]:
-        t.start()
-    wait_until(lambda: len(engine._queue) == 3)
-    gate.set()
-    for t in threads:
-        t.join(10)
+    concurrently(engine, [lambda i=i: call(i) for i in range(4)], commits, gate)
     assert commits == [1, 3] and len(errors) == 4
     assert engine.store.stats().events == 0
