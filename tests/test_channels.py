@@ -146,7 +146,7 @@ def test_the_dispatcher_dead_letters_a_4xx_at_once_and_retries_a_5xx(tmp_path, m
     store, _ = routed(tmp_path, make_event, CRM_ONLY)
     clock = [NOW]
     with receiver() as rx:
-        crm = WebhookChannel("crm", rx.url, SECRET)
+        crm = WebhookChannel("crm", rx.url, SECRET, concurrency=1)  # in order
         dispatcher = Dispatcher(
             store, {"crm": crm, **build_channels_log(tmp_path)}, clock=lambda: clock[0]
         )

@@ -840,10 +840,11 @@ def test_five_thousand_varied_events_keep_every_window_bounded(long_run):
     assert max(second) <= 1.1 * max(first)
 
 
-def test_five_thousand_varied_events_fit_in_6_kb(long_run):
+def test_five_thousand_varied_events_fit_in_7_kb(long_run):
     """A customer doing everything at once (7 trends, holds, handoffs, every window full)
-    stays under 6 KB; bench/state.py measures the average over realistic customers."""
-    assert max(long_run.sizes) < 6_144
+    stays under 7 KB; bench/state.py measures the average over realistic customers. (6 KB
+    until recent signals kept the event they fired on, for the handoff's evidence.)"""
+    assert max(long_run.sizes) < 7_168
 
 
 @settings(max_examples=30, deadline=None)

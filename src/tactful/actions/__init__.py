@@ -8,6 +8,7 @@ from tactful.actions.drafts import draft
 from tactful.actions.grouping import Grouping, group_key
 from tactful.actions.handoff import handoff_package
 from tactful.actions.outbox import Action
+from tactful.actions.redact import redact
 from tactful.events import Event
 from tactful.policy.engine import Decision
 from tactful.policy.model import DeliveredKind, Notifications, Policy
@@ -21,6 +22,10 @@ CONVERSATION_KINDS = {"clarify", "offer_choices", "assist", "draft_message"}
 
 
 NO_GROUPING = Notifications()
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _grouping(d: Decision, state: CustomerState, notifications: Notifications) -> Grouping:
@@ -99,7 +104,7 @@ def plan_actions(
                 starts_at=now,
                 ends_at=now + timedelta(seconds=d.params["duration_s"]),
                 created_by=f"rule:{d.rule_id}",
-                reason=d.reasons[0] if len(d.reasons[0]) <= 100 else d.reasons[0][:97] + "...",
+                reason=_shorten(redact(d.reasons[0]), 100),
             )
             new.holds = [*new.holds, hold]
             actions.extend(deliver(d, "hold.started", hold.model_dump(mode="json")))
@@ -142,7 +147,11 @@ def plan_actions(
                     d,
                     "notify",
                     d.params["channel"],
-                    {"target": target, "message": d.params["message"], "why": list(d.reasons)},
+                    {
+                        "target": target,
+                        "message": d.params["message"],
+                        "why": [redact(r) for r in d.reasons],  # cues quote the customer
+                    },
                     grouping=_grouping(d, new, notifications),
                 )
             )

@@ -203,6 +203,7 @@ class SignalMark:
     strength: float
     reason: str
     evidence: tuple[str, ...] = ()
+    event_id: str = ""  # the event it fired on ("" in states stored before it was kept)
 
 
 def _insert(window: list[Mark], mark: Mark, retention: timedelta, cap: int) -> list[Mark]:
@@ -479,6 +480,7 @@ def remember(
                     strength=round(s.strength, 3),
                     reason=s.reason[:80],
                     evidence=tuple(e[:64] for e in s.evidence[:3]),
+                    event_id=event.event_id,
                 )
                 for s in signals
             ),
