@@ -372,3 +372,81 @@ def test_killed_mid_delivery_then_restarted_every_action_arrives_once(tmp_path, 
     store = SQLiteStore(db)
     assert all(r["status"] == "delivered" for r in store.list_outbox(limit=1000))
     store.close()
+
+
+# --- email --------------------------------------------------------------------------------
+
+
+class Mailbox:
+    """An aiosmtpd handler: keeps what arrives; refuses two addresses the way servers do."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("gone@"):
+            return "550 5.1.1 no such user"
+        if address.startswith("busy@"):
+            return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        from email import message_from_bytes
+
+        self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content)))
+        return "250 Message accepted for delivery"
+
+
+def test_email_reaches_the_account_owner_or_the_team_over_real_smtp():
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    from tactful.actions.channels.email import EmailChannel
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        mail = EmailChannel(
+            "am_mail",
+            "127.0.0.1",
+            port,
+            "tactful@vendor.example",
+            "leads@vendor.example",
+            starttls=False,
+        )
+        notify = row(
+            "notify",
+            {
+                "target": "am@vendor.example",
+                "message": "A key customer is struggling.",
+                "why": ["vip_error_streak: repeated API errors"],
+                "trend": {"frustration": 0.7},
+            },
+            key="n1",
+        )
+        mail.deliver(notify)
+        mail.deliver(row())  # a handoff: to the team address
+        [(to1, m1), (to2, m2)] = box.messages
+        assert to1 == ["am@vendor.example"] and to2 == ["leads@vendor.example"]
+        assert m1["Subject"] == "A key customer is struggling. (ben)"
+        assert m1["Tactful-Idempotency-Key"] == "n1" and "n1" in m1["Message-ID"]
+        body = m1.get_payload()
+        assert "vip_error_streak" in body and "frustration 0.70" in body
+        assert m2["Subject"] == "Handoff to billing (high): ben"
+        assert "Recommended next step: Check the failed payments" in m2.get_payload()
+        for address, permanent in (("gone@vendor.example", True), ("busy@vendor.example", False)):
+            bounced = row("notify", {"target": address, "message": "x"}, key="n2")
+            with pytest.raises(ChannelError) as refused:
+                mail.deliver(bounced)
+            assert refused.value.permanent is permanent
+    finally:
+        controller.stop()
+    with pytest.raises(ChannelError, match="ConnectionRefusedError") as down:
+        mail.deliver(row())
+    assert not down.value.permanent

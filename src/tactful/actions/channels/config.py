@@ -19,6 +19,13 @@ environment when the file loads (a missing variable is an error, not an empty st
         secret: ${TACTFUL_CRM_SECRET}
         timeout: 5s
         concurrency: 4
+      am_mail:
+        type: email
+        host: smtp.example.com
+        sender: tactful@example.com
+        to: support-leads@example.com
+        username: tactful
+        password: ${SMTP_PASSWORD}
 
 URLs must be http(s) and may not point at link-local or cloud metadata addresses (a
 webhook is a way to make tactful send requests; it must not become a way to read the
@@ -138,12 +145,26 @@ class SlackSpec(_Channel):
         return self
 
 
+class EmailSpec(_Channel):
+    """SMTP: notify targets that are email addresses get the mail; the rest go to ``to``."""
+
+    type: Literal["email"]
+    host: Annotated[str, Field(min_length=1)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 587
+    sender: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
+    to: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = True
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 2
+
+
 class LogSpec(_Channel):
     type: Literal["log"]
     path: str
 
 
-ChannelSpec = Annotated[WebhookSpec | SlackSpec | LogSpec, Field(discriminator="type")]
+ChannelSpec = Annotated[WebhookSpec | SlackSpec | EmailSpec | LogSpec, Field(discriminator="type")]
 ChannelName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 
 
@@ -229,6 +250,7 @@ def build_channels(
 ) -> dict[str, Channel]:
     """The channels by name (``log`` always); ``needed``: the names a policy uses, each
     of which must be configured."""
+    from tactful.actions.channels.email import EmailChannel
     from tactful.actions.channels.slack import SlackChannel
     from tactful.actions.channels.webhook import WebhookChannel
 
@@ -247,6 +269,19 @@ def build_channels(
                 timeout=spec.timeout,
                 concurrency=spec.concurrency,
                 base_url=spec.base_url,
+            )
+        elif isinstance(spec, EmailSpec):
+            out[name] = EmailChannel(
+                name,
+                spec.host,
+                spec.port,
+                spec.sender,
+                spec.to,
+                spec.username,
+                spec.password,
+                spec.starttls,
+                spec.timeout,
+                spec.concurrency,
             )
         else:
             out[name] = LogChannel(spec.path)
