@@ -450,3 +450,41 @@ def test_email_reaches_the_account_owner_or_the_team_over_real_smtp():
     with pytest.raises(ChannelError, match="ConnectionRefusedError") as down:
         mail.deliver(row())
     assert not down.value.permanent
+
+
+def test_a_down_receiver_is_probed_not_hammered_and_a_commit_wakes_the_dispatcher(
+    tmp_path, make_event
+):
+    import socket
+
+    store, policy = routed(tmp_path, make_event, CRM_ONLY, customers=12)
+    with socket.socket() as s:  # a port nobody listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    down = WebhookChannel("crm", f"http://127.0.0.1:{dead_port}/h", SECRET, concurrency=4)
+    dispatcher = Dispatcher(store, {"crm": down, **build_channels_log(tmp_path)})
+    dispatcher.start(interval=30.0)
+    time.sleep(1.6)
+    dispatcher.stop()
+    rows = [r for r in store.list_outbox(limit=1000) if r["channel"] == "crm"]
+    attempts = sum(r["attempts"] for r in rows)
+    # one round of 24 failures, then the breaker: one probe after 0.5 s, one after 1 s more
+    assert 24 <= attempts <= 24 + 3, attempts
+    assert all(r["status"] == "pending" for r in rows)
+
+    # a commit with actions wakes an idle dispatcher long before its 30 s poll
+    with receiver() as rx:
+        up = WebhookChannel("crm", rx.url, SECRET)
+        live = Dispatcher(store, {"crm": up, **build_channels_log(tmp_path)})
+        engine = Engine(store, PolicyEngine(load_policy(policy)))
+        engine.on_actions.append(live.wake)
+        live.start(interval=30.0)
+        time.sleep(0.3)  # the first (startup) round is over; the loops are idle
+        before = len(rx.effects)
+        engine.ingest([make_event(customer_id="new", text="I want to speak to a human")])
+        deadline = time.monotonic() + 5
+        while len(rx.effects) < before + 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        live.stop()
+        assert len(rx.effects) >= before + 2  # the new customer's handoff and hold
+    store.close()

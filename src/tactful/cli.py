@@ -460,6 +460,7 @@ def serve(
         engine.canary.policy.channels_used if engine.canary else frozenset()
     )
     dispatcher = _dispatcher(engine.store, actions_log, channels, needed, engine.metrics)
+    engine.on_actions.append(dispatcher.wake)
     dispatcher.start()
     sweeping = threading.Event()
 

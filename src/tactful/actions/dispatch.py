@@ -12,6 +12,7 @@ import hashlib
 import logging
 import random
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -110,6 +111,7 @@ class Dispatcher:
             for name, ch in self.channels.items()
         }
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def run_once(self, limit: int = 200, channel: str | None = None) -> tuple[int, int]:
@@ -124,32 +126,32 @@ class Dispatcher:
             for row, members in _messages([r for r in rows if r.channel in self.channels])
         ]
         delivered: list[str] = []
-        failed = 0
+        failures: list[tuple[str, str, datetime, bool]] = []
+        errors: Counter[str] = Counter()
         for row, members, future in sending:
             name = row.channel
             try:
                 future.result()
             except Exception as exc:  # a channel's failure must not stop the loop
-                failed += len(members)
                 permanent = isinstance(exc, ChannelError) and exc.permanent
                 dead = permanent or row.attempts + 1 >= self.retry.max_attempts
-                for member in members:
-                    self.store.mark_failed(
-                        member.action_id,
-                        f"{type(exc).__name__}: {exc}",
-                        now + self.retry.delay(row.attempts),
-                        dead,
-                    )
+                why = f"{type(exc).__name__}: {exc}"
+                retry_at = now + self.retry.delay(row.attempts)
+                failures.extend((m.action_id, why, retry_at, dead) for m in members)
+                errors[f"{name}: {why}" + (" (dead)" if dead else "")] += len(members)
                 if self.metrics:
                     self.metrics.actions_failed.labels(name).inc(len(members))
-                log.warning("delivery of %s failed (dead=%s): %s", row.action_id, dead, exc)
                 continue
             delivered.extend(m.action_id for m in members)
             if self.metrics:
                 self.metrics.actions_delivered.labels(name, row.kind).inc(len(members))
+        if failures:  # one transaction and one log line per kind of failure, per round
+            self.store.mark_failed_many(failures)
+            for why, n in errors.items():
+                log.warning("%d deliveries failed: %s", n, why)
         if delivered:
             self.store.mark_delivered(delivered, self.clock())
-        return len(delivered), failed
+        return len(delivered), len(failures)
 
     def _deliver(self, row: OutboxRow) -> None:
         if self.enrich is not None:
@@ -157,13 +159,25 @@ class Dispatcher:
         self.channels[row.channel].deliver(row)
 
     def _orphans(self, now: datetime, rows: list[OutboxRow]) -> None:
-        for row in rows:
-            why = (
-                f"no channel named '{row.channel}' is configured "
-                f"(configured: {', '.join(sorted(self.channels))})"
-            )
-            self.store.mark_failed(row.action_id, why, now, dead=True)
-            log.warning("%s: %s", row.action_id, why)
+        if not rows:
+            return
+        configured = ", ".join(sorted(self.channels))
+        self.store.mark_failed_many(
+            [
+                (
+                    r.action_id,
+                    f"no channel named '{r.channel}' is configured (configured: {configured})",
+                    now,
+                    True,
+                )
+                for r in rows
+            ]
+        )
+        log.warning("%d actions for unconfigured channels dead-lettered", len(rows))
+
+    def wake(self) -> None:
+        """New actions were committed: the channel loops look now, not at their next poll."""
+        self._wake.set()
 
     def drain(self) -> int:
         """Deliver until nothing is due (for the CLI's one-shot commands)."""
@@ -174,38 +188,61 @@ class Dispatcher:
             if ok + bad == 0 or ok == 0:
                 return total
 
-    def start(self, interval: float = 0.2) -> None:
-        """One loop per channel, plus one that dead-letters rows for unknown channels."""
+    def start(self, interval: float = 0.2, orphan_interval: float = 5.0) -> None:
+        """One loop per channel, plus one that dead-letters rows for unknown channels.
 
-        def loop(channel: str | None) -> None:
+        A channel loop delivers rounds of ``8 x concurrency`` rows while there is a
+        backlog; idle, it polls every ``interval`` or sooner when :meth:`wake` is called
+        (``serve`` calls it after each commit with actions). When every delivery of a
+        round fails for a reason worth retrying (the receiver is down), the channel
+        backs off as a whole (0.5 s doubling to 30 s) and then probes with one row, so a
+        dead receiver costs one attempt per pause, not a round of them."""
+
+        def channel_loop(name: str) -> None:
+            size = 8 * self.channels[name].concurrency
+            pause = 0.0  # the circuit breaker's current pause
             while not self._stop.is_set():
                 try:
-                    if channel is None:
-                        now = self.clock()
-                        rows = self.store.pending_actions(now, 100, exclude=list(self.channels))
-                        self._orphans(now, rows)
-                        ok = 0
-                    else:
-                        # A few rounds of its workers at a time: rows are marked delivered
-                        # per round, so a crash re-sends little (receivers dedupe anyway).
-                        limit = max(8, 4 * self.channels[channel].concurrency)
-                        ok, _ = self.run_once(limit, channel)
+                    ok, bad = self.run_once(1 if pause else size, name)
                 except Exception:  # keep the loop alive; the store may be briefly busy
                     log.exception("dispatcher iteration failed")
-                    ok = 0
-                # Pause even while draining a backlog: ingest shares the store's lock,
-                # and a customer waiting for a decision matters more than a delivery.
-                self._stop.wait(interval if ok == 0 else 0.01)
+                    ok, bad = 0, 0
+                if bad and not ok:
+                    pause = min(max(0.5, pause * 2), 30.0)
+                    log.warning("%s: every delivery failed; pausing %.1fs", name, pause)
+                    self._stop.wait(pause)
+                    continue
+                pause = 0.0
+                if ok + bad >= size:
+                    # A backlog: a breath for ingest, which shares the store's lock (a
+                    # customer waiting for a decision matters more than a delivery).
+                    self._stop.wait(0.002)
+                    continue
+                self._wake.wait(interval)
+                self._wake.clear()
 
-        for name in [*self.channels, None]:
-            thread = threading.Thread(
-                target=loop, args=(name,), name=f"tactful-dispatch-{name or 'orphans'}", daemon=True
-            )
+        def orphan_loop() -> None:
+            while not self._stop.wait(orphan_interval):
+                try:
+                    now = self.clock()
+                    self._orphans(
+                        now, self.store.pending_actions(now, 500, exclude=list(self.channels))
+                    )
+                except Exception:
+                    log.exception("orphan check failed")
+
+        targets: list[tuple[str, Callable[..., None], tuple[str, ...]]] = [
+            (f"tactful-dispatch-{name}", channel_loop, (name,)) for name in self.channels
+        ]
+        targets.append(("tactful-dispatch-orphans", orphan_loop, ()))
+        for thread_name, target, args in targets:
+            thread = threading.Thread(target=target, args=args, name=thread_name, daemon=True)
             thread.start()
             self._threads.append(thread)
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         for thread in self._threads:
             thread.join(timeout=5)
         for pool in self._pools.values():

@@ -180,6 +180,8 @@ class Engine:
         self._accounts: OrderedDict[str, AccountState] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        # called after a commit that wrote actions (the dispatcher's wake-up)
+        self.on_actions: list[Callable[[], None]] = []
         # calls waiting for the lock, committed together by whichever gets it (group commit)
         self._queue: deque[_Request] = deque()
         self._queue_lock = threading.Lock()
@@ -403,6 +405,8 @@ class Engine:
 
         # All or nothing, quarantine included; raises before the caches are touched.
         self.store.commit(batch, now, bad)
+        if any(p.actions for p in batch):
+            self._actions_committed()
         self._count_handoffs(handoffs)
         for cid, state in working.items():
             self._remember(self._cache, cid, state)
@@ -512,7 +516,13 @@ class Engine:
             self._count_changes(changes)
             ended += sum(len(c.decisions) for c in changes)
 
+    def _actions_committed(self) -> None:
+        for callback in self.on_actions:
+            callback()
+
     def _count_changes(self, changes: Sequence[Change]) -> None:
+        if any(c.actions for c in changes):
+            self._actions_committed()
         for c in changes:
             for d in c.decisions:
                 self.metrics.decisions.labels(d.kind, d.rule_id).inc()

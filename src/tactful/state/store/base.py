@@ -201,6 +201,10 @@ class Store(Protocol):
         """Pending or dead actions (these; all dead with None) to 'dropped'; their ids."""
         ...
 
+    def mark_failed_many(self, failures: Sequence[tuple[str, str, datetime, bool]]) -> None:
+        """(action_id, error, next attempt, dead) for each, in one transaction."""
+        ...
+
     def list_outbox(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]: ...
 
 

@@ -210,6 +210,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX handoffs_queue ON handoffs (queue, status, opened_at);
     CREATE INDEX handoffs_customer ON handoffs (customer_id, opened_at);
     """,
+    # 8: each channel's loop reads its own due rows (a backlog on one channel must not
+    # make the others scan it).
+    """
+    CREATE INDEX outbox_channel_due ON outbox (channel, status, next_attempt_at);
+    """,
 ]
 
 
@@ -922,11 +927,18 @@ class SQLiteStore:
     def mark_failed(
         self, action_id: str, error: str, next_attempt_at: datetime, dead: bool
     ) -> None:
+        self.mark_failed_many([(action_id, error, next_attempt_at, dead)])
+
+    def mark_failed_many(self, failures: Sequence[tuple[str, str, datetime, bool]]) -> None:
+        """(action_id, error, next attempt, dead) for each, in one transaction."""
         with self._tx() as db:
-            db.execute(
+            db.executemany(
                 "UPDATE outbox SET status=?, attempts=attempts+1, last_error=?, "
                 "next_attempt_at=? WHERE action_id=? AND status='pending'",
-                ("dead" if dead else "pending", error[:2_000], _ts(next_attempt_at), action_id),
+                [
+                    ("dead" if dead else "pending", error[:2_000], _ts(at), action_id)
+                    for action_id, error, at, dead in failures
+                ],
             )
 
     def requeue_actions(self, action_ids: Sequence[str] | None, now: datetime) -> list[str]:
