@@ -188,7 +188,7 @@ class Dispatcher:
             if ok + bad == 0 or ok == 0:
                 return total
 
-    def start(self, interval: float = 0.2, orphan_interval: float = 5.0) -> None:
+    def start(self, interval: float = 0.05, orphan_interval: float = 5.0) -> None:
         """One loop per channel, plus one that dead-letters rows for unknown channels.
 
         A channel loop delivers rounds of ``8 x concurrency`` rows while there is a
