@@ -112,8 +112,16 @@ def plan_actions(
             holds = list(new.holds)
             for i, h in enumerate(holds):
                 if h.active(now):
-                    holds[i] = h.model_copy(update={"released_at": now})
-                    released: dict[str, object] = {"hold_id": h.hold_id, "reason": d.reasons[0]}
+                    by = f"rule:{d.rule_id}"
+                    holds[i] = h.model_copy(update={"released_at": now, "released_by": by})
+                    released: dict[str, object] = {
+                        "hold_id": h.hold_id,
+                        "categories": list(h.categories),
+                        "released_at": now.isoformat(),
+                        "released_by": by,
+                        "reason": redact(d.reasons[0]),
+                        "comment": "",
+                    }
                     actions.extend(deliver(d, "hold.released", released, i))
             new.holds = holds
         elif d.kind == "escalate":
