@@ -39,7 +39,8 @@ def test_no_credit_outside_the_attribution_window(policy, make_event):
             make_event("feedback", at="2026-10-20T12:00:00Z", rating=5),
         ],
     )
-    assert results[1].outcomes[0].rule_id is None
+    csat = next(o for o in results[1].outcomes if o.kind == "csat")
+    assert csat.rule_id is None
 
 
 def test_solving_the_ticket_closes_the_handoff_with_its_duration(policy, make_event):
@@ -56,6 +57,31 @@ def test_solving_the_ticket_closes_the_handoff_with_its_duration(policy, make_ev
     assert kinds["handoff_closed"].value == 2.5 * 3600
     assert kinds["handoff_closed"].detail["queue"] == "general"
     assert results[2].state.handoffs == []
+
+
+def test_a_repeat_contact_a_reopened_ticket_and_a_return_after_a_hold(policy, make_event):
+    results = process_all(
+        policy,
+        [
+            make_event(text="My invoice shows the wrong amount", at="2026-10-01T10:00:00Z"),
+            make_event("ticket_opened", at="2026-10-01T10:05:00Z", ticket_id="T1"),
+            make_event("ticket_closed", at="2026-10-01T11:00:00Z", ticket_id="T1"),
+            make_event(text="The invoice is STILL wrong!!", at="2026-10-02T09:00:00Z"),
+            make_event("ticket_opened", at="2026-10-02T09:05:00Z", ticket_id="T1"),
+            make_event("page_view", path="/pricing", at="2026-10-20T09:00:00Z"),
+        ],
+    )
+    kinds = [[o.kind for o in r.outcomes] for r in results]
+    assert "repeat_contact" in kinds[3]  # back about billing within 72 h
+    assert kinds[4] == ["ticket_reopened"]
+    # a hold that ended while the customer was away (not one released on their own event)
+    holds = [h for h in results[4].state.holds if h.released_at is None]
+    assert holds, "the frustrated repeat started a hold"
+    returned = [o for o in results[5].outcomes if o.kind == "returned_after_hold"]
+    assert [o.detail["hold_id"] for o in returned] == [h.hold_id for h in holds]
+    assert returned[0].rule_id == holds[0].created_by.removeprefix("rule:")
+    later = parse_event(make_event("page_view", path="/x", at="2026-10-21T09:00:00Z"))
+    assert derive_outcomes(later, results[5].state) == []  # once per hold
 
 
 def test_other_events_reveal_nothing(make_event):

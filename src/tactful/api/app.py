@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from tactful import __version__
 from tactful.actions.guidance import guidance
 from tactful.api.acting import acting_routes
+from tactful.api.learning import learning_routes
 from tactful.events import may_hold_surrogates
 from tactful.policy import PolicyEngine, PolicyError
 from tactful.runtime.engine import Engine
@@ -119,6 +120,7 @@ def create_app(engine: Engine) -> FastAPI:
         description="Sentiment-aware orchestration: events in, explained decisions out.",
     )
     app.include_router(acting_routes(engine))
+    app.include_router(learning_routes(engine))
 
     def quarantine_body(raw: str, why: str, field: str = "body") -> None:
         store.quarantine(
@@ -245,7 +247,12 @@ def create_app(engine: Engine) -> FastAPI:
             "status": result.status,
             "late": bool(result.processed and result.processed.late),
             "policy_version": engine.policy_for(result.customer_id or "").version,
-            "guidance": guidance(decisions, levels, state.topic if state else "other"),
+            # the control group (policy holdout) is decided for, not acted on: carry on
+            "guidance": guidance(
+                [d for d in decisions if not d.get("holdout")],
+                levels,
+                state.topic if state else "other",
+            ),
             "decisions": decisions,
             "signals": signals,
             "trend": {d: round(v, 4) for d, v in levels.items()},

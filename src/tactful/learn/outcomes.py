@@ -8,22 +8,31 @@ be judged by what followed them. Pure: (event, state before it) -> outcomes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from tactful.events import Event
+from tactful.signals import Signal
 from tactful.state.customer import CustomerState
 
-__all__ = ["ATTRIBUTION_WINDOW", "Outcome", "derive_outcomes"]
+__all__ = ["ATTRIBUTION_WINDOW", "Outcome", "derive_outcomes", "last_rule"]
 
 OutcomeKind = Literal[
-    "csat",
+    "csat",  # a rating 1-5 (feedback events, or POST /v1/outcomes)
+    "thumbs",  # +1 / -1 on a reply
+    "summary_rating",  # an agent's 1-5 for a handoff's package
+    "conversion",  # value: the amount, when known
+    "churn",
     "ticket_solved",
     "ticket_unsolved",
+    "ticket_reopened",
     "handoff_closed",
     "handoff_resolved",  # an agent resolved it (value: seconds since it opened)
     "handoff_rejected",  # an agent found it unnecessary, with a reason
+    "repeat_contact",  # back about the same topic within 72 h: automation did not settle it
+    "returned_after_hold",  # the first sign of the customer after a hold ended
 ]
 
 # An outcome is credited to the last rule that acted within this window before it.
@@ -54,7 +63,7 @@ class Outcome:
         }
 
 
-def _last_rule(state: CustomerState, now: datetime) -> str | None:
+def last_rule(state: CustomerState, now: datetime) -> str | None:
     recent = [
         (at, rule)
         for rule, at in state.rule_fired_at.items()
@@ -63,11 +72,64 @@ def _last_rule(state: CustomerState, now: datetime) -> str | None:
     return max(recent)[1] if recent else None
 
 
-def derive_outcomes(event: Event, before: CustomerState) -> list[Outcome]:
-    """Outcomes revealed by ``event``, given the customer's state just before it."""
+def derive_outcomes(
+    event: Event, before: CustomerState, signals: Sequence[Signal] = ()
+) -> list[Outcome]:
+    """Outcomes revealed by ``event``, given the customer's state just before it and the
+    signals it raised."""
     now = event.timestamp
-    rule = _last_rule(before, now)
+    rule = last_rule(before, now)
+    out = _derived(event, before, signals, now, rule)
+    return out + _by_event(event, before, now, rule)
 
+
+def _derived(
+    event: Event,
+    before: CustomerState,
+    signals: Sequence[Signal],
+    now: datetime,
+    rule: str | None,
+) -> list[Outcome]:
+    """Outcomes any event can reveal: a repeat contact, a return after a hold."""
+    out = []
+    repeat = next((s for s in signals if s.name == "repeat_contact"), None)
+    if repeat is not None:
+        out.append(
+            Outcome(
+                f"{event.event_id}/repeat_contact",
+                event.event_id,
+                event.customer_id,
+                now,
+                "repeat_contact",
+                None,
+                rule,
+                {"topic": before.topic, "reason": repeat.reason},
+            )
+        )
+    seen = before.last_seen
+    for hold in before.holds:
+        ended = hold.released_at or hold.ends_at
+        if seen is not None and seen < ended <= now:  # the first event since it ended
+            out.append(
+                Outcome(
+                    f"{event.event_id}/returned_after_hold/{hold.hold_id}",
+                    event.event_id,
+                    event.customer_id,
+                    now,
+                    "returned_after_hold",
+                    (now - ended).total_seconds(),
+                    hold.created_by.removeprefix("rule:")
+                    if hold.created_by.startswith("rule:")
+                    else rule,
+                    {"hold_id": hold.hold_id, "event_type": event.type},
+                )
+            )
+    return out
+
+
+def _by_event(
+    event: Event, before: CustomerState, now: datetime, rule: str | None
+) -> list[Outcome]:
     def outcome(kind: OutcomeKind, value: float | None = None, **detail: Any) -> Outcome:
         key = f"{event.event_id}/{kind}"
         if "handoff_id" in detail:
@@ -75,6 +137,8 @@ def derive_outcomes(event: Event, before: CustomerState) -> list[Outcome]:
         return Outcome(key, event.event_id, event.customer_id, now, kind, value, rule, detail)
 
     match event.type:
+        case "ticket_opened" if event.ticket_id in before.closed_tickets:
+            return [outcome("ticket_reopened", ticket_id=event.ticket_id)]
         case "feedback":
             return [outcome("csat", float(event.rating), comment=event.comment)]
         case "ticket_closed" if event.resolution in ("solved", "unsolved"):

@@ -46,6 +46,8 @@ class Decision:
     matched: tuple[str, ...] = ()
     # the rules/decisions that matched but did not act, each with why
     lost: tuple[str, ...] = ()
+    # the customer is in the policy's control group: recorded, not acted on
+    holdout: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +63,7 @@ class Decision:
             "factors": self.factors,
             "matched": list(self.matched),
             "lost": list(self.lost),
+            "holdout": self.holdout,
         }
 
 

@@ -506,6 +506,14 @@ class HoldsSpec(_Strict):
     auto_release: AutoRelease | None = None
 
 
+class Holdout(_Strict):
+    """A control group: for this share of customers (stable by customer id, independent of
+    any canary), decisions are recorded, marked ``holdout``, and not acted on: no holds,
+    no handoffs, nothing delivered. The metrics then compare them with the rest: lift."""
+
+    share: Annotated[float, Field(ge=0, le=0.5)]
+
+
 class IncidentSpec(_Strict):
     """The crisis playbook: while a person has incident mode on, these rules replace the
     ordinary ones (hard triggers still come first)."""
@@ -530,6 +538,7 @@ class Policy(_Strict):
     quiet_hours: QuietHours | None = None
     notifications: Notifications = Field(default_factory=Notifications)
     holds: HoldsSpec = Field(default_factory=HoldsSpec)
+    holdout: Holdout | None = None
     # Channel names this policy sends to besides log (configured in the channels file).
     channels: list[ChannelName] = Field(default_factory=list)
     # e.g. {handoff.created: [slack], hold.started: [crm]}: where each kind of action goes

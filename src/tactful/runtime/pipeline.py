@@ -6,8 +6,9 @@ returns the same result. That is what makes replay, evaluation and shadow polici
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from tactful.actions import Action, plan_actions
@@ -16,6 +17,7 @@ from tactful.events import Event
 from tactful.learn.outcomes import Outcome, derive_outcomes
 from tactful.policy.engine import Decision, PolicyEngine
 from tactful.policy.incident import Incident
+from tactful.policy.model import Policy
 from tactful.state.account import AccountState, remember_account
 from tactful.state.customer import (
     DEFAULT_MEMORY,
@@ -25,7 +27,16 @@ from tactful.state.customer import (
     remember,
 )
 
-__all__ = ["Processed", "process"]
+__all__ = ["Processed", "in_holdout", "process"]
+
+
+def in_holdout(customer_id: str, policy: Policy) -> bool:
+    """Whether the customer is in the policy's control group (stable by customer id;
+    salted so it is independent of the canary split)."""
+    if policy.holdout is None or policy.holdout.share <= 0:
+        return False
+    digest = hashlib.blake2b(f"holdout:{customer_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < policy.holdout.share
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,15 +115,24 @@ def process(
         shadowed = shadow.decide(
             event, remembered, signals, now, account, memory.trend, incident, queue_load, state
         ).decisions
-    new_state, actions = plan_actions(
-        remembered, event, signals, decided.decisions, now, policy.policy
-    )
-    outcomes = derive_outcomes(event, state)
+    decisions = decided.decisions
+    if in_holdout(event.customer_id, policy.policy):
+        # the control group: what would have been done is recorded, nothing is done (the
+        # cooldowns still run, so it is decided as often as for everyone else)
+        decisions = [replace(d, holdout=True) for d in decisions]
+        fired = {**remembered.rule_fired_at, **{d.rule_id: now for d in decisions}}
+        new_state = (
+            remembered.model_copy(update={"rule_fired_at": fired}) if decisions else remembered
+        )
+        actions: list[Action] = []
+    else:
+        new_state, actions = plan_actions(remembered, event, signals, decisions, now, policy.policy)
+    outcomes = derive_outcomes(event, state, signals)
     return Processed(
         event,
         new_state,
         signals,
-        decided.decisions,
+        decisions,
         actions,
         decided.suppressed,
         outcomes,

@@ -244,6 +244,8 @@ class CustomerState(Trended, _Model):
     payment_failures: list[Instant] = Field(default_factory=list)
     unsolved_tickets: list[Instant] = Field(default_factory=list)
     open_tickets: list[str] = Field(default_factory=list)
+    # the latest tickets closed (a ticket opened again is a reopening: an outcome)
+    closed_tickets: list[str] = Field(default_factory=list)
     docs_page_since: Instant | None = None
     # evidence: recent signals verbatim; older ones summarised as counts per name
     signals: list[SignalMark] = Field(default_factory=list)
@@ -359,7 +361,13 @@ def _event_updates(state: CustomerState, event: Event) -> dict[str, Any]:
             if event.ticket_id not in state.open_tickets:
                 return {"open_tickets": [*state.open_tickets, event.ticket_id][-MAX_OPEN_TICKETS:]}
         case "ticket_closed":
-            out = {"open_tickets": [t for t in state.open_tickets if t != event.ticket_id]}
+            out = {
+                "open_tickets": [t for t in state.open_tickets if t != event.ticket_id],
+                "closed_tickets": [
+                    *(t for t in state.closed_tickets if t != event.ticket_id),
+                    event.ticket_id,
+                ][-MAX_OPEN_TICKETS:],
+            }
             if event.resolution == "solved":
                 out["handoffs"] = []  # the human side closed the loop
             elif event.resolution == "unsolved":

@@ -18,9 +18,17 @@ from tactful.state.customer import AccountContext, CustomerState
 
 if TYPE_CHECKING:  # the store writes what the core produced; the core never needs the store
     from tactful.actions.lifecycle import Change
+    from tactful.learn.outcomes import Outcome
     from tactful.runtime.pipeline import Processed
 
-__all__ = ["MAX_QUARANTINE_BYTES", "OutboxRow", "QuarantineItem", "Store", "StoreStats"]
+__all__ = [
+    "MAX_QUARANTINE_BYTES",
+    "MetricRows",
+    "OutboxRow",
+    "QuarantineItem",
+    "Store",
+    "StoreStats",
+]
 
 # Raw payloads kept in quarantine are capped: enough to debug, not a disk-filling vector.
 MAX_QUARANTINE_BYTES = 64 * 1024
@@ -50,6 +58,17 @@ class OutboxRow:
     created_at: datetime
     # notifications batched into one message share it (see actions/grouping.py)
     batch_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRows:
+    """The rows the metrics summary is computed from (see learn/summary.py)."""
+
+    decisions: list[dict[str, Any]]
+    outcomes: list[dict[str, Any]]
+    events: list[tuple[str, str, str, list[dict[str, Any]]]]  # customer, type, ts, signals
+    handoffs: list[dict[str, Any]]
+    holds: list[dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +211,14 @@ class Store(Protocol):
     ) -> list[dict[str, Any]]: ...
 
     def get_handoff(self, handoff_id: str) -> dict[str, Any] | None: ...
+
+    def get_outcome(self, outcome_id: str) -> dict[str, Any] | None: ...
+
+    def record_outcomes(self, outcomes: Sequence[Outcome]) -> int:
+        """Outcomes reported from outside (idempotent on the id); how many were new."""
+        ...
+
+    def metric_rows(self, since: datetime | None, until: datetime | None) -> MetricRows: ...
 
     def requeue_actions(self, action_ids: Sequence[str] | None, now: datetime) -> list[str]:
         """Dead actions (these, or all with None) back to pending, due now; their ids."""

@@ -19,7 +19,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from tactful.state.store.base import (
     MAX_QUARANTINE_BYTES,
     DuplicateEventError,
     Durability,
+    MetricRows,
     OutboxRow,
     QuarantineItem,
     StoreStats,
@@ -214,6 +215,12 @@ MIGRATIONS: list[str] = [
     # make the others scan it).
     """
     CREATE INDEX outbox_channel_due ON outbox (channel, status, next_attempt_at);
+    """,
+    # 9: metrics read events by time range; a decision for a customer in the policy's
+    # control group (holdout) is recorded and marked, and was not acted on.
+    """
+    CREATE INDEX events_ts ON events (ts);
+    ALTER TABLE decisions ADD COLUMN holdout INTEGER NOT NULL DEFAULT 0;
     """,
 ]
 
@@ -429,6 +436,7 @@ def _decision_rows(decisions: Sequence[Decision]) -> list[tuple[Any, ...]]:
             json.dumps(d.factors),
             json.dumps(list(d.matched)),
             json.dumps(list(d.lost)),
+            int(d.holdout),
         )
         for d in decisions
     ]
@@ -451,7 +459,11 @@ def _outcome_rows(outcomes: Sequence[Outcome]) -> list[tuple[Any, ...]]:
 
 
 def _decision_row(row: sqlite3.Row) -> dict[str, Any]:
-    return {**dict(row), **{c: json.loads(row[c]) for c in _DECISION_JSON}}
+    return {
+        **dict(row),
+        **{c: json.loads(row[c]) for c in _DECISION_JSON},
+        "holdout": bool(row["holdout"]),
+    }
 
 
 class SQLiteStore:
@@ -611,7 +623,9 @@ class SQLiteStore:
                 db.executemany(_UPSERT_ACCOUNT, accounts)
                 db.executemany(_UPSERT_AGGREGATES, account_aggregates)
                 # 4. the audit log and 5. the outbox, in the same transaction
-                db.executemany("INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", decisions)
+                db.executemany(
+                    "INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", decisions
+                )
                 db.executemany(_INSERT_OUTBOX, _outbox_rows(db, actions, received))
                 # 6. what the events revealed about earlier decisions
                 db.executemany("INSERT INTO outcomes VALUES (?,?,?,?,?,?,?,?)", outcomes)
@@ -643,7 +657,7 @@ class SQLiteStore:
                 [(cid, s.account_id, _dump(s), received) for cid, s in states.items()],
             )
             db.executemany(
-                "INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 _decision_rows([d for c in changes for d in c.decisions]),
             )
             db.executemany(_INSERT_OUTBOX, _outbox_rows(db, actions, received))
@@ -796,9 +810,12 @@ class SQLiteStore:
     ) -> list[dict[str, Any]]:
         equal = {"policy_version": policy_version, "rule_id": rule_id, "kind": kind}
         columns = _DECISION_JSON
-        return self._log(
+        rows = self._log(
             "decisions", "decision_id", columns, customer_id, since, limit, latest, equal
         )
+        for r in rows:
+            r["holdout"] = bool(r["holdout"])
+        return rows
 
     def shadow_log(
         self, since: datetime | None = None, limit: int = 100_000
@@ -818,6 +835,62 @@ class SQLiteStore:
             (r["customer_id"], live.get(r["event_id"], []), json.loads(r["decisions"]))
             for r in rows
         ]
+
+    def get_outcome(self, outcome_id: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM outcomes WHERE outcome_id = ?", (outcome_id,))
+        return {**dict(rows[0]), "detail": json.loads(rows[0]["detail"])} if rows else None
+
+    def record_outcomes(self, outcomes: Sequence[Outcome]) -> int:
+        """Outcomes reported from outside; one already recorded (same id) is left as it
+        is. Returns how many were new."""
+        with self._tx() as db:
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO outcomes VALUES (?,?,?,?,?,?,?,?)", _outcome_rows(outcomes)
+            )
+            return db.total_changes - before
+
+    def metric_rows(self, since: datetime | None, until: datetime | None) -> MetricRows:
+        """What the metrics summary reads, for events and decisions in [since, until) and
+        outcomes up to 72 h after (a repeat contact is judged after the fact)."""
+        lo = _ts(since) if since else ""
+        hi = _ts(until) if until else "9999"
+        later = _ts(until + timedelta(hours=72)) if until else "9999"
+        decisions = [
+            _decision_row(r)
+            for r in self._query(
+                "SELECT * FROM decisions WHERE at >= ? AND at < ? ORDER BY at", (lo, hi)
+            )
+        ]
+        outcomes = [
+            {**dict(r), "detail": json.loads(r["detail"])}
+            for r in self._query(
+                "SELECT * FROM outcomes WHERE at >= ? AND at < ? ORDER BY at", (lo, later)
+            )
+        ]
+        events = [
+            (r["customer_id"], r["type"], r["ts"], json.loads(r["signals"]))
+            for r in self._query(
+                "SELECT customer_id, type, ts, signals FROM events WHERE ts >= ? AND ts < ? "
+                "AND late = 0 ORDER BY ts",
+                (lo, hi),
+            )
+        ]
+        handoffs = [
+            {**dict(r), "package": json.loads(r["package"])}
+            for r in self._query(
+                "SELECT * FROM handoffs WHERE opened_at >= ? AND opened_at < ?", (lo, hi)
+            )
+        ]
+        holds = [
+            dict(r)
+            for r in self._query(
+                "SELECT * FROM holds WHERE (starts_at >= ? AND starts_at < ?) "
+                "OR (released_at >= ? AND released_at < ?)",
+                (lo, hi, lo, hi),
+            )
+        ]
+        return MetricRows(decisions, outcomes, events, handoffs, holds)
 
     def get_decision(self, decision_id: str) -> dict[str, Any] | None:
         rows = self._query("SELECT * FROM decisions WHERE decision_id = ?", (decision_id,))
