@@ -191,3 +191,25 @@ def test_the_holdout_group_is_decided_for_and_left_alone(store, tmp_path):
         s = client.get("/v1/metrics/summary").json()
         assert s["holdout"]["control"]["customers"] == len(control)
         assert s["holdout"]["treated"]["customers"] == len(customers) - len(control)
+
+
+def test_gauges_show_the_last_day(store, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(SHIPPED)
+    engine = Engine(store, PolicyEngine(load_policy(path)), clock=lambda: T0 + timedelta(hours=2))
+    with TestClient(create_app(engine)) as client:
+        client.post("/v1/events", json=[msg("eve", "This is useless, get me a human", 5, 1)])
+        [handoff] = client.get("/v1/handoffs").json()["handoffs"]
+        client.post(f"/v1/handoffs/{handoff['handoff_id']}/resolve", json={"by": "a"})
+        text = client.get("/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    [precision] = families["tactful_escalation_precision"].samples
+    assert precision.value == 1.0 and precision.labels == {"window": "24h"}
+    [rate] = families["tactful_escalation_rate"].samples
+    assert rate.value == 1.0
+    quantiles = {
+        s.labels["quantile"] for s in families["tactful_time_to_intervention_seconds"].samples
+    }
+    assert quantiles == {"50", "90"}

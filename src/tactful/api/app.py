@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Annotated, Any, Literal
 
@@ -25,6 +25,7 @@ from tactful.actions.guidance import guidance
 from tactful.api.acting import acting_routes
 from tactful.api.learning import learning_routes
 from tactful.events import may_hold_surrogates
+from tactful.learn.summary import summarise
 from tactful.policy import PolicyEngine, PolicyError
 from tactful.runtime.engine import Engine
 from tactful.state.account import AccountState
@@ -121,6 +122,9 @@ def create_app(engine: Engine) -> FastAPI:
     )
     app.include_router(acting_routes(engine))
     app.include_router(learning_routes(engine))
+    engine.metrics.watch_outcomes(
+        lambda: summarise(store, engine.clock() - timedelta(hours=24), engine.clock())
+    )
 
     def quarantine_body(raw: str, why: str, field: str = "body") -> None:
         store.quarantine(

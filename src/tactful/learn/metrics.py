@@ -6,7 +6,10 @@ shadow policy) can run in one process.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -32,9 +35,85 @@ class _StoreCollector(Collector):
             yield GaugeMetricFamily(name, doc, value=value)
 
 
+class _OutcomeCollector(Collector):
+    """The outcome metrics of the last ``window`` (learn/summary.py) as gauges, computed at
+    most every ``ttl`` seconds (a scrape every 15 s must not re-read the store each time)."""
+
+    def __init__(
+        self, summary: Callable[[], dict[str, Any]], window: str, ttl: float = 60.0
+    ) -> None:
+        self._summary = summary
+        self._window = window
+        self._ttl = ttl
+        self._cached: tuple[float, dict[str, Any]] | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> dict[str, Any]:
+        with self._lock:
+            now = time.monotonic()
+            if self._cached is None or now - self._cached[0] > self._ttl:
+                self._cached = (now, self._summary())
+            return self._cached[1]
+
+    def collect(self) -> Iterable[Metric]:
+        s = self._get()
+        w = self._window
+
+        def gauge(name: str, doc: str, value: float | None) -> Metric:
+            g = GaugeMetricFamily(name, f"{doc} Over the last {w}.", labels=["window"])
+            if value is not None:
+                g.add_metric([w], value)
+            return g
+
+        yield gauge(
+            "tactful_containment_without_regret",
+            "Share of customers first treated by automation who did not come back within 72 h.",
+            s["containment_without_regret"]["value"],
+        )
+        yield gauge(
+            "tactful_escalation_rate",
+            "Customers escalated per customer seen.",
+            s["escalation"]["rate"],
+        )
+        yield gauge(
+            "tactful_escalation_precision",
+            "Handoffs resolved / (resolved + rejected as unnecessary).",
+            s["escalation"]["precision"],
+        )
+        yield gauge(
+            "tactful_sentiment_recovery",
+            "Share of customers whose frustration recovered within 24 h of an intervention.",
+            s["sentiment_recovery"]["value"],
+        )
+        yield gauge(
+            "tactful_handoff_completeness",
+            "Mean completeness score of handoff packages.",
+            s["handoff_completeness"]["mean"],
+        )
+        ttl = GaugeMetricFamily(
+            "tactful_time_to_intervention_seconds",
+            f"From the first friction signal to the first intervention. Over the last {w}.",
+            labels=["window", "quantile"],
+        )
+        for q in ("p50", "p90"):
+            value = s["time_to_intervention_s"][q]
+            if value is not None:
+                ttl.add_metric([w, q.removeprefix("p")], value)
+        yield ttl
+        alerts = GaugeMetricFamily(
+            "tactful_alerts_per_target_per_day",
+            f"Notifications per target (e.g. an account manager) per day. Over the last {w}.",
+            labels=["window", "target"],
+        )
+        for target, value in s["alerts_per_target_per_day"].items():
+            alerts.add_metric([w, target], value)
+        yield alerts
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._watching_outcomes = False
         self.events = Counter(
             "tactful_events",
             "Events received, by type and result.",
@@ -77,6 +156,13 @@ class Metrics:
 
     def watch_store(self, stats: Callable[[], StoreStats]) -> None:
         self.registry.register(_StoreCollector(stats))
+
+    def watch_outcomes(self, summary: Callable[[], dict[str, Any]], window: str = "24h") -> None:
+        """Expose ``summary()`` (learn/summary.py's over the last ``window``) as gauges
+        (once: a second app over the same engine keeps the first's)."""
+        if not self._watching_outcomes:
+            self.registry.register(_OutcomeCollector(summary, window))
+            self._watching_outcomes = True
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
