@@ -49,6 +49,18 @@ class Signal:
     dimensions: dict[str, float] = field(default_factory=dict)
     topic: str | None = None
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Signal:
+        """A signal as :meth:`as_dict` stored it."""
+        return cls(
+            data["name"],
+            float(data["strength"]),
+            data["reason"],
+            tuple(data.get("evidence", ())),
+            dict(data.get("dimensions", {})),
+            data.get("topic"),
+        )
+
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "name": self.name,

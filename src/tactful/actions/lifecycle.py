@@ -17,21 +17,26 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from tactful.actions.outbox import Action
+from tactful.events import Event
 from tactful.learn.outcomes import Outcome
 from tactful.policy.engine import Decision
 from tactful.policy.model import AutoRelease, DeliveredKind, Policy
+from tactful.signals import Signal
 from tactful.state.customer import CustomerState, Hold, HoldCategory
 from tactful.state.trend import TrendConfig
 
 __all__ = [
+    "EDITABLE",
     "Change",
     "HandoffStatus",
     "LifecycleError",
+    "approve_review",
     "due_releases",
     "place_hold",
+    "reject_review",
     "release_hold",
     "update_handoff",
 ]
@@ -293,3 +298,111 @@ def update_handoff(
             )
         )
     return Change(new, [d], _deliver(d, "handoff.updated", payload, policy.delivery), outcomes)
+
+
+# What a reviewer may change in a waiting decision, by kind.
+EDITABLE: Mapping[str, frozenset[str]] = {
+    "escalate": frozenset({"queue", "priority"}),
+    "assist": frozenset({"message", "article"}),
+    "clarify": frozenset({"question"}),
+    "offer_choices": frozenset({"question", "choices"}),
+    "notify": frozenset({"target", "message"}),
+    "hold": frozenset({"categories", "duration_s"}),
+    "draft_message": frozenset({"tone"}),
+}
+
+
+def _verdict(
+    state: CustomerState,
+    waiting: Mapping[str, Any],
+    verdict: Literal["approved", "rejected"],
+    now: datetime,
+    by: str,
+    reason: str,
+    edited: Mapping[str, Any],
+    policy: Policy,
+) -> tuple[Decision, Outcome]:
+    kind: Literal["review_approved", "review_rejected"] = (
+        "review_approved" if verdict == "approved" else "review_rejected"
+    )
+    d = _decision(
+        state,
+        now,
+        kind,
+        "reviewer",
+        [f"reviewer: {waiting['rule_id']}/{waiting['kind']} {verdict} by {by}"]
+        + ([f"reason: {reason}"] if reason else [])
+        + ([f"edited: {dict(edited)}"] if edited else []),
+        {"decision_id": waiting["decision_id"], "by": by, "reason": reason, "edited": dict(edited)},
+        _id(waiting["decision_id"], kind),
+        policy.versioned,
+    )
+    outcome = Outcome(
+        f"{d.event_id}/{kind}",
+        d.event_id,
+        state.customer_id,
+        now,
+        kind,
+        None,
+        waiting["rule_id"],
+        {"decision_id": waiting["decision_id"], "by": by, "reason": reason, "edited": bool(edited)},
+    )
+    return d, outcome
+
+
+def approve_review(
+    state: CustomerState,
+    waiting: Mapping[str, Any],
+    event: Event,
+    signals: list[Signal],
+    now: datetime,
+    by: str,
+    edits: Mapping[str, Any],
+    reason: str,
+    policy: Policy,
+) -> Change:
+    """A person lets a waiting decision act (with ``edits`` to its parameters): its
+    actions are planned now, on the customer's current state, as the engine would have."""
+    from tactful.actions import plan_actions  # the package imports this module
+
+    allowed = EDITABLE.get(waiting["kind"], frozenset())
+    unknown = sorted(set(edits) - allowed)
+    if unknown:
+        raise LifecycleError(
+            f"params: {unknown} cannot be edited on a {waiting['kind']} decision "
+            f"(editable: {sorted(allowed) or 'nothing'})",
+            422,
+        )
+    if "queue" in edits and edits["queue"] not in {*policy.queues.values(), policy.fallback_queue}:
+        raise LifecycleError(f"params.queue: unknown queue '{edits['queue']}'", 422)
+    original = Decision(
+        decision_id=waiting["decision_id"],
+        event_id=waiting["event_id"],
+        customer_id=state.customer_id,
+        at=now,
+        kind=waiting["kind"],
+        rule_id=waiting["rule_id"],
+        policy_version=waiting["policy_version"],
+        params={**waiting["params"], **edits},
+        reasons=tuple(waiting["reasons"]),
+        factors=dict(waiting["factors"]),
+    )
+    new, actions = plan_actions(state, event, signals, [original], now, policy)
+    record, outcome = _verdict(state, waiting, "approved", now, by, reason, edits, policy)
+    return Change(new, [record], actions, [outcome])
+
+
+def reject_review(
+    state: CustomerState,
+    waiting: Mapping[str, Any],
+    now: datetime,
+    by: str,
+    reason: str,
+    policy: Policy,
+) -> Change:
+    """A person stops a waiting decision; the rejection, with its reason, is an outcome
+    credited to the rule (its measured precision falls)."""
+    if not reason:
+        raise LifecycleError("reason: a rejection needs one (what was wrong with it?)", 422)
+    record, outcome = _verdict(state, waiting, "rejected", now, by, reason, {}, policy)
+    return Change(state, [record], [], [outcome])

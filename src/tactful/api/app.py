@@ -24,6 +24,7 @@ from tactful import __version__
 from tactful.actions.guidance import guidance
 from tactful.api.acting import acting_routes
 from tactful.api.learning import learning_routes
+from tactful.api.reviews import reviews_routes
 from tactful.events import may_hold_surrogates
 from tactful.learn.summary import summarise
 from tactful.policy import PolicyEngine, PolicyError
@@ -122,6 +123,7 @@ def create_app(engine: Engine) -> FastAPI:
     )
     app.include_router(acting_routes(engine))
     app.include_router(learning_routes(engine))
+    app.include_router(reviews_routes(engine))
     engine.metrics.watch_outcomes(
         lambda: summarise(store, engine.clock() - timedelta(hours=24), engine.clock())
     )

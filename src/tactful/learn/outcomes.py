@@ -33,6 +33,8 @@ OutcomeKind = Literal[
     "handoff_rejected",  # an agent found it unnecessary, with a reason
     "repeat_contact",  # back about the same topic within 72 h: automation did not settle it
     "returned_after_hold",  # the first sign of the customer after a hold ended
+    "review_approved",  # a person let a rule's waiting decision act (perhaps edited)
+    "review_rejected",  # a person stopped it, with a reason
 ]
 
 # An outcome is credited to the last rule that acted within this window before it.

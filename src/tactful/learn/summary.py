@@ -298,7 +298,15 @@ def _by_rule(
         if o["rule_id"]:
             out[o["rule_id"]]["outcomes"][o["kind"]] += 1
     return {
-        rule: {"decisions": v["decisions"], "outcomes": dict(v["outcomes"])}
+        rule: {
+            "decisions": v["decisions"],
+            "outcomes": dict(v["outcomes"]),
+            # of its decisions a person reviewed, the share approved (edited or not)
+            "review_precision": _share(
+                v["outcomes"]["review_approved"],
+                v["outcomes"]["review_approved"] + v["outcomes"]["review_rejected"],
+            ),
+        }
         for rule, v in sorted(out.items())
     }
 

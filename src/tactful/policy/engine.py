@@ -48,6 +48,8 @@ class Decision:
     lost: tuple[str, ...] = ()
     # the customer is in the policy's control group: recorded, not acted on
     holdout: bool = False
+    # its rule runs in review mode and this one was sampled: it waits for a person
+    review: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +66,7 @@ class Decision:
             "matched": list(self.matched),
             "lost": list(self.lost),
             "holdout": self.holdout,
+            "review": self.review,
         }
 
 

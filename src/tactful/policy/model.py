@@ -349,6 +349,9 @@ class Rule(_Strict):
     then: list[DecisionSpec] = Field(min_length=1)
     cooldown: timedelta = timedelta(0)
     stop: bool = False  # when it matches, skip the rules after it
+    # Supervised rollout: this share of its decisions wait for a person to approve, edit
+    # or reject them (1.0 while it proves itself, then lower; unset: the policy's review)
+    review: Annotated[float, Field(ge=0, le=1)] | None = None
 
     parse_cooldown_ = field_validator("cooldown", mode="before")(_duration_field)
 
@@ -539,6 +542,8 @@ class Policy(_Strict):
     notifications: Notifications = Field(default_factory=Notifications)
     holds: HoldsSpec = Field(default_factory=HoldsSpec)
     holdout: Holdout | None = None
+    # The share of every rule's decisions that wait for review (a rule's own overrides).
+    review: Annotated[float, Field(ge=0, le=1)] = 0.0
     # Channel names this policy sends to besides log (configured in the channels file).
     channels: list[ChannelName] = Field(default_factory=list)
     # e.g. {handoff.created: [slack], hold.started: [crm]}: where each kind of action goes
@@ -682,6 +687,11 @@ class Policy(_Strict):
     def channels_used(self) -> frozenset[str]:
         """Every channel this policy may send to, besides log."""
         return frozenset(self.channels) - CHANNELS
+
+    def review_share(self, rule_id: str) -> float:
+        rule = next((r for r in self.all_rules if r.id == rule_id), None)
+        own = rule.review if rule is not None else None
+        return self.review if own is None else own
 
     def queue_for(self, topic: str) -> str:
         return self.queues.get(topic, self.fallback_queue)

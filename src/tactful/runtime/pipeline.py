@@ -27,7 +27,19 @@ from tactful.state.customer import (
     remember,
 )
 
-__all__ = ["Processed", "in_holdout", "process"]
+__all__ = ["Processed", "in_holdout", "process", "under_review"]
+
+
+def _bucket(key: str) -> float:
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def under_review(decision: Decision, policy: Policy) -> bool:
+    """Whether this decision waits for a person: its rule's review share, sampled stably
+    by decision id."""
+    share = policy.review_share(decision.rule_id)
+    return share > 0 and (share >= 1 or _bucket(f"review:{decision.decision_id}") < share)
 
 
 def in_holdout(customer_id: str, policy: Policy) -> bool:
@@ -35,8 +47,7 @@ def in_holdout(customer_id: str, policy: Policy) -> bool:
     salted so it is independent of the canary split)."""
     if policy.holdout is None or policy.holdout.share <= 0:
         return False
-    digest = hashlib.blake2b(f"holdout:{customer_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64 < policy.holdout.share
+    return _bucket(f"holdout:{customer_id}") < policy.holdout.share
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +126,9 @@ def process(
         shadowed = shadow.decide(
             event, remembered, signals, now, account, memory.trend, incident, queue_load, state
         ).decisions
-    decisions = decided.decisions
+    decisions = [
+        replace(d, review=True) if under_review(d, policy.policy) else d for d in decided.decisions
+    ]
     if in_holdout(event.customer_id, policy.policy):
         # the control group: what would have been done is recorded, nothing is done (the
         # cooldowns still run, so it is decided as often as for everyone else)
@@ -126,7 +139,14 @@ def process(
         )
         actions: list[Action] = []
     else:
-        new_state, actions = plan_actions(remembered, event, signals, decisions, now, policy.policy)
+        # Decisions waiting for review act only once a person approves them (cooldowns
+        # run from now, so the rule does not queue the same review on every event).
+        waiting = [d for d in decisions if d.review]
+        acting = [d for d in decisions if not d.review]
+        new_state, actions = plan_actions(remembered, event, signals, acting, now, policy.policy)
+        if waiting:
+            fired = {**new_state.rule_fired_at, **{d.rule_id: now for d in waiting}}
+            new_state = new_state.model_copy(update={"rule_fired_at": fired})
     outcomes = derive_outcomes(event, state, signals)
     return Processed(
         event,

@@ -220,6 +220,16 @@ class Store(Protocol):
 
     def metric_rows(self, since: datetime | None, until: datetime | None) -> MetricRows: ...
 
+    def list_reviews(
+        self,
+        status: str | None = "pending",
+        rule_id: str | None = None,
+        limit: int = 100,
+        decision_id: str | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+    def get_review(self, decision_id: str) -> dict[str, Any] | None: ...
+
     def requeue_actions(self, action_ids: Sequence[str] | None, now: datetime) -> list[str]:
         """Dead actions (these, or all with None) back to pending, due now; their ids."""
         ...

@@ -222,6 +222,24 @@ MIGRATIONS: list[str] = [
     CREATE INDEX events_ts ON events (ts);
     ALTER TABLE decisions ADD COLUMN holdout INTEGER NOT NULL DEFAULT 0;
     """,
+    # 10: supervised rollout: decisions of a rule in review mode wait here for a person.
+    """
+    ALTER TABLE decisions ADD COLUMN review INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE reviews (
+        decision_id  TEXT PRIMARY KEY,
+        customer_id  TEXT NOT NULL,
+        event_id     TEXT NOT NULL,
+        rule_id      TEXT NOT NULL,
+        kind         TEXT NOT NULL,
+        at           TEXT NOT NULL,
+        status       TEXT NOT NULL DEFAULT 'pending',
+        decided_by   TEXT,
+        decided_at   TEXT,
+        reason       TEXT,
+        edited       TEXT
+    );
+    CREATE INDEX reviews_status ON reviews (status, at);
+    """,
 ]
 
 
@@ -437,9 +455,35 @@ def _decision_rows(decisions: Sequence[Decision]) -> list[tuple[Any, ...]]:
             json.dumps(list(d.matched)),
             json.dumps(list(d.lost)),
             int(d.holdout),
+            int(d.review),
         )
         for d in decisions
     ]
+
+
+def _project_reviews(db: sqlite3.Connection, decisions: Sequence[Decision]) -> None:
+    """Decisions waiting for a person join the review queue; a person's verdict (a
+    ``review_approved`` / ``review_rejected`` decision) settles its entry."""
+    for d in decisions:
+        if d.review:
+            db.execute(
+                "INSERT OR IGNORE INTO reviews (decision_id, customer_id, event_id, rule_id, "
+                "kind, at) VALUES (?,?,?,?,?,?)",
+                (d.decision_id, d.customer_id, d.event_id, d.rule_id, d.kind, _ts(d.at)),
+            )
+        elif d.kind in ("review_approved", "review_rejected"):
+            db.execute(
+                "UPDATE reviews SET status = ?, decided_by = ?, decided_at = ?, reason = ?, "
+                "edited = ? WHERE decision_id = ? AND status = 'pending'",
+                (
+                    d.kind.removeprefix("review_"),
+                    d.params["by"],
+                    _ts(d.at),
+                    d.params.get("reason", ""),
+                    json.dumps(d.params.get("edited") or {}),
+                    d.params["decision_id"],
+                ),
+            )
 
 
 def _outcome_rows(outcomes: Sequence[Outcome]) -> list[tuple[Any, ...]]:
@@ -463,6 +507,7 @@ def _decision_row(row: sqlite3.Row) -> dict[str, Any]:
         **dict(row),
         **{c: json.loads(row[c]) for c in _DECISION_JSON},
         "holdout": bool(row["holdout"]),
+        "review": bool(row["review"]),
     }
 
 
@@ -624,7 +669,7 @@ class SQLiteStore:
                 db.executemany(_UPSERT_AGGREGATES, account_aggregates)
                 # 4. the audit log and 5. the outbox, in the same transaction
                 db.executemany(
-                    "INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", decisions
+                    "INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", decisions
                 )
                 db.executemany(_INSERT_OUTBOX, _outbox_rows(db, actions, received))
                 # 6. what the events revealed about earlier decisions
@@ -633,8 +678,9 @@ class SQLiteStore:
                 db.executemany(_INSERT_QUARANTINE, _quarantine_rows(rejected))
                 # 8. what a shadow policy would have decided
                 db.executemany("INSERT INTO shadow_events VALUES (?,?,?,?,?)", shadowed)
-                # 9. the holds and handoffs lists
+                # 9. the holds and handoffs lists, and the review queue
                 _project(db, actions, batch)
+                _project_reviews(db, [d for p in batch for d in p.decisions])
         except sqlite3.IntegrityError:
             ids = [e[0] for e in events]
             dupes = self.seen_event_ids(ids) | {i for i, n in Counter(ids).items() if n > 1}
@@ -657,7 +703,7 @@ class SQLiteStore:
                 [(cid, s.account_id, _dump(s), received) for cid, s in states.items()],
             )
             db.executemany(
-                "INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 _decision_rows([d for c in changes for d in c.decisions]),
             )
             db.executemany(_INSERT_OUTBOX, _outbox_rows(db, actions, received))
@@ -666,6 +712,7 @@ class SQLiteStore:
                 _outcome_rows([o for c in changes for o in c.outcomes]),
             )
             _project(db, actions, ())
+            _project_reviews(db, [d for c in changes for d in c.decisions])
 
     def active_holds(self, limit: int = 500, after: str = "") -> list[tuple[str, str]]:
         """(hold_id, customer_id) of holds not yet released, by id from ``after`` (pages)."""
@@ -814,8 +861,42 @@ class SQLiteStore:
             "decisions", "decision_id", columns, customer_id, since, limit, latest, equal
         )
         for r in rows:
-            r["holdout"] = bool(r["holdout"])
+            r["holdout"], r["review"] = bool(r["holdout"]), bool(r["review"])
         return rows
+
+    def list_reviews(
+        self,
+        status: str | None = "pending",
+        rule_id: str | None = None,
+        limit: int = 100,
+        decision_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The review queue, oldest first, each with its decision."""
+        where, params = [], []
+        filters = (("r.status", status), ("r.rule_id", rule_id), ("r.decision_id", decision_id))
+        for column, value in filters:
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = (
+            "SELECT r.*, d.params, d.reasons, d.factors, d.matched, d.lost, d.policy_version "
+            "FROM reviews r JOIN decisions d ON d.decision_id = r.decision_id"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self._query(sql + " ORDER BY r.at, r.decision_id LIMIT ?", [*params, limit])
+        out = []
+        for r in rows:
+            row = dict(r)
+            for c in ("params", "reasons", "factors", "matched", "lost"):
+                row[c] = json.loads(row[c])
+            row["edited"] = json.loads(row["edited"]) if row["edited"] else None
+            out.append(row)
+        return out
+
+    def get_review(self, decision_id: str) -> dict[str, Any] | None:
+        found = self.list_reviews(None, limit=1, decision_id=decision_id)
+        return found[0] if found else None
 
     def shadow_log(
         self, since: datetime | None = None, limit: int = 100_000
