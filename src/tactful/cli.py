@@ -11,12 +11,20 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from tactful.accounts import read_accounts
@@ -975,6 +983,143 @@ def _factor_rows(factors: dict[str, Any]) -> list[tuple[str, str, str]]:
         rows.append((name, str(value), against))
         i += 1
     return rows
+
+
+@app.command()
+def tune(
+    db: DbOpt = Path("tactful.db"),
+    policy: PolicyOpt = None,
+    threshold: Annotated[
+        str, typer.Option(help="The named threshold to tune (see the policy's thresholds).")
+    ] = "frustrated",
+    values: Annotated[
+        str,
+        typer.Option(help="Comma-separated values to try (default: 0.30 to 0.90 by 0.05)."),
+    ] = "",
+    agents: Annotated[int, typer.Option(min=1, help="People working the handoff queues.")] = 5,
+    per_agent_hour: Annotated[
+        float, typer.Option(min=0.1, help="Handoffs one person can take in an hour.")
+    ] = 4.0,
+    min_outcomes: Annotated[
+        int,
+        typer.Option(min=1, help="Customers with a bad outcome needed to say anything."),
+    ] = 20,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the candidate policy.")] = Path(
+        "tuned-policy.yaml"
+    ),
+    text_scorer: TextScorerOpt = "learned",
+) -> None:
+    """Propose a value for one threshold from recorded decisions and outcomes.
+
+    Replays the recorded events under each value (in memory; nothing is written or sent)
+    and scores it: of the customers who later had a bad outcome (churn, a rating of 1-2, a
+    thumbs-down, a repeat contact within 72 h, a ticket unsolved or reopened), the share it
+    escalated before that outcome, within the team's capacity (--agents x
+    --per-agent-hour handoffs in the busiest hour). Writes the best as a candidate policy
+    (--out) with a new version name; never edits the live policy. Compare it with
+    `tactful shadow --candidate` before promoting it. Exit 1 when there is too little to
+    go on, or no value fits the capacity."""
+    from tactful.learn.tuning import bad_customers, choose, with_threshold
+    from tactful.learn.tuning import tune as run_tune
+
+    try:
+        current = load_policy(policy)
+    except PolicyError as exc:
+        err.print(f"[red]policy error:[/] {exc}")
+        raise typer.Exit(2) from None
+    if threshold not in current.thresholds:
+        raise typer.BadParameter(
+            f"'{threshold}' is not among the policy's thresholds: "
+            f"{', '.join(sorted(current.thresholds))}",
+            param_hint="--threshold",
+        )
+    try:
+        grid = (
+            [float(v) for v in values.split(",")]
+            if values
+            else [round(0.30 + 0.05 * i, 2) for i in range(13)]
+        )
+    except ValueError:
+        raise typer.BadParameter(f"'{values}': write numbers, e.g. 0.5,0.6,0.7") from None
+    text = (
+        Path(policy).read_text("utf-8")
+        if policy is not None
+        else resources.files("tactful.policy").joinpath("default.yaml").read_text("utf-8")
+    )
+    if not db.exists():
+        err.print(f"[red]no database at {db}[/]")
+        raise typer.Exit(2)
+    store = SQLiteStore(db)
+    try:
+        events = store.event_payloads()
+        outcomes = store.list_outcomes(limit=10_000_000)
+    finally:
+        store.close()
+    bad = bad_customers(outcomes)
+    if len(bad) < min_outcomes:
+        err.print(
+            f"too few outcomes to say anything: {len(bad)} customer(s) with a bad outcome "
+            f"in {db} (need {min_outcomes}; see --min-outcomes). Nothing proposed."
+        )
+        raise typer.Exit(1)
+    scorer = None
+    if text_scorer == "learned":
+        from tactful.detect.learned import load_scorer
+
+        scorer = load_scorer()
+    capacity = int(agents * per_agent_hour)
+    with Progress(
+        TextColumn("[bold]tune[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    ) as bar:
+        task = bar.add_task(f"{threshold} over {len(events):,} events", total=len(grid))
+        trials, _ = run_tune(
+            events,
+            outcomes,
+            text,
+            threshold,
+            grid,
+            capacity,
+            scorer,
+            progress=lambda v: bar.advance(task),
+        )
+    table = Table(
+        f"threshold.{threshold}",
+        "handoffs",
+        "customers escalated",
+        "caught before the bad outcome",
+        "catch rate",
+        "busiest hour",
+        title=f"{len(bad)} customers with a bad outcome; capacity {capacity} handoffs/hour",
+    )
+    best = choose(trials)
+    now_value = current.thresholds[threshold]
+    for t in trials:
+        mark = " (current)" if t.value == now_value else ""
+        mark += " <- proposed" if best is not None and t is best else ""
+        table.add_row(
+            f"{t.value:g}{mark}",
+            f"{t.handoffs:,}",
+            f"{t.escalated_customers:,}",
+            f"{t.caught:,}",
+            f"{t.catch_rate:.1%}",
+            f"{t.peak_per_hour}" + ("" if t.within_capacity else " (over)"),
+        )
+    console.print(table)
+    if best is None:
+        err.print(f"no value keeps the busiest hour within {capacity} handoffs; nothing proposed")
+        raise typer.Exit(1)
+    version = f"{current.version}-tuned-{threshold}-{best.value:g}"
+    out.write_text(with_threshold(text, threshold, best.value, version[:64]), "utf-8")
+    console.print(
+        f"proposed threshold.{threshold} = {best.value:g} (now {now_value:g}): catch rate "
+        f"{best.catch_rate:.1%}, {best.handoffs:,} handoffs. Written to {out}. Before promoting "
+        f"it, compare: `tactful shadow --candidate {out} EVENTS.jsonl`, or alongside live "
+        f"traffic: `tactful serve --shadow {out}` then `tactful shadow --live`."
+    )
 
 
 @app.command()

@@ -214,6 +214,10 @@ class Store(Protocol):
 
     def get_outcome(self, outcome_id: str) -> dict[str, Any] | None: ...
 
+    def event_payloads(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[dict[str, Any]]: ...
+
     def record_outcomes(self, outcomes: Sequence[Outcome]) -> int:
         """Outcomes reported from outside (idempotent on the id); how many were new."""
         ...

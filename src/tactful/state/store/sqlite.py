@@ -917,6 +917,17 @@ class SQLiteStore:
             for r in rows
         ]
 
+    def event_payloads(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """The recorded events as they were accepted, in event-time order (for replaying
+        them, e.g. ``tactful tune``)."""
+        rows = self._query(
+            "SELECT payload FROM events WHERE ts >= ? AND ts < ? ORDER BY ts, event_id",
+            (_ts(since) if since else "", _ts(until) if until else "9999"),
+        )
+        return [json.loads(r[0]) for r in rows]
+
     def get_outcome(self, outcome_id: str) -> dict[str, Any] | None:
         rows = self._query("SELECT * FROM outcomes WHERE outcome_id = ?", (outcome_id,))
         return {**dict(rows[0]), "detail": json.loads(rows[0]["detail"])} if rows else None
