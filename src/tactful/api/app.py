@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from tactful import __version__
 from tactful.actions.guidance import guidance
 from tactful.api.acting import acting_routes
-from tactful.api.learning import learning_routes
+from tactful.api.learning import drift_now, learning_routes
 from tactful.api.reviews import reviews_routes
 from tactful.events import may_hold_surrogates
 from tactful.learn.summary import summarise
@@ -127,6 +127,7 @@ def create_app(engine: Engine) -> FastAPI:
     engine.metrics.watch_outcomes(
         lambda: summarise(store, engine.clock() - timedelta(hours=24), engine.clock())
     )
+    engine.metrics.watch_drift(lambda: drift_now(engine, timedelta(hours=24), timedelta(days=7)))
 
     def quarantine_body(raw: str, why: str, field: str = "body") -> None:
         store.quarantine(

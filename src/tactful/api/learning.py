@@ -9,7 +9,7 @@ customer within the attribution window), so rules can be judged by their consequ
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
@@ -18,12 +18,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 
 from tactful.actions.lifecycle import Change, LifecycleError, update_handoff
+from tactful.learn.drift import compare
 from tactful.learn.outcomes import Outcome, last_rule
 from tactful.learn.summary import summarise
 from tactful.runtime.engine import Engine
 from tactful.state.customer import CustomerState
 
-__all__ = ["OutcomeIn", "learning_routes"]
+__all__ = ["OutcomeIn", "drift_now", "learning_routes"]
 
 Reported = Literal[
     "csat",
@@ -171,7 +172,31 @@ def learning_routes(engine: Engine) -> APIRouter:
                 raise HTTPException(422, f"{name}: needs a timezone, e.g. 2026-11-01T00:00:00Z")
         return summarise(store, since, until, queue=queue, policy_version=policy_version, tier=tier)
 
+    @router.get(
+        "/v1/drift",
+        summary="Have the detectors' score distributions or signal rates shifted?",
+    )
+    def drift(
+        current_hours: float = Query(24, gt=0, le=24 * 90),
+        reference_days: float = Query(7, gt=0, le=365),
+    ) -> Any:
+        return drift_now(engine, timedelta(hours=current_hours), timedelta(days=reference_days))
+
     return router
+
+
+def drift_now(engine: Engine, current: timedelta, reference: timedelta) -> dict[str, Any]:
+    """The last ``current`` against the ``reference`` before it (learn/drift.py)."""
+    now = engine.clock()
+    cut = now - current
+    report = compare(
+        engine.store.event_signals(cut - reference, cut), engine.store.event_signals(cut, now)
+    )
+    return {
+        "current": {"since": cut.isoformat(), "until": now.isoformat()},
+        "reference": {"since": (cut - reference).isoformat(), "until": cut.isoformat()},
+        **report,
+    }
 
 
 def _rule_of(handoff_id: str) -> str | None:

@@ -110,10 +110,43 @@ class _OutcomeCollector(Collector):
         yield alerts
 
 
+class _DriftCollector(Collector):
+    """Drift (learn/drift.py) as gauges: PSI per text dimension, and how many flags."""
+
+    def __init__(self, report: Callable[[], dict[str, Any]], ttl: float = 300.0) -> None:
+        self._report = report
+        self._ttl = ttl
+        self._cached: tuple[float, dict[str, Any]] | None = None
+        self._lock = threading.Lock()
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            now = time.monotonic()
+            if self._cached is None or now - self._cached[0] > self._ttl:
+                self._cached = (now, self._report())
+            r = self._cached[1]
+        psi = GaugeMetricFamily(
+            "tactful_drift_psi",
+            "Population stability index of each text dimension's scores, last 24 h against "
+            "the 7 days before (over 0.25: drifted).",
+            labels=["dimension"],
+        )
+        for dim, v in r["scores"].items():
+            if v["psi"] is not None:
+                psi.add_metric([dim], v["psi"])
+        yield psi
+        yield GaugeMetricFamily(
+            "tactful_drift_flags",
+            "Dimensions and signal rates flagged as drifted (0 when there is too little data).",
+            value=len(r["flagged"]),
+        )
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self._watching_outcomes = False
+        self._watching_drift = False
         self.events = Counter(
             "tactful_events",
             "Events received, by type and result.",
@@ -156,6 +189,11 @@ class Metrics:
 
     def watch_store(self, stats: Callable[[], StoreStats]) -> None:
         self.registry.register(_StoreCollector(stats))
+
+    def watch_drift(self, report: Callable[[], dict[str, Any]]) -> None:
+        if not self._watching_drift:
+            self.registry.register(_DriftCollector(report))
+            self._watching_drift = True
 
     def watch_outcomes(self, summary: Callable[[], dict[str, Any]], window: str = "24h") -> None:
         """Expose ``summary()`` (learn/summary.py's over the last ``window``) as gauges

@@ -214,6 +214,10 @@ class Store(Protocol):
 
     def get_outcome(self, outcome_id: str) -> dict[str, Any] | None: ...
 
+    def event_signals(
+        self, since: datetime, until: datetime
+    ) -> list[tuple[str, list[dict[str, Any]]]]: ...
+
     def event_payloads(
         self, since: datetime | None = None, until: datetime | None = None
     ) -> list[dict[str, Any]]: ...

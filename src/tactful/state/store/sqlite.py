@@ -928,6 +928,16 @@ class SQLiteStore:
         )
         return [json.loads(r[0]) for r in rows]
 
+    def event_signals(
+        self, since: datetime, until: datetime
+    ) -> list[tuple[str, list[dict[str, Any]]]]:
+        """(event type, its signals) for the events in [since, until), for drift."""
+        rows = self._query(
+            "SELECT type, signals FROM events WHERE ts >= ? AND ts < ? AND late = 0",
+            (_ts(since), _ts(until)),
+        )
+        return [(r[0], json.loads(r[1])) for r in rows]
+
     def get_outcome(self, outcome_id: str) -> dict[str, Any] | None:
         rows = self._query("SELECT * FROM outcomes WHERE outcome_id = ?", (outcome_id,))
         return {**dict(rows[0]), "detail": json.loads(rows[0]["detail"])} if rows else None
