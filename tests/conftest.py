@@ -14,6 +14,8 @@ from tactful.runtime.pipeline import Processed, process
 from tactful.state.customer import CustomerState
 from tactful.state.store import SQLiteStore
 
+from .serving import Launch, launcher
+
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "examples" / "two_customers.jsonl"
 
@@ -87,3 +89,9 @@ def process_all(policy: PolicyEngine, raws: list[dict[str, Any]]) -> list[Proces
         state = result.state
         results.append(result)
     return results
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Launch]:
+    """Start `tactful serve` processes (see tests/serving.py); all stopped at the end."""
+    yield from launcher(tmp_path)

@@ -5,108 +5,24 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import pytest
 
+from .serving import Launch
+
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "two_customers.jsonl"
-STARTUP_DEADLINE = 15.0
 DELIVERY_DEADLINE = 10.0
 POLL = 0.05
 
 pytestmark = pytest.mark.skipif(
     not hasattr(signal, "SIGKILL"), reason="needs POSIX signals to kill the server"
 )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    url: str
-    output: Path
-    log: IO[bytes]
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self.log.close()
-
-
-Launch = Callable[..., Server]
-
-
-@pytest.fixture
-def launch(tmp_path: Path) -> Iterator[Launch]:
-    """Start `tactful serve` on a database; every server started is stopped at the end."""
-    servers: list[Server] = []
-
-    def start(db: Path, actions_log: Path, *extra: str) -> Server:
-        port = free_port()
-        output = tmp_path / f"server-{len(servers)}.log"
-        log = output.open("wb")
-        cmd = [
-            sys.executable,
-            "-m",
-            "tactful.cli",
-            "serve",
-            "--db",
-            str(db),
-            "--port",
-            str(port),
-            "--actions-log",
-            str(actions_log),
-            *extra,
-        ]
-        proc = subprocess.Popen(
-            cmd, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-        server = Server(proc, f"http://127.0.0.1:{port}", output, log)
-        servers.append(server)
-        wait_healthy(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-def wait_healthy(server: Server) -> None:
-    deadline = time.monotonic() + STARTUP_DEADLINE
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            pytest.fail(
-                f"server exited with {server.proc.returncode}:\n{server.output.read_text()}"
-            )
-        try:
-            r = httpx.get(f"{server.url}/healthz", timeout=1.0)
-        except httpx.TransportError:
-            time.sleep(POLL)
-            continue
-        if r.status_code == 200 and r.json()["status"] == "ok":
-            return
-        time.sleep(POLL)
-    pytest.fail(f"server not healthy within {STARTUP_DEADLINE} s:\n{server.output.read_text()}")
 
 
 def wait_for(check: Callable[[], Any], deadline_s: float, what: str) -> Any:

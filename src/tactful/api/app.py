@@ -25,6 +25,7 @@ from tactful.actions.guidance import guidance
 from tactful.api.acting import acting_routes
 from tactful.api.learning import drift_now, learning_routes
 from tactful.api.reviews import reviews_routes
+from tactful.dashboard import dashboard_routes, static_mount
 from tactful.events import may_hold_surrogates
 from tactful.learn.summary import summarise
 from tactful.policy import PolicyEngine, PolicyError
@@ -124,6 +125,8 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(acting_routes(engine))
     app.include_router(learning_routes(engine))
     app.include_router(reviews_routes(engine))
+    app.include_router(dashboard_routes(engine))
+    app.router.routes.append(static_mount())
     engine.metrics.watch_outcomes(
         lambda: summarise(store, engine.clock() - timedelta(hours=24), engine.clock())
     )

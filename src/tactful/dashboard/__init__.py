@@ -1,0 +1,200 @@
+"""The dashboard: where support leads and agents look. Served by ``tactful serve`` at ``/``.
+
+Server-rendered Jinja2 pages with htmx for the queue's buttons and Chart.js for charts,
+both shipped in ``static/`` (nothing is fetched from a CDN). Three views:
+
+- ``/``: the lead's overview: outcome metrics over a range, decisions per day, handoffs by
+  queue, holds, incident mode, drift flags, each rule's record;
+- ``/customers/{id}``: a customer's timeline (events, signals, decisions and why), the
+  trend per dimension as a chart, and the latest handoff package as the agent sees it;
+- ``/queue``: open handoffs with their summaries; accept, resolve or reject in place.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.routing import Mount
+
+from tactful.actions.lifecycle import Change, HandoffStatus, LifecycleError, update_handoff
+from tactful.learn.summary import summarise
+from tactful.runtime.engine import Engine
+from tactful.signals import DIMENSIONS
+from tactful.state.customer import HANDOFF_TTL, CustomerState, MemoryConfig
+from tactful.state.trend import EMPTY_TREND, Trend
+
+__all__ = ["dashboard_routes", "static_mount", "trend_series"]
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def static_mount() -> Mount:
+    return Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static")
+
+
+def trend_series(
+    events: Sequence[Mapping[str, Any]], memory: MemoryConfig, now: datetime
+) -> dict[str, list[dict[str, Any]]]:
+    """Each dimension's level after every event that moved it, and now: the stored
+    signals replayed through the same trend arithmetic as ``remember``."""
+    trends: dict[str, Trend] = {}
+    points: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e in events:
+        if e.get("late"):
+            continue
+        at = datetime.fromisoformat(e["timestamp"])
+        moved = set()
+        for s in e["signals"]:
+            weight = memory.weights.get(s["name"], 1.0)
+            for dim, strength in s.get("dimensions", {}).items():
+                if dim in DIMENSIONS and weight * strength > 0:
+                    prior = trends.get(dim, EMPTY_TREND)
+                    trends[dim] = prior.add(weight * strength, at, dim, memory.trend)
+                    moved.add(dim)
+        for dim in moved:
+            level = trends[dim].level(at, dim, memory.trend)
+            points[dim].append({"x": at.isoformat(), "y": round(level, 4)})
+    for dim, t in trends.items():
+        points[dim].append({"x": now.isoformat(), "y": round(t.level(now, dim, memory.trend), 4)})
+    return dict(points)
+
+
+def _per_day(decisions: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    days: dict[str, Counter[str]] = defaultdict(Counter)
+    for d in decisions:
+        days[d["at"][:10]][d["kind"]] += 1
+    labels = sorted(days)
+    kinds = sorted({k for c in days.values() for k in c})
+    return {
+        "labels": labels,
+        "datasets": [{"label": k, "data": [days[day][k] for day in labels]} for k in kinds],
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value < 120:
+        return f"{value:.0f} s"
+    if value < 7200:
+        return f"{value / 60:.0f} min"
+    return f"{value / 3600:.1f} h"
+
+
+templates.env.filters["pct"] = _pct
+templates.env.filters["duration"] = _seconds
+
+
+def dashboard_routes(engine: Engine) -> APIRouter:
+    store = engine.store
+    router = APIRouter(include_in_schema=False)
+
+    def page(request: Request, name: str, **context: Any) -> HTMLResponse:
+        return templates.TemplateResponse(request, name, {"now": engine.clock(), **context})
+
+    @router.get("/", response_class=HTMLResponse)
+    def overview(request: Request, days: int = Query(7, ge=1, le=365)) -> HTMLResponse:
+        now = engine.clock()
+        since = now - timedelta(days=days)
+        summary = summarise(store, since, now, trend=engine.memory.trend)
+        decisions = store.list_decisions(since=since, limit=100_000)
+        drift = _drift(engine)
+        return page(
+            request,
+            "overview.html",
+            days=days,
+            s=summary,
+            per_day=_per_day(decisions),
+            incident=engine.incident().status(now),
+            drift=drift,
+            recent=[d for d in reversed(decisions) if d["kind"] == "escalate"][:10],
+        )
+
+    @router.get("/customers/{customer_id}", response_class=HTMLResponse)
+    def customer(request: Request, customer_id: str) -> HTMLResponse:
+        state = store.get_state(customer_id)
+        if state is None:
+            raise HTTPException(404, f"no customer '{customer_id}' has been seen")
+        now = engine.clock()
+        events = store.list_events(customer_id, limit=500)
+        decisions = store.list_decisions(customer_id, limit=500)
+        by_event: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for d in decisions:
+            by_event[d["event_id"]].append(d)
+        handoffs = store.list_handoffs(customer_id=customer_id, limit=1)
+        return page(
+            request,
+            "customer.html",
+            state=state,
+            levels=state.levels(now, engine.memory.trend),
+            series=trend_series(events, engine.memory, now),
+            events=events,
+            by_event=by_event,
+            others=[d for d in decisions if d["event_id"] not in {e["event_id"] for e in events}],
+            handoff=handoffs[0] if handoffs else None,
+            holds=store.list_holds(customer_id, limit=20),
+        )
+
+    @router.get("/queue", response_class=HTMLResponse)
+    def queue(request: Request, queue: str | None = None) -> HTMLResponse:
+        rows = [
+            h
+            for status in ("open", "accepted")
+            for h in store.list_handoffs(queue, status, limit=200)
+        ]
+        now = engine.clock()
+        live = [h for h in rows if now - datetime.fromisoformat(h["opened_at"]) < HANDOFF_TTL]
+        queues = sorted({h["queue"] for h in live})
+        return page(request, "queue.html", handoffs=live, queue=queue, queues=queues)
+
+    @router.post("/ui/handoffs/{handoff_id:path}/{verb}", response_class=HTMLResponse)
+    def act(
+        request: Request,
+        handoff_id: str,
+        verb: str,
+        by: str = Form(..., min_length=1, max_length=128),
+        reason: str = Form("", max_length=2_000),
+    ) -> HTMLResponse:
+        statuses: dict[str, HandoffStatus] = {
+            "accept": "accepted",
+            "resolve": "resolved",
+            "reject": "rejected",
+        }
+        if verb not in statuses:
+            raise HTTPException(404, f"no action '{verb}' (accept, resolve or reject)")
+        found = store.get_handoff(handoff_id)
+        if found is None:
+            raise HTTPException(404, f"no handoff '{handoff_id}'")
+        policy = engine.policy.policy
+
+        def fn(state: CustomerState, now: datetime) -> Change:
+            return update_handoff(state, handoff_id, statuses[verb], now, by, reason, policy)
+
+        error = ""
+        try:
+            engine.change(found["customer_id"], fn)
+        except LifecycleError as exc:
+            error = str(exc)
+        row = store.get_handoff(handoff_id) or found
+        return page(request, "_handoff_row.html", h=row, error=error)
+
+    return router
+
+
+def _drift(engine: Engine) -> dict[str, Any]:
+    from tactful.api.learning import drift_now
+
+    return drift_now(engine, timedelta(hours=24), timedelta(days=7))
