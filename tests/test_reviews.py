@@ -110,3 +110,23 @@ def test_a_review_share_samples_decisions_stably(store, tmp_path):
     assert 30 <= len(reviewed) <= 90  # about 30% of 200
     handoffs = {h["customer_id"] for h in store.list_handoffs(limit=1000)}
     assert handoffs == {d["customer_id"] for d in escalations if not d["review"]}
+
+
+def test_the_dashboard_review_page_approves_and_rejects_in_place(client):
+    client.post("/v1/events", json=[human("bo")])
+    page = client.get("/reviews")
+    assert page.status_code == 200 and "human_requested" in page.text
+    waiting = {w["kind"]: w for w in client.get("/v1/reviews").json()["reviews"]}
+    approved = client.post(
+        f"/ui/reviews/{waiting['escalate']['decision_id']}/approve", data={"by": "lead"}
+    )
+    assert approved.status_code == 200 and "approved" in approved.text
+    no_reason = client.post(
+        f"/ui/reviews/{waiting['hold']['decision_id']}/reject", data={"by": "x"}
+    )
+    assert "needs one" in no_reason.text and 'role="alert"' in no_reason.text
+    twice = client.post(
+        f"/ui/reviews/{waiting['escalate']['decision_id']}/approve", data={"by": "other"}
+    )
+    assert "already approved by lead" in twice.text
+    assert len(client.get("/v1/handoffs").json()["handoffs"]) == 1

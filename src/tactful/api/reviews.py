@@ -22,7 +22,7 @@ from tactful.runtime.engine import Engine
 from tactful.signals import Signal
 from tactful.state.customer import CustomerState
 
-__all__ = ["reviews_routes"]
+__all__ = ["apply_verdict", "reviews_routes"]
 
 
 class Verdict(BaseModel):
@@ -31,6 +31,31 @@ class Verdict(BaseModel):
     params: dict[str, Any] = Field(
         default_factory=dict, description="approve only: edits (e.g. queue, message)"
     )
+
+
+def apply_verdict(
+    engine: Engine,
+    waiting: dict[str, Any],
+    verdict: str,
+    by: str,
+    reason: str,
+    edits: dict[str, Any],
+) -> Change:
+    """Approve (with ``edits``) or reject a waiting decision, committed like an event's
+    effects. Raises LifecycleError with why."""
+    store, policy = engine.store, engine.policy.policy
+
+    def fn(state: CustomerState, now: datetime) -> Change:
+        if verdict == "reject":
+            return reject_review(state, waiting, now, by, reason, policy)
+        stored = store.get_event(waiting["event_id"])
+        if stored is None:
+            raise LifecycleError(f"the event {waiting['event_id']} is gone", 409)
+        event = parse_event(stored["event"])
+        signals = [Signal.from_dict(s) for s in stored["signals"]]
+        return approve_review(state, waiting, event, signals, now, by, edits, reason, policy)
+
+    return engine.change(waiting["customer_id"], fn)
 
 
 def reviews_routes(engine: Engine) -> APIRouter:
@@ -56,22 +81,8 @@ def reviews_routes(engine: Engine) -> APIRouter:
             )
         if verdict == "reject" and body.params:
             raise HTTPException(422, "params: only an approval can edit the decision")
-        policy = engine.policy.policy
-
-        def fn(state: CustomerState, now: datetime) -> Change:
-            if verdict == "reject":
-                return reject_review(state, waiting, now, body.by, body.reason, policy)
-            stored = store.get_event(waiting["event_id"])
-            if stored is None:
-                raise LifecycleError(f"the event {waiting['event_id']} is gone", 409)
-            event = parse_event(stored["event"])
-            signals = [Signal.from_dict(s) for s in stored["signals"]]
-            return approve_review(
-                state, waiting, event, signals, now, body.by, body.params, body.reason, policy
-            )
-
         try:
-            done = engine.change(waiting["customer_id"], fn)
+            done = apply_verdict(engine, waiting, verdict, body.by, body.reason, body.params)
         except LifecycleError as exc:
             raise HTTPException(exc.status, str(exc)) from None
         return {

@@ -25,6 +25,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.routing import Mount
 
 from tactful.actions.lifecycle import Change, HandoffStatus, LifecycleError, update_handoff
+from tactful.api.reviews import apply_verdict
 from tactful.learn.summary import summarise
 from tactful.runtime.engine import Engine
 from tactful.signals import DIMENSIONS
@@ -159,6 +160,34 @@ def dashboard_routes(engine: Engine) -> APIRouter:
         live = [h for h in rows if now - datetime.fromisoformat(h["opened_at"]) < HANDOFF_TTL]
         queues = sorted({h["queue"] for h in live})
         return page(request, "queue.html", handoffs=live, queue=queue, queues=queues)
+
+    @router.get("/reviews", response_class=HTMLResponse)
+    def review_queue(request: Request) -> HTMLResponse:
+        return page(request, "reviews.html", reviews=store.list_reviews("pending", limit=200))
+
+    @router.post("/ui/reviews/{decision_id:path}/{verb}", response_class=HTMLResponse)
+    def review(
+        request: Request,
+        decision_id: str,
+        verb: str,
+        by: str = Form(..., min_length=1, max_length=128),
+        reason: str = Form("", max_length=2_000),
+    ) -> HTMLResponse:
+        if verb not in ("approve", "reject"):
+            raise HTTPException(404, f"no action '{verb}' (approve or reject)")
+        waiting = store.get_review(decision_id)
+        if waiting is None:
+            raise HTTPException(404, f"no decision '{decision_id}' is in the review queue")
+        error = ""
+        if waiting["status"] != "pending":
+            error = f"already {waiting['status']} by {waiting['decided_by']}"
+        else:
+            try:
+                apply_verdict(engine, waiting, verb, by, reason, {})
+            except LifecycleError as exc:
+                error = str(exc)
+        row = store.get_review(decision_id) or waiting
+        return page(request, "_review_row.html", r=row, error=error)
 
     @router.post("/ui/handoffs/{handoff_id:path}/{verb}", response_class=HTMLResponse)
     def act(
