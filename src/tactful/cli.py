@@ -58,6 +58,11 @@ accounts_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(accounts_app, name="accounts")
+keys_app = typer.Typer(
+    help="API keys: create (shown once), list, rotate, revoke. Scopes: ingest, read, act, admin.",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app, name="keys")
 outbox_app = typer.Typer(
     help="The outbox: actions waiting, delivered, muted and dead-lettered; retry or drop.",
     no_args_is_help=True,
@@ -456,6 +461,8 @@ def serve(
     channels: ChannelsOpt = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs) and deliver actions in the background."""
+    import ipaddress
+
     import uvicorn
 
     from tactful.api.app import create_app
@@ -464,6 +471,18 @@ def serve(
     engine = _engine(
         db, policy, _durability(durability), text_scorer, lateness, canary, canary_share, shadow
     )
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not engine.store.list_keys():
+        err.print(
+            f"[red]refusing to serve on {host} with no API keys:[/] anyone who can reach it "
+            f"could read and act. Create one first: tactful keys create --name NAME "
+            f"--scope ingest --db {db} (or serve on 127.0.0.1)."
+        )
+        engine.store.close()
+        raise typer.Exit(2)
     needed = engine.policy.policy.channels_used | (
         engine.canary.policy.channels_used if engine.canary else frozenset()
     )
@@ -538,6 +557,103 @@ def dispatch(
     finally:
         dispatcher.stop()
         store.close()
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who or what uses it, e.g. segment, helpdesk.")],
+    scope_: Annotated[
+        list[str],
+        typer.Option("--scope", help="ingest, read, act or admin (repeat for several)."),
+    ],
+    db: DbOpt = Path("tactful.db"),
+) -> None:
+    """Make a key; it is printed once and only its hash is kept."""
+    from tactful.access import SCOPES, ApiKey, new_key
+
+    unknown = sorted(set(scope_) - set(SCOPES))
+    if unknown:
+        raise typer.BadParameter(f"{unknown}: scopes are {', '.join(SCOPES)}", param_hint="--scope")
+    key_id, key, secret_hash = new_key()
+    store = SQLiteStore(db)
+    try:
+        store.add_key(ApiKey(key_id, name, frozenset(scope_), secret_hash, datetime.now(UTC)))
+    finally:
+        store.close()
+    err.print(
+        f"key {key_id} ({name}; {', '.join(sorted(scope_))}); store it now, it is not shown again:"
+    )
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list(db: DbOpt = Path("tactful.db")) -> None:
+    """Keys with their scopes and state (never their secrets)."""
+    store = SQLiteStore(db)
+    try:
+        keys = store.list_keys()
+    finally:
+        store.close()
+    if not keys:
+        console.print("no keys: the API is open, and `tactful serve` stays on 127.0.0.1")
+        return
+    now = datetime.now(UTC)
+    table = Table("key_id", "name", "scopes", "created", "state")
+    for k in keys:
+        state = "valid" if k.valid(now) else "revoked" if k.revoked_at else "expired"
+        if k.valid(now) and k.expires_at:
+            state = f"valid until {k.expires_at:%Y-%m-%d %H:%M}"
+        table.add_row(
+            k.key_id, k.name, ", ".join(sorted(k.scopes)), f"{k.created_at:%Y-%m-%d %H:%M}", state
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, db: DbOpt = Path("tactful.db")) -> None:
+    """Revoke a key now (running servers notice within seconds)."""
+    store = SQLiteStore(db)
+    try:
+        done = store.end_key(key_id, datetime.now(UTC))
+    finally:
+        store.close()
+    if not done:
+        err.print(f"[red]no valid key {key_id}[/]")
+        raise typer.Exit(1)
+    console.print(f"key {key_id} revoked")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    key_id: str,
+    db: DbOpt = Path("tactful.db"),
+    grace: Annotated[
+        str, typer.Option(help="How long the old key keeps working (0s: it ends now).")
+    ] = "1h",
+) -> None:
+    """A new key with the same name and scopes; the old one lapses after --grace."""
+    from tactful.access import ApiKey, new_key
+
+    try:
+        keep = parse_duration(grace)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--grace") from None
+    store = SQLiteStore(db)
+    try:
+        now = datetime.now(UTC)
+        old = next((k for k in store.list_keys() if k.key_id == key_id and k.valid(now)), None)
+        if old is None:
+            err.print(f"[red]no valid key {key_id}[/]")
+            raise typer.Exit(1)
+        new_id, key, secret_hash = new_key()
+        store.add_key(ApiKey(new_id, old.name, old.scopes, secret_hash, now))
+        store.end_key(key_id, now + keep, revoke=keep.total_seconds() == 0)
+    finally:
+        store.close()
+    err.print(
+        f"key {new_id} replaces {key_id} (which ends {'now' if not keep else 'in ' + grace}):"
+    )
+    print(key)
 
 
 @outbox_app.command("list")

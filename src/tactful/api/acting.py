@@ -25,6 +25,7 @@ from tactful.actions.lifecycle import (
     release_hold,
     update_handoff,
 )
+from tactful.api.auth import scope
 from tactful.policy.model import parse_duration
 from tactful.runtime.engine import Engine
 from tactful.state.customer import HANDOFF_TTL, CustomerState
@@ -152,6 +153,7 @@ def acting_routes(engine: Engine) -> APIRouter:
 
     @router.get(
         "/v1/customers/{customer_id}/eligibility",
+        dependencies=[scope("read")],
         response_model=Eligibility,
         summary="May marketing message this customer now, in this category?",
     )
@@ -162,6 +164,7 @@ def acting_routes(engine: Engine) -> APIRouter:
 
     @router.post(
         "/v1/eligibility",
+        dependencies=[scope("read")],
         summary=f"Eligibility for a send list (up to {MAX_SEND_LIST:,} customer ids)",
         responses={413: {"description": f"more than {MAX_SEND_LIST:,} ids"}},
     )
@@ -192,11 +195,19 @@ def acting_routes(engine: Engine) -> APIRouter:
             "results": [a.model_dump(mode="json", exclude_none=True) for a in answers],
         }
 
-    @router.get("/v1/customers/{customer_id}/holds", summary="A customer's holds, newest first")
+    @router.get(
+        "/v1/customers/{customer_id}/holds",
+        dependencies=[scope("read")],
+        summary="A customer's holds, newest first",
+    )
     def customer_holds(customer_id: str, limit: int = Query(100, ge=1, le=1000)) -> Any:
         return {"holds": store.list_holds(customer_id, limit=limit)}
 
-    @router.get("/v1/holds", summary="Holds in force now (or all, newest first)")
+    @router.get(
+        "/v1/holds",
+        dependencies=[scope("read")],
+        summary="Holds in force now (or all, newest first)",
+    )
     def holds(
         active: bool = Query(True, description="only holds in force now"),
         limit: int = Query(1000, ge=1, le=10_000),
@@ -207,6 +218,7 @@ def acting_routes(engine: Engine) -> APIRouter:
 
     @router.post(
         "/v1/customers/{customer_id}/holds",
+        dependencies=[scope("act")],
         status_code=201,
         summary="Hold marketing for a customer (a person's decision, audited)",
     )
@@ -227,6 +239,7 @@ def acting_routes(engine: Engine) -> APIRouter:
 
     @router.post(
         "/v1/customers/{customer_id}/holds/{hold_id:path}/release",
+        dependencies=[scope("act")],
         summary="End a hold early, with a comment (the hold is expired, never edited)",
     )
     async def release(customer_id: str, hold_id: str, body: Release) -> Any:
@@ -235,7 +248,11 @@ def acting_routes(engine: Engine) -> APIRouter:
 
         return await _apply(engine, customer_id, fn)
 
-    @router.get("/v1/handoffs", summary="The handoff queue: by queue and status, newest first")
+    @router.get(
+        "/v1/handoffs",
+        dependencies=[scope("read")],
+        summary="The handoff queue: by queue and status, newest first",
+    )
     def handoffs(
         queue: str | None = None,
         status: Literal["open", "accepted", "resolved", "rejected"] | None = None,
@@ -250,7 +267,11 @@ def acting_routes(engine: Engine) -> APIRouter:
                 r["status"] = "expired"
         return {"handoffs": rows}
 
-    @router.get("/v1/handoffs/{handoff_id:path}", summary="One handoff with its package")
+    @router.get(
+        "/v1/handoffs/{handoff_id:path}",
+        dependencies=[scope("read")],
+        summary="One handoff with its package",
+    )
     def handoff(handoff_id: str) -> Any:
         found = store.get_handoff(handoff_id)
         if found is None:
@@ -274,6 +295,7 @@ def acting_routes(engine: Engine) -> APIRouter:
 
         router.post(
             f"/v1/handoffs/{{handoff_id:path}}/{verb}",
+            dependencies=[scope("act")],
             summary=f"An agent {status} a handoff"
             + (" (reason required: why was it unnecessary?)" if status == "rejected" else ""),
         )(act)

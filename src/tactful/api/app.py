@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from tactful import __version__
 from tactful.actions.guidance import guidance
 from tactful.api.acting import acting_routes
+from tactful.api.auth import Keyring, scope
 from tactful.api.learning import drift_now, learning_routes
 from tactful.api.reviews import reviews_routes
 from tactful.dashboard import dashboard_routes, static_mount
@@ -122,6 +123,9 @@ def create_app(engine: Engine) -> FastAPI:
         version=__version__,
         description="Sentiment-aware orchestration: events in, explained decisions out.",
     )
+    # Who may call what (api/auth.py): keys from the store, checked per endpoint's scope.
+    app.state.keyring = Keyring(store.list_keys)
+    app.state.clock = engine.clock
     app.include_router(acting_routes(engine))
     app.include_router(learning_routes(engine))
     app.include_router(reviews_routes(engine))
@@ -166,6 +170,7 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.post(
         "/v1/events",
+        dependencies=[scope("ingest")],
         status_code=202,
         response_model=IngestResponse,
         responses={
@@ -207,6 +212,7 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.post(
         "/v1/decide",
+        dependencies=[scope("ingest")],
         responses={
             400: {"description": "Body is not JSON"},
             413: {"description": "Body too large"},
@@ -269,7 +275,9 @@ def create_app(engine: Engine) -> FastAPI:
         }
 
     @app.get(
-        "/v1/customers/{customer_id}", summary="A customer's state, trend, holds and decisions"
+        "/v1/customers/{customer_id}",
+        dependencies=[scope("read")],
+        summary="A customer's state, trend, holds and decisions",
     )
     def get_customer(customer_id: str) -> dict[str, Any]:
         state = store.get_state(customer_id)
@@ -301,7 +309,11 @@ def create_app(engine: Engine) -> FastAPI:
             "recent_decisions": store.list_decisions(customer_id, limit=20, latest=True),
         }
 
-    @app.get("/v1/accounts/{account_id}", summary="An account: context, aggregate trend, members")
+    @app.get(
+        "/v1/accounts/{account_id}",
+        dependencies=[scope("read")],
+        summary="An account: context, aggregate trend, members",
+    )
     def get_account(
         account_id: str, customers: int = Query(50, ge=0, le=1000, description="members listed")
     ) -> dict[str, Any]:
@@ -322,7 +334,11 @@ def create_app(engine: Engine) -> FastAPI:
             "customers": {"count": count, "recent": members},
         }
 
-    @app.get("/v1/policy", summary="The policy in force: version, content hash, source")
+    @app.get(
+        "/v1/policy",
+        dependencies=[scope("read")],
+        summary="The policy in force: version, content hash, source",
+    )
     def get_policy() -> dict[str, Any]:
         out = _policy_summary(engine.policy)
         if engine.canary is not None:
@@ -333,6 +349,7 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.post(
         "/v1/policy/reload",
+        dependencies=[scope("admin")],
         responses={422: {"description": "The file is invalid; the policy in force is kept"}},
         summary="Reload the policy from its file; an invalid file is refused and the old one kept",
     )
@@ -350,7 +367,7 @@ def create_app(engine: Engine) -> FastAPI:
             )
         return {**_policy_summary(engine.policy), "previous": old.version}
 
-    @app.get("/v1/decisions", summary="The decision audit log")
+    @app.get("/v1/decisions", dependencies=[scope("read")], summary="The decision audit log")
     def get_decisions(
         customer_id: str | None = None,
         since: datetime | None = Query(None, description="ISO 8601 with timezone"),
@@ -373,6 +390,7 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.get(
         "/v1/decisions/{decision_id:path}",
+        dependencies=[scope("read")],
         summary="One decision explained: factors, evidence, matched and lost rules, its event",
     )
     def get_decision(decision_id: str) -> dict[str, Any]:
@@ -390,7 +408,11 @@ def create_app(engine: Engine) -> FastAPI:
             ],
         }
 
-    @app.get("/v1/outcomes", summary="What followed decisions: ratings, solved tickets, handoffs")
+    @app.get(
+        "/v1/outcomes",
+        dependencies=[scope("read")],
+        summary="What followed decisions: ratings, solved tickets, handoffs",
+    )
     def get_outcomes(
         customer_id: str | None = None,
         since: datetime | None = Query(None, description="ISO 8601 with timezone"),
@@ -398,7 +420,11 @@ def create_app(engine: Engine) -> FastAPI:
     ) -> dict[str, Any]:
         return {"outcomes": store.list_outcomes(customer_id, _aware(since), limit)}
 
-    @app.get("/v1/quarantine", summary="Rejected events with the reason, newest first")
+    @app.get(
+        "/v1/quarantine",
+        dependencies=[scope("read")],
+        summary="Rejected events with the reason, newest first",
+    )
     def get_quarantine(
         limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)
     ) -> dict[str, Any]:
@@ -417,7 +443,11 @@ def create_app(engine: Engine) -> FastAPI:
             "incident": engine.incident().status(engine.clock()),
         }
 
-    @app.get("/v1/incident", summary="Incident mode: on or off, since when, by whom, why")
+    @app.get(
+        "/v1/incident",
+        dependencies=[scope("read")],
+        summary="Incident mode: on or off, since when, by whom, why",
+    )
     def get_incident() -> dict[str, Any]:
         status = engine.incident().status(engine.clock())
         has_playbook = engine.policy.policy.incident is not None
@@ -425,6 +455,7 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.put(
         "/v1/incident",
+        dependencies=[scope("act")],
         summary="Switch incident mode on (the policy's crisis playbook) or off",
     )
     def put_incident(switch: IncidentSwitch) -> dict[str, Any]:
@@ -436,7 +467,12 @@ def create_app(engine: Engine) -> FastAPI:
             )
         return out
 
-    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        dependencies=[scope("read")],
+        response_class=PlainTextResponse,
+        summary="Prometheus metrics",
+    )
     def metrics() -> PlainTextResponse:
         return PlainTextResponse(
             engine.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"

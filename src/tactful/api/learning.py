@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 
 from tactful.actions.lifecycle import Change, LifecycleError, update_handoff
+from tactful.api.auth import scope
 from tactful.learn.drift import compare
 from tactful.learn.outcomes import Outcome, last_rule
 from tactful.learn.summary import summarise
@@ -88,6 +89,7 @@ def learning_routes(engine: Engine) -> APIRouter:
 
     @router.post(
         "/v1/outcomes",
+        dependencies=[scope("act")],
         status_code=201,
         summary="Report what followed: a rating, a verdict on a handoff, a conversion, a churn",
         responses={
@@ -158,6 +160,7 @@ def learning_routes(engine: Engine) -> APIRouter:
 
     @router.get(
         "/v1/metrics/summary",
+        dependencies=[scope("read")],
         summary="Containment without regret, escalation precision, time to intervention, ...",
     )
     def metrics_summary(
@@ -174,6 +177,7 @@ def learning_routes(engine: Engine) -> APIRouter:
 
     @router.get(
         "/v1/drift",
+        dependencies=[scope("read")],
         summary="Have the detectors' score distributions or signal rates shifted?",
     )
     def drift(

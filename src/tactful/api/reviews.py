@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from tactful.actions.lifecycle import Change, LifecycleError, approve_review, reject_review
+from tactful.api.auth import scope
 from tactful.events import parse_event
 from tactful.runtime.engine import Engine
 from tactful.signals import Signal
@@ -62,7 +63,11 @@ def reviews_routes(engine: Engine) -> APIRouter:
     store = engine.store
     router = APIRouter()
 
-    @router.get("/v1/reviews", summary="Decisions waiting for a person (or decided ones)")
+    @router.get(
+        "/v1/reviews",
+        dependencies=[scope("read")],
+        summary="Decisions waiting for a person (or decided ones)",
+    )
     def reviews(
         status: Literal["pending", "approved", "rejected"] | None = "pending",
         rule_id: str | None = None,
@@ -93,13 +98,16 @@ def reviews_routes(engine: Engine) -> APIRouter:
 
     @router.post(
         "/v1/reviews/{decision_id:path}/approve",
+        dependencies=[scope("act")],
         summary="Let a waiting decision act, optionally edited",
     )
     async def approve(decision_id: str, body: Verdict) -> Any:
         return await run_in_threadpool(decide, decision_id, "approve", body)
 
     @router.post(
-        "/v1/reviews/{decision_id:path}/reject", summary="Stop a waiting decision, with a reason"
+        "/v1/reviews/{decision_id:path}/reject",
+        dependencies=[scope("act")],
+        summary="Stop a waiting decision, with a reason",
     )
     async def reject(decision_id: str, body: Verdict) -> Any:
         return await run_in_threadpool(decide, decision_id, "reject", body)

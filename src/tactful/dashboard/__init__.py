@@ -25,6 +25,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.routing import Mount
 
 from tactful.actions.lifecycle import Change, HandoffStatus, LifecycleError, update_handoff
+from tactful.api.auth import scope
 from tactful.api.reviews import apply_verdict
 from tactful.learn.summary import summarise
 from tactful.runtime.engine import Engine
@@ -106,7 +107,7 @@ def dashboard_routes(engine: Engine) -> APIRouter:
     def page(request: Request, name: str, **context: Any) -> HTMLResponse:
         return templates.TemplateResponse(request, name, {"now": engine.clock(), **context})
 
-    @router.get("/", response_class=HTMLResponse)
+    @router.get("/", dependencies=[scope("read")], response_class=HTMLResponse)
     def overview(request: Request, days: int = Query(7, ge=1, le=365)) -> HTMLResponse:
         now = engine.clock()
         since = now - timedelta(days=days)
@@ -124,7 +125,9 @@ def dashboard_routes(engine: Engine) -> APIRouter:
             recent=[d for d in reversed(decisions) if d["kind"] == "escalate"][:10],
         )
 
-    @router.get("/customers/{customer_id}", response_class=HTMLResponse)
+    @router.get(
+        "/customers/{customer_id}", dependencies=[scope("read")], response_class=HTMLResponse
+    )
     def customer(request: Request, customer_id: str) -> HTMLResponse:
         state = store.get_state(customer_id)
         if state is None:
@@ -149,7 +152,7 @@ def dashboard_routes(engine: Engine) -> APIRouter:
             holds=store.list_holds(customer_id, limit=20),
         )
 
-    @router.get("/queue", response_class=HTMLResponse)
+    @router.get("/queue", dependencies=[scope("read")], response_class=HTMLResponse)
     def queue(request: Request, queue: str | None = None) -> HTMLResponse:
         rows = [
             h
@@ -161,11 +164,15 @@ def dashboard_routes(engine: Engine) -> APIRouter:
         queues = sorted({h["queue"] for h in live})
         return page(request, "queue.html", handoffs=live, queue=queue, queues=queues)
 
-    @router.get("/reviews", response_class=HTMLResponse)
+    @router.get("/reviews", dependencies=[scope("read")], response_class=HTMLResponse)
     def review_queue(request: Request) -> HTMLResponse:
         return page(request, "reviews.html", reviews=store.list_reviews("pending", limit=200))
 
-    @router.post("/ui/reviews/{decision_id:path}/{verb}", response_class=HTMLResponse)
+    @router.post(
+        "/ui/reviews/{decision_id:path}/{verb}",
+        dependencies=[scope("act")],
+        response_class=HTMLResponse,
+    )
     def review(
         request: Request,
         decision_id: str,
@@ -189,7 +196,11 @@ def dashboard_routes(engine: Engine) -> APIRouter:
         row = store.get_review(decision_id) or waiting
         return page(request, "_review_row.html", r=row, error=error)
 
-    @router.post("/ui/handoffs/{handoff_id:path}/{verb}", response_class=HTMLResponse)
+    @router.post(
+        "/ui/handoffs/{handoff_id:path}/{verb}",
+        dependencies=[scope("act")],
+        response_class=HTMLResponse,
+    )
     def act(
         request: Request,
         handoff_id: str,

@@ -17,6 +17,7 @@ from tactful.state.account import AccountState
 from tactful.state.customer import AccountContext, CustomerState
 
 if TYPE_CHECKING:  # the store writes what the core produced; the core never needs the store
+    from tactful.access import ApiKey
     from tactful.actions.lifecycle import Change
     from tactful.learn.outcomes import Outcome
     from tactful.runtime.pipeline import Processed
@@ -213,6 +214,14 @@ class Store(Protocol):
     def get_handoff(self, handoff_id: str) -> dict[str, Any] | None: ...
 
     def get_outcome(self, outcome_id: str) -> dict[str, Any] | None: ...
+
+    def add_key(self, key: ApiKey) -> None: ...
+
+    def list_keys(self) -> list[ApiKey]: ...
+
+    def end_key(self, key_id: str, at: datetime, revoke: bool = True) -> bool:
+        """Revoke a key now, or (``revoke=False``) let it lapse at ``at``."""
+        ...
 
     def event_signals(
         self, since: datetime, until: datetime

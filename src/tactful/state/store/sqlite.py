@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from tactful.access import ApiKey
 from tactful.actions.grouping import GroupState, schedule
 from tactful.actions.lifecycle import Change
 from tactful.actions.outbox import Action
@@ -239,6 +240,18 @@ MIGRATIONS: list[str] = [
         edited       TEXT
     );
     CREATE INDEX reviews_status ON reviews (status, at);
+    """,
+    # 11: API keys: a hash of each secret, never the secret; revoked keys are kept.
+    """
+    CREATE TABLE api_keys (
+        key_id       TEXT PRIMARY KEY,
+        name         TEXT NOT NULL,
+        scopes       TEXT NOT NULL,
+        secret_hash  TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        revoked_at   TEXT,
+        expires_at   TEXT
+    );
     """,
 ]
 
@@ -937,6 +950,46 @@ class SQLiteStore:
             (_ts(since), _ts(until)),
         )
         return [(r[0], json.loads(r[1])) for r in rows]
+
+    # -- API keys ---------------------------------------------------------------------------
+    def add_key(self, key: ApiKey) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO api_keys VALUES (?,?,?,?,?,?,?)",
+                (
+                    key.key_id,
+                    key.name,
+                    json.dumps(sorted(key.scopes)),
+                    key.secret_hash,
+                    _ts(key.created_at),
+                    _ts(key.revoked_at) if key.revoked_at else None,
+                    _ts(key.expires_at) if key.expires_at else None,
+                ),
+            )
+
+    def list_keys(self) -> list[ApiKey]:
+        return [
+            ApiKey(
+                r["key_id"],
+                r["name"],
+                frozenset(json.loads(r["scopes"])),
+                r["secret_hash"],
+                datetime.fromisoformat(r["created_at"]),
+                datetime.fromisoformat(r["revoked_at"]) if r["revoked_at"] else None,
+                datetime.fromisoformat(r["expires_at"]) if r["expires_at"] else None,
+            )
+            for r in self._query("SELECT * FROM api_keys ORDER BY created_at, key_id")
+        ]
+
+    def end_key(self, key_id: str, at: datetime, revoke: bool = True) -> bool:
+        """Revoke a key now (``revoke``), or let it lapse at ``at`` (a rotation's grace)."""
+        column = "revoked_at" if revoke else "expires_at"
+        with self._tx() as db:
+            done = db.execute(
+                f"UPDATE api_keys SET {column} = ? WHERE key_id = ? AND revoked_at IS NULL",
+                (_ts(at), key_id),
+            )
+            return done.rowcount == 1
 
     def get_outcome(self, outcome_id: str) -> dict[str, Any] | None:
         rows = self._query("SELECT * FROM outcomes WHERE outcome_id = ?", (outcome_id,))
