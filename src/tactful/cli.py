@@ -559,6 +559,57 @@ def dispatch(
         store.close()
 
 
+@app.command()
+def export(
+    customer_id: str,
+    db: DbOpt = Path("tactful.db"),
+    as_json: Annotated[bool, typer.Option("--json", help="The full record as JSON.")] = False,
+) -> None:
+    """Everything tactful knows about a customer: in plain words, or the record as JSON."""
+    from tactful.privacy import in_plain_words
+
+    store = SQLiteStore(db)
+    try:
+        record = store.export_customer(customer_id)
+        state = store.get_state(customer_id)
+    finally:
+        store.close()
+    if not any(record.values()):
+        err.print(f"[red]nothing is known about customer {customer_id!r} in {db}[/]")
+        raise typer.Exit(1)
+    if as_json:
+        print(json.dumps({"customer_id": customer_id, "record": record}, indent=2, default=str))
+        return
+    levels = state.levels(datetime.now(UTC)) if state else {}
+    print(in_plain_words(customer_id, record, levels))
+
+
+@app.command()
+def erase(
+    customer_id: str,
+    db: DbOpt = Path("tactful.db"),
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove a customer from events, state, decisions, outcomes, the outbox, holds,
+    handoffs, reviews and quarantine, and from accounts' and notification groups' memory.
+    Prints what it removed. While a server runs, prefer DELETE /v1/customers/{id}: it also
+    drops the server's cached copy."""
+    if not yes:
+        typer.confirm(f"Erase everything about {customer_id!r} from {db}?", abort=True)
+    store = SQLiteStore(db)
+    try:
+        removed = store.erase_customer(customer_id)
+    finally:
+        store.close()
+    if not any(removed.values()):
+        err.print(f"[red]nothing is known about customer {customer_id!r} in {db}[/]")
+        raise typer.Exit(1)
+    table = Table("table", "rows removed", title=f"erased {customer_id}")
+    for name, n in removed.items():
+        table.add_row(name, f"{n:,}")
+    console.print(table)
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="Who or what uses it, e.g. segment, helpdesk.")],

@@ -30,6 +30,7 @@ from tactful.dashboard import dashboard_routes, static_mount
 from tactful.events import may_hold_surrogates
 from tactful.learn.summary import summarise
 from tactful.policy import PolicyEngine, PolicyError
+from tactful.privacy import in_plain_words
 from tactful.runtime.engine import Engine
 from tactful.state.account import AccountState
 from tactful.state.customer import CustomerState
@@ -308,6 +309,32 @@ def create_app(engine: Engine) -> FastAPI:
             "open_handoffs": [h.model_dump(mode="json") for h in state.handoffs],
             "recent_decisions": store.list_decisions(customer_id, limit=20, latest=True),
         }
+
+    @app.get(
+        "/v1/customers/{customer_id}/export",
+        dependencies=[scope("admin")],
+        summary="Everything tactful knows about a customer (JSON, or ?format=text)",
+    )
+    def export_customer(customer_id: str, format: Literal["json", "text"] = "json") -> Any:
+        record = store.export_customer(customer_id)
+        if not any(record.values()):
+            raise HTTPException(404, f"nothing is known about customer '{customer_id}'")
+        state = store.get_state(customer_id)
+        levels = state.levels(engine.clock(), engine.memory.trend) if state else {}
+        if format == "text":
+            return PlainTextResponse(in_plain_words(customer_id, record, levels))
+        return {"customer_id": customer_id, "record": record}
+
+    @app.delete(
+        "/v1/customers/{customer_id}",
+        dependencies=[scope("admin")],
+        summary="Erase a customer from events, state, decisions, outbox, handoffs, quarantine",
+    )
+    def erase_customer(customer_id: str) -> Any:
+        removed = engine.erase(customer_id)
+        if not any(removed.values()):
+            raise HTTPException(404, f"nothing is known about customer '{customer_id}'")
+        return {"customer_id": customer_id, "removed": removed}
 
     @app.get(
         "/v1/accounts/{account_id}",

@@ -486,6 +486,14 @@ class Engine:
         self._count_changes([done])
         return done
 
+    def erase(self, customer_id: str) -> dict[str, int]:
+        """Forget a customer everywhere (store and caches); rows removed per table."""
+        with self._lock:
+            removed = self.store.erase_customer(customer_id)
+            self._cache.pop(customer_id, None)
+            self._accounts.clear()  # their aggregates may list the customer at risk
+        return removed
+
     def sweep_holds(self, page: int = 500) -> int:
         """End the holds the clock ends: past their end, or (the policy's
         ``holds.auto_release``) the customer has recovered. Returns how many ended."""

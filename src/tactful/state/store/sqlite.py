@@ -13,6 +13,7 @@ database but may lose the last commits on power loss, for several times the thro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -950,6 +951,92 @@ class SQLiteStore:
             (_ts(since), _ts(until)),
         )
         return [(r[0], json.loads(r[1])) for r in rows]
+
+    # -- a customer's data: export and erase -----------------------------------------------
+    # Every table that holds a customer's rows, by its customer column.
+    _CUSTOMER_TABLES = (
+        "events",
+        "customers",
+        "decisions",
+        "outcomes",
+        "outbox",
+        "quarantine",
+        "shadow_events",
+        "holds",
+        "handoffs",
+        "reviews",
+    )
+
+    def export_customer(self, customer_id: str) -> dict[str, list[dict[str, Any]]]:
+        """Every row about the customer, by table (JSON columns decoded)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for table in self._CUSTOMER_TABLES:
+            rows = self._query(f"SELECT * FROM {table} WHERE customer_id = ?", (customer_id,))
+            decoded = []
+            for r in rows:
+                row = dict(r)
+                for k, v in row.items():
+                    if isinstance(v, str) and v[:1] in "[{":
+                        with contextlib.suppress(ValueError):
+                            row[k] = json.loads(v)
+                decoded.append(row)
+            out[table] = decoded
+        return out
+
+    def erase_customer(self, customer_id: str) -> dict[str, int]:
+        """Remove the customer from every table, from the accounts' lists of members at
+        risk and from notification groups' memory, in one transaction. Returns the rows
+        removed (or changed) per table."""
+        removed: dict[str, int] = {}
+        with self._tx() as db:
+            for table in self._CUSTOMER_TABLES:
+                n = db.execute(f"DELETE FROM {table} WHERE customer_id = ?", (customer_id,))
+                removed[table] = n.rowcount
+            # rejected events too broken to say whose they were, that name the customer
+            n = db.execute(
+                "DELETE FROM quarantine WHERE customer_id IS NULL AND instr(raw, ?) > 0",
+                (json.dumps(customer_id),),
+            )
+            removed["quarantine"] += n.rowcount
+            changed = 0
+            needle = json.dumps(customer_id)
+            for aid, state in db.execute(
+                "SELECT account_id, state FROM accounts WHERE instr(state, ?) > 0", (needle,)
+            ).fetchall():
+                account = AccountState.model_validate_json(state)
+                kept = [m for m in account.at_risk if m.customer_id != customer_id]
+                if len(kept) != len(account.at_risk):
+                    db.execute(
+                        "UPDATE accounts SET state = ? WHERE account_id = ?",
+                        (_dump(account.model_copy(update={"at_risk": kept})), aid),
+                    )
+                    changed += 1
+            removed["accounts (members at risk)"] = changed
+            groups = 0
+            for key, state in db.execute(
+                "SELECT group_key, state FROM notify_groups WHERE instr(group_key, ?) > 0 "
+                "OR instr(state, ?) > 0",
+                (customer_id, customer_id),
+            ).fetchall():
+                if (
+                    f"customer:{customer_id}" in key.split("|")[-1]
+                    or f"customer={customer_id}" in key
+                ):
+                    db.execute("DELETE FROM notify_groups WHERE group_key = ?", (key,))
+                else:
+                    memory = json.loads(state)
+                    memory["sent"] = {
+                        k: v
+                        for k, v in memory["sent"].items()
+                        if not k.startswith(f"{customer_id}/")
+                    }
+                    db.execute(
+                        "UPDATE notify_groups SET state = ? WHERE group_key = ?",
+                        (json.dumps(memory), key),
+                    )
+                groups += 1
+            removed["notify_groups"] = groups
+        return removed
 
     # -- API keys ---------------------------------------------------------------------------
     def add_key(self, key: ApiKey) -> None:

@@ -1,0 +1,93 @@
+"""Export what tactful knows about a customer, and erase them: nothing of theirs remains."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from tactful.api.app import create_app
+from tactful.cli import app as cli
+from tactful.policy import PolicyEngine, load_policy
+from tactful.runtime.engine import Engine
+from tactful.state.store import SQLiteStore
+
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def everything(db: Path) -> list[str]:
+    """Every row of every table, as text."""
+    con = sqlite3.connect(db)
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return [
+            f"{t}: {json.dumps(row, default=str)}"
+            for t in tables
+            for row in con.execute(f"SELECT * FROM {t}")
+        ]
+    finally:
+        con.close()
+
+
+def test_export_in_plain_words_then_erase_leaves_nothing(tmp_path, scenario_lines):
+    db = tmp_path / "p.db"
+    store = SQLiteStore(db)
+    engine = Engine(store, PolicyEngine(load_policy()), clock=lambda: NOW)
+    engine.ingest(scenario_lines)
+    engine.ingest(['{"customer_id": "ben", "type": "message", "text": "broken'])  # bad JSON
+    with TestClient(create_app(engine)) as client:
+        client.post(
+            "/v1/outcomes",
+            json={"customer_id": "ben", "kind": "csat", "value": 1, "outcome_id": "s1"},
+        )
+        text = client.get("/v1/customers/ben/export", params={"format": "text"})
+        assert text.status_code == 200
+        words = text.text
+        assert "What tactful knows about customer ben" in words
+        assert "Decisions about you:" in words and "because" in words
+        assert "the billing team" in words  # the handoff, said plainly
+        record = client.get("/v1/customers/ben/export").json()["record"]
+        assert record["events"] and record["decisions"] and record["outbox"]
+        ben_wrote = next(e["payload"]["text"] for e in record["events"] if e["type"] == "message")
+        before = everything(db)
+        assert any('"ben"' in row for row in before)
+
+        erased = client.delete("/v1/customers/ben")
+        assert erased.status_code == 200, erased.text
+        removed = erased.json()["removed"]
+        assert removed["events"] > 0 and removed["decisions"] > 0 and removed["outbox"] > 0
+        assert removed["quarantine"] >= 1
+
+        after = everything(db)
+        leftovers = [
+            row
+            for row in after
+            if '"ben"' in row or '"Ben"' in row or ben_wrote[:30] in row or "ben/" in row
+        ]
+        assert leftovers == []
+        assert len(after) < len(before)
+        assert client.get("/v1/customers/ben").status_code == 404  # the cache forgot too
+        assert client.get("/v1/customers/ana").status_code == 200  # others are untouched
+        assert client.delete("/v1/customers/ben").status_code == 404
+        assert client.get("/v1/customers/ben/export").status_code == 404
+    store.close()
+
+
+def test_the_cli_exports_and_erases(tmp_path, scenario_lines):
+    db = tmp_path / "c.db"
+    store = SQLiteStore(db)
+    Engine(store, PolicyEngine(load_policy()), clock=lambda: NOW).ingest(scenario_lines)
+    store.close()
+    runner = CliRunner()
+    words = runner.invoke(cli, ["export", "ana", "--db", str(db)])
+    assert words.exit_code == 0 and "What tactful knows about customer ana" in words.output
+    as_json = runner.invoke(cli, ["export", "ana", "--db", str(db), "--json"])
+    assert json.loads(as_json.stdout)["record"]["events"]
+    gone = runner.invoke(cli, ["erase", "ana", "--db", str(db), "--yes"], env={"COLUMNS": "120"})
+    assert gone.exit_code == 0 and "erased ana" in gone.output
+    assert runner.invoke(cli, ["export", "ana", "--db", str(db)]).exit_code == 1
+    assert not any('"ana"' in row for row in everything(db))
