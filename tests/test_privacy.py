@@ -91,3 +91,59 @@ def test_the_cli_exports_and_erases(tmp_path, scenario_lines):
     assert gone.exit_code == 0 and "erased ana" in gone.output
     assert runner.invoke(cli, ["export", "ana", "--db", str(db)]).exit_code == 1
     assert not any('"ana"' in row for row in everything(db))
+
+
+def test_pii_is_redacted_before_anything_is_stored_scored_or_sent(tmp_path, make_event):
+    db = tmp_path / "r.db"
+    store = SQLiteStore(db)
+    engine = Engine(store, PolicyEngine(load_policy()), clock=lambda: NOW)
+    text = (
+        "I want to talk to a human. Reach me at ben.smith@example.com or +44 20 7946 0958, "
+        "card 4111 1111 1111 1111, my key sk_live_51Habcdefghijklmnopqrstu"
+    )
+    results = engine.ingest(
+        [
+            make_event(text=text, at="2026-10-01T10:00:00Z"),
+            make_event(text="bad", at="not a time", customer_id="zed"),  # quarantined
+        ]
+    )
+    assert results[0].status == "accepted"
+    engine.ingest(['{"customer_id": "zed", "text": "mail me at zed@example.com"'])  # bad JSON
+    rows = "\n".join(everything(db))
+    for secret in (
+        "ben.smith@example.com",
+        "7946 0958",
+        "4111 1111 1111 1111",
+        "sk_live_51H",
+        "zed@example.com",
+    ):
+        assert secret not in rows, secret
+    assert "[email]" in rows and "[card]" in rows
+    state = store.get_state("c1")
+    assert state is not None and "[email]" in state.recent_messages[-1]
+    store.close()
+
+
+def test_retention_removes_old_text_and_keeps_scores_and_decisions(tmp_path, make_event):
+    db = tmp_path / "t.db"
+    store = SQLiteStore(db)
+    old = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
+    engine = Engine(store, PolicyEngine(load_policy()), clock=lambda: old)
+    engine.ingest(
+        [make_event(text="This is broken again, I want a human now!!", at="2026-09-01T10:00:00Z")]
+    )
+    decisions = len(store.list_decisions(limit=100))
+    assert decisions > 0
+    engine.clock = lambda: NOW  # two months later: past the 30 days kept by default
+    changed = engine.forget_old_text()
+    assert changed["events"] == 1 and changed["customers"] == 1
+    [event] = store.list_events("c1")
+    assert "text" not in event["event"] and event["signals"]  # the scores stay
+    assert len(store.list_decisions(limit=100)) == decisions
+    state = store.get_state("c1")
+    assert state is not None and state.recent_messages == [] and state.trend
+    assert all("quotes" not in h["package"] for h in store.list_handoffs(limit=10))
+    assert engine.forget_old_text()["events"] == 0  # nothing left to remove
+    store.close()
+    result = CliRunner().invoke(cli, ["retention", "--db", str(db)])
+    assert result.exit_code == 0 and "text older than 30 days removed" in result.output

@@ -78,6 +78,7 @@ console = Console()
 err = Console(stderr=True)
 
 HOLD_SWEEP_S = 30.0  # how often `serve` ends holds that are over or no longer needed
+RETENTION_SWEEP_S = 3600.0  # how often it removes free text past privacy.keep_text
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 DbOpt = Annotated[Path, typer.Option("--db", help="SQLite database file (created if missing).")]
@@ -491,12 +492,16 @@ def serve(
     dispatcher.start()
     sweeping = threading.Event()
 
-    def sweep_holds() -> None:  # holds that ended, or whose customer recovered
+    def sweep_holds() -> None:  # holds that ended, or whose customer recovered; old text
+        last_retention = 0.0
         while not sweeping.wait(HOLD_SWEEP_S):
             try:
                 engine.sweep_holds()
+                if time.monotonic() - last_retention > RETENTION_SWEEP_S:
+                    engine.forget_old_text()
+                    last_retention = time.monotonic()
             except Exception as exc:  # keep sweeping; the store may be briefly busy
-                err.print(f"[yellow]hold sweep failed:[/] {exc}")
+                err.print(f"[yellow]sweep failed:[/] {exc}")
 
     threading.Thread(target=sweep_holds, name="tactful-holds", daemon=True).start()
     if engine.shadow is not None:
@@ -582,6 +587,27 @@ def export(
         return
     levels = state.levels(datetime.now(UTC)) if state else {}
     print(in_plain_words(customer_id, record, levels))
+
+
+@app.command()
+def retention(db: DbOpt = Path("tactful.db"), policy: PolicyOpt = None) -> None:
+    """Remove free text older than the policy's privacy.keep_text (default 30 days):
+    events' text fields, the latest messages kept in states, quotes in handoff packages,
+    quarantined raw bodies. Scores, signals and decisions stay. `serve` does it hourly."""
+    try:
+        privacy = load_policy(policy).privacy
+    except PolicyError as exc:
+        err.print(f"[red]policy error:[/] {exc}")
+        raise typer.Exit(2) from None
+    store = SQLiteStore(db)
+    try:
+        changed = store.forget_text(datetime.now(UTC) - privacy.keep_text, privacy.redact)
+    finally:
+        store.close()
+    console.print(
+        f"text older than {privacy.keep_text.days} days removed: "
+        + ", ".join(f"{table} {n:,}" for table, n in changed.items())
+    )
 
 
 @app.command()

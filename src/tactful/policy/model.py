@@ -517,6 +517,29 @@ class Holdout(_Strict):
     share: Annotated[float, Field(ge=0, le=0.5)]
 
 
+TextField = Literal["text", "query", "comment", "subject", "title"]
+_FREE_TEXT: tuple[TextField, ...] = ("text", "query", "comment", "subject", "title")
+
+
+class PrivacySpec(_Strict):
+    """``privacy:`` in the policy file. Free-text fields are redacted (emails, phone
+    numbers, Luhn-valid cards, IBANs, API keys and tokens; actions/redact.py) before
+    anything is stored, scored or sent; after ``keep_text`` the text itself goes and only
+    its scores and signals remain (``serve`` sweeps hourly; ``tactful retention`` too)."""
+
+    redact: list[TextField] = Field(default_factory=lambda: list(_FREE_TEXT))
+    keep_text: timedelta = timedelta(days=30)
+
+    parse_keep_ = field_validator("keep_text", mode="before")(_duration_field)
+
+    @field_validator("keep_text")
+    @classmethod
+    def _at_least_a_day(cls, v: timedelta) -> timedelta:
+        if v < timedelta(days=1):
+            raise ValueError(f"{v}: keep text at least a day (detection reads recent messages)")
+        return v
+
+
 class IncidentSpec(_Strict):
     """The crisis playbook: while a person has incident mode on, these rules replace the
     ordinary ones (hard triggers still come first)."""
@@ -542,6 +565,7 @@ class Policy(_Strict):
     notifications: Notifications = Field(default_factory=Notifications)
     holds: HoldsSpec = Field(default_factory=HoldsSpec)
     holdout: Holdout | None = None
+    privacy: PrivacySpec = Field(default_factory=PrivacySpec)
     # The share of every rule's decisions that wait for review (a rule's own overrides).
     review: Annotated[float, Field(ge=0, le=1)] = 0.0
     # Channel names this policy sends to besides log (configured in the channels file).

@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from tactful.actions.lifecycle import Change, LifecycleError, due_releases
+from tactful.actions.redact import redact
 from tactful.detect import BehaviorConfig, TextScores, scored_text
 from tactful.events import Event, EventError, may_hold_surrogates, parse_event
 from tactful.learn.metrics import Metrics
@@ -115,6 +116,19 @@ INCIDENT_REFRESH_S = 2.0
 
 _ID_KEYS = ("event_id", "messageId")  # native, Segment
 _CUSTOMER_KEYS = ("customer_id", "userId", "anonymousId")
+
+
+def _redacted(event: Event, fields: Sequence[str]) -> Event:
+    """The event with its free-text ``fields`` redacted (see actions/redact.py): nothing
+    after this point (scores, state, store, channels) sees what was removed."""
+    changed = {}
+    for name in fields:
+        value = getattr(event, name, None)
+        if isinstance(value, str) and value:
+            clean = redact(value)
+            if clean != value:
+                changed[name] = clean
+    return event.model_copy(update=changed) if changed else event
 
 
 # A group commit takes waiting calls until it holds this many events (at least one call).
@@ -348,13 +362,14 @@ class Engine:
                         now,
                         sources[i],
                         errors,
-                        _raw_text(raw),
+                        redact(_raw_text(raw)),
                         _peek(raw, *_ID_KEYS),
                         _peek(raw, *_CUSTOMER_KEYS),
                     )
                 )
                 self.metrics.events.labels(str(_peek(raw, "type")), "rejected").inc()
                 continue
+            event = _redacted(event, self.policy.policy.privacy.redact)
             events.append((i, event))
             results.append(IngestResult(i, "accepted", event.event_id, event.customer_id))
 
@@ -493,6 +508,18 @@ class Engine:
             self._cache.pop(customer_id, None)
             self._accounts.clear()  # their aggregates may list the customer at risk
         return removed
+
+    def forget_old_text(self) -> dict[str, int]:
+        """Retention: free text older than the policy's ``privacy.keep_text`` removed (the
+        cached states drop their copy of the latest messages too)."""
+        privacy = self.policy.policy.privacy
+        cutoff = self.clock() - privacy.keep_text
+        with self._lock:
+            changed = self.store.forget_text(cutoff, privacy.redact)
+            for cid, state in list(self._cache.items()):
+                if state.recent_messages and state.last_seen and state.last_seen < cutoff:
+                    self._cache[cid] = state.model_copy(update={"recent_messages": []})
+        return changed
 
     def sweep_holds(self, page: int = 500) -> int:
         """End the holds the clock ends: past their end, or (the policy's

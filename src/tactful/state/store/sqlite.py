@@ -1038,6 +1038,43 @@ class SQLiteStore:
             removed["notify_groups"] = groups
         return removed
 
+    def forget_text(self, before: datetime, fields: Sequence[str]) -> dict[str, int]:
+        """Retention: remove free text older than ``before`` (events' text fields, the
+        latest messages kept in states, quotes in handoff packages, quarantined raw
+        bodies); scores, signals and decisions stay. Returns rows changed per table."""
+        cut = _ts(before)
+        paths = ", ".join(f"'$.{f}'" for f in fields)
+        present = " OR ".join(f"json_type(payload, '$.{f}') IS NOT NULL" for f in fields)
+        changed: dict[str, int] = {}
+        with self._tx() as db:
+            if fields:
+                changed["events"] = db.execute(
+                    f"UPDATE events SET payload = json_remove(payload, {paths}) "
+                    f"WHERE ts < ? AND ({present})",
+                    (cut,),
+                ).rowcount
+            changed["customers"] = db.execute(
+                "UPDATE customers SET state = json_remove(state, '$.recent_messages') "
+                "WHERE updated_at < ? AND json_type(state, '$.recent_messages') IS NOT NULL",
+                (cut,),
+            ).rowcount
+            changed["handoffs"] = db.execute(
+                "UPDATE handoffs SET package = json_remove(package, '$.quotes') "
+                "WHERE opened_at < ? AND json_type(package, '$.quotes') IS NOT NULL",
+                (cut,),
+            ).rowcount
+            changed["outbox"] = db.execute(
+                "UPDATE outbox SET payload = json_remove(payload, '$.quotes') "
+                "WHERE created_at < ? AND json_type(payload, '$.quotes') IS NOT NULL",
+                (cut,),
+            ).rowcount
+            changed["quarantine"] = db.execute(
+                "UPDATE quarantine SET raw = '[expired: past the retention period]' "
+                "WHERE received_at < ? AND raw != '[expired: past the retention period]'",
+                (cut,),
+            ).rowcount
+        return changed
+
     # -- API keys ---------------------------------------------------------------------------
     def add_key(self, key: ApiKey) -> None:
         with self._tx() as db:
