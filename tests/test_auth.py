@@ -160,3 +160,21 @@ def test_serve_refuses_to_listen_beyond_loopback_without_keys(tmp_path):
     )
     assert result.exit_code == 2
     assert "refusing to serve on 0.0.0.0 with no API keys" in result.output
+
+
+def test_per_key_limits_rate_body_and_batch(client, store):
+    small = make_key(store, "ingest", max_body=4096, max_batch=2)
+    slow = make_key(store, "ingest", rps=0.1)  # a burst of one, then one every 10 s
+    client.app.state.keyring.refresh()
+    events = [{**EVENT, "event_id": f"r{i}"} for i in range(3)]
+    too_many = client.post("/v1/events", json=events, headers=bearer(small))
+    assert too_many.status_code == 413 and "at most 2 events" in too_many.text
+    big = {**EVENT, "event_id": "big", "text": "x" * 5000}
+    assert client.post("/v1/events", json=big, headers=bearer(small)).status_code == 413
+    assert client.post("/v1/events", json=events[:2], headers=bearer(small)).status_code == 202
+    first = client.post("/v1/events", json={**EVENT, "event_id": "q1"}, headers=bearer(slow))
+    assert first.status_code == 202
+    second = client.post("/v1/events", json={**EVENT, "event_id": "q2"}, headers=bearer(slow))
+    assert second.status_code == 429
+    assert 5 <= int(second.headers["retry-after"]) <= 10
+    assert "over its limit of 0.1 requests a second" in second.json()["detail"]

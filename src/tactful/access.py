@@ -34,6 +34,11 @@ class ApiKey:
     created_at: datetime
     revoked_at: datetime | None = None
     expires_at: datetime | None = None  # a rotated key's grace period ends here
+    # Limits: requests per second (a burst of twice that is allowed), bytes per request
+    # body, events per request.
+    rps: float = 100.0
+    max_body: int = 5 * 1024 * 1024
+    max_batch: int = 1_000
 
     def valid(self, now: datetime) -> bool:
         if self.revoked_at is not None and self.revoked_at <= now:

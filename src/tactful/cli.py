@@ -9,7 +9,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -644,6 +644,11 @@ def keys_create(
         typer.Option("--scope", help="ingest, read, act or admin (repeat for several)."),
     ],
     db: DbOpt = Path("tactful.db"),
+    rps: Annotated[float, typer.Option(min=0.1, help="Requests per second (429 past it).")] = 100.0,
+    max_body: Annotated[int, typer.Option(min=1024, help="Bytes per request body.")] = 5
+    * 1024
+    * 1024,
+    max_batch: Annotated[int, typer.Option(min=1, max=1000, help="Events per request.")] = 1_000,
 ) -> None:
     """Make a key; it is printed once and only its hash is kept."""
     from tactful.access import SCOPES, ApiKey, new_key
@@ -654,7 +659,18 @@ def keys_create(
     key_id, key, secret_hash = new_key()
     store = SQLiteStore(db)
     try:
-        store.add_key(ApiKey(key_id, name, frozenset(scope_), secret_hash, datetime.now(UTC)))
+        store.add_key(
+            ApiKey(
+                key_id,
+                name,
+                frozenset(scope_),
+                secret_hash,
+                datetime.now(UTC),
+                rps=rps,
+                max_body=max_body,
+                max_batch=max_batch,
+            )
+        )
     finally:
         store.close()
     err.print(
@@ -709,7 +725,7 @@ def keys_rotate(
     ] = "1h",
 ) -> None:
     """A new key with the same name and scopes; the old one lapses after --grace."""
-    from tactful.access import ApiKey, new_key
+    from tactful.access import new_key
 
     try:
         keep = parse_duration(grace)
@@ -723,7 +739,9 @@ def keys_rotate(
             err.print(f"[red]no valid key {key_id}[/]")
             raise typer.Exit(1)
         new_id, key, secret_hash = new_key()
-        store.add_key(ApiKey(new_id, old.name, old.scopes, secret_hash, now))
+        store.add_key(
+            replace(old, key_id=new_id, secret_hash=secret_hash, created_at=now, expires_at=None)
+        )
         store.end_key(key_id, now + keep, revoke=keep.total_seconds() == 0)
     finally:
         store.close()

@@ -146,20 +146,28 @@ def create_app(engine: Engine) -> FastAPI:
             ]
         )
 
+    def limits(request: Request) -> tuple[int, int]:
+        """(body bytes, events) a request may carry: its key's limits, or the defaults."""
+        key = getattr(request.state, "api_key", None)
+        if key is None:
+            return MAX_BODY_BYTES, MAX_BATCH
+        return min(key.max_body, MAX_BODY_BYTES), min(key.max_batch, MAX_BATCH)
+
     async def read_json(request: Request) -> tuple[Any, bytes] | JSONResponse:
         """The request's JSON and raw body, or the error response (the body quarantined)."""
+        max_body, _ = limits(request)
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        if declared is not None and declared.isdigit() and int(declared) > max_body:
             quarantine_body(f"[{declared} bytes not read]", "body over the size limit")
-            return _problem(413, "body", int(declared), f"larger than {MAX_BODY_BYTES} bytes")
+            return _problem(413, "body", int(declared), f"larger than {max_body} bytes")
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
-            if size > MAX_BODY_BYTES:
+            if size > max_body:
                 head = b"".join([*chunks, chunk])[:65_536].decode("utf-8", "replace")
                 quarantine_body(head, "body over the size limit (first 64 KiB kept)")
-                return _problem(413, "body", size, f"larger than {MAX_BODY_BYTES} bytes")
+                return _problem(413, "body", size, f"larger than {max_body} bytes")
             chunks.append(chunk)
         body = b"".join(chunks)
         try:
@@ -192,10 +200,11 @@ def create_app(engine: Engine) -> FastAPI:
             items = data
         else:
             items = [data]
-        if len(items) > MAX_BATCH:
+        _, max_batch = limits(request)
+        if len(items) > max_batch:
             quarantine_body(body.decode("utf-8", "replace"), f"batch of {len(items)} events")
             return _problem(
-                413, "batch", len(items), f"at most {MAX_BATCH} events per request; split it"
+                413, "batch", len(items), f"at most {max_batch} events per request; split it"
             )
         if not items:
             return _problem(422, "batch", [], "empty; send at least one event")

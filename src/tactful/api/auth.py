@@ -7,7 +7,9 @@ compared in constant time. Scopes:
 - ``admin``: the policy (reload), and everything else.
 
 Every endpoint declares its scope with ``Depends(scope("read"))``. A request without a
-valid key is ``401``; with a key lacking the scope, ``403``. Keys go in ``Authorization:
+valid key is ``401``; with a key lacking the scope, ``403``; past the key's requests per
+second, ``429`` with ``Retry-After``; its body and batch limits are the handler's to check
+(``request.state.api_key``). Keys go in ``Authorization:
 Bearer <key>``, ``X-API-Key: <key>``, or HTTP Basic with the key as the user name (what
 analytics SDKs send, and what a browser asks for on the dashboard).
 
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import base64
 import hmac
+import math
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -46,6 +50,16 @@ def presented(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
+class _Bucket:
+    """A token bucket: ``rate`` tokens a second, holding at most ``burst``."""
+
+    __slots__ = ("at", "tokens")
+
+    def __init__(self, burst: float) -> None:
+        self.tokens = burst
+        self.at = time.monotonic()
+
+
 class Keyring:
     """The keys, read from the store and cached for a few seconds (``tactful keys`` in
     another process takes effect without a restart)."""
@@ -55,6 +69,8 @@ class Keyring:
         self._ttl = ttl
         self._keys: dict[str, ApiKey] = {}
         self._at = -float("inf")
+        self._buckets: dict[str, _Bucket] = {}
+        self._lock = threading.Lock()
 
     def _fresh(self) -> dict[str, ApiKey]:
         if time.monotonic() - self._at > self._ttl:
@@ -95,7 +111,26 @@ class Keyring:
                 f"key '{key.name}' ({key.key_id}) lacks the '{needed}' scope "
                 f"(it has: {', '.join(sorted(key.scopes))})",
             )
+        self._spend(key)
         return key
+
+    def _spend(self, key: ApiKey) -> None:
+        """One request from ``key``'s bucket, or 429 saying when to come back."""
+        burst = max(1.0, 2 * key.rps)
+        with self._lock:
+            bucket = self._buckets.setdefault(key.key_id, _Bucket(burst))
+            now = time.monotonic()
+            bucket.tokens = min(burst, bucket.tokens + (now - bucket.at) * key.rps)
+            bucket.at = now
+            if bucket.tokens >= 1:
+                bucket.tokens -= 1
+                return
+            wait = (1 - bucket.tokens) / key.rps
+        raise HTTPException(
+            429,
+            f"key '{key.name}' is over its limit of {key.rps:g} requests a second",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
 
 
 def scope(needed: Scope) -> Any:
@@ -105,7 +140,9 @@ def scope(needed: Scope) -> Any:
     def check(request: Request) -> ApiKey | None:
         keyring: Keyring = request.app.state.keyring
         clock: Callable[[], datetime] = request.app.state.clock
-        return keyring.check(presented(request), needed, clock())
+        key = keyring.check(presented(request), needed, clock())
+        request.state.api_key = key  # the handler reads its body and batch limits
+        return key
 
     check.__name__ = f"scope_{needed}"
     return Depends(check)

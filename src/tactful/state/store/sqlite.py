@@ -251,7 +251,10 @@ MIGRATIONS: list[str] = [
         secret_hash  TEXT NOT NULL,
         created_at   TEXT NOT NULL,
         revoked_at   TEXT,
-        expires_at   TEXT
+        expires_at   TEXT,
+        rps          REAL NOT NULL DEFAULT 100,
+        max_body     INTEGER NOT NULL DEFAULT 5242880,
+        max_batch    INTEGER NOT NULL DEFAULT 1000
     );
     """,
 ]
@@ -1079,7 +1082,7 @@ class SQLiteStore:
     def add_key(self, key: ApiKey) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT INTO api_keys VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO api_keys VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
                     key.key_id,
                     key.name,
@@ -1088,6 +1091,9 @@ class SQLiteStore:
                     _ts(key.created_at),
                     _ts(key.revoked_at) if key.revoked_at else None,
                     _ts(key.expires_at) if key.expires_at else None,
+                    key.rps,
+                    key.max_body,
+                    key.max_batch,
                 ),
             )
 
@@ -1101,6 +1107,9 @@ class SQLiteStore:
                 datetime.fromisoformat(r["created_at"]),
                 datetime.fromisoformat(r["revoked_at"]) if r["revoked_at"] else None,
                 datetime.fromisoformat(r["expires_at"]) if r["expires_at"] else None,
+                r["rps"],
+                r["max_body"],
+                r["max_batch"],
             )
             for r in self._query("SELECT * FROM api_keys ORDER BY created_at, key_id")
         ]
