@@ -439,6 +439,16 @@ def _segment_event_id(payload: dict[str, Any]) -> Any:
     return payload.get("event_id")
 
 
+def _object(payload: dict[str, Any], name: str) -> dict[str, Any]:
+    """A Segment field that must be a JSON object (absent or null: empty)."""
+    value = payload.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise EventError([FieldProblem(name, value, "must be a JSON object")])
+    return dict(value)
+
+
 def from_segment(payload: dict[str, Any]) -> dict[str, Any]:
     """Map a Segment spec call (as a CDP webhook destination sends it) to a native event.
 
@@ -446,9 +456,9 @@ def from_segment(payload: dict[str, Any]) -> dict[str, Any]:
     ``customer_id`` with the hint below.
     """
     kind = payload["type"]
-    props: dict[str, Any] = dict(payload.get("properties") or {})
-    traits: dict[str, Any] = dict(payload.get("traits") or {})
-    context = payload.get("context")
+    props = _object(payload, "properties")
+    traits = _object(payload, "traits")
+    context = _object(payload, "context") or None
     out: dict[str, Any] = {
         "event_id": _segment_event_id(payload),
         "customer_id": payload.get("userId") or payload.get("anonymousId"),

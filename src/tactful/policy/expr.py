@@ -19,6 +19,7 @@ interpreter costs hundreds; see ../shared/NOTES.md).
 from __future__ import annotations
 
 import ast
+import importlib
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -47,6 +48,50 @@ class ExprError(ValueError):
 
 
 _ESCAPE = re.compile(r"\\.")
+
+
+# A condition longer than this is a mistake (or an attack), not a playbook.
+MAX_EXPR_CHARS = 4_000
+_REPEAT = frozenset({"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"})
+
+
+def _backtracks(pattern: str) -> str:
+    """Why ``pattern`` can take exponential time ("" if it cannot, as far as this check
+    sees): a group repeated more than once whose body itself repeats or branches, such as
+    ``(a+)+`` or ``(a|aa)*`` (Python's re has no timeout, and every message meets it)."""
+    parser: Any = importlib.import_module("re._parser")
+
+    def inner(items: Any) -> bool:
+        for op, av in items:
+            name = str(op)
+            if name in _REPEAT and av[1] > 1:
+                return True
+            if name == "BRANCH":
+                return True
+            if name == "SUBPATTERN" and inner(av[-1]):
+                return True
+        return False
+
+    def walk(items: Any) -> str:
+        for op, av in items:
+            name = str(op)
+            if name in _REPEAT:
+                _, high, body = av
+                if high > 1 and inner(body):
+                    times = "any number of" if high > 65_535 else f"up to {high}"
+                    return f"a group repeated {times} times holds a repeat or alternatives"
+                found = walk(body)
+            elif name == "SUBPATTERN":
+                found = walk(av[-1])
+            elif name == "BRANCH":
+                found = next((f for b in av[1] if (f := walk(b))), "")
+            else:
+                found = ""
+            if found:
+                return found
+        return ""
+
+    return walk(parser.parse(pattern))
 
 
 @lru_cache(maxsize=256)
@@ -254,6 +299,13 @@ class _Compiler:
                 re.compile(pattern.value)
             except re.error as exc:
                 raise self.fail(pattern, f"invalid regular expression: {exc}") from None
+            risky = _backtracks(pattern.value)
+            if risky:
+                raise self.fail(
+                    pattern,
+                    f"this pattern can backtrack for ever on some texts ({risky}); write it "
+                    "without a repeated group that itself repeats or has alternatives",
+                )
         args = [self.compile(a) for a in node.args]
 
         def run(ctx: Context) -> Any:
@@ -280,14 +332,18 @@ def compile_expr(
     text = re.sub(r"\s*\n\s*", " ", source.strip())
     if not text:
         raise ExprError(source, "empty condition")
+    if len(text) > MAX_EXPR_CHARS:
+        raise ExprError(text[:80] + "...", f"longer than {MAX_EXPR_CHARS} characters")
     try:
         tree = ast.parse(text, mode="eval")
+        fixed = constants or {}
+        compiler = _Compiler(text, namespaces, fixed)
+        fn = compiler.compile(tree.body)
     except SyntaxError as exc:
         col = (exc.offset - 1) if exc.offset else None
         raise ExprError(text, f"syntax error: {exc.msg}", col) from None
-    fixed = constants or {}
-    compiler = _Compiler(text, namespaces, fixed)
-    fn = compiler.compile(tree.body)
+    except (RecursionError, MemoryError):
+        raise ExprError(text[:80] + "...", "nested too deeply; split it into rules") from None
     return CompiledExpr(
         text,
         fn,
