@@ -524,7 +524,7 @@ def test_decisions_filter_by_policy_version_rule_and_kind(
 def test_decisions_since_without_a_timezone_is_422(client: TestClient) -> None:
     r = client.get("/v1/decisions", params={"since": "2026-10-14T09:05:00"})
     assert r.status_code == 422
-    assert "timezone" in r.json()["detail"]
+    assert "timezone" in r.json()["detail"][0]["msg"]
 
 
 # --- operations ----------------------------------------------------------------------------

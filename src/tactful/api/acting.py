@@ -9,7 +9,7 @@ channels like the engine's own (``hold.released`` reaches the same webhook as
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
@@ -26,6 +26,7 @@ from tactful.actions.lifecycle import (
     update_handoff,
 )
 from tactful.api.auth import scope
+from tactful.api.params import in_range
 from tactful.policy.model import parse_duration
 from tactful.runtime.engine import Engine
 from tactful.state.customer import HANDOFF_TTL, CustomerState
@@ -67,8 +68,12 @@ class NewHold(BaseModel):
             raise ValueError("give until or duration (one of them)")
         if self.until is not None and self.until.tzinfo is None:
             raise ValueError("until: needs a timezone, e.g. 2026-12-01T00:00:00Z")
+        if self.until is not None and not in_range(self.until):
+            raise ValueError(f"until: {self.until.isoformat()} is outside 1970-9000")
         if self.duration is not None:
-            parse_duration(self.duration)  # its ValueError says what a duration looks like
+            length = parse_duration(self.duration)  # its ValueError says what one looks like
+            if not timedelta(0) < length <= timedelta(days=3650):
+                raise ValueError(f"duration: {self.duration} is not between 0 and 10 years")
         return self
 
     def end(self, now: datetime) -> datetime:

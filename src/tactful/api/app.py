@@ -25,6 +25,7 @@ from tactful.actions.guidance import guidance
 from tactful.api.acting import acting_routes
 from tactful.api.auth import Keyring, scope
 from tactful.api.learning import drift_now, learning_routes
+from tactful.api.params import aware
 from tactful.api.reviews import reviews_routes
 from tactful.dashboard import dashboard_routes, static_mount
 from tactful.events import may_hold_surrogates
@@ -63,12 +64,6 @@ class IncidentSwitch(BaseModel):
     on: bool
     by: Annotated[str, Field(min_length=1, max_length=128, description="who switched it")]
     reason: Annotated[str, Field(max_length=1_000)] = ""
-
-
-def _aware(since: datetime | None) -> datetime | None:
-    if since is not None and since.tzinfo is None:
-        raise HTTPException(422, "since: needs a timezone, e.g. 2026-11-01T00:00:00Z")
-    return since
 
 
 def _problem(status: int, field: str, value: Any, why: str) -> JSONResponse:
@@ -127,6 +122,18 @@ def create_app(engine: Engine) -> FastAPI:
     # Who may call what (api/auth.py): keys from the store, checked per endpoint's scope.
     app.state.keyring = Keyring(store.list_keys)
     app.state.clock = engine.clock
+
+    @app.exception_handler(HTTPException)
+    async def problem(request: Request, exc: HTTPException) -> JSONResponse:
+        """A 422 raised by a handler has the shape the spec documents for 422 (FastAPI's
+        validation errors: a list), so clients parse one shape; others keep theirs."""
+        if exc.status_code == 422 and isinstance(exc.detail, str):
+            name = exc.detail.split(":", 1)[0] if ":" in exc.detail else "request"
+            detail: Any = [{"loc": [name], "msg": exc.detail, "type": "value_error"}]
+        else:
+            detail = exc.detail
+        return JSONResponse({"detail": detail}, exc.status_code, headers=exc.headers)
+
     app.include_router(acting_routes(engine))
     app.include_router(learning_routes(engine))
     app.include_router(reviews_routes(engine))
@@ -416,7 +423,7 @@ def create_app(engine: Engine) -> FastAPI:
     ) -> dict[str, Any]:
         found = store.list_decisions(
             customer_id,
-            _aware(since),
+            aware("since", since),
             limit,
             policy_version=policy_version,
             rule_id=rule_id,
@@ -454,7 +461,7 @@ def create_app(engine: Engine) -> FastAPI:
         since: datetime | None = Query(None, description="ISO 8601 with timezone"),
         limit: int = Query(100, ge=1, le=1000),
     ) -> dict[str, Any]:
-        return {"outcomes": store.list_outcomes(customer_id, _aware(since), limit)}
+        return {"outcomes": store.list_outcomes(customer_id, aware("since", since), limit)}
 
     @app.get(
         "/v1/quarantine",
@@ -462,7 +469,7 @@ def create_app(engine: Engine) -> FastAPI:
         summary="Rejected events with the reason, newest first",
     )
     def get_quarantine(
-        limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)
+        limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=10**9)
     ) -> dict[str, Any]:
         return {"quarantine": store.list_quarantine(limit, offset)}
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from tactful.actions.lifecycle import Change, LifecycleError, update_handoff
 from tactful.api.auth import scope
+from tactful.api.params import in_range
 from tactful.learn.drift import compare
 from tactful.learn.outcomes import Outcome, last_rule
 from tactful.learn.summary import summarise
@@ -74,6 +75,8 @@ class OutcomeIn(BaseModel):
             raise ValueError(f"by: who {self.kind.removeprefix('handoff_')} the handoff")
         if self.at is not None and self.at.tzinfo is None:
             raise ValueError("at: needs a timezone, e.g. 2026-11-23T09:00:00Z")
+        if self.at is not None and not in_range(self.at):
+            raise ValueError(f"at: {self.at.isoformat()} is outside 1970-9000")
         return self
 
     def key(self) -> str:
