@@ -213,3 +213,8 @@ def test_gauges_show_the_last_day(store, tmp_path):
         s.labels["quantile"] for s in families["tactful_time_to_intervention_seconds"].samples
     }
     assert quantiles == {"50", "90"}
+
+
+def test_summary_ranges_outside_1970_9000_are_refused(client):
+    r = client.get("/v1/metrics/summary", params={"since": "0001-01-01T00:00:00+01:00"})
+    assert r.status_code == 422 and "outside 1970-9000" in r.text

@@ -19,10 +19,10 @@ from pydantic import BaseModel, Field, model_validator
 
 from tactful.actions.lifecycle import Change, LifecycleError, update_handoff
 from tactful.api.auth import scope
-from tactful.api.params import in_range
+from tactful.api.params import aware, in_range
 from tactful.learn.drift import compare
 from tactful.learn.outcomes import Outcome, last_rule
-from tactful.learn.summary import summarise
+from tactful.learn.summary import Options, summarise
 from tactful.runtime.engine import Engine
 from tactful.state.customer import CustomerState
 
@@ -173,10 +173,8 @@ def learning_routes(engine: Engine) -> APIRouter:
         policy_version: str | None = None,
         tier: str | None = Query(None, description="a segment: the account tier"),
     ) -> Any:
-        for name, value in (("since", since), ("until", until)):
-            if value is not None and value.tzinfo is None:
-                raise HTTPException(422, f"{name}: needs a timezone, e.g. 2026-11-01T00:00:00Z")
-        return summarise(store, since, until, queue=queue, policy_version=policy_version, tier=tier)
+        options = Options(queue=queue, policy_version=policy_version, tier=tier)
+        return summarise(store, aware("since", since), aware("until", until), options)
 
     @router.get(
         "/v1/drift",

@@ -27,7 +27,7 @@ from starlette.routing import Mount
 from tactful.actions.lifecycle import Change, HandoffStatus, LifecycleError, update_handoff
 from tactful.api.auth import scope
 from tactful.api.reviews import apply_verdict
-from tactful.learn.summary import summarise
+from tactful.learn.summary import Options, summarise
 from tactful.runtime.engine import Engine
 from tactful.signals import DIMENSIONS
 from tactful.state.customer import HANDOFF_TTL, CustomerState, MemoryConfig
@@ -111,7 +111,7 @@ def dashboard_routes(engine: Engine) -> APIRouter:
     def overview(request: Request, days: int = Query(7, ge=1, le=365)) -> HTMLResponse:
         now = engine.clock()
         since = now - timedelta(days=days)
-        summary = summarise(store, since, now, trend=engine.memory.trend)
+        summary = summarise(store, since, now, Options(trend=engine.memory.trend))
         decisions = store.list_decisions(since=since, limit=100_000)
         drift = _drift(engine)
         return page(

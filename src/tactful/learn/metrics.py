@@ -35,6 +35,24 @@ class _StoreCollector(Collector):
             yield GaugeMetricFamily(name, doc, value=value)
 
 
+class _Cached:
+    """``compute()`` at most every ``ttl`` seconds (a scrape every 15 s must not re-read the
+    store each time)."""
+
+    def __init__(self, compute: Callable[[], dict[str, Any]], ttl: float) -> None:
+        self._compute = compute
+        self._ttl = ttl
+        self._value: tuple[float, dict[str, Any]] | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> dict[str, Any]:
+        with self._lock:
+            now = time.monotonic()
+            if self._value is None or now - self._value[0] > self._ttl:
+                self._value = (now, self._compute())
+            return self._value[1]
+
+
 class _OutcomeCollector(Collector):
     """The outcome metrics of the last ``window`` (learn/summary.py) as gauges, computed at
     most every ``ttl`` seconds (a scrape every 15 s must not re-read the store each time)."""
@@ -42,21 +60,11 @@ class _OutcomeCollector(Collector):
     def __init__(
         self, summary: Callable[[], dict[str, Any]], window: str, ttl: float = 60.0
     ) -> None:
-        self._summary = summary
+        self._summary = _Cached(summary, ttl)
         self._window = window
-        self._ttl = ttl
-        self._cached: tuple[float, dict[str, Any]] | None = None
-        self._lock = threading.Lock()
-
-    def _get(self) -> dict[str, Any]:
-        with self._lock:
-            now = time.monotonic()
-            if self._cached is None or now - self._cached[0] > self._ttl:
-                self._cached = (now, self._summary())
-            return self._cached[1]
 
     def collect(self) -> Iterable[Metric]:
-        s = self._get()
+        s = self._summary.get()
         w = self._window
 
         def gauge(name: str, doc: str, value: float | None) -> Metric:
@@ -114,17 +122,10 @@ class _DriftCollector(Collector):
     """Drift (learn/drift.py) as gauges: PSI per text dimension, and how many flags."""
 
     def __init__(self, report: Callable[[], dict[str, Any]], ttl: float = 300.0) -> None:
-        self._report = report
-        self._ttl = ttl
-        self._cached: tuple[float, dict[str, Any]] | None = None
-        self._lock = threading.Lock()
+        self._report = _Cached(report, ttl)
 
     def collect(self) -> Iterable[Metric]:
-        with self._lock:
-            now = time.monotonic()
-            if self._cached is None or now - self._cached[0] > self._ttl:
-                self._cached = (now, self._report())
-            r = self._cached[1]
+        r = self._report.get()
         psi = GaugeMetricFamily(
             "tactful_drift_psi",
             "Population stability index of each text dimension's scores, last 24 h against "

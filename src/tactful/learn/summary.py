@@ -23,6 +23,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,7 +31,7 @@ from tactful.state.customer import CustomerState
 from tactful.state.store.base import MetricRows, Store
 from tactful.state.trend import DEFAULT_TREND, TrendConfig
 
-__all__ = ["compute", "summarise"]
+__all__ = ["Options", "compute", "summarise"]
 
 AUTOMATED = frozenset({"automate", "clarify", "offer_choices", "assist", "draft_message"})
 INTERVENTIONS = frozenset({"clarify", "offer_choices", "assist", "escalate", "draft_message"})
@@ -76,33 +77,30 @@ def _share(part: int, whole: int) -> float | None:
     return None if whole == 0 else round(part / whole, 4)
 
 
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What to summarise: filters (queue, policy version, account tier as the segment) and
+    what counts as recovered (frustration below ``recovery_below`` within
+    ``recovery_within`` of an intervention)."""
+
+    queue: str | None = None
+    policy_version: str | None = None
+    tier: str | None = None
+    recovery_below: float = 0.3
+    recovery_within: timedelta = timedelta(hours=24)
+    trend: TrendConfig = DEFAULT_TREND
+
+
 def summarise(
     store: Store,
     since: datetime | None = None,
     until: datetime | None = None,
-    *,
-    queue: str | None = None,
-    policy_version: str | None = None,
-    tier: str | None = None,
-    recovery_below: float = 0.3,
-    recovery_within: timedelta = timedelta(hours=24),
-    trend: TrendConfig = DEFAULT_TREND,
+    options: Options = Options(),
 ) -> dict[str, Any]:
     rows = store.metric_rows(since, until)
     customers = {d["customer_id"] for d in rows.decisions} | {e[0] for e in rows.events}
     states = store.load_states(sorted(customers)) if customers else {}
-    return compute(
-        rows,
-        states,
-        since,
-        until,
-        queue=queue,
-        policy_version=policy_version,
-        tier=tier,
-        recovery_below=recovery_below,
-        recovery_within=recovery_within,
-        trend=trend,
-    )
+    return compute(rows, states, since, until, options)
 
 
 def compute(
@@ -110,14 +108,12 @@ def compute(
     states: Mapping[str, CustomerState],
     since: datetime | None,
     until: datetime | None,
-    *,
-    queue: str | None = None,
-    policy_version: str | None = None,
-    tier: str | None = None,
-    recovery_below: float = 0.3,
-    recovery_within: timedelta = timedelta(hours=24),
-    trend: TrendConfig = DEFAULT_TREND,
+    options: Options = Options(),
 ) -> dict[str, Any]:
+    queue, policy_version, tier = options.queue, options.policy_version, options.tier
+    recovery_below, recovery_within = options.recovery_below, options.recovery_within
+    trend = options.trend
+
     def in_segment(customer: str) -> bool:
         if tier is None:
             return True
