@@ -132,7 +132,7 @@ def process(
     if in_holdout(event.customer_id, policy.policy):
         # the control group: what would have been done is recorded, nothing is done (the
         # cooldowns still run, so it is decided as often as for everyone else)
-        decisions = [replace(d, holdout=True) for d in decisions]
+        decisions = [replace(d, holdout=True, review=False) for d in decisions]
         fired = {**remembered.rule_fired_at, **{d.rule_id: now for d in decisions}}
         new_state = (
             remembered.model_copy(update={"rule_fired_at": fired}) if decisions else remembered
