@@ -227,12 +227,28 @@ def _phone_digits_ok(number: str, low: int = 7) -> bool:
 # --- the passes ----------------------------------------------------------------------------
 
 _DIGIT = re.compile(r"[0-9]")
+_DIGITS = "0123456789"
+# Every digit-based kind (phone, card, IBAN) needs at least this many digits.
+_MIN_DIGITS = 7
+
+
+def _clean(text: str) -> bool:
+    """Whether no pass could match (most messages: no "@", few digits, no key words),
+    decided with substring counts only; redaction then costs about a microsecond."""
+    if "@" in text or sum(map(text.count, _DIGITS)) >= _MIN_DIGITS:
+        return False
+    if any(p in text for p in _SHAPE_PREFIXES):
+        return False
+    lower = text.lower()
+    return "bearer" not in lower and not any(w in lower for w in _SECRET_WORDS)
 
 
 def redact_counts(text: str) -> tuple[str, Counter[str]]:
     """``text`` with each email, phone, card, IBAN and secret replaced by ``[kind]``, and
     how many of each kind were replaced."""
     counts: Counter[str] = Counter()
+    if _clean(text):
+        return text, counts
 
     def shape(m: re.Match[str]) -> str:
         counts["secret"] += 1
