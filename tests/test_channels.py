@@ -463,13 +463,21 @@ def test_a_down_receiver_is_probed_not_hammered_and_a_commit_wakes_the_dispatche
         dead_port = s.getsockname()[1]
     down = WebhookChannel("crm", f"http://127.0.0.1:{dead_port}/h", SECRET, concurrency=4)
     dispatcher = Dispatcher(store, {"crm": down, **build_channels_log(tmp_path)})
+    started = time.monotonic()
     dispatcher.start(interval=30.0)
-    time.sleep(1.6)
+
+    def attempts() -> int:
+        return sum(r["attempts"] for r in store.list_outbox(limit=1000) if r["channel"] == "crm")
+
+    deadline = started + 10
+    while attempts() < 24 + 2 and time.monotonic() < deadline:  # the round, then 2 probes
+        time.sleep(0.02)
+    waited = time.monotonic() - started
     dispatcher.stop()
     rows = [r for r in store.list_outbox(limit=1000) if r["channel"] == "crm"]
-    attempts = sum(r["attempts"] for r in rows)
     # one round of 24 failures, then the breaker: one probe after 0.5 s, one after 1 s more
-    assert 24 <= attempts <= 24 + 3, attempts
+    assert 24 + 2 <= attempts() <= 24 + 3, attempts()
+    assert waited >= 1.4  # the probes waited out the breaker's pauses (0.5 s, then 1 s)
     assert all(r["status"] == "pending" for r in rows)
 
     # a commit with actions wakes an idle dispatcher long before its 30 s poll

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -62,6 +61,7 @@ class FakeModel:
         self.requests: list[dict[str, Any]] = []
         self.auth: list[str | None] = []
         self.mode = "ok"  # ok | error | slow | garbage
+        self.release = threading.Event()  # "slow" answers only once the test sets it
 
 
 @contextmanager
@@ -85,7 +85,7 @@ def chat_server() -> Iterator[tuple[str, FakeModel]]:
                 status, answer = 200, {"nothing": True}
             else:
                 if fake.mode == "slow":
-                    time.sleep(0.6)
+                    fake.release.wait(10)  # past the client's timeout, until released
                 status = 200
                 answer = {
                     "choices": [{"message": {"role": "assistant", "content": " Rewritten. "}}],
@@ -107,6 +107,7 @@ def chat_server() -> Iterator[tuple[str, FakeModel]]:
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/v1", fake
     finally:
+        fake.release.set()
         server.shutdown()
         server.server_close()
 
