@@ -51,16 +51,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
-import os
-import platform
 import random
 import shutil
 import signal
-import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -72,6 +67,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from benchkit import free_port, machine, percentile, stop_server, wait_healthy
 
 BUDGET_MS = 50
 DECIDE, INGEST = "decide", "ingest"
@@ -453,42 +450,6 @@ async def run_load(
 # --- the server ---------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path, deadline_s: float) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(
-                f"tactful serve exited with {proc.returncode}:\n{log.read_text(errors='replace')}"
-            )
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.05)
-    raise SystemExit(f"tactful serve not healthy after {deadline_s:.0f} s")
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> int | None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    return proc.returncode
-
-
 def serve_and_load(tmp: Path, args: argparse.Namespace) -> tuple[dict[str, Side], int | None]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -514,29 +475,6 @@ def serve_and_load(tmp: Path, args: argparse.Namespace) -> tuple[dict[str, Side]
 
 
 # --- report -------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest rank."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"machine: {platform.platform()}\n"
-        f"cpu: {cpu}, {os.cpu_count()} logical cores\n"
-        f"python {platform.python_version()} ({platform.python_implementation()}), "
-        f"sqlite {sqlite3.sqlite_version}, httpx {httpx.__version__}"
-    )
 
 
 def _ms(v: float) -> str:
@@ -618,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.bots < 1 or args.seconds <= 0 or args.phase_seconds <= 0 or args.think_ms < 0:
         ap.error("--bots >= 1, --seconds > 0, --phase-seconds > 0 and --think-ms >= 0")
 
-    print(machine())
+    print(machine(python_extra=f", httpx {httpx.__version__}"))
     print(
         f"decide: {args.bots} chatbot conversations, one turn at a time, think time "
         f"{args.think_ms:g} ms, for {args.seconds:g} s (half decide, half ingest); "

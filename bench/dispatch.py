@@ -76,7 +76,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import shutil
 import signal
 import sqlite3
@@ -93,6 +92,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import psutil  # type: ignore[import-untyped,unused-ignore]  # no stubs in the dev extras
+
+from benchkit import machine, percentile
 
 CHANNEL = "crm"
 SECRET = "whsec_bench_0123456789abcdef"
@@ -663,13 +664,6 @@ def outbox_rows(db: Path) -> dict[str, Row]:
         conn.close()
 
 
-def percentile(values: Sequence[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
-
-
 def dist(values_ms: Sequence[float]) -> str:
     return (
         f"p50 {percentile(values_ms, 0.5):8.1f}  p95 {percentile(values_ms, 0.95):8.1f}  "
@@ -719,21 +713,6 @@ def naive_loop(url: str, rows: Sequence[Any], keep_alive: bool) -> tuple[float, 
 
 
 # --- report helpers -----------------------------------------------------------------------
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"machine: {platform.platform()}\n"
-        f"cpu: {cpu}, {os.cpu_count()} logical cores\n"
-        f"python {platform.python_version()} ({platform.python_implementation()}), "
-        f"sqlite {sqlite3.sqlite_version}"
-    )
 
 
 def peak(samples: Sequence[Sample], attr: str) -> float:

@@ -59,6 +59,7 @@ from types import MappingProxyType
 from typing import Any
 
 import state as state_bench  # bench/state.py (its ACCOUNT_SHARE is set from --account-share)
+from benchkit import machine
 from state import HistoryGen, source_revision
 from tactful.actions import plan_actions
 from tactful.detect import detect
@@ -69,7 +70,7 @@ from tactful.signals import Signal
 from tactful.state.account import AccountState, remember_account
 from tactful.state.customer import CustomerState, is_too_late, remember
 from tactful.state.trend import TrendConfig
-from throughput import machine, ok
+from throughput import ok
 
 TARGET_DECISION_US = 50.0
 PROFILE_TOP = 8

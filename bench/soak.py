@@ -62,11 +62,9 @@ import contextlib
 import json
 import math
 import os
-import platform
 import random
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -80,6 +78,8 @@ from typing import Any
 
 import httpx
 import psutil  # type: ignore[import-untyped,unused-ignore]  # no stubs in the dev extras
+
+from benchkit import free_port, machine, percentile, stop_server, wait_healthy
 
 BATCH = 50
 MAX_ATTEMPTS = 3  # per batch, on transport errors only (ingest is idempotent on event_id)
@@ -782,42 +782,6 @@ async def soak(
 # --- the server ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path, deadline_s: float) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(
-                f"tactful serve exited with {proc.returncode}:\n{log.read_text(errors='replace')}"
-            )
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.05)
-    raise SystemExit(f"tactful serve not healthy after {deadline_s:.0f} s")
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> int | None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    return proc.returncode
-
-
 def stored_ids(db: Path, prefix: str) -> tuple[set[str], int]:
     """(event ids starting with ``prefix``, quarantined rows), read-only after the stop."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -838,14 +802,6 @@ def stored_ids(db: Path, prefix: str) -> tuple[set[str], int]:
 # --- report --------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest rank."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
-
-
 def slope_per_min(xs: list[float], ys: list[float]) -> float:
     """Least-squares slope of ys over xs (seconds), per minute."""
     n = len(xs)
@@ -858,22 +814,6 @@ def slope_per_min(xs: list[float], ys: list[float]) -> float:
 
 def mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (
-        f"machine: {platform.platform()}\n"
-        f"cpu: {cpu}, {os.cpu_count()} logical cores; load average {load}\n"
-        f"python {platform.python_version()} ({platform.python_implementation()}), "
-        f"sqlite {sqlite3.sqlite_version}"
-    )
 
 
 def _r(v: float, nd: int = 2) -> float | None:
@@ -982,7 +922,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.rate is not None and args.rate <= 0:
         ap.error("--rate: more than 0")
 
-    print(machine())
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(machine(cpu_extra=f"; load average {load}"))
     tmp = Path(tempfile.mkdtemp(prefix="tactful-soak-"))
     db = tmp / "tactful.db"
     log = tmp / "serve.log"
@@ -1006,7 +947,7 @@ def main(argv: list[str] | None = None) -> int:
                 out = asyncio.run(run(url, proc.pid, db, args, prefix))
             finally:
                 stop_t = time.perf_counter()
-                code = stop_server(proc)
+                code = stop_server(proc, grace_s=30)
                 stop_s = time.perf_counter() - stop_t
         log_text = log.read_text(errors="replace")
         summary = report(out, args, db, prefix, code, stop_s, log_text, actions, wall)

@@ -59,6 +59,7 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped,unused-ignore]  # no stubs in the dev extras
 
+from benchkit import machine
 from tactful.detect import detect
 from tactful.detect.text import _cached_words
 from tactful.events import (
@@ -93,7 +94,6 @@ from throughput import (
     STEPS,
     SUBJECTS,
     TIERS,
-    machine,
     message_text,
 )
 

@@ -34,16 +34,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
-import os
-import platform
 import random
 import resource
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -55,6 +51,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from benchkit import free_port, machine, percentile, stop_server, wait_healthy
 
 BATCH = 1_000
 SERVED_BATCH = 50
@@ -600,44 +598,6 @@ def db_footprint(db: Path) -> tuple[int, int]:
 # --- served ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path, deadline_s: float) -> None:
-    import httpx
-
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(
-                f"tactful serve exited with {proc.returncode}:\n{log.read_text(errors='replace')}"
-            )
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.05)
-    raise SystemExit(f"tactful serve not healthy after {deadline_s:.0f} s")
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> int | None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    return proc.returncode
-
-
 @dataclass
 class LoadResult:
     batches: int = 0
@@ -777,13 +737,6 @@ async def batch_histogram(client: Any) -> dict[str, float]:
     return out if len(out) == 3 else {}
 
 
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
-
-
 def missing_on_disk(db: Path, ids: list[str]) -> int:
     conn = sqlite3.connect(db)
     try:
@@ -851,21 +804,6 @@ def run_served(
 
 
 # --- report -------------------------------------------------------------------------------
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"machine: {platform.platform()}\n"
-        f"cpu: {cpu}, {os.cpu_count()} logical cores\n"
-        f"python {platform.python_version()} ({platform.python_implementation()}), "
-        f"sqlite {sqlite3.sqlite_version}"
-    )
 
 
 def ok(flag: bool) -> str:
