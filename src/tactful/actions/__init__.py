@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from tactful.actions.drafts import draft
 from tactful.actions.grouping import Grouping, group_key
 from tactful.actions.handoff import handoff_package
-from tactful.actions.outbox import Action
+from tactful.actions.outbox import Action, action_for, routed
 from tactful.actions.redact import redact
 from tactful.events import Event
 from tactful.policy.engine import Decision
 from tactful.policy.model import DeliveredKind, Notifications, Policy
 from tactful.signals import Signal
 from tactful.state.customer import CustomerState, Handoff, Hold
-from tactful.state.trend import DEFAULT_TREND
+from tactful.state.trend import DEFAULT_TREND, TrendConfig
 
 __all__ = ["Action", "handoff_package", "plan_actions"]
 
@@ -43,29 +44,6 @@ def _grouping(d: Decision, state: CustomerState, notifications: Notifications) -
     )
 
 
-def _action(
-    d: Decision,
-    kind: str,
-    channel: str,
-    payload: dict[str, object],
-    n: int = 0,
-    grouping: Grouping | None = None,
-    suffix: str = "",
-) -> Action:
-    key = f"{d.decision_id}#{kind}#{n}" + (f"@{suffix}" if suffix else "")
-    return Action(
-        action_id=key,
-        idempotency_key=key,
-        decision_id=d.decision_id,
-        customer_id=d.customer_id,
-        channel=channel,
-        kind=kind,
-        payload=payload,
-        created_at=d.at,
-        grouping=grouping,
-    )
-
-
 def plan_actions(
     state: CustomerState,
     event: Event,
@@ -73,23 +51,21 @@ def plan_actions(
     decisions: list[Decision],
     now: datetime,
     policy: Policy | None = None,
+    trend: TrendConfig = DEFAULT_TREND,
 ) -> tuple[CustomerState, list[Action]]:
     """Apply decisions to the customer's state and list the actions to deliver: one per
     channel the policy's ``delivery`` names for its kind (log when none); notifications
-    go to their own channel, carrying how the ``notifications`` routes batch them."""
+    go to their own channel, carrying how the ``notifications`` routes batch them.
+    ``trend``: how levels are read (for drafts shaped by the customer's state)."""
     if not decisions:
         return state, []
     notifications = policy.notifications if policy is not None else NO_GROUPING
-    delivery = policy.delivery if policy is not None else {}
+    delivery: Mapping[DeliveredKind, list[str]] = policy.delivery if policy is not None else {}
 
     def deliver(
         d: Decision, kind: DeliveredKind, payload: dict[str, object], n: int = 0
     ) -> list[Action]:
-        targets = delivery.get(kind, ["log"])
-        return [
-            _action(d, kind, channel, payload, n, suffix="" if channel == "log" else channel)
-            for channel in targets
-        ]
+        return routed(d, kind, payload, delivery, n)
 
     # A shallow copy is enough: fields are replaced, never mutated in place, so the
     # caller's state is untouched (deep copies were most of the per-event cost).
@@ -151,7 +127,7 @@ def plan_actions(
         elif d.kind == "notify":
             target = d.params["target"]  # the engine resolved "account_owner" already
             actions.append(
-                _action(
+                action_for(
                     d,
                     "notify",
                     d.params["channel"],
@@ -166,7 +142,6 @@ def plan_actions(
         elif d.kind in CONVERSATION_KINDS:
             payload: dict[str, object] = {"decision": d.kind, **d.params}
             if d.kind == "draft_message":  # the reply itself, shaped by the customer's state
-                trend = policy.memory.config().trend if policy is not None else DEFAULT_TREND
                 payload["draft"] = draft(
                     new.levels(now, trend), new.topic, d.params["tone"]
                 ).as_dict()

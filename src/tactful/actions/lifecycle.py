@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from tactful.actions.outbox import Action
+from tactful.actions.outbox import Action, routed
 from tactful.events import Event
 from tactful.learn.outcomes import Outcome
 from tactful.policy.engine import Decision
-from tactful.policy.model import AutoRelease, DeliveredKind, Policy
+from tactful.policy.model import AutoRelease, Policy
 from tactful.signals import Signal
 from tactful.state.customer import CustomerState, Hold, HoldCategory
 from tactful.state.trend import TrendConfig
@@ -90,19 +90,6 @@ def _decision(
     )
 
 
-def _deliver(
-    d: Decision,
-    kind: DeliveredKind,
-    payload: dict[str, object],
-    delivery: Mapping[DeliveredKind, list[str]],
-) -> list[Action]:
-    out = []
-    for channel in delivery.get(kind, ["log"]):
-        key = f"{d.decision_id}#{kind}" + ("" if channel == "log" else f"@{channel}")
-        out.append(Action(key, key, d.decision_id, d.customer_id, channel, kind, payload, d.at))
-    return out
-
-
 def _released(
     state: CustomerState,
     hold: Hold,
@@ -140,7 +127,7 @@ def _released(
         "reason": why,
         "comment": comment,
     }
-    return Change(new, [d], _deliver(d, "hold.released", payload, policy.delivery))
+    return Change(new, [d], routed(d, "hold.released", payload, policy.delivery))
 
 
 def release_hold(
@@ -191,7 +178,7 @@ def place_hold(
         policy.versioned,
     )
     payload = hold.model_dump(mode="json")
-    return Change(new, [d], _deliver(d, "hold.started", payload, policy.delivery))
+    return Change(new, [d], routed(d, "hold.started", payload, policy.delivery))
 
 
 def due_releases(
@@ -297,7 +284,7 @@ def update_handoff(
                 {"handoff_id": handoff_id, "queue": handoff.queue, "by": by, "reason": reason},
             )
         )
-    return Change(new, [d], _deliver(d, "handoff.updated", payload, policy.delivery), outcomes)
+    return Change(new, [d], routed(d, "handoff.updated", payload, policy.delivery), outcomes)
 
 
 # What a reviewer may change in a waiting decision, by kind.
@@ -387,7 +374,8 @@ def approve_review(
         reasons=tuple(waiting["reasons"]),
         factors=dict(waiting["factors"]),
     )
-    new, actions = plan_actions(state, event, signals, [original], now, policy)
+    trend = policy.memory.config().trend
+    new, actions = plan_actions(state, event, signals, [original], now, policy, trend)
     record, outcome = _verdict(state, waiting, "approved", now, by, reason, edits, policy)
     return Change(new, [record], actions, [outcome])
 

@@ -7,13 +7,18 @@ re-delivery after a crash can be recognised by the receiver.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tactful.actions.grouping import Grouping
 
-__all__ = ["Action"]
+if TYPE_CHECKING:
+    from tactful.policy.engine import Decision
+    from tactful.policy.model import DeliveredKind
+
+__all__ = ["Action", "action_for", "routed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,3 +46,28 @@ class Action:
             "created_at": self.created_at.isoformat(),
             **({"grouping": self.grouping.as_dict()} if self.grouping else {}),
         }
+
+
+def action_for(
+    d: Decision,
+    kind: str,
+    channel: str,
+    payload: dict[str, object],
+    n: int = 0,
+    grouping: Grouping | None = None,
+) -> Action:
+    """The action ``d`` asks of ``channel``. Its id (and idempotency key) is stable:
+    ``<decision>#<kind>#<n>``, plus ``@<channel>`` beyond the log channel."""
+    key = f"{d.decision_id}#{kind}#{n}" + ("" if channel == "log" else f"@{channel}")
+    return Action(key, key, d.decision_id, d.customer_id, channel, kind, payload, d.at, grouping)
+
+
+def routed(
+    d: Decision,
+    kind: DeliveredKind,
+    payload: dict[str, object],
+    delivery: Mapping[DeliveredKind, list[str]],
+    n: int = 0,
+) -> list[Action]:
+    """One action per channel the policy's ``delivery`` names for ``kind`` (log if none)."""
+    return [action_for(d, kind, channel, payload, n) for channel in delivery.get(kind, ["log"])]

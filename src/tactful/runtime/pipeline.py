@@ -143,7 +143,9 @@ def process(
         # run from now, so the rule does not queue the same review on every event).
         waiting = [d for d in decisions if d.review]
         acting = [d for d in decisions if not d.review]
-        new_state, actions = plan_actions(remembered, event, signals, acting, now, policy.policy)
+        new_state, actions = plan_actions(
+            remembered, event, signals, acting, now, policy.policy, memory.trend
+        )
         if waiting:
             fired = {**new_state.rule_fired_at, **{d.rule_id: now for d in waiting}}
             new_state = new_state.model_copy(update={"rule_fired_at": fired})
