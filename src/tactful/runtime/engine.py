@@ -459,16 +459,22 @@ class Engine:
         scores = self.text_scorer.score_batch([i[1] for i in items], [i[2] for i in items])
         return {item[0]: s for item, s in zip(items, scores, strict=True)}
 
-    def _load(self, events: list[Event]) -> dict[str, CustomerState]:
-        working: dict[str, CustomerState] = {}
-        missing = [e.customer_id for e in events if e.customer_id not in self._cache]
+    def _states(self, customer_ids: Sequence[str]) -> dict[str, CustomerState]:
+        """The customers' states from the cache, else the store (the unknown left out)."""
+        missing = [c for c in customer_ids if c not in self._cache]
         loaded = self.store.load_states(missing) if missing else {}
+        found = {c: self._cache.get(c) or loaded.get(c) for c in customer_ids}
+        return {c: s for c, s in found.items() if s is not None}
+
+    def _load(self, events: list[Event]) -> dict[str, CustomerState]:
+        known = self._states([e.customer_id for e in events])
+        working: dict[str, CustomerState] = {}
         for event in events:
             cid = event.customer_id
-            if cid in working:
-                continue
-            state = self._cache.get(cid) or loaded.get(cid)
-            working[cid] = state or CustomerState(customer_id=cid, account_id=event.account_id)
+            if cid not in working:
+                working[cid] = known.get(cid) or CustomerState(
+                    customer_id=cid, account_id=event.account_id
+                )
         return working
 
     def _load_accounts(
@@ -491,7 +497,7 @@ class Engine:
         actions/lifecycle.py) and commit it like an event's effects. Raises
         LifecycleError (404) for a customer never seen, or whatever ``fn`` refuses."""
         with self._lock:
-            state = self._cache.get(customer_id) or self.store.get_state(customer_id)
+            state = self._states([customer_id]).get(customer_id)
             if state is None:
                 raise LifecycleError(f"no customer '{customer_id}' has been seen", 404)
             now = self.clock()
@@ -534,13 +540,8 @@ class Engine:
             customers = list(dict.fromkeys(cid for _, cid in found))
             with self._lock:
                 now = self.clock()
-                cached = {c: self._cache[c] for c in customers if c in self._cache}
-                loaded = self.store.load_states([c for c in customers if c not in cached])
                 changes = []
-                for cid in customers:
-                    state = cached.get(cid) or loaded.get(cid)
-                    if state is None:
-                        continue
+                for cid, state in self._states(customers).items():
                     policy = self.policy_for(cid).policy
                     done = due_releases(state, now, policy, self.memory.trend)
                     if done is not None:
