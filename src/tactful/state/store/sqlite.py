@@ -18,7 +18,7 @@ import json
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -343,20 +343,32 @@ def _account(account_id: str, traits: str, state: str | None) -> AccountState:
 _DECISION_JSON = ("params", "reasons", "factors", "matched", "lost")
 
 
+def _in_chunks(
+    run: Callable[[str, Sequence[Any]], Iterable[Any]], sql: str, keys: Sequence[str]
+) -> Iterator[Any]:
+    """Rows of ``sql`` (ending in ``IN ({marks})``) for ``keys``, 500 at a time (SQLite
+    caps the number of parameters), through ``run`` (a connection's execute, inside a
+    transaction, or the store's locked query)."""
+    ids = list(dict.fromkeys(keys))
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        yield from run(sql.format(marks=",".join("?" * len(chunk))), chunk)
+
+
 def _outbox_rows(
     db: sqlite3.Connection, actions: Sequence[Action], received: str
 ) -> list[tuple[Any, ...]]:
     """Outbox rows; a notification is placed in its group's next message, or muted as a
     repeat (see actions/grouping.py), against the groups' memory in this transaction."""
     keys = sorted({a.grouping.key for a in actions if a.grouping})
-    groups: dict[str, GroupState] = {}
-    for i in range(0, len(keys), 500):
-        chunk = keys[i : i + 500]
-        marks = ",".join("?" * len(chunk))
-        for key, state in db.execute(
-            f"SELECT group_key, state FROM notify_groups WHERE group_key IN ({marks})", chunk
-        ):
-            groups[key] = GroupState.from_dict(json.loads(state))
+    groups: dict[str, GroupState] = {
+        key: GroupState.from_dict(json.loads(state))
+        for key, state in _in_chunks(
+            db.execute,
+            "SELECT group_key, state FROM notify_groups WHERE group_key IN ({marks})",
+            keys,
+        )
+    }
     rows = []
     for a in actions:
         status, due, error, batch = "pending", received, None, None
@@ -582,12 +594,8 @@ class SQLiteStore:
 
     # -- ingest ---------------------------------------------------------------------------
     def _where_in(self, sql: str, keys: Sequence[str]) -> Iterator[sqlite3.Row]:
-        """Rows of ``sql`` (ending in ``IN ({marks})``) for ``keys``, 500 at a time (SQLite
-        caps the number of parameters)."""
-        ids = list(dict.fromkeys(keys))
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            yield from self._query(sql.format(marks=",".join("?" * len(chunk))), chunk)
+        """Rows of ``sql`` (ending in ``IN ({marks})``) for ``keys`` (see _in_chunks)."""
+        return _in_chunks(self._query, sql, keys)
 
     def seen_event_ids(self, event_ids: Sequence[str]) -> set[str]:
         sql = "SELECT event_id FROM events WHERE event_id IN ({marks})"
