@@ -31,7 +31,7 @@ from tactful.policy.model import parse_duration
 from tactful.runtime.engine import Engine
 from tactful.state.customer import HANDOFF_TTL, CustomerState
 
-__all__ = ["MAX_SEND_LIST", "Eligibility", "acting_routes", "eligibility_of"]
+__all__ = ["MAX_SEND_LIST", "Eligibility", "acting_routes", "apply_handoff", "eligibility_of"]
 
 MAX_SEND_LIST = 10_000
 
@@ -135,6 +135,19 @@ def eligibility_of(
         if state is not None
         else "unknown customer (not seen yet): no hold",
     )
+
+
+def apply_handoff(
+    engine: Engine, customer_id: str, handoff_id: str, status: HandoffStatus, by: str, reason: str
+) -> Change:
+    """An agent's verdict on a handoff, committed like an event's effects (the API, the
+    outcomes endpoint and the dashboard all come here). Raises LifecycleError with why."""
+    policy = engine.policy.policy
+
+    def fn(state: CustomerState, now: datetime) -> Change:
+        return update_handoff(state, handoff_id, status, now, by, reason, policy)
+
+    return engine.change(customer_id, fn)
 
 
 def _changed(done: Change) -> dict[str, Any]:
@@ -290,13 +303,19 @@ def acting_routes(engine: Engine) -> APIRouter:
             found = store.get_handoff(handoff_id)
             if found is None:
                 raise HTTPException(404, f"no handoff '{handoff_id}'")
-
-            def fn(state: CustomerState, now: datetime) -> Change:
-                return update_handoff(
-                    state, handoff_id, status, now, body.by, body.reason, engine.policy.policy
+            try:
+                done = await run_in_threadpool(
+                    apply_handoff,
+                    engine,
+                    found["customer_id"],
+                    handoff_id,
+                    status,
+                    body.by,
+                    body.reason,
                 )
-
-            return await _apply(engine, found["customer_id"], fn)
+            except LifecycleError as exc:
+                raise HTTPException(exc.status, str(exc)) from None
+            return _changed(done)
 
         router.post(
             f"/v1/handoffs/{{handoff_id:path}}/{verb}",

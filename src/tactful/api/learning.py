@@ -17,14 +17,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 
-from tactful.actions.lifecycle import Change, LifecycleError, update_handoff
+from tactful.actions.lifecycle import LifecycleError
+from tactful.api.acting import apply_handoff
 from tactful.api.auth import scope
 from tactful.api.params import aware, in_range
 from tactful.learn.drift import compare
 from tactful.learn.outcomes import Outcome, last_rule
 from tactful.learn.summary import Options, summarise
 from tactful.runtime.engine import Engine
-from tactful.state.customer import CustomerState
 
 __all__ = ["OutcomeIn", "drift_now", "learning_routes"]
 
@@ -134,15 +134,10 @@ def learning_routes(engine: Engine) -> APIRouter:
             status: Literal["resolved", "rejected"] = (
                 "resolved" if body.kind == "handoff_resolved" else "rejected"
             )
-            handoff_id = body.handoff_id or ""
-
-            def fn(s: CustomerState, t: datetime) -> Change:
-                return update_handoff(
-                    s, handoff_id, status, t, body.by, body.reason, engine.policy.policy
-                )
-
             try:
-                done = engine.change(body.customer_id, fn)
+                done = apply_handoff(
+                    engine, body.customer_id, body.handoff_id or "", status, body.by, body.reason
+                )
             except LifecycleError as exc:
                 raise HTTPException(exc.status, str(exc)) from None
             return {"outcome_id": done.outcomes[0].outcome_id, "rule_id": done.outcomes[0].rule_id}

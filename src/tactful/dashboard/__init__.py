@@ -24,13 +24,14 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.routing import Mount
 
-from tactful.actions.lifecycle import Change, HandoffStatus, LifecycleError, update_handoff
+from tactful.actions.lifecycle import HandoffStatus, LifecycleError
+from tactful.api.acting import apply_handoff
 from tactful.api.auth import scope
 from tactful.api.reviews import apply_verdict
 from tactful.learn.summary import Options, summarise
 from tactful.runtime.engine import Engine
 from tactful.signals import DIMENSIONS
-from tactful.state.customer import HANDOFF_TTL, CustomerState, MemoryConfig
+from tactful.state.customer import HANDOFF_TTL, MemoryConfig
 from tactful.state.trend import EMPTY_TREND, Trend
 
 __all__ = ["dashboard_routes", "static_mount", "trend_series"]
@@ -218,14 +219,9 @@ def dashboard_routes(engine: Engine) -> APIRouter:
         found = store.get_handoff(handoff_id)
         if found is None:
             raise HTTPException(404, f"no handoff '{handoff_id}'")
-        policy = engine.policy.policy
-
-        def fn(state: CustomerState, now: datetime) -> Change:
-            return update_handoff(state, handoff_id, statuses[verb], now, by, reason, policy)
-
         error = ""
         try:
-            engine.change(found["customer_id"], fn)
+            apply_handoff(engine, found["customer_id"], handoff_id, statuses[verb], by, reason)
         except LifecycleError as exc:
             error = str(exc)
         row = store.get_handoff(handoff_id) or found
