@@ -464,7 +464,7 @@ def test_a_down_receiver_is_probed_not_hammered_and_a_commit_wakes_the_dispatche
     down = WebhookChannel("crm", f"http://127.0.0.1:{dead_port}/h", SECRET, concurrency=4)
     dispatcher = Dispatcher(store, {"crm": down, **build_channels_log(tmp_path)})
     started = time.monotonic()
-    dispatcher.start(interval=30.0)
+    dispatcher.start()
 
     def attempts() -> int:
         return sum(r["attempts"] for r in store.list_outbox(limit=1000) if r["channel"] == "crm")

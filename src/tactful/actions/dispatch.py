@@ -194,8 +194,8 @@ class Dispatcher:
         A channel loop delivers rounds of ``8 x concurrency`` rows while there is a
         backlog; idle, it polls every ``interval`` or sooner when :meth:`wake` is called
         (``serve`` calls it after each commit with actions). When every delivery of a
-        round fails for a reason worth retrying (the receiver is down), the channel
-        backs off as a whole (0.5 s doubling to 30 s) and then probes with one row, so a
+        round fails (the receiver is down), the channel backs off as a whole (0.5 s
+        doubling to 30 s) and then probes with one row until a delivery succeeds, so a
         dead receiver costs one attempt per pause, not a round of them."""
 
         def channel_loop(name: str) -> None:
@@ -212,7 +212,8 @@ class Dispatcher:
                     log.warning("%s: every delivery failed; pausing %.1fs", name, pause)
                     self._stop.wait(pause)
                     continue
-                pause = 0.0
+                if ok:  # only a delivery closes the breaker; "nothing due yet" does not
+                    pause = 0.0
                 if ok + bad >= size:
                     # A backlog: a breath for ingest, which shares the store's lock (a
                     # customer waiting for a decision matters more than a delivery).
