@@ -28,6 +28,7 @@ from rich.progress import (
 from rich.table import Table
 
 from tactful.accounts import read_accounts
+from tactful.actions.channels.config import ChannelsConfig
 from tactful.actions.dispatch import Dispatcher
 from tactful.evaluation.cli import eval_app
 from tactful.learn.metrics import Metrics
@@ -98,9 +99,21 @@ ChannelsOpt = Annotated[
         exists=True,
         dir_okay=False,
         help="Channels file (YAML): what the policy's channel names are (slack, signed "
-        "webhooks) and their secrets as ${ENV_VARS}. Without it only the log channel exists.",
+        "webhooks) and their secrets as ${ENV_VARS}; under sources:, the senders that may "
+        "push signed events to /v1/sources/NAME. Without it only the log channel exists.",
     ),
 ]
+
+
+def _channels_config(channels_file: Path | None) -> ChannelsConfig:
+    """The channels file (or none: the log channel only); exit 2 when it is invalid."""
+    from tactful.actions.channels.config import ChannelsConfig, ChannelsError, load_channels
+
+    try:
+        return load_channels(channels_file) if channels_file else ChannelsConfig()
+    except ChannelsError as exc:
+        err.print(f"[red]channels error:[/] {exc}")
+        raise typer.Exit(2) from None
 
 
 def _dispatcher(
@@ -109,18 +122,14 @@ def _dispatcher(
     channels_file: Path | None,
     needed: frozenset[str] = frozenset(),
     metrics: Metrics | None = None,
+    config: ChannelsConfig | None = None,
 ) -> Dispatcher:
     """A dispatcher over the log channel and the channels file's; exit 2 when the file is
     invalid or lacks a channel the policy sends to."""
-    from tactful.actions.channels.config import (
-        ChannelsConfig,
-        ChannelsError,
-        build_channels,
-        load_channels,
-    )
+    from tactful.actions.channels.config import ChannelsError, build_channels
 
+    config = config or _channels_config(channels_file)
     try:
-        config = load_channels(channels_file) if channels_file else ChannelsConfig()
         channels = build_channels(config, actions_log, needed if channels_file else frozenset())
     except ChannelsError as exc:
         err.print(f"[red]channels error:[/] {exc}")
@@ -487,7 +496,10 @@ def serve(
     needed = engine.policy.policy.channels_used | (
         engine.canary.policy.channels_used if engine.canary else frozenset()
     )
-    dispatcher = _dispatcher(engine.store, actions_log, channels, needed, engine.metrics)
+    integrations = _channels_config(channels)
+    dispatcher = _dispatcher(
+        engine.store, actions_log, channels, needed, engine.metrics, integrations
+    )
     engine.on_actions.append(dispatcher.wake)
     dispatcher.start()
     sweeping = threading.Event()
@@ -506,7 +518,8 @@ def serve(
     threading.Thread(target=sweep_holds, name="tactful-holds", daemon=True).start()
     if engine.shadow is not None:
         console.print(f"shadow policy {engine.shadow.version} decides alongside, never acts")
-    config = uvicorn.Config(create_app(engine), host=host, port=port, log_level="warning")
+    app = create_app(engine, integrations.sources)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning")
     server = uvicorn.Server(config)
     console.print(
         f"tactful API on [bold]http://{host}:{port}[/] (docs: http://{host}:{port}/docs), "

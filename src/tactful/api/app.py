@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from tactful import __version__
+from tactful.actions.channels.config import SourceSpec
 from tactful.actions.guidance import guidance
 from tactful.api.acting import acting_routes
 from tactful.api.auth import Keyring, scope
@@ -29,6 +31,7 @@ from tactful.api.params import aware
 from tactful.api.reviews import reviews_routes
 from tactful.dashboard import dashboard_routes, static_mount
 from tactful.events import may_hold_surrogates
+from tactful.inbound import SignatureError, check_signature
 from tactful.learn.summary import summarise
 from tactful.policy import PolicyEngine, PolicyError
 from tactful.privacy import in_plain_words
@@ -112,8 +115,19 @@ def _policy_summary(policy: PolicyEngine) -> dict[str, Any]:
     }
 
 
-def create_app(engine: Engine) -> FastAPI:
+def create_app(engine: Engine, sources: Mapping[str, SourceSpec] | None = None) -> FastAPI:
+    """The API over ``engine``; ``sources``: senders that push signed events in (the
+    channels file's ``sources:``)."""
     store = engine.store
+    sources = dict(sources or {})
+
+    def signed_source(name: str) -> None:
+        """Declares the sources' credential: the sender's signature (checked over the raw
+        body in the handler), not an API key."""
+        if name not in sources:
+            known = ", ".join(sorted(sources)) or "none; add them under sources: in --channels"
+            raise HTTPException(404, f"no source '{name}' is configured (configured: {known})")
+
     app = FastAPI(
         title="tactful",
         version=__version__,
@@ -160,8 +174,8 @@ def create_app(engine: Engine) -> FastAPI:
             return MAX_BODY_BYTES, MAX_BATCH
         return min(key.max_body, MAX_BODY_BYTES), min(key.max_batch, MAX_BATCH)
 
-    async def read_json(request: Request) -> tuple[Any, bytes] | JSONResponse:
-        """The request's JSON and raw body, or the error response (the body quarantined)."""
+    async def read_body(request: Request) -> bytes | JSONResponse:
+        """The raw body, or the 413 (what was read of it quarantined)."""
         max_body, _ = limits(request)
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_body:
@@ -176,13 +190,20 @@ def create_app(engine: Engine) -> FastAPI:
                 quarantine_body(head, "body over the size limit (first 64 KiB kept)")
                 return _problem(413, "body", size, f"larger than {max_body} bytes")
             chunks.append(chunk)
-        body = b"".join(chunks)
+        return b"".join(chunks)
+
+    def parse_json(body: bytes) -> tuple[Any, bytes] | JSONResponse:
         try:
             return json.loads(body), body
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raw = body.decode("utf-8", "replace")
             quarantine_body(raw, f"not valid JSON: {exc}")
             return _problem(400, "body", raw[:200], f"not valid JSON: {exc}")
+
+    async def read_json(request: Request) -> tuple[Any, bytes] | JSONResponse:
+        """The request's JSON and raw body, or the error response (the body quarantined)."""
+        body = await read_body(request)
+        return body if isinstance(body, JSONResponse) else parse_json(body)
 
     @app.post(
         "/v1/events",
@@ -200,7 +221,9 @@ def create_app(engine: Engine) -> FastAPI:
         read = await read_json(request)
         if isinstance(read, JSONResponse):
             return read
-        data, body = read
+        return await ingest_body(request, *read, "api")
+
+    async def ingest_body(request: Request, data: Any, body: bytes, source: str) -> Any:
         if isinstance(data, dict) and isinstance(data.get("batch"), list):
             items: list[Any] = data["batch"]
         elif isinstance(data, list):
@@ -216,7 +239,7 @@ def create_app(engine: Engine) -> FastAPI:
         if not items:
             return _problem(422, "batch", [], "empty; send at least one event")
         results = await run_in_threadpool(
-            partial(engine.ingest, items, "api", check_surrogates=may_hold_surrogates(body))
+            partial(engine.ingest, items, source, check_surrogates=may_hold_surrogates(body))
         )
         payload = IngestResponse(
             accepted=sum(r.status == "accepted" for r in results),
@@ -226,6 +249,39 @@ def create_app(engine: Engine) -> FastAPI:
         )
         status = 422 if payload.rejected == len(results) else 202
         return JSONResponse(status_code=status, content=payload.model_dump(mode="json"))
+
+    @app.post(
+        "/v1/sources/{name}",
+        dependencies=[Depends(signed_source)],
+        status_code=202,
+        response_model=IngestResponse,
+        responses={
+            400: {"description": "Body is not JSON"},
+            401: {"description": "Not signed, or signed with another secret"},
+            404: {"description": "No source of that name is configured"},
+            413: {"description": "Body or batch too large"},
+            422: {"description": "Every event in the request was rejected"},
+        },
+        summary="Ingest events a configured sender pushed and signed (Segment's webhooks ...)",
+    )
+    async def post_source(request: Request, name: str) -> Any:
+        """The sender's signature over the raw body is the credential (see the channels
+        file's ``sources:``); the body is then read like ``/v1/events`` reads it."""
+        body = await read_body(request)
+        if isinstance(body, JSONResponse):
+            return body
+        spec = sources[name]
+        try:  # before the body is parsed or kept: an unsigned body is not ours to keep
+            check_signature(
+                spec.type, spec.secrets, body, request.headers, int(spec.tolerance.total_seconds())
+            )
+        except SignatureError as exc:
+            engine.metrics.refused_signatures.labels(name).inc()
+            return JSONResponse({"detail": str(exc)}, 401)
+        read = parse_json(body)
+        if isinstance(read, JSONResponse):
+            return read
+        return await ingest_body(request, *read, f"source:{name}")
 
     @app.post(
         "/v1/decide",

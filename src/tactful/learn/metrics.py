@@ -169,6 +169,12 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        self.refused_signatures = Counter(
+            "tactful_source_signatures_refused",
+            "Requests to /v1/sources/<name> refused for a missing or wrong signature.",
+            ["source"],
+            registry=self.registry,
+        )
         self.actions_delivered = Counter(
             "tactful_actions_delivered",
             "Actions delivered, by channel and kind.",

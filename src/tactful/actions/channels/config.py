@@ -1,4 +1,5 @@
-"""Act: the channels file — where actions are delivered, and with which secrets.
+"""Act: the channels file — where actions are delivered, and with which secrets (and,
+under ``sources:``, which senders may push signed events in: tactful/inbound.py).
 
 The policy says *what* goes to *which* channel by name (``notify: {channel: slack}``,
 ``delivery: {handoff.created: [slack]}``); this file, kept by whoever runs tactful, says
@@ -26,6 +27,10 @@ environment when the file loads (a missing variable is an error, not an empty st
         to: support-leads@example.com
         username: tactful
         password: ${SMTP_PASSWORD}
+    sources:                 # POST /v1/sources/<name>, verified by the sender's signature
+      segment:
+        type: segment        # X-Signature (Segment's Webhooks destination)
+        secret: ${SEGMENT_SHARED_SECRET}
 
 URLs must be http(s) and may not point at link-local or cloud metadata addresses (a
 webhook is a way to make tactful send requests; it must not become a way to read the
@@ -54,10 +59,18 @@ from pydantic import (
 )
 
 from tactful.actions.channels import Channel, LogChannel
+from tactful.inbound import Scheme
 from tactful.policy.model import parse_duration
 from tactful.state.store.base import OutboxRow
 
-__all__ = ["ChannelsConfig", "ChannelsError", "build_channels", "check_url", "load_channels"]
+__all__ = [
+    "ChannelsConfig",
+    "ChannelsError",
+    "SourceSpec",
+    "build_channels",
+    "check_url",
+    "load_channels",
+]
 
 # Hosts that answer with the machine's cloud credentials; refused even by name.
 _METADATA_HOSTS = frozenset(
@@ -182,11 +195,30 @@ class LLMSpec(_Channel):
     _url = field_validator("base_url")(check_url)
 
 
+class SourceSpec(BaseModel):
+    """A sender that pushes events to ``POST /v1/sources/<name>`` and signs them
+    (tactful/inbound.py): ``type`` is its signature scheme."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Scheme
+    secret: Annotated[str, Field(min_length=16)]
+    old_secret: Annotated[str, Field(min_length=16)] | None = None  # during a rotation
+    tolerance: timedelta = timedelta(minutes=5)  # for schemes that sign a timestamp
+
+    parse_tolerance_ = field_validator("tolerance", mode="before")(_duration)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.secret,) if self.old_secret is None else (self.secret, self.old_secret)
+
+
 class ChannelsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     channels: dict[ChannelName, ChannelSpec] = Field(default_factory=dict)
     llm: LLMSpec | None = None
+    sources: dict[ChannelName, SourceSpec] = Field(default_factory=dict)
 
     def enricher(self) -> Callable[[OutboxRow], OutboxRow] | None:
         if self.llm is None:
