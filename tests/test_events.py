@@ -42,6 +42,15 @@ def test_unknown_type_lists_the_known_ones(make_event):
     assert "page_view" in why and "payment_failed" in why
 
 
+@pytest.mark.parametrize("field", ["event_id", "customer_id"])
+@pytest.mark.parametrize("bad", ["a\x00b", "line\nbreak", "tab\there", "del\x7f"])
+def test_ids_with_control_characters_are_refused_saying_where(make_event, field, bad):
+    why = problems({**make_event(), field: bad})[field]
+    assert "control character" in why and "position" in why
+    # printable non-ASCII is an id like any other
+    assert getattr(parse_event({**make_event(), field: "josé·例"}, now=NOW), field) == "josé·例"
+
+
 def test_naive_timestamp_is_refused(make_event):
     why = problems(make_event(at="2026-10-01T10:00:00"))["timestamp"]
     assert "timezone" in why

@@ -63,6 +63,24 @@ def processed(policy, raws) -> list[Processed]:
     return out
 
 
+def with_accounts(policy, raws, shadow=None) -> tuple[list[Processed], dict[str, AccountState]]:
+    """As the engine runs the core: each event with its customer's account."""
+    states: dict[str, CustomerState] = {}
+    accounts: dict[str, AccountState] = {}
+    batch = []
+    for raw in raws:
+        event = parse_event(raw)
+        state = states.get(event.customer_id) or CustomerState(customer_id=event.customer_id)
+        aid = event.account_id or state.account_id
+        account = (accounts.get(aid) or AccountState(account_id=aid)) if aid else None
+        result = process(event, state, policy, event.timestamp, account=account, shadow=shadow)
+        states[event.customer_id] = result.state
+        if result.account is not None:
+            accounts[result.account.account_id] = result.account
+        batch.append(result)
+    return batch, accounts
+
+
 def escalating(make_event):
     """Events that make one decision with actions: a request for a human."""
     return [
@@ -435,6 +453,35 @@ def test_export_then_erase_leaves_nothing_of_the_customer(store, policy, make_ev
     assert store.stats().events == 0
 
 
+def test_erase_finds_a_non_ascii_customer_however_json_wrote_the_id(store, policy, make_event):
+    """An id like "josé" is stored escaped by json.dumps and unescaped by pydantic and most
+    senders; erasure must find both (it once missed the account's members at risk and the
+    unattributed quarantine rows)."""
+    who = "josé"
+    raws = [
+        make_event("identify", who, "2026-10-01T09:00:00Z", account_id="a1", traits={}),
+        make_event("message", who, "2026-10-01T10:00:00Z", text="This is useless!! I quit"),
+        make_event("message", who, "2026-10-01T10:01:00Z", text="Let me talk to a human NOW"),
+    ]
+    store.commit(with_accounts(policy, raws)[0], NOW)
+    why = [{"field": "type", "value": "x", "why": "unknown type"}]
+    store.quarantine(
+        [
+            QuarantineItem(NOW, "api", why, '{"customer_id": "josé", "text": "broken'),
+            QuarantineItem(NOW, "api", why, '{"customer_id": "jos\\u00e9", "text": "broken'),
+        ]
+    )
+    account = store.get_account("a1")
+    assert account is not None and [m.customer_id for m in account.at_risk] == [who]
+    removed = store.erase_customer(who)
+    assert removed["quarantine"] == 2
+    assert removed["accounts (members at risk)"] == 1
+    account = store.get_account("a1")
+    assert account is not None and account.at_risk == []
+    assert store.list_quarantine() == []
+    assert all(rows == [] for rows in store.export_customer(who).values())
+
+
 def test_retention_forgets_old_text_and_keeps_the_rest(store, policy, make_event):
     store.commit(processed(policy, escalating(make_event)), NOW)
     why = [{"field": "body", "value": None, "why": "not JSON"}]
@@ -772,19 +819,7 @@ def test_both_backends_answer_alike(pg_server: PgServer, tmp_path, policy, make_
         make_event("feedback", "c1", "2026-10-01T11:00:00Z", rating=1, comment="useless"),
         make_event("page_view", "c3", "2026-10-01T10:06:00Z", path="/pricing"),
     ]
-    states: dict[str, CustomerState] = {}
-    accounts: dict[str, AccountState] = {}
-    batch = []
-    for raw in raws:  # as the engine runs it: with the account, and a shadow policy
-        event = parse_event(raw)
-        state = states.get(event.customer_id) or CustomerState(customer_id=event.customer_id)
-        aid = event.account_id or state.account_id
-        account = (accounts.get(aid) or AccountState(account_id=aid)) if aid else None
-        result = process(event, state, policy, event.timestamp, account=account, shadow=policy)
-        states[event.customer_id] = result.state
-        if result.account is not None:
-            accounts[result.account.account_id] = result.account
-        batch.append(result)
+    batch, accounts = with_accounts(policy, raws, shadow=policy)
     assert any(a.at_risk for a in accounts.values())  # erase has a member to remove
     with pg_server.database() as conninfo:
         sqlite, postgres = SQLiteStore(tmp_path / "s.db"), PostgresStore(conninfo, max_size=2)

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -72,7 +73,21 @@ def valid_timezone(name: object) -> bool:
     return True
 
 
-Id = Annotated[str, Field(min_length=1, max_length=128)]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _printable_id(value: str) -> str:
+    """Ids end up in URLs, log lines, Slack messages and SQL text columns (PostgreSQL's
+    cannot hold NUL): control characters in one are a bug upstream, not an id."""
+    found = _CONTROL.search(value)
+    if found:
+        raise ValueError(
+            f"contains the control character {found.group()!r} at position {found.start()}"
+        )
+    return value
+
+
+Id = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_printable_id)]
 ShortText = Annotated[str, Field(max_length=1_000)]
 
 

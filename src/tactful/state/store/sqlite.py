@@ -1004,15 +1004,19 @@ class SQLiteStore:
                 n = db.execute(f"DELETE FROM {table} WHERE customer_id = ?", (customer_id,))
                 removed[table] = n.rowcount
             # rejected events too broken to say whose they were, that name the customer
+            # as JSON writes it: escaped (json.dumps) or not (pydantic, most senders)
+            needles = (json.dumps(customer_id), json.dumps(customer_id, ensure_ascii=False))
             n = db.execute(
-                "DELETE FROM quarantine WHERE customer_id IS NULL AND instr(raw, ?) > 0",
-                (json.dumps(customer_id),),
+                "DELETE FROM quarantine WHERE customer_id IS NULL "
+                "AND (instr(raw, ?) > 0 OR instr(raw, ?) > 0)",
+                needles,
             )
             removed["quarantine"] += n.rowcount
             changed = 0
-            needle = json.dumps(customer_id)
             for aid, state in db.execute(
-                "SELECT account_id, state FROM accounts WHERE instr(state, ?) > 0", (needle,)
+                "SELECT account_id, state FROM accounts WHERE instr(state, ?) > 0 "
+                "OR instr(state, ?) > 0",
+                needles,
             ).fetchall():
                 account = AccountState.model_validate_json(state)
                 kept = [m for m in account.at_risk if m.customer_id != customer_id]
@@ -1026,8 +1030,8 @@ class SQLiteStore:
             groups = 0
             for key, state in db.execute(
                 "SELECT group_key, state FROM notify_groups WHERE instr(group_key, ?) > 0 "
-                "OR instr(state, ?) > 0",
-                (customer_id, customer_id),
+                "OR instr(state, ?) > 0 OR instr(state, ?) > 0",
+                (customer_id, customer_id, needles[0][1:-1]),
             ).fetchall():
                 if (
                     f"customer:{customer_id}" in key.split("|")[-1]
