@@ -25,7 +25,7 @@ from tactful import __version__
 from tactful.actions.channels.config import SourceSpec
 from tactful.actions.guidance import guidance
 from tactful.api.acting import acting_routes
-from tactful.api.auth import Keyring, scope
+from tactful.api.auth import Keyring, Sessions, scope
 from tactful.api.learning import drift_now, learning_routes
 from tactful.api.params import aware
 from tactful.api.reviews import reviews_routes
@@ -135,6 +135,7 @@ def create_app(engine: Engine, sources: Mapping[str, SourceSpec] | None = None) 
     )
     # Who may call what (api/auth.py): keys from the store, checked per endpoint's scope.
     app.state.keyring = Keyring(store.list_keys)
+    app.state.sessions = Sessions()
     app.state.clock = engine.clock
 
     @app.exception_handler(HTTPException)

@@ -8,6 +8,10 @@ both shipped in ``static/`` (nothing is fetched from a CDN). Three views:
 - ``/customers/{id}``: a customer's timeline (events, signals, decisions and why), the
   trend per dimension as a chart, and the latest handoff package as the agent sees it;
 - ``/queue``: open handoffs with their summaries; accept, resolve or reject in place.
+
+Pages need a key with the ``read`` scope (buttons: ``act``): presented by the browser
+(HTTP Basic) or given once at ``/login``, which sets a signed session cookie
+(api/auth.py).
 """
 
 from __future__ import annotations
@@ -19,14 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.routing import Mount
 
 from tactful.actions.lifecycle import HandoffStatus, LifecycleError
 from tactful.api.acting import apply_handoff
-from tactful.api.auth import scope
+from tactful.api.auth import SESSION_COOKIE, Keyring, Sessions, scope
 from tactful.api.reviews import apply_verdict
 from tactful.learn.summary import Options, summarise
 from tactful.runtime.engine import Engine
@@ -106,9 +110,64 @@ def dashboard_routes(engine: Engine) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     def page(request: Request, name: str, **context: Any) -> HTMLResponse:
-        return templates.TemplateResponse(request, name, {"now": engine.clock(), **context})
+        signed_in = SESSION_COOKIE in request.cookies
+        return templates.TemplateResponse(
+            request, name, {"now": engine.clock(), "signed_in": signed_in, **context}
+        )
 
-    @router.get("/", dependencies=[scope("read")], response_class=HTMLResponse)
+    def _next(target: str) -> str:
+        """Where to go after signing in: a path on this site, never another site."""
+        return target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/"
+
+    @router.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request, next: str = "/") -> HTMLResponse:
+        return login_page(request, next, "")
+
+    def login_page(request: Request, next: str, error: str, status: int = 200) -> HTMLResponse:
+        context = {"now": engine.clock(), "signed_in": False, "next": _next(next), "error": error}
+        return templates.TemplateResponse(request, "login.html", context, status_code=status)
+
+    @router.post("/login", response_model=None)
+    def login(
+        request: Request,
+        key: str = Form(..., min_length=1, max_length=512),
+        next: str = Form("/", max_length=2_000),
+    ) -> HTMLResponse | RedirectResponse:
+        keyring: Keyring = request.app.state.keyring
+        try:
+            found = keyring.check(key.strip(), "read", engine.clock())
+        except HTTPException as exc:
+            return templates.TemplateResponse(
+                request,
+                "login.html",
+                {
+                    "now": engine.clock(),
+                    "signed_in": False,
+                    "next": _next(next),
+                    "error": exc.detail,
+                },
+                status_code=401 if exc.status_code == 401 else 403,
+            )
+        response = RedirectResponse(_next(next), status_code=303)
+        if found is not None:  # no keys at all: nothing to sign in with, the pages are open
+            sessions: Sessions = request.app.state.sessions
+            response.set_cookie(
+                SESSION_COOKIE,
+                sessions.issue(found.key_id),
+                max_age=int(sessions.max_age.total_seconds()),
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
+            )
+        return response
+
+    @router.post("/logout")
+    def logout() -> RedirectResponse:
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict")
+        return response
+
+    @router.get("/", dependencies=[scope("read", session=True)], response_class=HTMLResponse)
     def overview(request: Request, days: int = Query(7, ge=1, le=365)) -> HTMLResponse:
         now = engine.clock()
         since = now - timedelta(days=days)
@@ -127,7 +186,9 @@ def dashboard_routes(engine: Engine) -> APIRouter:
         )
 
     @router.get(
-        "/customers/{customer_id}", dependencies=[scope("read")], response_class=HTMLResponse
+        "/customers/{customer_id}",
+        dependencies=[scope("read", session=True)],
+        response_class=HTMLResponse,
     )
     def customer(request: Request, customer_id: str) -> HTMLResponse:
         state = store.get_state(customer_id)
@@ -153,7 +214,7 @@ def dashboard_routes(engine: Engine) -> APIRouter:
             holds=store.list_holds(customer_id, limit=20),
         )
 
-    @router.get("/queue", dependencies=[scope("read")], response_class=HTMLResponse)
+    @router.get("/queue", dependencies=[scope("read", session=True)], response_class=HTMLResponse)
     def queue(request: Request, queue: str | None = None) -> HTMLResponse:
         rows = [
             h
@@ -165,13 +226,13 @@ def dashboard_routes(engine: Engine) -> APIRouter:
         queues = sorted({h["queue"] for h in live})
         return page(request, "queue.html", handoffs=live, queue=queue, queues=queues)
 
-    @router.get("/reviews", dependencies=[scope("read")], response_class=HTMLResponse)
+    @router.get("/reviews", dependencies=[scope("read", session=True)], response_class=HTMLResponse)
     def review_queue(request: Request) -> HTMLResponse:
         return page(request, "reviews.html", reviews=store.list_reviews("pending", limit=200))
 
     @router.post(
         "/ui/reviews/{decision_id:path}/{verb}",
-        dependencies=[scope("act")],
+        dependencies=[scope("act", session=True)],
         response_class=HTMLResponse,
     )
     def review(
@@ -199,7 +260,7 @@ def dashboard_routes(engine: Engine) -> APIRouter:
 
     @router.post(
         "/ui/handoffs/{handoff_id:path}/{verb}",
-        dependencies=[scope("act")],
+        dependencies=[scope("act", session=True)],
         response_class=HTMLResponse,
     )
     def act(
