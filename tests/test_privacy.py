@@ -7,12 +7,13 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from tactful.api.app import create_app
 from tactful.cli import app as cli
-from tactful.policy import PolicyEngine, load_policy
+from tactful.policy import PolicyEngine, PolicyError, load_policy
 from tactful.runtime.engine import Engine
 from tactful.state.store import SQLiteStore
 
@@ -122,6 +123,42 @@ def test_pii_is_redacted_before_anything_is_stored_scored_or_sent(tmp_path, make
     state = store.get_state("c1")
     assert state is not None and "[email]" in state.recent_messages[-1]
     store.close()
+
+
+def test_redaction_is_configured_per_field_and_kind(tmp_path, make_event):
+    from importlib import resources
+
+    default = resources.files("tactful.policy").joinpath("default.yaml").read_text("utf-8")
+    path = tmp_path / "policy.yaml"
+    path.write_text(default + "\nprivacy:\n  redact:\n    text: [email]\n    comment: all\n")
+    policy = load_policy(path)
+    assert policy.privacy.redact == {
+        "text": ("email",),
+        "comment": ("secret", "email", "iban", "card", "phone"),
+    }
+    store = SQLiteStore(tmp_path / "r.db")
+    engine = Engine(store, PolicyEngine(policy), clock=lambda: NOW)
+    card = "4111 1111 1111 1111"
+    engine.ingest(
+        [
+            make_event(text=f"mail a@example.com, card {card}", at="2026-10-01T10:00:00Z"),
+            make_event(
+                "feedback", at="2026-10-01T10:05:00Z", rating=2, comment=f"a@example.com {card}"
+            ),
+        ]
+    )
+    message, feedback = store.list_events("c1")
+    assert message["event"]["text"] == f"mail [email], card {card}"  # text: email only
+    assert feedback["event"]["comment"] == "[email] [card]"  # comment: everything
+    store.close()
+    # the short form (a list of fields) still means every kind in each
+    path.write_text(default + "\nprivacy:\n  redact: [text]\n")
+    assert load_policy(path).privacy.redact == {
+        "text": ("secret", "email", "iban", "card", "phone")
+    }
+    path.write_text(default + "\nprivacy:\n  redact:\n    text: [emails]\n")
+    with pytest.raises(PolicyError, match=r"privacy\.redact\.text"):
+        load_policy(path)
 
 
 def test_retention_removes_old_text_and_keeps_scores_and_decisions(tmp_path, make_event):

@@ -614,7 +614,7 @@ def retention(db: DbOpt = Path("tactful.db"), policy: PolicyOpt = None) -> None:
         raise typer.Exit(2) from None
     store = SQLiteStore(db)
     try:
-        changed = store.forget_text(datetime.now(UTC) - privacy.keep_text, privacy.redact)
+        changed = store.forget_text(datetime.now(UTC) - privacy.keep_text, privacy.text_fields)
     finally:
         store.close()
     console.print(

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Final, TypeVar, cast
 
 __all__ = ["KINDS", "luhn_valid", "mod97_valid", "redact", "redact_counts", "redact_value"]
@@ -243,9 +243,9 @@ def _clean(text: str) -> bool:
     return "bearer" not in lower and not any(w in lower for w in _SECRET_WORDS)
 
 
-def redact_counts(text: str) -> tuple[str, Counter[str]]:
+def redact_counts(text: str, kinds: Collection[str] = KINDS) -> tuple[str, Counter[str]]:
     """``text`` with each email, phone, card, IBAN and secret replaced by ``[kind]``, and
-    how many of each kind were replaced."""
+    how many of each kind were replaced; ``kinds``: only these."""
     counts: Counter[str] = Counter()
     if _clean(text):
         return text, counts
@@ -280,26 +280,32 @@ def redact_counts(text: str) -> tuple[str, Counter[str]]:
     # Each pass runs only when a plain substring test says it could match (most text has
     # no "@", no key words and few digits): scanning is then a few microseconds.
     out = text
-    if any(p in out for p in _SHAPE_PREFIXES):
-        out = _TOKEN_SHAPES.sub(shape, out)
     lower = out.lower()
-    if "bearer" in lower:
-        out = _BEARER.sub(bearer, out)
-    if any(w in lower for w in _SECRET_WORDS):
-        out = _KEYWORD.sub(lambda m: _keyword(m, counts), out)
-    if "@" in out:
+    if "secret" in kinds:
+        if any(p in out for p in _SHAPE_PREFIXES):
+            out = _TOKEN_SHAPES.sub(shape, out)
+            lower = out.lower()
+        if "bearer" in lower:
+            out = _BEARER.sub(bearer, out)
+        if any(w in lower for w in _SECRET_WORDS):
+            out = _KEYWORD.sub(lambda m: _keyword(m, counts), out)
+    if "@" in out and "email" in kinds:
         out = _EMAIL.sub(email, out)
     if _DIGIT.search(out) is None:
         return out, counts
-    out = _IBAN.sub(lambda m: _replace_windows(m.group(0), "iban", _iban_rank, counts, 42), out)
-    out = _DIGIT_RUN.sub(
-        lambda m: (
-            _replace_windows(m.group(0), "card", _card_rank, counts, 37)
-            if len(m.group(0)) >= 13  # shorter runs ("0.7", "2026") cannot hold a card
-            else m.group(0)
-        ),
-        out,
-    )
+    if "iban" in kinds:
+        out = _IBAN.sub(lambda m: _replace_windows(m.group(0), "iban", _iban_rank, counts, 42), out)
+    if "card" in kinds:
+        out = _DIGIT_RUN.sub(
+            lambda m: (
+                _replace_windows(m.group(0), "card", _card_rank, counts, 37)
+                if len(m.group(0)) >= 13  # shorter runs ("0.7", "2026") cannot hold a card
+                else m.group(0)
+            ),
+            out,
+        )
+    if "phone" not in kinds:
+        return out, counts
     if any(w in lower for w in _PHONE_WORDS):
         out = _PHONE_CONTEXT.sub(phone_after_word, out)
     if "+" in out:
@@ -309,9 +315,10 @@ def redact_counts(text: str) -> tuple[str, Counter[str]]:
     return out, counts
 
 
-def redact(text: str) -> str:
-    """``text`` with emails, phones, cards, IBANs and secrets replaced by ``[kind]``."""
-    return redact_counts(text)[0]
+def redact(text: str, kinds: Collection[str] = KINDS) -> str:
+    """``text`` with emails, phones, cards, IBANs and secrets replaced by ``[kind]``
+    (``kinds``: only these)."""
+    return redact_counts(text, kinds)[0]
 
 
 def redact_value(value: T) -> T:

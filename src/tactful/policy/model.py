@@ -521,14 +521,44 @@ TextField = Literal["text", "query", "comment", "subject", "title"]
 _FREE_TEXT: tuple[TextField, ...] = ("text", "query", "comment", "subject", "title")
 
 
+RedactKind = Literal["secret", "email", "iban", "card", "phone"]
+_ALL_KINDS: tuple[RedactKind, ...] = ("secret", "email", "iban", "card", "phone")
+
+
 class PrivacySpec(_Strict):
     """``privacy:`` in the policy file. Free-text fields are redacted (emails, phone
     numbers, Luhn-valid cards, IBANs, API keys and tokens; actions/redact.py) before
-    anything is stored, scored or sent; after ``keep_text`` the text itself goes and only
-    its scores and signals remain (``serve`` sweeps hourly; ``tactful retention`` too)."""
+    anything is stored, scored or sent; after ``keep_text`` the text of every free-text
+    field goes and only its scores and signals remain (``serve`` sweeps hourly;
+    ``tactful retention`` too).
 
-    redact: list[TextField] = Field(default_factory=lambda: list(_FREE_TEXT))
+    ``redact`` names the fields, each with what to remove from it (``all``, or a list of
+    kinds); a plain list of fields means all kinds in each, and a field left out is kept
+    as written::
+
+        redact:
+          text: all
+          comment: [email, phone, card]   # e.g. IBANs are expected in refund comments
+    """
+
+    redact: dict[TextField, tuple[RedactKind, ...]] = Field(
+        default_factory=lambda: dict.fromkeys(_FREE_TEXT, _ALL_KINDS)
+    )
     keep_text: timedelta = timedelta(days=30)
+
+    @field_validator("redact", mode="before")
+    @classmethod
+    def _per_field(cls, v: Any) -> Any:
+        if isinstance(v, list):  # the short form: these fields, everything in them
+            return dict.fromkeys(v, _ALL_KINDS)
+        if isinstance(v, dict):
+            return {k: _ALL_KINDS if kinds == "all" else kinds for k, kinds in v.items()}
+        return v
+
+    @property
+    def text_fields(self) -> tuple[TextField, ...]:
+        """Every free-text field: what retention forgets, redacted or not."""
+        return _FREE_TEXT
 
     parse_keep_ = field_validator("keep_text", mode="before")(_duration_field)
 

@@ -24,7 +24,7 @@ import json
 import threading
 import time
 from collections import Counter, OrderedDict, defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -36,7 +36,7 @@ from tactful.events import Event, EventError, may_hold_surrogates, parse_event
 from tactful.learn.metrics import Metrics
 from tactful.policy.engine import PolicyEngine
 from tactful.policy.incident import Incident
-from tactful.policy.model import BUILTIN, load_policy
+from tactful.policy.model import BUILTIN, TextField, load_policy
 from tactful.runtime.pipeline import Processed, process
 from tactful.state.account import AccountState
 from tactful.state.customer import CustomerState, MemoryConfig, too_late, with_message
@@ -118,14 +118,15 @@ _ID_KEYS = ("event_id", "messageId")  # native, Segment
 _CUSTOMER_KEYS = ("customer_id", "userId", "anonymousId")
 
 
-def _redacted(event: Event, fields: Sequence[str]) -> Event:
-    """The event with its free-text ``fields`` redacted (see actions/redact.py): nothing
-    after this point (scores, state, store, channels) sees what was removed."""
-    changed = {}
-    for name in fields:
+def _redacted(event: Event, fields: Mapping[TextField, Collection[str]]) -> Event:
+    """The event with its free-text ``fields`` redacted, each of its kinds (see
+    actions/redact.py): nothing after this point (scores, state, store, channels) sees
+    what was removed."""
+    changed: dict[str, str] = {}
+    for name, kinds in fields.items():
         value = getattr(event, name, None)
-        if isinstance(value, str) and value:
-            clean = redact(value)
+        if isinstance(value, str) and value and kinds:
+            clean = redact(value, kinds)
             if clean != value:
                 changed[name] = clean
     return event.model_copy(update=changed) if changed else event
@@ -521,7 +522,7 @@ class Engine:
         privacy = self.policy.policy.privacy
         cutoff = self.clock() - privacy.keep_text
         with self._lock:
-            changed = self.store.forget_text(cutoff, privacy.redact)
+            changed = self.store.forget_text(cutoff, privacy.text_fields)
             for cid, state in list(self._cache.items()):
                 if state.recent_messages and state.last_seen and state.last_seen < cutoff:
                     self._cache[cid] = state.model_copy(update={"recent_messages": []})
