@@ -23,6 +23,7 @@ from tactful.policy import PolicyEngine
 from tactful.runtime.pipeline import Processed, process
 from tactful.state.account import AT_RISK_FLOOR, AccountState
 from tactful.state.customer import (
+    API_RETENTION,
     BOT_RETENTION,
     CLICK_RETENTION,
     CONTACT_RETENTION,
@@ -718,7 +719,7 @@ def test_timestamp_bounds(timestamp, ok):
 CAPS: dict[str, tuple[int, timedelta | None]] = {
     "clicks": (MAX_RECENT_CLICKS, CLICK_RETENTION),
     "pages": (MAX_PAGES, PAGE_RETENTION),
-    "api_calls": (MAX_API_MARKS, ERROR_STREAK_GAP),
+    "api_calls": (MAX_API_MARKS, API_RETENTION),
     "bot_turns": (MAX_BOT_TURNS, BOT_RETENTION),
     "contacts": (MAX_CONTACTS, CONTACT_RETENTION),
     "payment_failures": (MAX_DATED, PAYMENT_WINDOW),

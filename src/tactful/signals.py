@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 __all__ = ["DIMENSIONS", "TOPICS", "Dimension", "Signal"]
@@ -40,6 +41,9 @@ class Signal:
     ``name`` is what fired (``frustration``, ``rage_click``, ``error_streak`` ...);
     ``dimensions`` says how much it moves each trend dimension (0..1 each);
     ``evidence`` holds cue phrases or event ids; ``reason`` is a stable code for audit.
+    ``at``: when the pattern completed in event time, where that is after the event that
+    found it (a late error completing a streak with errors already seen after it); the
+    trend takes the signal at that time, so arrival order does not date it.
     """
 
     name: str
@@ -48,6 +52,7 @@ class Signal:
     evidence: tuple[str, ...] = ()
     dimensions: dict[str, float] = field(default_factory=dict)
     topic: str | None = None
+    at: datetime | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Signal:
@@ -59,6 +64,7 @@ class Signal:
             tuple(data.get("evidence", ())),
             dict(data.get("dimensions", {})),
             data.get("topic"),
+            datetime.fromisoformat(data["at"]) if data.get("at") else None,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -72,4 +78,6 @@ class Signal:
             out["dimensions"] = {k: round(v, 3) for k, v in self.dimensions.items()}
         if self.topic:
             out["topic"] = self.topic
+        if self.at is not None:
+            out["at"] = self.at.isoformat()
         return out

@@ -62,10 +62,11 @@ def trend_series(
         moved = set()
         for s in e["signals"]:
             weight = memory.weights.get(s["name"], 1.0)
+            when = datetime.fromisoformat(s["at"]) if s.get("at") else at  # see Signal.at
             for dim, strength in s.get("dimensions", {}).items():
                 if dim in DIMENSIONS and weight * strength > 0:
                     prior = trends.get(dim, EMPTY_TREND)
-                    trends[dim] = prior.add(weight * strength, at, dim, memory.trend)
+                    trends[dim] = prior.add(weight * strength, when, dim, memory.trend)
                     moved.add(dim)
         for dim in moved:
             level = trends[dim].level(at, dim, memory.trend)

@@ -204,6 +204,8 @@ def _page_signals(event: Event, state: CustomerState, config: BehaviorConfig) ->
                     i for _, i in sorted([*((v.at, v.id) for v in visits), (now, event.event_id)])
                 ),
                 {"confusion": 0.3, "frustration": 0.15},
+                # a late visit completing the loop: dated by the latest visit
+                at=max((v.at for v in visits if v.at > now), default=None),
             )
         )
     earlier = [p for p in session if p.at <= now]
@@ -353,7 +355,8 @@ def detect_behavior(
         case "api_error":
             # the streak this error belongs to, including later errors it chains onto when
             # it arrives late
-            streak = (*error_streak(state, now), event.event_id, *errors_after(state, now))
+            after, completed = errors_after(state, now)
+            streak = (*error_streak(state, now), event.event_id, *after)
             if len(streak) >= config.error_streak:
                 out.append(
                     Signal(
@@ -364,6 +367,8 @@ def detect_behavior(
                         streak[-config.error_streak :] if streak[-1] == event.event_id else streak,
                         {"frustration": 0.35, "urgency": 0.4},
                         topic="technical",
+                        # completed by the errors already seen after this late one
+                        at=completed if after else None,
                     )
                 )
         case "payment_failed":

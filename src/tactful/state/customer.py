@@ -44,6 +44,9 @@ CLICK_RETENTION = timedelta(minutes=2)
 MAX_PAGES = 12
 PAGE_RETENTION = timedelta(hours=1)
 MAX_API_MARKS = 10
+# API calls are kept past the streak gap by the default lateness, so a late error can
+# still chain onto the ones before it (ten marks at most either way).
+API_RETENTION = timedelta(minutes=15) + timedelta(hours=1)
 MAX_BOT_TURNS = 4
 BOT_RETENTION = timedelta(hours=1)
 MAX_CONTACTS = 5
@@ -260,13 +263,17 @@ class CustomerState(Trended, _Model):
         return [h for h in self.holds if h.active(now)]
 
     def payment_failures_30d(self, now: datetime) -> int:
+        """Failed payments known in the 30 days up to ``now``, and any already seen after
+        it: a failure that arrives late still counts as the second of two, so the count
+        each failure gets does not depend on the order they arrived in."""
         oldest = now - PAYMENT_WINDOW
-        return sum(1 for t in self.payment_failures if oldest <= t <= now)
+        return sum(1 for t in self.payment_failures if oldest <= t)
 
     def unresolved_tickets_30d(self, now: datetime) -> int:
-        """Open tickets plus tickets closed unsolved in the last 30 days."""
+        """Open tickets plus tickets closed unsolved in the last 30 days (and any already
+        seen after ``now``, as for payments)."""
         oldest = now - PAYMENT_WINDOW
-        closed = sum(1 for t in self.unsolved_tickets if oldest <= t <= now)
+        closed = sum(1 for t in self.unsolved_tickets if oldest <= t)
         return len(self.open_tickets) + closed
 
     @property
@@ -301,9 +308,10 @@ def error_streak(state: CustomerState, now: datetime) -> list[str]:
     return streak[::-1]
 
 
-def errors_after(state: CustomerState, at: datetime) -> list[str]:
+def errors_after(state: CustomerState, at: datetime) -> tuple[list[str], datetime]:
     """The errors recorded after ``at`` that would chain onto an error at ``at`` (a late
-    error's streak continues into them), up to the next success or gap."""
+    error's streak continues into them), up to the next success or gap; and when the last
+    of them happened (``at`` when there are none)."""
     run: list[str] = []
     earlier = at
     for mark in state.api_calls:
@@ -313,7 +321,7 @@ def errors_after(state: CustomerState, at: datetime) -> list[str]:
             break
         run.append(mark.id)
         earlier = mark.at
-    return run
+    return run, earlier
 
 
 def too_late(last_seen: datetime | None, at: datetime, lateness: timedelta) -> bool:
@@ -346,11 +354,11 @@ def _event_updates(state: CustomerState, event: Event) -> dict[str, Any]:
             return {"clicks": _insert(state.clicks, mark, CLICK_RETENTION, MAX_RECENT_CLICKS)}
         case "api_error":
             mark = Mark(at=now, id=event.event_id, ok=False)
-            return {"api_calls": _insert(state.api_calls, mark, ERROR_STREAK_GAP, MAX_API_MARKS)}
+            return {"api_calls": _insert(state.api_calls, mark, API_RETENTION, MAX_API_MARKS)}
         case "command_run":
             mark = Mark(at=now, id=event.event_id, ok=event.ok)
             out: dict[str, Any] = {
-                "api_calls": _insert(state.api_calls, mark, ERROR_STREAK_GAP, MAX_API_MARKS)
+                "api_calls": _insert(state.api_calls, mark, API_RETENTION, MAX_API_MARKS)
             }
             if event.ok:
                 out["docs_page_since"] = None
@@ -471,10 +479,11 @@ def remember(
         config = memory.trend
         for signal in signals:
             weight = memory.weights.get(signal.name, 1.0)
+            when = signal.at or now
             for dim, strength in signal.dimensions.items():
                 if weight * strength > 0:
                     prior = trend.get(dim) or EMPTY_TREND
-                    trend[dim] = prior.add(weight * strength, now, dim, config)
+                    trend[dim] = prior.add(weight * strength, when, dim, config)
         u["trend"] = trend
         if topic is not None and (state.topic_at is None or now >= state.topic_at):
             u["topic"] = topic
@@ -484,7 +493,7 @@ def remember(
             *(
                 SignalMark(
                     name=s.name,
-                    at=now,
+                    at=s.at or now,
                     strength=round(s.strength, 3),
                     reason=s.reason[:80],
                     evidence=tuple(e[:64] for e in s.evidence[:3]),
