@@ -223,9 +223,7 @@ def _at(seconds: int) -> str:
 
 
 # The streams this test found, each in an order that once changed the outcome.
-FOUND: dict[
-    str, tuple[list[dict[str, Any]], list[int]]
-] = {  # the streams this test found, each in an order that once changed the outcome
+FOUND: dict[str, tuple[list[dict[str, Any]], list[int]]] = {
     "a late payment failure is still the second of two": (
         [
             {"type": "payment_failed", "amount": 1, "customer_id": "ana", "timestamp": _at(1)},
