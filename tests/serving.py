@@ -53,7 +53,7 @@ def launcher(tmp_path: Path) -> Iterator[Launch]:
     """Start `tactful serve` on a database; every server started is stopped at the end."""
     servers: list[Server] = []
 
-    def start(db: Path, actions_log: Path, *extra: str) -> Server:
+    def start(db: Path | str, actions_log: Path, *extra: str) -> Server:
         port = free_port()
         output = tmp_path / f"server-{len(servers)}.log"
         log = output.open("wb")

@@ -37,7 +37,7 @@ from tactful.policy.model import parse_duration
 from tactful.policy.shadow import compare
 from tactful.runtime.engine import Engine, IngestResult
 from tactful.runtime.tuning import tune_gc
-from tactful.state.store import SQLiteStore
+from tactful.state.store import SQLiteStore, StoreUnavailable, is_postgres, open_store
 from tactful.state.store.base import Durability, Store
 
 app = typer.Typer(
@@ -82,7 +82,14 @@ HOLD_SWEEP_S = 30.0  # how often `serve` ends holds that are over or no longer n
 RETENTION_SWEEP_S = 3600.0  # how often it removes free text past privacy.keep_text
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
-DbOpt = Annotated[Path, typer.Option("--db", help="SQLite database file (created if missing).")]
+DbOpt = Annotated[
+    str,
+    typer.Option(
+        "--db",
+        help="The store: a SQLite file (created if missing), or a postgresql://USER@HOST/DB "
+        "URL (the scale-out store; its schema is applied on first use).",
+    ),
+]
 PolicyOpt = Annotated[
     Path | None,
     typer.Option("--policy", help="Policy YAML file. Default: the shipped default policy."),
@@ -182,8 +189,35 @@ CanaryShareOpt = Annotated[
 ]
 
 
+def _shown(db: str) -> str:
+    """The store's name for messages: a PostgreSQL URL without its password."""
+    if not is_postgres(db):
+        return db
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(db)
+    if parts.password is None:
+        return db
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def _open(db: str, durability: Durability = "full") -> Store:
+    """The store, or exit 2 saying why it cannot be used."""
+    try:
+        return open_store(db, durability)
+    except StoreUnavailable as exc:
+        err.print(f"[red]store unavailable:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _exists(db: str) -> bool:
+    """A SQLite file that exists, or a PostgreSQL URL (its server says if it is there)."""
+    return is_postgres(db) or Path(db).exists()
+
+
 def _engine(
-    db: Path,
+    db: str,
     policy: Path | None,
     durability: Durability,
     text_scorer: str = "learned",
@@ -209,7 +243,7 @@ def _engine(
 
         scorer = load_scorer()
     return Engine(
-        SQLiteStore(db, durability=durability),
+        _open(db, durability),
         compiled,
         text_scorer=scorer,
         lateness=_lateness(lateness),
@@ -312,7 +346,7 @@ def replay(
     file: Annotated[
         Path, typer.Argument(exists=True, dir_okay=False, help="Events, one JSON object a line.")
     ],
-    db: DbOpt = Path("tactful.db"),
+    db: DbOpt = "tactful.db",
     policy: PolicyOpt = None,
     batch: Annotated[int, typer.Option(min=1, max=10_000, help="Events per transaction.")] = 1_000,
     durability: Annotated[
@@ -385,7 +419,7 @@ def demo(
     serve_after: Annotated[
         bool, typer.Option("--serve", help="Keep the demo database and serve the API on it.")
     ] = False,
-    db: DbOpt = Path(".tactful/demo.db"),
+    db: DbOpt = ".tactful/demo.db",
     host: str = "127.0.0.1",
     port: int = 8000,
     scenario: Annotated[
@@ -421,7 +455,7 @@ def demo(
     )
     render_timelines(stats.results, console)
     render_summary(stats.results, console)
-    actions_log = db.parent / "actions.jsonl"
+    actions_log = Path(db).parent / "actions.jsonl"
     actions_log.unlink(missing_ok=True)
     dispatcher = _dispatcher(engine.store, actions_log, None)
     delivered = dispatcher.drain()
@@ -446,7 +480,7 @@ def demo(
 
 @app.command()
 def serve(
-    db: DbOpt = Path("tactful.db"),
+    db: DbOpt = "tactful.db",
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
     policy: PolicyOpt = None,
@@ -489,7 +523,7 @@ def serve(
         err.print(
             f"[red]refusing to serve on {host} with no API keys:[/] anyone who can reach it "
             f"could read and act. Create one first: tactful keys create --name NAME "
-            f"--scope ingest --db {db} (or serve on 127.0.0.1)."
+            f"--scope ingest --db {_shown(db)} (or serve on 127.0.0.1)."
         )
         engine.store.close()
         raise typer.Exit(2)
@@ -523,7 +557,7 @@ def serve(
     server = uvicorn.Server(config)
     console.print(
         f"tactful API on [bold]http://{host}:{port}[/] (docs: http://{host}:{port}/docs), "
-        f"database {db}, actions to {actions_log}"
+        f"database {_shown(db)}, actions to {actions_log}"
     )
 
     def reload(signum: int, frame: object) -> None:
@@ -545,7 +579,7 @@ def serve(
 
 @app.command()
 def dispatch(
-    db: DbOpt = Path("tactful.db"),
+    db: DbOpt = "tactful.db",
     channels: ChannelsOpt = None,
     actions_log: ActionsOpt = Path("tactful-actions.jsonl"),
     policy: PolicyOpt = None,
@@ -560,7 +594,7 @@ def dispatch(
     except PolicyError as exc:
         err.print(f"[red]policy error:[/] {exc}")
         raise typer.Exit(2) from None
-    store = SQLiteStore(db)
+    store = _open(db)
     dispatcher = _dispatcher(store, actions_log, channels, needed)
     try:
         if once:
@@ -570,7 +604,8 @@ def dispatch(
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda signum, frame: stop.set())
         dispatcher.start()
-        console.print(f"delivering the outbox of {db} to {', '.join(sorted(dispatcher.channels))}")
+        names = ", ".join(sorted(dispatcher.channels))
+        console.print(f"delivering the outbox of {_shown(db)} to {names}")
         stop.wait()
     finally:
         dispatcher.stop()
@@ -580,20 +615,20 @@ def dispatch(
 @app.command()
 def export(
     customer_id: str,
-    db: DbOpt = Path("tactful.db"),
+    db: DbOpt = "tactful.db",
     as_json: Annotated[bool, typer.Option("--json", help="The full record as JSON.")] = False,
 ) -> None:
     """Everything tactful knows about a customer: in plain words, or the record as JSON."""
     from tactful.privacy import in_plain_words
 
-    store = SQLiteStore(db)
+    store = _open(db)
     try:
         record = store.export_customer(customer_id)
         state = store.get_state(customer_id)
     finally:
         store.close()
     if not any(record.values()):
-        err.print(f"[red]nothing is known about customer {customer_id!r} in {db}[/]")
+        err.print(f"[red]nothing is known about customer {customer_id!r} in {_shown(db)}[/]")
         raise typer.Exit(1)
     if as_json:
         print(json.dumps({"customer_id": customer_id, "record": record}, indent=2, default=str))
@@ -603,7 +638,7 @@ def export(
 
 
 @app.command()
-def retention(db: DbOpt = Path("tactful.db"), policy: PolicyOpt = None) -> None:
+def retention(db: DbOpt = "tactful.db", policy: PolicyOpt = None) -> None:
     """Remove free text older than the policy's privacy.keep_text (default 30 days):
     events' text fields, the latest messages kept in states, quotes in handoff packages,
     quarantined raw bodies. Scores, signals and decisions stay. `serve` does it hourly."""
@@ -612,7 +647,7 @@ def retention(db: DbOpt = Path("tactful.db"), policy: PolicyOpt = None) -> None:
     except PolicyError as exc:
         err.print(f"[red]policy error:[/] {exc}")
         raise typer.Exit(2) from None
-    store = SQLiteStore(db)
+    store = _open(db)
     try:
         changed = store.forget_text(datetime.now(UTC) - privacy.keep_text, privacy.text_fields)
     finally:
@@ -626,7 +661,7 @@ def retention(db: DbOpt = Path("tactful.db"), policy: PolicyOpt = None) -> None:
 @app.command()
 def erase(
     customer_id: str,
-    db: DbOpt = Path("tactful.db"),
+    db: DbOpt = "tactful.db",
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Remove a customer from events, state, decisions, outcomes, the outbox, holds,
@@ -634,14 +669,14 @@ def erase(
     Prints what it removed. While a server runs, prefer DELETE /v1/customers/{id}: it also
     drops the server's cached copy."""
     if not yes:
-        typer.confirm(f"Erase everything about {customer_id!r} from {db}?", abort=True)
-    store = SQLiteStore(db)
+        typer.confirm(f"Erase everything about {customer_id!r} from {_shown(db)}?", abort=True)
+    store = _open(db)
     try:
         removed = store.erase_customer(customer_id)
     finally:
         store.close()
     if not any(removed.values()):
-        err.print(f"[red]nothing is known about customer {customer_id!r} in {db}[/]")
+        err.print(f"[red]nothing is known about customer {customer_id!r} in {_shown(db)}[/]")
         raise typer.Exit(1)
     table = Table("table", "rows removed", title=f"erased {customer_id}")
     for name, n in removed.items():
@@ -656,7 +691,7 @@ def keys_create(
         list[str],
         typer.Option("--scope", help="ingest, read, act or admin (repeat for several)."),
     ],
-    db: DbOpt = Path("tactful.db"),
+    db: DbOpt = "tactful.db",
     rps: Annotated[float, typer.Option(min=0.1, help="Requests per second (429 past it).")] = 100.0,
     max_body: Annotated[int, typer.Option(min=1024, help="Bytes per request body.")] = 5
     * 1024
@@ -670,7 +705,7 @@ def keys_create(
     if unknown:
         raise typer.BadParameter(f"{unknown}: scopes are {', '.join(SCOPES)}", param_hint="--scope")
     key_id, key, secret_hash = new_key()
-    store = SQLiteStore(db)
+    store = _open(db)
     try:
         store.add_key(
             ApiKey(
@@ -693,9 +728,9 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list(db: DbOpt = Path("tactful.db")) -> None:
+def keys_list(db: DbOpt = "tactful.db") -> None:
     """Keys with their scopes and state (never their secrets)."""
-    store = SQLiteStore(db)
+    store = _open(db)
     try:
         keys = store.list_keys()
     finally:
@@ -716,9 +751,9 @@ def keys_list(db: DbOpt = Path("tactful.db")) -> None:
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: str, db: DbOpt = Path("tactful.db")) -> None:
+def keys_revoke(key_id: str, db: DbOpt = "tactful.db") -> None:
     """Revoke a key now (running servers notice within seconds)."""
-    store = SQLiteStore(db)
+    store = _open(db)
     try:
         done = store.end_key(key_id, datetime.now(UTC))
     finally:
@@ -732,7 +767,7 @@ def keys_revoke(key_id: str, db: DbOpt = Path("tactful.db")) -> None:
 @keys_app.command("rotate")
 def keys_rotate(
     key_id: str,
-    db: DbOpt = Path("tactful.db"),
+    db: DbOpt = "tactful.db",
     grace: Annotated[
         str, typer.Option(help="How long the old key keeps working (0s: it ends now).")
     ] = "1h",
@@ -744,7 +779,7 @@ def keys_rotate(
         keep = parse_duration(grace)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--grace") from None
-    store = SQLiteStore(db)
+    store = _open(db)
     try:
         now = datetime.now(UTC)
         old = next((k for k in store.list_keys() if k.key_id == key_id and k.valid(now)), None)
@@ -766,7 +801,7 @@ def keys_rotate(
 
 @outbox_app.command("list")
 def outbox_list(
-    db: DbOpt = Path("tactful.db"),
+    db: DbOpt = "tactful.db",
     status: Annotated[
         str | None,
         typer.Option(help="pending, delivered, dead or muted (default: all but delivered)."),
@@ -778,7 +813,7 @@ def outbox_list(
         raise typer.BadParameter(
             f"{status!r}: choose pending, delivered, dead or muted", param_hint="--status"
         )
-    store = SQLiteStore(db)
+    store = _open(db)
     try:
         rows = (
             store.list_outbox(status, limit)
@@ -815,12 +850,12 @@ ActionIds = Annotated[
 @outbox_app.command("retry")
 def outbox_retry(
     action_ids: ActionIds = None,
-    db: DbOpt = Path("tactful.db"),
+    db: DbOpt = "tactful.db",
     all_dead: Annotated[bool, typer.Option("--all-dead", help="Every dead action.")] = False,
 ) -> None:
     """Send dead-lettered actions again (now, attempts reset), e.g. after fixing a URL."""
     ids = _outbox_ids(action_ids, all_dead)
-    store = SQLiteStore(db)
+    store = _open(db)
     try:
         done = store.requeue_actions(ids, datetime.now(UTC))
     finally:
@@ -832,13 +867,13 @@ def outbox_retry(
 @outbox_app.command("drop")
 def outbox_drop(
     action_ids: ActionIds = None,
-    db: DbOpt = Path("tactful.db"),
+    db: DbOpt = "tactful.db",
     all_dead: Annotated[bool, typer.Option("--all-dead", help="Every dead action.")] = False,
     reason: Annotated[str, typer.Option(help="Why, kept with the row.")] = "dropped by hand",
 ) -> None:
     """Give up on pending or dead actions; they stay listed as dropped, with the reason."""
     ids = _outbox_ids(action_ids, all_dead)
-    store = SQLiteStore(db)
+    store = _open(db)
     try:
         done = store.drop_actions(ids, reason)
     finally:
@@ -862,11 +897,11 @@ def _missing(asked: list[str] | None, done: list[str], state: str) -> None:
 
 @app.command()
 def quarantine(
-    db: DbOpt = Path("tactful.db"),
+    db: DbOpt = "tactful.db",
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 20,
 ) -> None:
     """List rejected events, newest first, with why each was refused."""
-    store = SQLiteStore(db)
+    store = _open(db)
     rows = store.list_quarantine(limit)
     if not rows:
         console.print("quarantine is empty")
@@ -1077,7 +1112,7 @@ def shadow(
             "traffic (in --db), instead of replaying a stream.",
         ),
     ] = False,
-    db: DbOpt = Path("tactful.db"),
+    db: DbOpt = "tactful.db",
     since: Annotated[
         str | None, typer.Option(help="With --live: from this time on (ISO 8601).")
     ] = None,
@@ -1095,16 +1130,18 @@ def shadow(
                 "--live compares what the server recorded; give neither a stream nor --candidate",
                 param_hint="--live",
             )
-        if not db.exists():
-            err.print(f"[red]no database at {db}[/]")
+        if not _exists(db):
+            err.print(f"[red]no database at {_shown(db)}[/]")
             raise typer.Exit(2)
-        store = SQLiteStore(db)
+        store = _open(db)
         try:
             pairs: list[tuple[str, Any, Any]] = list(store.shadow_log(_since(since)))
         finally:
             store.close()
         if not pairs:
-            err.print(f"no shadow decisions in {db}: start `tactful serve --shadow NEW.yaml`")
+            err.print(
+                f"no shadow decisions in {_shown(db)}: start `tactful serve --shadow NEW.yaml`"
+            )
     else:
         if stream is None or candidate is None:
             raise typer.BadParameter(
@@ -1211,7 +1248,7 @@ def _factor_rows(factors: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 @app.command()
 def tune(
-    db: DbOpt = Path("tactful.db"),
+    db: DbOpt = "tactful.db",
     policy: PolicyOpt = None,
     threshold: Annotated[
         str, typer.Option(help="The named threshold to tune (see the policy's thresholds).")
@@ -1270,10 +1307,10 @@ def tune(
         if policy is not None
         else resources.files("tactful.policy").joinpath("default.yaml").read_text("utf-8")
     )
-    if not db.exists():
-        err.print(f"[red]no database at {db}[/]")
+    if not _exists(db):
+        err.print(f"[red]no database at {_shown(db)}[/]")
         raise typer.Exit(2)
-    store = SQLiteStore(db)
+    store = _open(db)
     try:
         events = store.event_payloads()
         outcomes = store.list_outcomes(limit=10_000_000)
@@ -1283,7 +1320,7 @@ def tune(
     if len(bad) < min_outcomes:
         err.print(
             f"too few outcomes to say anything: {len(bad)} customer(s) with a bad outcome "
-            f"in {db} (need {min_outcomes}; see --min-outcomes). Nothing proposed."
+            f"in {_shown(db)} (need {min_outcomes}; see --min-outcomes). Nothing proposed."
         )
         raise typer.Exit(1)
     scorer = None
@@ -1351,15 +1388,17 @@ def explain(
     decision_id: Annotated[
         str, typer.Argument(help="A decision id, as in the audit log (event/rule/kind).")
     ],
-    db: DbOpt = Path("tactful.db"),
+    db: DbOpt = "tactful.db",
 ) -> None:
     """Why a decision was made: its rule and policy version, each factor's value against
     its threshold, the evidence, the event, and the rules that matched but lost."""
-    store = SQLiteStore(db)
+    store = _open(db)
     try:
         d = store.get_decision(decision_id)
         if d is None:
-            err.print(f"[red]no decision '{decision_id}' in {db}[/] (see `GET /v1/decisions`)")
+            err.print(
+                f"[red]no decision '{decision_id}' in {_shown(db)}[/] (see `GET /v1/decisions`)"
+            )
             raise typer.Exit(1)
         event = store.get_event(d["event_id"])
         siblings = [
@@ -1401,7 +1440,7 @@ def explain(
             console.print(f"  {o['kind']} ({o['rule_id']})  {o['decision_id']}")
 
 
-def _incident_engine(db: Path, policy: Path | None) -> Engine:
+def _incident_engine(db: str, policy: Path | None) -> Engine:
     return _engine(db, policy, "full", text_scorer="lexical")
 
 
@@ -1420,7 +1459,7 @@ def _print_incident(status: dict[str, Any]) -> None:
 def incident_on(
     by: Annotated[str, typer.Option("--by", help="Who is switching it on.")],
     reason: Annotated[str, typer.Option("--reason", help="What is going on.")] = "",
-    db: DbOpt = Path("tactful.db"),
+    db: DbOpt = "tactful.db",
     policy: PolicyOpt = None,
 ) -> None:
     """Switch incident mode on: the policy's incident playbook takes over (a running
@@ -1439,7 +1478,7 @@ def incident_on(
 def incident_off(
     by: Annotated[str, typer.Option("--by", help="Who is switching it off.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (e.g. resolved).")] = "",
-    db: DbOpt = Path("tactful.db"),
+    db: DbOpt = "tactful.db",
 ) -> None:
     """Switch incident mode off: the ordinary rules are back."""
     engine = _incident_engine(db, None)
@@ -1451,7 +1490,7 @@ def incident_off(
 
 
 @incident_app.command("status")
-def incident_status(db: DbOpt = Path("tactful.db")) -> None:
+def incident_status(db: DbOpt = "tactful.db") -> None:
     """Whether incident mode is on, since when, by whom; warns when on for over a day."""
     engine = _incident_engine(db, None)
     try:
@@ -1472,7 +1511,7 @@ def accounts_import(
             dir_okay=False,
         ),
     ],
-    db: DbOpt = Path("tactful.db"),
+    db: DbOpt = "tactful.db",
 ) -> None:
     """Set accounts' context from a file. All or nothing: any bad row, nothing imported
     (exit 2, every problem listed). Customers of an account see it with their next event;
@@ -1485,25 +1524,25 @@ def accounts_import(
             err.print(f"[red]... and {len(errors) - 50} more[/]")
         err.print(f"nothing imported: {len(errors)} problem(s) in {file}")
         raise typer.Exit(2)
-    store = SQLiteStore(db)
+    store = _open(db)
     try:
         store.save_account_contexts(accounts, datetime.now(UTC))
     finally:
         store.close()
-    console.print(f"[green]imported[/] {len(accounts)} account(s) from {file} into {db}")
+    console.print(f"[green]imported[/] {len(accounts)} account(s) from {file} into {_shown(db)}")
 
 
 @accounts_app.command("show")
 def accounts_show(
     account_id: Annotated[str, typer.Argument(help="The account id.")],
-    db: DbOpt = Path("tactful.db"),
+    db: DbOpt = "tactful.db",
 ) -> None:
     """An account's context, aggregate trend over its customers, and members at risk."""
-    store = SQLiteStore(db)
+    store = _open(db)
     try:
         account = store.get_account(account_id)
         if account is None:
-            err.print(f"[red]no account '{account_id}' in {db}[/]")
+            err.print(f"[red]no account '{account_id}' in {_shown(db)}[/]")
             raise typer.Exit(1)
         count, _ = store.list_account_customers(account_id, 0)
     finally:

@@ -29,6 +29,7 @@ __all__ = [
     "QuarantineItem",
     "Store",
     "StoreStats",
+    "StoreUnavailable",
 ]
 
 # Raw payloads kept in quarantine are capped: enough to debug, not a disk-filling vector.
@@ -272,6 +273,17 @@ class Store(Protocol):
         ...
 
     def list_outbox(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]: ...
+
+    def shadow_log(
+        self, since: datetime | None = None, limit: int = 100_000
+    ) -> list[tuple[str, list[dict[str, Any]], list[dict[str, Any]]]]:
+        """(customer, live decisions, shadow decisions) per shadowed event, oldest first."""
+        ...
+
+
+class StoreUnavailable(RuntimeError):
+    """The store cannot be reached or used (unreachable after retries, a schema newer than
+    this code): the message says which store and why, without its password."""
 
 
 class DuplicateEventError(RuntimeError):

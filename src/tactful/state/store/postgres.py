@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -57,6 +58,7 @@ from tactful.state.store.base import (
     OutboxRow,
     QuarantineItem,
     StoreStats,
+    StoreUnavailable,
 )
 from tactful.state.store.sqlite import (
     _account,
@@ -578,13 +580,16 @@ class PostgresStore:
         min_size: int = 1,
         max_size: int = 10,
         timeout: float = 30.0,
+        startup_wait: float = 10.0,
     ) -> None:
+        """``startup_wait``: how long to keep trying (with backoff) to reach a server that
+        is not up yet before giving up with :class:`StoreUnavailable`."""
         # libpq waits for an unreachable host forever unless told otherwise
         given = conninfo_to_dict(conninfo)
         limit = "connect_timeout" in given or "PGCONNECT_TIMEOUT" in os.environ
         self._connect: dict[str, Any] = {} if limit else {"connect_timeout": max(2, int(timeout))}
         self._conninfo = conninfo
-        self._migrate()  # on its own connection: a bad URL fails here, with libpq's reason
+        self._migrate_when_reachable(startup_wait)
         self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
             conninfo,
             min_size=min_size,
@@ -602,6 +607,29 @@ class PostgresStore:
             raise
 
     # -- plumbing -------------------------------------------------------------------------
+    def _migrate_when_reachable(self, wait: float) -> None:
+        """Apply the schema, retrying an unreachable server with backoff for ``wait``
+        seconds; then :class:`StoreUnavailable` naming the server (not the password)."""
+        deadline = time.monotonic() + wait
+        pause = 0.1
+        while True:
+            try:
+                self._migrate()
+                return
+            except psycopg.OperationalError as exc:
+                if time.monotonic() + pause > deadline:
+                    info = conninfo_to_dict(self._conninfo)
+                    where = (
+                        f"{info.get('host', 'localhost')}:{info.get('port', 5432)}"
+                        f"/{info.get('dbname', '')}"
+                    )
+                    reason = str(exc).strip().splitlines()[0]
+                    raise StoreUnavailable(
+                        f"cannot reach PostgreSQL at {where} (tried for {wait:g}s): {reason}"
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
+
     def _migrate(self) -> None:
         connect = psycopg.connect(self._conninfo, autocommit=True, **self._connect)
         with connect as conn, conn.transaction():
@@ -611,7 +639,7 @@ class PostgresStore:
             version = int(row[0]) if row else 0
             if version > len(MIGRATIONS):
                 info = conn.info
-                raise RuntimeError(
+                raise StoreUnavailable(
                     f"PostgreSQL database {info.dbname!r} on {info.host}:{info.port} has "
                     f"schema version {version}, newer than this tactful ({len(MIGRATIONS)}); "
                     "upgrade tactful"
