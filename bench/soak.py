@@ -912,6 +912,13 @@ def main(argv: list[str] | None = None) -> int:
         default="learned",
         help="the server's text scorer, as `tactful serve --text-scorer` (default learned)",
     )
+    ap.add_argument(
+        "--cache-customers",
+        type=int,
+        default=None,
+        help="the server's --cache-customers (default: serve's own, 20,000); below "
+        "--customers, RSS is bounded by the cache and the rest come from the database",
+    )
     ap.add_argument("--seed", type=int, default=7, help="random seed for the events")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir and print its path")
     args = ap.parse_args(argv)
@@ -934,7 +941,9 @@ def main(argv: list[str] | None = None) -> int:
     cmd = [sys.executable, "-m", "tactful.cli", "serve", "--db", str(db), "--port", str(port)]
     cmd += ["--durability", "full", "--actions-log", str(actions)]
     cmd += ["--text-scorer", args.text_scorer]
-    print(f"server: tactful serve --durability full --text-scorer {args.text_scorer} on {url}")
+    if args.cache_customers is not None:
+        cmd += ["--cache-customers", str(args.cache_customers)]
+    print(f"server: {' '.join(cmd[3:])}")
     wall = time.perf_counter()
     try:
         with log.open("wb") as log_fh:
@@ -1119,6 +1128,7 @@ def report(
         "client_cpu_s": _r(out["client_cpu_s"], 1),
         "server_exit": code,
         "customers": args.customers,
+        "cache_customers": args.cache_customers,
         "text_scorer": args.text_scorer,
     }
 

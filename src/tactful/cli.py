@@ -35,7 +35,7 @@ from tactful.learn.metrics import Metrics
 from tactful.policy import PolicyEngine, PolicyError, load_policy
 from tactful.policy.model import parse_duration
 from tactful.policy.shadow import compare
-from tactful.runtime.engine import Engine, IngestResult
+from tactful.runtime.engine import DEFAULT_CACHE, Engine, IngestResult
 from tactful.runtime.tuning import tune_gc
 from tactful.state.store import SQLiteStore, StoreUnavailable, is_postgres, open_store
 from tactful.state.store.base import Durability, Store
@@ -225,6 +225,7 @@ def _engine(
     canary: Path | None = None,
     canary_share: float = 0.0,
     shadow: Path | None = None,
+    cache_customers: int = DEFAULT_CACHE,
 ) -> Engine:
     try:
         compiled = PolicyEngine(load_policy(policy))
@@ -250,6 +251,7 @@ def _engine(
         canary=candidate,
         canary_share=canary_share,
         shadow=shadowing,
+        cache_size=cache_customers,
     )
 
 
@@ -503,6 +505,16 @@ def serve(
         ),
     ] = None,
     channels: ChannelsOpt = None,
+    cache_customers: Annotated[
+        int,
+        typer.Option(
+            "--cache-customers",
+            min=100,
+            help="Customer states kept in memory (least recently seen leave first). A "
+            "customer with full windows costs about 20 KB; the rest are read from the store "
+            "when they come back.",
+        ),
+    ] = DEFAULT_CACHE,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs) and deliver actions in the background."""
     import ipaddress
@@ -513,7 +525,15 @@ def serve(
 
     tune_gc()
     engine = _engine(
-        db, policy, _durability(durability), text_scorer, lateness, canary, canary_share, shadow
+        db,
+        policy,
+        _durability(durability),
+        text_scorer,
+        lateness,
+        canary,
+        canary_share,
+        shadow,
+        cache_customers,
     )
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback

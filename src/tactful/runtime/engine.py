@@ -132,6 +132,10 @@ def _redacted(event: Event, fields: Mapping[TextField, Collection[str]]) -> Even
     return event.model_copy(update=changed) if changed else event
 
 
+# Customer states kept in memory: about 20 KB each with full windows (6.5 KB as JSON), so
+# 20,000 is ~400 MB at most; the rest are read from the store when they come back.
+DEFAULT_CACHE = 20_000
+
 # A group commit takes waiting calls until it holds this many events (at least one call).
 GROUP_COMMIT_MAX = 5_000
 
@@ -156,7 +160,7 @@ class Engine:
         metrics: Metrics | None = None,
         behavior: BehaviorConfig | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        cache_size: int = 100_000,
+        cache_size: int = DEFAULT_CACHE,
         text_scorer: TextBatchScorer | None = None,
         memory: MemoryConfig | None = None,
         lateness: timedelta | None = None,
