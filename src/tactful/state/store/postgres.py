@@ -68,6 +68,7 @@ from tactful.state.store.sqlite import (
     _dump,
     _outcome_rows,
     _ts,
+    batch_rows,
 )
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
@@ -733,50 +734,13 @@ class PostgresStore:
     ) -> None:
         if not batch and not rejected:
             return
-        received = _ts(received_at)
-        events = [
-            (
-                p.event.event_id,
-                p.event.customer_id,
-                p.event.type,
-                _ts(p.event.timestamp),
-                received,
-                p.event.model_dump_json(exclude_defaults=True),
-                json.dumps([s.as_dict() for s in p.signals]) if p.signals else "[]",
-                int(p.late),
-            )
-            for p in batch
-        ]
-        last_state: dict[str, CustomerState] = {}
-        for p in batch:
-            last_state[p.state.customer_id] = p.state
-        # rows are locked in key order, so two workers' commits cannot deadlock on them
-        states = [(cid, s.account_id, _dump(s), received) for cid, s in sorted(last_state.items())]
-        last_account: dict[str, AccountState] = {}
-        changed = {p.account.account_id for p in batch if p.account and p.account_changed}
-        context_changed = {
-            p.account.account_id for p in batch if p.account and p.account_context_changed
-        }
-        for p in batch:
-            if p.account is not None and p.account.account_id in changed:
-                last_account[p.account.account_id] = p.account
-        rows = [_account_row(a, received) for _, a in sorted(last_account.items())]
-        accounts = [r for r in rows if r[0] in context_changed]
-        account_aggregates = [r for r in rows if r[0] not in context_changed]
-        decisions = [d for p in batch for d in p.decisions]
-        actions = [a for p in batch for a in p.actions]
-        shadowed = [
-            (
-                p.event.event_id,
-                p.event.customer_id,
-                _ts(p.event.timestamp),
-                p.shadow[0].policy_version if p.shadow else "",
-                json.dumps([d.as_dict() for d in p.shadow]),
-            )
-            for p in batch
-            if p.shadow is not None
-        ]
-        outcomes = _outcome_rows([o for p in batch for o in p.outcomes])
+        rows = batch_rows(batch, received_at)  # in key order: commits lock rows alike
+        events, received, actions, decisions = (
+            rows.events,
+            rows.received,
+            rows.actions,
+            rows.decisions,
+        )
         with self._tx() as cur:
             # 1. the events' processed marks (a duplicate id aborts the whole batch)
             if events:
@@ -793,19 +757,19 @@ class PostgresStore:
                     dupes = (set(ids) - inserted) | {i for i, n in Counter(ids).items() if n > 1}
                     raise DuplicateEventError(sorted(dupes))
             # 2. the customers' new states
-            cur.executemany(_UPSERT_CUSTOMER, states)
+            cur.executemany(_UPSERT_CUSTOMER, rows.states)
             # 3. the accounts' new states
-            cur.executemany(_UPSERT_ACCOUNT, accounts)
-            cur.executemany(_UPSERT_AGGREGATES, account_aggregates)
+            cur.executemany(_UPSERT_ACCOUNT, rows.accounts)
+            cur.executemany(_UPSERT_AGGREGATES, rows.account_aggregates)
             # 4. the audit log and 5. the outbox, in the same transaction
             cur.executemany(_INSERT_DECISION, _decision_rows(decisions))
             cur.executemany(_INSERT_OUTBOX, _outbox_rows(cur, actions, received))
             # 6. what the events revealed about earlier decisions
-            cur.executemany(_INSERT_OUTCOME, outcomes)
+            cur.executemany(_INSERT_OUTCOME, rows.outcomes)
             # 7. the batch's rejected events, so a retried batch does not add them twice
             cur.executemany(_INSERT_QUARANTINE, _quarantine_rows(rejected))
             # 8. what a shadow policy would have decided
-            cur.executemany(_INSERT_SHADOW, shadowed)
+            cur.executemany(_INSERT_SHADOW, rows.shadowed)
             # 9. the holds and handoffs lists, and the review queue
             _project(cur, actions, batch)
             _project_reviews(cur, decisions)

@@ -20,6 +20,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -540,6 +541,73 @@ def _decision_row(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class BatchRows:
+    """What one committed batch writes, as rows, whatever the backend's SQL: the events'
+    marks, each customer's and account's last state (in key order, so two writers lock
+    rows in the same order), decisions, actions, shadow decisions and outcomes."""
+
+    received: str
+    events: list[tuple[Any, ...]]
+    states: list[tuple[Any, ...]]
+    accounts: list[tuple[Any, ...]]  # accounts whose context (traits) changed
+    account_aggregates: list[tuple[Any, ...]]  # accounts whose aggregate alone changed
+    decisions: list[Decision]
+    actions: list[Action]
+    shadowed: list[tuple[Any, ...]]
+    outcomes: list[tuple[Any, ...]]
+
+
+def batch_rows(batch: Sequence[Processed], received_at: datetime) -> BatchRows:
+    received = _ts(received_at)
+    events = [
+        (
+            p.event.event_id,
+            p.event.customer_id,
+            p.event.type,
+            _ts(p.event.timestamp),
+            received,
+            p.event.model_dump_json(exclude_defaults=True),
+            json.dumps([s.as_dict() for s in p.signals]) if p.signals else "[]",
+            int(p.late),
+        )
+        for p in batch
+    ]
+    last_state = {p.state.customer_id: p.state for p in batch}
+    states = [(cid, s.account_id, _dump(s), received) for cid, s in sorted(last_state.items())]
+    changed = {p.account.account_id for p in batch if p.account and p.account_changed}
+    context_changed = {
+        p.account.account_id for p in batch if p.account and p.account_context_changed
+    }
+    last_account: dict[str, AccountState] = {}
+    for p in batch:
+        if p.account is not None and p.account.account_id in changed:
+            last_account[p.account.account_id] = p.account
+    rows = [_account_row(a, received) for _, a in sorted(last_account.items())]
+    shadowed = [
+        (
+            p.event.event_id,
+            p.event.customer_id,
+            _ts(p.event.timestamp),
+            p.shadow[0].policy_version if p.shadow else "",
+            json.dumps([d.as_dict() for d in p.shadow]),
+        )
+        for p in batch
+        if p.shadow is not None
+    ]
+    return BatchRows(
+        received,
+        events,
+        states,
+        [r for r in rows if r[0] in context_changed],
+        [r for r in rows if r[0] not in context_changed],
+        [d for p in batch for d in p.decisions],
+        [a for p in batch for a in p.actions],
+        shadowed,
+        _outcome_rows([o for p in batch for o in p.outcomes]),
+    )
+
+
 class SQLiteStore:
     def __init__(self, path: str | Path = "tactful.db", durability: Durability = "full") -> None:
         self.path = str(path)
@@ -640,72 +708,32 @@ class SQLiteStore:
     ) -> None:
         if not batch and not rejected:
             return
-        received = _ts(received_at)
-        events = [
-            (
-                p.event.event_id,
-                p.event.customer_id,
-                p.event.type,
-                _ts(p.event.timestamp),
-                received,
-                p.event.model_dump_json(exclude_defaults=True),
-                json.dumps([s.as_dict() for s in p.signals]) if p.signals else "[]",
-                int(p.late),
-            )
-            for p in batch
-        ]
-        last_state: dict[str, CustomerState] = {}
-        for p in batch:
-            last_state[p.state.customer_id] = p.state
-        states = [(cid, s.account_id, _dump(s), received) for cid, s in last_state.items()]
-        last_account: dict[str, AccountState] = {}
-        changed = {p.account.account_id for p in batch if p.account and p.account_changed}
-        context_changed = {
-            p.account.account_id for p in batch if p.account and p.account_context_changed
-        }
-        for p in batch:
-            if p.account is not None and p.account.account_id in changed:
-                last_account[p.account.account_id] = p.account
-        rows = [_account_row(a, received) for a in last_account.values()]
-        accounts = [r for r in rows if r[0] in context_changed]
-        account_aggregates = [r for r in rows if r[0] not in context_changed]
-        decisions = _decision_rows([d for p in batch for d in p.decisions])
-        actions = [a for p in batch for a in p.actions]
-        shadowed = [
-            (
-                p.event.event_id,
-                p.event.customer_id,
-                _ts(p.event.timestamp),
-                p.shadow[0].policy_version if p.shadow else "",
-                json.dumps([d.as_dict() for d in p.shadow]),
-            )
-            for p in batch
-            if p.shadow is not None
-        ]
-        outcomes = _outcome_rows([o for p in batch for o in p.outcomes])
+        rows = batch_rows(batch, received_at)
+        events, received, actions = rows.events, rows.received, rows.actions
         try:
             with self._tx() as db:
                 # 1. the events' processed marks (a duplicate id aborts the whole batch)
                 db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", events)
                 # 2. the customers' new states
-                db.executemany(UPSERT_CUSTOMER, states)
+                db.executemany(UPSERT_CUSTOMER, rows.states)
                 # 3. the accounts' new states
-                db.executemany(_UPSERT_ACCOUNT, accounts)
-                db.executemany(_UPSERT_AGGREGATES, account_aggregates)
+                db.executemany(_UPSERT_ACCOUNT, rows.accounts)
+                db.executemany(_UPSERT_AGGREGATES, rows.account_aggregates)
                 # 4. the audit log and 5. the outbox, in the same transaction
                 db.executemany(
-                    "INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", decisions
+                    "INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    _decision_rows(rows.decisions),
                 )
                 db.executemany(_INSERT_OUTBOX, _outbox_rows(db, actions, received))
                 # 6. what the events revealed about earlier decisions
-                db.executemany("INSERT INTO outcomes VALUES (?,?,?,?,?,?,?,?)", outcomes)
+                db.executemany("INSERT INTO outcomes VALUES (?,?,?,?,?,?,?,?)", rows.outcomes)
                 # 7. the batch's rejected events, so a retried batch does not add them twice
                 db.executemany(_INSERT_QUARANTINE, _quarantine_rows(rejected))
                 # 8. what a shadow policy would have decided
-                db.executemany("INSERT INTO shadow_events VALUES (?,?,?,?,?)", shadowed)
+                db.executemany("INSERT INTO shadow_events VALUES (?,?,?,?,?)", rows.shadowed)
                 # 9. the holds and handoffs lists, and the review queue
                 _project(db, actions, batch)
-                _project_reviews(db, [d for p in batch for d in p.decisions])
+                _project_reviews(db, rows.decisions)
         except sqlite3.IntegrityError:
             ids = [e[0] for e in events]
             dupes = self.seen_event_ids(ids) | {i for i, n in Counter(ids).items() if n > 1}
