@@ -138,17 +138,7 @@ def dashboard_routes(engine: Engine) -> APIRouter:
         try:
             found = keyring.check(key.strip(), "read", engine.clock())
         except HTTPException as exc:
-            return templates.TemplateResponse(
-                request,
-                "login.html",
-                {
-                    "now": engine.clock(),
-                    "signed_in": False,
-                    "next": _next(next),
-                    "error": exc.detail,
-                },
-                status_code=401 if exc.status_code == 401 else 403,
-            )
+            return login_page(request, next, str(exc.detail), exc.status_code)
         response = RedirectResponse(_next(next), status_code=303)
         if found is not None:  # no keys at all: nothing to sign in with, the pages are open
             sessions: Sessions = request.app.state.sessions
