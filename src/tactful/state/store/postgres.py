@@ -44,7 +44,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from tactful.access import ApiKey
-from tactful.actions.grouping import GroupState, schedule
+from tactful.actions.grouping import GroupState
 from tactful.actions.lifecycle import Change
 from tactful.actions.outbox import Action
 from tactful.learn.outcomes import Outcome
@@ -69,6 +69,7 @@ from tactful.state.store.sqlite import (
     _outcome_rows,
     _ts,
     batch_rows,
+    placed_rows,
 )
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
@@ -426,32 +427,7 @@ def _outbox_rows(cur: Cursor, actions: Sequence[Action], received: str) -> list[
         )
         cur.execute("SELECT group_key, state FROM notify_groups WHERE group_key = ANY(%s)", (keys,))
         groups = {key: GroupState.from_dict(state) for key, state in cur.fetchall()}
-    rows = []
-    for a in actions:
-        status, due, error, batch = "pending", received, None, None
-        if a.grouping is not None:
-            placed = schedule(groups.get(a.grouping.key), a.grouping, a.created_at)
-            groups[a.grouping.key] = placed.state
-            if placed.flush_at is None:
-                status, error = "muted", _text(placed.muted_because)
-            else:
-                due, batch = _ts(placed.flush_at), placed.batch_id
-        rows.append(
-            (
-                a.action_id,
-                a.idempotency_key,
-                a.decision_id,
-                a.customer_id,
-                a.channel,
-                a.kind,
-                json.dumps(a.payload),
-                status,
-                due,
-                error,
-                received,
-                batch,
-            )
-        )
+    rows = placed_rows(actions, groups, received, _text)
     if keys:
         cur.executemany(
             "INSERT INTO notify_groups (group_key, state) VALUES (%s, %s) "

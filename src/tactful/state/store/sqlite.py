@@ -356,20 +356,16 @@ def _in_chunks(
         yield from run(sql.format(marks=",".join("?" * len(chunk))), chunk)
 
 
-def _outbox_rows(
-    db: sqlite3.Connection, actions: Sequence[Action], received: str
+def placed_rows(
+    actions: Sequence[Action],
+    groups: dict[str, GroupState],
+    received: str,
+    clean: Callable[[str], str] = lambda text: text,
 ) -> list[tuple[Any, ...]]:
-    """Outbox rows; a notification is placed in its group's next message, or muted as a
-    repeat (see actions/grouping.py), against the groups' memory in this transaction."""
-    keys = sorted({a.grouping.key for a in actions if a.grouping})
-    groups: dict[str, GroupState] = {
-        key: GroupState.from_dict(json.loads(state))
-        for key, state in _in_chunks(
-            db.execute,
-            "SELECT group_key, state FROM notify_groups WHERE group_key IN ({marks})",
-            keys,
-        )
-    }
+    """Outbox rows for ``actions``, whatever the backend: each notification is placed in
+    its group's next message or muted as a repeat (actions/grouping.py), updating
+    ``groups`` (the groups' memory, for the caller to save); ``clean``: how free text
+    (why a repeat was muted) must be written for the backend."""
     rows = []
     for a in actions:
         status, due, error, batch = "pending", received, None, None
@@ -377,7 +373,7 @@ def _outbox_rows(
             placed = schedule(groups.get(a.grouping.key), a.grouping, a.created_at)
             groups[a.grouping.key] = placed.state
             if placed.flush_at is None:
-                status, error = "muted", placed.muted_because
+                status, error = "muted", clean(placed.muted_because)
             else:
                 due, batch = _ts(placed.flush_at), placed.batch_id
         rows.append(
@@ -396,6 +392,24 @@ def _outbox_rows(
                 batch,
             )
         )
+    return rows
+
+
+def _outbox_rows(
+    db: sqlite3.Connection, actions: Sequence[Action], received: str
+) -> list[tuple[Any, ...]]:
+    """Outbox rows; a notification is placed in its group's next message, or muted as a
+    repeat (see actions/grouping.py), against the groups' memory in this transaction."""
+    keys = sorted({a.grouping.key for a in actions if a.grouping})
+    groups: dict[str, GroupState] = {
+        key: GroupState.from_dict(json.loads(state))
+        for key, state in _in_chunks(
+            db.execute,
+            "SELECT group_key, state FROM notify_groups WHERE group_key IN ({marks})",
+            keys,
+        )
+    }
+    rows = placed_rows(actions, groups, received)
     if keys:
         db.executemany(
             "INSERT INTO notify_groups VALUES (?, ?) "
