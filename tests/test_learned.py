@@ -166,3 +166,37 @@ def test_engine_scores_a_batch_with_each_message_s_history(tmp_path, policy, mak
     decision = next(d for d in processed.decisions if d.kind == "escalate")
     assert any(scorer.version in r for r in decision.reasons)
     store.close()
+
+
+class FakeTransformer:
+    """Stands in for the full transformer: unit vectors of its width, no weights needed."""
+
+    name = "minilm-l6-v2"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def encode(self, texts):
+        import numpy as np
+
+        self.calls += 1
+        rng = np.random.default_rng(len(texts))
+        v = rng.normal(size=(len(texts), 384)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_the_transformer_mode_uses_its_own_heads_and_encoder():
+    import pytest
+
+    from tactful.detect.learned import load_transformer_scorer
+
+    fake = FakeTransformer()
+    scorer = load_transformer_scorer(fake)
+    assert scorer.version.endswith("+minilm-l6-v2")
+    out = scorer.score_batch(["Third time asking, still broken!!", "thanks a lot"], [(), ()])
+    assert fake.calls == 1
+    assert all(0.0 <= v <= 1.0 for s in out for v in s.scores.values())
+    assert "third time" in out[0].evidence["frustration"]  # the cues still fire
+    fake.name = "something-else"
+    with pytest.raises(ValueError, match="trained on minilm-l6-v2"):
+        load_transformer_scorer(fake)

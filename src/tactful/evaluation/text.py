@@ -49,7 +49,9 @@ __all__ = [
     "LabelResult",
     "ScorerResult",
     "TaskResult",
+    "calibration_bins",
     "choose_threshold",
+    "expected_calibration_error",
     "f1_at",
     "load_goemotions_labels",
     "run_text_eval",
@@ -118,6 +120,41 @@ def f1_at(scores: ArrayLike, labels: ArrayLike, threshold: float) -> float:
     return 2 * tp / (2 * tp + wrong) if tp or wrong else 0.0
 
 
+BINS = 10  # equal-width probability bins for calibration
+
+
+def calibration_bins(scores: ArrayLike, labels: ArrayLike) -> tuple[tuple[int, float, int], ...]:
+    """Per equal-width bin of predicted probability: (count, sum of predictions, positives)."""
+    s, y = _arrays(scores, labels)
+    idx = np.minimum((np.clip(s, 0.0, 1.0) * BINS).astype(int), BINS - 1)
+    return tuple(
+        (int((idx == b).sum()), float(s[idx == b].sum()), int(y[idx == b].sum()))
+        for b in range(BINS)
+    )
+
+
+def expected_calibration_error(bins: Sequence[tuple[int, float, int]]) -> float | None:
+    """ECE: the count-weighted mean |mean prediction - positive rate| over the bins."""
+    total = sum(n for n, _, _ in bins)
+    if not total:
+        return None
+    return sum(abs(p - k) for n, p, k in bins if n) / total
+
+
+def _pool(
+    bin_sets: Iterable[Sequence[tuple[int, float, int]]],
+) -> tuple[tuple[int, float, int], ...]:
+    sets = list(bin_sets)
+    return tuple(
+        (
+            sum(b[i][0] for b in sets),
+            sum(b[i][1] for b in sets),
+            sum(b[i][2] for b in sets),
+        )
+        for i in range(BINS)
+    )
+
+
 def _auc(scores: NDArray[np.float64], labels: NDArray[np.bool_]) -> float | None:
     """ROC AUC, or None when the split has a single class (AUC is undefined)."""
     if labels.all() or not labels.any():
@@ -139,6 +176,13 @@ class ScorerResult:
     dev_f1: float
     fpr: tuple[float, ...] = ()  # test ROC curve, for the plot
     tpr: tuple[float, ...] = ()
+    # Scorers whose scores are probabilities: test calibration, per bin
+    # (count, sum of predictions, positives); empty otherwise.
+    calibration: tuple[tuple[int, float, int], ...] = ()
+
+    @property
+    def ece(self) -> float | None:
+        return expected_calibration_error(self.calibration) if self.calibration else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +266,57 @@ class EvalReport:
         ]
         return header, rows
 
+    def _calibrated(self) -> list[str]:
+        return [
+            s
+            for s in self.scorers
+            if any(s in t.results and t.results[s].calibration for t in self.tasks)
+        ]
+
+    def calibration_by_dimension(self) -> dict[str, dict[str, tuple[tuple[int, float, int], ...]]]:
+        """{dimension: {scorer: pooled bins over the dimension's tasks' test splits}}."""
+        out: dict[str, dict[str, tuple[tuple[int, float, int], ...]]] = {}
+        for s in self._calibrated():
+            dims = dict.fromkeys(t.dimension for t in self.tasks)
+            for dim in dims:
+                sets = [
+                    t.results[s].calibration
+                    for t in self.tasks
+                    if t.dimension == dim and s in t.results and t.results[s].calibration
+                ]
+                if sets:
+                    out.setdefault(dim, {})[s] = _pool(sets)
+        return out
+
+    def _calibration_rows(self) -> tuple[list[str], list[list[str]]]:
+        scorers = self._calibrated()
+        header = ["dimension / task", "test n", *(f"{s} ECE" for s in scorers)]
+        rows: list[list[str]] = []
+        pooled = self.calibration_by_dimension()
+        for dim, by_scorer in pooled.items():
+            n = next(iter(by_scorer.values()))
+            rows.append(
+                [
+                    f"{dim} (pooled)",
+                    f"{sum(c for c, _, _ in n):,}",
+                    *(
+                        _fmt(expected_calibration_error(by_scorer[s])) if s in by_scorer else "-"
+                        for s in scorers
+                    ),
+                ]
+            )
+            for t in self.tasks:
+                if t.dimension != dim:
+                    continue
+                rows.append(
+                    [
+                        f"  {t.task}",
+                        f"{t.n_test:,}",
+                        *(_fmt(t.results[s].ece) if s in t.results else "-" for s in scorers),
+                    ]
+                )
+        return header, rows
+
     def to_json(self) -> dict[str, dict[str, dict[str, float | None]]]:
         """``{task: {scorer: {"auc": .., "f1": ..}}}``; auc is null when undefined."""
         return {
@@ -249,6 +344,19 @@ class EvalReport:
             "",
             *table(*self._rows()),
         ]
+        if self._calibrated():
+            lines += [
+                "",
+                "## Calibration",
+                "",
+                f"Expected calibration error on the test splits ({BINS} equal-width bins of "
+                "predicted probability; the count-weighted mean gap between mean prediction "
+                "and positive rate), for the scorers whose scores are probabilities: per "
+                "dimension over all its tasks' test examples, and per task. Reliability "
+                "diagrams: reliability.png.",
+                "",
+                *table(*self._calibration_rows()),
+            ]
         if self.goemotions_labels:
             lines += [
                 "",
@@ -283,6 +391,15 @@ class EvalReport:
             table.add_row(*row)
         return table
 
+    def to_calibration_table(self) -> Table:
+        header, rows = self._calibration_rows()
+        table = Table(title=f"calibration: test ECE ({BINS} bins), per dimension and task")
+        for i, h in enumerate(header):
+            table.add_column(h, justify="left" if i == 0 else "right")
+        for row in rows:
+            table.add_row(*row)
+        return table
+
     def to_label_table(self) -> Table:
         header, rows = self._label_rows()
         table = Table(title="GoEmotions per-label test F1 (dev threshold per label)")
@@ -293,7 +410,8 @@ class EvalReport:
         return table
 
     def write(self, report_dir: Path) -> list[Path]:
-        """Write report.md, report.json and roc.png into ``report_dir``; return the paths."""
+        """Write report.md, report.json, roc.png (and reliability.png when a scorer gives
+        probabilities) into ``report_dir``; return the paths."""
         report_dir.mkdir(parents=True, exist_ok=True)
         md = report_dir / "report.md"
         md.write_text(self.to_markdown(), encoding="utf-8")
@@ -301,7 +419,44 @@ class EvalReport:
         js.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
         png = report_dir / "roc.png"
         self.plot_roc(png)
-        return [md, js, png]
+        written = [md, js, png]
+        if self._calibrated():
+            rel = report_dir / "reliability.png"
+            self.plot_reliability(rel)
+            written.append(rel)
+        return written
+
+    def plot_reliability(self, path: Path) -> None:
+        """Reliability diagrams: one subplot per dimension (its tasks' test splits pooled),
+        positive rate against mean prediction per bin, a curve per probabilistic scorer."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        pooled = self.calibration_by_dimension()
+        n = max(len(pooled), 1)
+        cols = min(n, 4)
+        rows = math.ceil(n / cols)
+        fig = Figure(figsize=(4 * cols, 3.8 * rows), layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(rows, cols, squeeze=False).ravel()
+        for ax, (dim, by_scorer) in zip(axes, pooled.items(), strict=False):
+            ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)
+            for name, bins in by_scorer.items():
+                xs = [p / c for c, p, _ in bins if c]
+                ys = [k / c for c, _, k in bins if c]
+                ece = expected_calibration_error(bins)
+                ax.plot(xs, ys, marker="o", markersize=3, label=f"{name} (ECE {_fmt(ece)})")
+            total = sum(c for c, _, _ in next(iter(by_scorer.values())))
+            ax.set_title(f"{dim}\n{total:,} test examples", fontsize=9)
+            ax.set_xlabel("mean predicted probability", fontsize=8)
+            ax.set_ylabel("fraction positive", fontsize=8)
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1)
+            ax.tick_params(labelsize=7)
+            ax.legend(loc="upper left", fontsize=7)
+        for ax in axes[len(pooled) :]:
+            ax.set_axis_off()
+        fig.savefig(path, dpi=100)
 
     def plot_roc(self, path: Path) -> None:
         """Test ROC curves: one subplot per task, a curve per scorer, AUC in the legend."""
@@ -391,6 +546,7 @@ def _evaluate(
     dev_y: NDArray[np.bool_],
     test: NDArray[np.float64],
     test_y: NDArray[np.bool_],
+    probabilities: bool = False,
 ) -> ScorerResult:
     threshold, dev_f1 = choose_threshold(dev, dev_y)
     auc = _auc(test, test_y)
@@ -399,7 +555,10 @@ def _evaluate(
     if auc is not None:
         f, t, _ = roc_curve(test_y, test)
         fpr, tpr = tuple(float(v) for v in f), tuple(float(v) for v in t)
-    return ScorerResult(name, auc, f1_at(test, test_y, threshold), threshold, dev_f1, fpr, tpr)
+    calibration = calibration_bins(test, test_y) if probabilities else ()
+    return ScorerResult(
+        name, auc, f1_at(test, test_y, threshold), threshold, dev_f1, fpr, tpr, calibration
+    )
 
 
 def _labels(examples: Sequence[Example]) -> NDArray[np.bool_]:
@@ -446,12 +605,16 @@ def run_text_eval(
                 if task.dimension not in scorer.dimensions:
                     continue
                 bar.update(job, description=f"{task.name} · {scorer.name}")
+                prepare = getattr(scorer, "prepare", None)
+                if prepare is not None:  # a scorer trained per task (the MiniLM baseline)
+                    prepare(task, root)  # its earlier tasks' cached scores stay valid
                 per_scorer[scorer.name] = _evaluate(
                     scorer.name,
                     cache.score(scorer, dev, task.dimension),
                     dev_y,
                     cache.score(scorer, test, task.dimension),
                     test_y,
+                    probabilities=bool(getattr(scorer, "probabilities", False)),
                 )
                 bar.advance(job)
             results.append(

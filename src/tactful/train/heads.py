@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 from scipy import sparse
 
 from tactful.detect.features import TOKEN_SCALE, Embedder, features, token_bag
+from tactful.detect.learned import SentenceEncoder
 from tactful.evaluation.tasks import TASKS, Example, Split, data_dir
 from tactful.signals import DIMENSIONS
 
@@ -186,7 +187,11 @@ def train_heads(
     embedder_name: str,
     root: Path | None = None,
     log: Log = print,
+    encoder: SentenceEncoder | None = None,
 ) -> TrainedHeads:
+    """``encoder``: where the embedding features come from when not ``embedder`` (the
+    full transformer, through an embedding cache); the bag of word pieces is always
+    ``embedder``'s."""
     from sklearn.linear_model import LogisticRegression
 
     root = data_dir(root)
@@ -197,7 +202,8 @@ def train_heads(
     cache: dict[tuple[str, Split], tuple[Any, NDArray[np.int_]]] = {}
 
     def matrix(texts: list[str], histories: list[tuple[str, ...]]) -> Any:
-        dense = features(embedder, texts, histories)
+        emb = encoder.encode(texts) if encoder is not None else None
+        dense = features(embedder, texts, histories, embeddings=emb)
         return sparse.hstack([sparse.csr_matrix(dense), token_bag(embedder, texts)]).tocsr()
 
     def load(task_name: str, split: Split) -> tuple[Any, NDArray[np.int_]]:
@@ -210,7 +216,8 @@ def train_heads(
             log(f"  features {task_name}/{split}: {x.shape[0]} x {x.shape[1]}")
         return cache[key]
 
-    n_dense = len(features(embedder, ["x"], [()])[0])
+    probe = encoder.encode(["x"]) if encoder is not None else None
+    n_dense = len(features(embedder, ["x"], [()], embeddings=probe)[0])
     n_features: int | None = None
     weights: dict[str, NDArray[np.float32]] = {}
     biases: dict[str, float] = {}
@@ -293,7 +300,8 @@ def train_heads(
         "name": "tactful-text-heads",
         "version": f"heads-{datetime.now(UTC):%Y%m%d}",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "embedder": embedder_name,
+        "embedder": encoder.name if encoder is not None else embedder_name,
+        "token_vocabulary": embedder_name,
         "features": {
             "embedding": int(n_dense - len(DIMENSIONS)),
             "lexical": list(DIMENSIONS),
