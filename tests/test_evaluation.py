@@ -170,7 +170,7 @@ def data(tmp_path: Path) -> Path:
 @pytest.fixture(autouse=True)
 def embedding_cache(tmp_path_factory, monkeypatch) -> Path:
     """The transformer scorers' embedding cache in a folder of the test session's own."""
-    path = tmp_path_factory.getbasetemp() / "tactful-cache"
+    path: Path = tmp_path_factory.getbasetemp() / "tactful-cache"
     monkeypatch.setenv("TACTFUL_CACHE", str(path))
     return path
 
@@ -414,9 +414,9 @@ class ProbabilityScorer:
 
 def test_calibration_bins_and_ece():
     bins = calibration_bins([0.05, 0.05, 0.95, 0.95, 0.55], [0, 1, 1, 1, 0])
-    assert bins[0] == (2, pytest.approx(0.1), 1)
-    assert bins[9] == (2, pytest.approx(1.9), 2)
-    assert bins[5] == (1, pytest.approx(0.55), 0)
+    assert bins[0] == pytest.approx((2, 0.1, 1))
+    assert bins[9] == pytest.approx((2, 1.9, 2))
+    assert bins[5] == pytest.approx((1, 0.55, 0))
     # |0.05 - 0.5| * 2 + |0.95 - 1| * 2 + |0.55 - 0| * 1, over 5
     assert expected_calibration_error(bins) == pytest.approx((0.9 + 0.1 + 0.55) / 5)
     assert calibration_bins([1.0], [1])[9] == (1, 1.0, 1)  # 1.0 is in the last bin
