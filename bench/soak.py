@@ -1,8 +1,13 @@
 """tactful soak: ``tactful serve`` at a share of its measured maximum for minutes, watched.
 
-Two phases against one real server (``tactful serve --durability full``, the default, in a
+Three phases against one real server (``tactful serve --durability full``, the default, in a
 subprocess on a free loopback port, with a fresh temp database; real HTTP with httpx):
 
+* **Prefill.** ``--prefill`` events (default 30 per customer) from 4 closed-loop senders,
+  not counted: a server that has been running for a while holds customers whose windows
+  are full and a full state cache, and that working size is what the soak should watch
+  (from a cold start, RSS grows while the windows fill: bounded, but not flat for the
+  first few hundred thousand events; ``--prefill 0`` shows that).
 * **Calibrate.** Closed loop: K concurrent senders, each posting a batch of 50 events to
   ``POST /v1/events`` and waiting for its 202 before the next. First ``--warm-up`` seconds
   (default 15) with K = 2, not counted, so customers have some history and the database
@@ -13,8 +18,12 @@ subprocess on a free loopback port, with a fresh temp database; real HTTP with h
   fsync; on a small machine the extra threads and connections can cost more than that).
   Caveat: this closed-loop maximum can overstate what the server sustains for long: a
   closed loop of many senders hands it big group commits, and the cost per event grows
-  as customers' windows fill and the database grows. ``--rate`` pins the soak's rate.
-* **Soak.** Open loop at ``--share`` (default 0.8) of that maximum (or at ``--rate``) for
+  as customers' windows fill and the database grows. So the ladder is followed by open
+  loops (an even stream, as the soak sends) offered from that maximum down in steps of
+  15%, twice ``--calibrate-seconds`` each: the highest the server keeps up with
+  (acknowledges 95% of the offered rate, p99 under 1 s) is the **sustained maximum**, and
+  the soak's share is of that. ``--rate`` pins the soak's rate.
+* **Soak.** Open loop at ``--share`` (default 0.8) of the sustained maximum (or at ``--rate``) for
   ``--minutes`` (default 10): a batch of 50 every ``50 / rate`` seconds, whatever the
   responses. Every ``--every`` seconds (default 10) one row: events sent and acknowledged
   so far, the interval's acknowledged rate, its latency p99 and max, requests in flight,
@@ -50,7 +59,8 @@ The last line printed is one JSON object::
 soak phase's; ``p99_ms`` is from sending a batch to its 202 over the whole soak.
 
 Usage: ``python bench/soak.py [--minutes M] [--share S | --rate R] [--quick] [--customers N]
-[--every S] [--text-scorer learned|lexical] [--seed N] [--keep]``.
+[--prefill N] [--every S] [--text-scorer learned|lexical] [--cache-customers N] [--seed N]
+[--keep]``.
 """
 
 from __future__ import annotations
@@ -84,6 +94,7 @@ from benchkit import free_port, machine, percentile, stop_server, wait_healthy
 BATCH = 50
 MAX_ATTEMPTS = 3  # per batch, on transport errors only (ingest is idempotent on event_id)
 RSS_FLAT_PCT = 5.0
+SUSTAINED_P99_MS = 1000.0
 OPEN_SESSIONS = 1_500
 # uvicorn re-raises the SIGINT it caught once its graceful shutdown is done: 130 is clean.
 CLEAN_EXITS = (0, 130, -signal.SIGINT)
@@ -595,6 +606,75 @@ async def calibrate(
     return best, best_k
 
 
+async def prefill(client: httpx.AsyncClient, gen: EventGen, t: Tally, events: int) -> None:
+    """Closed loop (4 senders) until ``events`` are sent: customers' windows and the
+    server's caches reach their working size before anything is measured (a server that
+    has run for a day holds full states; a fresh one grows while they fill)."""
+    if events <= 0:
+        return
+    loop = asyncio.get_running_loop()
+    started, goal = loop.time(), t.sent + events
+    next_note = started + 30
+
+    async def sender() -> None:
+        nonlocal next_note
+        while t.sent < goal:
+            await post_batch(client, gen.batch(), t)
+            if loop.time() >= next_note:
+                next_note += 30
+                print(f"    {t.sent:,} of {goal:,} sent", flush=True)
+
+    await asyncio.gather(*(sender() for _ in range(4)))
+    took = loop.time() - started
+    print(
+        f"  prefill (4 senders, not counted): {events:,} events in {took:.0f} s "
+        f"({events / took:,.0f}/s), {gen.introduced:,} customers seen",
+        flush=True,
+    )
+
+
+async def open_loop(
+    client: httpx.AsyncClient, gen: EventGen, t: Tally, rate: float, seconds: float
+) -> tuple[float, float]:
+    """Offer ``rate`` events/s for ``seconds`` whatever the answers; (acknowledged
+    events/s counting until the last answer, p99 ms)."""
+    loop = asyncio.get_running_loop()
+    interval = BATCH / rate
+    acked0, lat0 = t.acked, len(t.latencies_ms)
+    started = loop.time()
+    tasks = []
+    for k in range(max(1, round(seconds / interval))):
+        delay = started + k * interval - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(post_batch(client, gen.batch(), t)))
+    await asyncio.gather(*tasks)
+    took = max(loop.time() - started, seconds)
+    return (t.acked - acked0) / took, percentile(t.latencies_ms[lat0:], 0.99)
+
+
+async def sustained(
+    client: httpx.AsyncClient, gen: EventGen, t: Tally, closed_max: float, seconds: float
+) -> float:
+    """The highest open-loop rate the server keeps up with: offered rates from the closed
+    loop's maximum down in steps of 15%, ``seconds`` each; kept up = acknowledged at least
+    95% of the offered rate (counting until the last answer) with p99 under a second. A
+    closed loop of many senders hands the server big group commits, so its maximum
+    overstates what an even stream sustains (at 80% of it the server fell behind)."""
+    for share in (1.0, 0.85, 0.7, 0.55, 0.4, 0.25):
+        offered = share * closed_max
+        got, p99 = await open_loop(client, gen, t, offered, seconds)
+        ok = got >= 0.95 * offered and p99 < SUSTAINED_P99_MS
+        print(
+            f"  open loop {offered:8,.0f} events/s offered: {got:8,.0f} acknowledged/s, "
+            f"p99 {p99:7.1f} ms: {'kept up' if ok else 'fell behind'}",
+            flush=True,
+        )
+        if ok:
+            return offered
+    return 0.25 * closed_max
+
+
 # --- phase 2: soak -------------------------------------------------------------------------
 
 
@@ -831,12 +911,17 @@ async def run(
             f"level after {args.warm_up:g} s of warm-up ...",
             flush=True,
         )
-        max_rate, senders = await calibrate(client, gen, cal, args.calibrate_seconds, args.warm_up)
-        if max_rate <= 0:
+        await prefill(client, gen, cal, args.prefill)
+        closed_max, senders = await calibrate(
+            client, gen, cal, args.calibrate_seconds, args.warm_up
+        )
+        if closed_max <= 0:
             raise SystemExit("calibration accepted nothing; see the server log")
+        max_rate = await sustained(client, gen, cal, closed_max, args.calibrate_seconds * 2)
         rate = args.rate or args.share * max_rate
         print(
-            f"maximum: {max_rate:,.0f} events/s ({senders} senders); soak at "
+            f"maximum: {max_rate:,.0f} events/s sustained in an open loop (closed loop: "
+            f"{closed_max:,.0f} with {senders} senders); soak at "
             + (f"--rate {rate:,.0f}" if args.rate else f"{args.share:.0%}: {rate:,.0f}")
             + f" events/s ({rate / max_rate:.0%}, {rate / BATCH:.1f} batches/s) for "
             f"{args.minutes:g} min; {gen.introduced:,} of {args.customers:,} customers seen so far",
@@ -856,6 +941,7 @@ async def run(
         "tally": tally,
         "samples": samples,
         "max_rate": max_rate,
+        "closed_loop_max": closed_max,
         "senders": senders,
         "rate": rate,
         "seconds": seconds,
@@ -905,6 +991,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--customers", type=int, default=10_000, help="distinct customers (default 10,000)"
     )
+    ap.add_argument(
+        "--prefill",
+        type=int,
+        default=None,
+        help="events sent before calibrating, not counted, so customers' windows and the "
+        "server's caches have reached their working size (default 30 per customer; 0 for "
+        "none: the soak then measures a cold server filling up)",
+    )
     ap.add_argument("--every", type=float, default=10.0, help="seconds between samples (10)")
     ap.add_argument(
         "--text-scorer",
@@ -922,6 +1016,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7, help="random seed for the events")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir and print its path")
     args = ap.parse_args(argv)
+    if args.prefill is None:
+        args.prefill = 0 if args.quick else 30 * args.customers
     if args.quick:
         args.minutes, args.calibrate_seconds, args.warm_up = 1.0, 2.0, 5.0
     if not 0 < args.share <= 1.5:
@@ -1028,7 +1124,8 @@ def report(
     print()
     print("== soak ==")
     print(
-        f"  maximum (closed loop, {out['senders']} senders) {out['max_rate']:,.0f} events/s; "
+        f"  maximum sustained (open loop) {out['max_rate']:,.0f} events/s (closed loop, "
+        f"{out['senders']} senders: {out['closed_loop_max']:,.0f}); "
         f"offered {out['rate']:,.0f} events/s ({out['rate'] / out['max_rate']:.0%}), "
         f"achieved {achieved:,.0f} over {out['seconds']:.0f} s; last answer "
         f"{out['drain'] * 1000:.0f} ms after the last send"
@@ -1102,7 +1199,9 @@ def report(
         "rate": _r(out["rate"], 1),
         "achieved_rate": _r(achieved, 1),
         "max_rate": _r(out["max_rate"], 1),
-        "max_rate_senders": out["senders"],
+        "closed_loop_max_rate": _r(out["closed_loop_max"], 1),
+        "closed_loop_senders": out["senders"],
+        "prefill_events": args.prefill,
         "share": _r(out["rate"] / out["max_rate"], 3),
         "duration_s": _r(out["seconds"], 1),
         "wall_s": _r(time.perf_counter() - wall, 1),
