@@ -84,3 +84,45 @@ def test_backoff_grows_and_is_capped():
     assert timedelta(seconds=0.5) <= retry.delay(0) <= timedelta(seconds=1)
     assert timedelta(seconds=4) <= retry.delay(3) <= timedelta(seconds=8)
     assert retry.delay(30) <= timedelta(seconds=60)
+
+
+class Refusing:
+    """Refuses its first ``refusals`` deliveries for good (a 4xx: a bad payload, not a
+    receiver that is down), then accepts."""
+
+    name = "log"
+    concurrency = 1
+
+    def __init__(self, refusals: int) -> None:
+        self.refusals = refusals
+        self.delivered: list[str] = []
+
+    def deliver(self, action: OutboxRow) -> None:
+        if self.refusals > 0:
+            self.refusals -= 1
+            raise ChannelError("receiver returned 400 (bad payload)", permanent=True)
+        self.delivered.append(action.idempotency_key)
+
+
+def test_permanent_refusals_do_not_pause_the_channel(tmp_path, policy, make_event, caplog):
+    import logging
+    import time
+
+    store = seeded(tmp_path, policy, make_event)  # one customer: a handoff and a hold
+    channel = Refusing(refusals=2)
+    dispatcher = Dispatcher(store, {"log": channel})
+    engine = Engine(store, policy)
+    engine.on_actions.append(dispatcher.wake)
+    with caplog.at_level(logging.WARNING, logger="tactful.actions.dispatch"):
+        dispatcher.start(interval=30.0)
+        deadline = time.monotonic() + 5
+        while len(store.list_outbox("dead")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        engine.ingest([make_event(customer_id="next", text="I want to speak to a human")])
+        while len(channel.delivered) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        dispatcher.stop()
+    assert len(store.list_outbox("dead")) == 2  # the refused ones, with the receiver's why
+    assert all("400" in r["last_error"] for r in store.list_outbox("dead"))
+    assert len(channel.delivered) == 2  # the next customer's, without a breaker pause
+    assert not [r for r in caplog.records if "pausing" in r.getMessage()]

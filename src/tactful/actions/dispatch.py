@@ -117,6 +117,12 @@ class Dispatcher:
     def run_once(self, limit: int = 200, channel: str | None = None) -> tuple[int, int]:
         """Deliver what is due now (on one channel, or all). Returns (delivered, failed),
         counted in outbox rows (notifications batched into one message count one each)."""
+        delivered, failed, _ = self._round(limit, channel)
+        return delivered, failed
+
+    def _round(self, limit: int, channel: str | None) -> tuple[int, int, int]:
+        """(delivered, failed, failed for a reason that may pass: a refused connection, a
+        5xx, a timeout; not a permanent refusal such as a 4xx)."""
         now = self.clock()
         rows = self.store.pending_actions(now, limit, channel)
         if channel is None:  # rows for a channel nobody configured: dead, with why
@@ -128,6 +134,7 @@ class Dispatcher:
         delivered: list[str] = []
         failures: list[tuple[str, str, datetime, bool]] = []
         errors: Counter[str] = Counter()
+        retryable = 0
         for row, members, future in sending:
             name = row.channel
             try:
@@ -138,6 +145,7 @@ class Dispatcher:
                 why = f"{type(exc).__name__}: {exc}"
                 retry_at = now + self.retry.delay(row.attempts)
                 failures.extend((m.action_id, why, retry_at, dead) for m in members)
+                retryable += 0 if permanent else len(members)
                 errors[f"{name}: {why}" + (" (dead)" if dead else "")] += len(members)
                 if self.metrics:
                     self.metrics.actions_failed.labels(name).inc(len(members))
@@ -151,7 +159,7 @@ class Dispatcher:
                 log.warning("%d deliveries failed: %s", n, why)
         if delivered:
             self.store.mark_delivered(delivered, self.clock())
-        return len(delivered), len(failures)
+        return len(delivered), len(failures), retryable
 
     def _deliver(self, row: OutboxRow) -> None:
         if self.enrich is not None:
@@ -196,18 +204,20 @@ class Dispatcher:
         (``serve`` calls it after each commit with actions). When every delivery of a
         round fails (the receiver is down), the channel backs off as a whole (0.5 s
         doubling to 30 s) and then probes with one row until a delivery succeeds, so a
-        dead receiver costs one attempt per pause, not a round of them."""
+        dead receiver costs one attempt per pause, not a round of them. Permanent refusals
+        (a 4xx for a bad payload, a rejected recipient) say nothing about the receiver
+        being down: they are dead-lettered and do not pause the channel."""
 
         def channel_loop(name: str) -> None:
             size = 8 * self.channels[name].concurrency
             pause = 0.0  # the circuit breaker's current pause
             while not self._stop.is_set():
                 try:
-                    ok, bad = self.run_once(1 if pause else size, name)
+                    ok, bad, retryable = self._round(1 if pause else size, name)
                 except Exception:  # keep the loop alive; the store may be briefly busy
                     log.exception("dispatcher iteration failed")
-                    ok, bad = 0, 0
-                if bad and not ok:
+                    ok, bad, retryable = 0, 0, 0
+                if retryable and not ok:
                     pause = min(max(0.5, pause * 2), 30.0)
                     log.warning("%s: every delivery failed; pausing %.1fs", name, pause)
                     self._stop.wait(pause)
