@@ -33,6 +33,7 @@ __all__ = [
     "BotTurn",
     "Click",
     "CommandRun",
+    "Custom",
     "Event",
     "EventError",
     "Feedback",
@@ -224,6 +225,16 @@ class Identify(_Base):
         return traits
 
 
+class Custom(_Base):
+    """Any other named action (a Segment track call no rule maps onto a type above, or
+    one mapped here on purpose, such as "Order Completed"): kept and counted, not
+    interpreted."""
+
+    type: Literal["custom"]
+    name: Annotated[str, Field(min_length=1, max_length=256)]
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
 Event = Annotated[
     Message
     | Click
@@ -236,7 +247,8 @@ Event = Annotated[
     | CommandRun
     | BotTurn
     | Feedback
-    | Identify,
+    | Identify
+    | Custom,
     Field(discriminator="type"),
 ]
 
@@ -254,6 +266,7 @@ _NATIVE_MODELS: dict[str, type[_Base]] = {
     "bot_turn": BotTurn,
     "feedback": Feedback,
     "identify": Identify,
+    "custom": Custom,
 }
 EVENT_TYPES: tuple[str, ...] = tuple(_NATIVE_MODELS)
 

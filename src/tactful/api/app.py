@@ -29,6 +29,7 @@ from tactful.api.auth import Keyring, Sessions, scope
 from tactful.api.learning import drift_now, learning_routes
 from tactful.api.params import aware
 from tactful.api.reviews import reviews_routes
+from tactful.api.segment import segment_routes
 from tactful.dashboard import dashboard_routes, static_mount
 from tactful.events import may_hold_surrogates
 from tactful.inbound import SignatureError, check_signature
@@ -152,6 +153,7 @@ def create_app(engine: Engine, sources: Mapping[str, SourceSpec] | None = None) 
     app.include_router(acting_routes(engine))
     app.include_router(learning_routes(engine))
     app.include_router(reviews_routes(engine))
+    app.include_router(segment_routes(engine))
     app.include_router(dashboard_routes(engine))
     app.router.routes.append(static_mount())
     engine.metrics.watch_outcomes(
