@@ -86,6 +86,7 @@ DbOpt = Annotated[
     str,
     typer.Option(
         "--db",
+        "--store",
         help="The store: a SQLite file (created if missing), or a postgresql://USER@HOST/DB "
         "URL (the scale-out store; its schema is applied on first use).",
     ),
@@ -187,6 +188,61 @@ CanaryOpt = Annotated[
 CanaryShareOpt = Annotated[
     float, typer.Option("--canary-share", min=0.0, max=1.0, help="Share of customers on it.")
 ]
+StreamOpt = Annotated[
+    str,
+    typer.Option(
+        "--stream",
+        help="The JetStream stream (subjects events.<p>; another stream's are "
+        "<stream>.events.<p>).",
+    ),
+]
+PartitionsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--partitions",
+        min=1,
+        max=1024,
+        help="Partitions (by customer). The first process records it in the store; the "
+        "others use the recorded one (asking for another is refused). Default 8.",
+    ),
+]
+
+
+def _broker_config(
+    broker: str,
+    store: Store,
+    stream: str,
+    partitions: int | None,
+    replicas: int = 1,
+    max_msgs: int = -1,
+    max_bytes: int = -1,
+    publish_timeout: float = 5.0,
+) -> Any:
+    """The broker's settings, the partition count agreed through the store; exit 2 if
+    the count disagrees with the store's or the URL is not nats://."""
+    import os
+
+    from tactful.broker.nats import BrokerConfig
+    from tactful.broker.partition import PartitionMismatch, agree_partitions
+
+    if not broker.startswith(("nats://", "tls://")):
+        err.print(f"[red]--broker {broker!r}:[/] expected a nats://HOST:PORT URL")
+        raise typer.Exit(2)
+    try:
+        count = agree_partitions(store, partitions, stream, datetime.now(UTC))
+    except PartitionMismatch as exc:
+        err.print(f"[red]--partitions:[/] {exc}")
+        raise typer.Exit(2) from None
+    return BrokerConfig(
+        url=broker,
+        stream=stream,
+        partitions=count,
+        replicas=replicas,
+        max_msgs=max_msgs,
+        max_bytes=max_bytes,
+        publish_timeout=publish_timeout,
+        connect_wait=float(os.environ.get("TACTFUL_BROKER_WAIT", "10")),
+    )
 
 
 def _shown(db: str) -> str:
@@ -515,6 +571,43 @@ def serve(
             "when they come back.",
         ),
     ] = DEFAULT_CACHE,
+    segment_rules: Annotated[
+        Path | None,
+        typer.Option(
+            "--segment-rules",
+            exists=True,
+            dir_okay=False,
+            help="YAML rules mapping Segment track calls onto tactful's types, before the "
+            "built-in ones (docs/segment.md). Checked at start: a bad file stops serve.",
+        ),
+    ] = None,
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            "--broker",
+            help="nats://HOST:PORT: the scale-out shape. Valid events are published to "
+            "JetStream (202 once it acked them) for `tactful worker` to apply; use a "
+            "postgresql:// --db shared with the workers.",
+        ),
+    ] = None,
+    stream: StreamOpt = "TACTFUL",
+    partitions: PartitionsOpt = None,
+    replicas: Annotated[
+        int, typer.Option("--replicas", min=1, max=5, help="JetStream copies of the stream.")
+    ] = 1,
+    max_msgs: Annotated[
+        int,
+        typer.Option(
+            "--max-msgs", help="Stream limit in messages (-1: none); at it, ingest answers 503."
+        ),
+    ] = -1,
+    max_bytes: Annotated[
+        int, typer.Option("--max-bytes", help="Stream limit in bytes (-1: none); 503 at it.")
+    ] = -1,
+    publish_timeout: Annotated[
+        float,
+        typer.Option("--publish-timeout", help="Seconds to wait for JetStream's ack (then 503)."),
+    ] = 5.0,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs) and deliver actions in the background."""
     import ipaddress
@@ -522,7 +615,15 @@ def serve(
     import uvicorn
 
     from tactful.api.app import create_app
+    from tactful.api.segment import RulesError, load_rules, use_rules
 
+    try:
+        rules = load_rules(segment_rules) if segment_rules is not None else None
+    except RulesError as exc:
+        err.print(f"[red]--segment-rules {exc.source}:[/]")
+        for problem in exc.problems:
+            err.print(f"  {problem}")
+        raise typer.Exit(2) from None
     tune_gc()
     engine = _engine(
         db,
@@ -555,6 +656,30 @@ def serve(
         engine.store, actions_log, channels, needed, engine.metrics, integrations
     )
     engine.on_actions.append(dispatcher.wake)
+    publisher = None
+    if broker is not None:
+        from tactful.broker.nats import BrokerUnavailable, Publisher
+
+        config = _broker_config(
+            broker,
+            engine.store,
+            stream,
+            partitions,
+            replicas,
+            max_msgs,
+            max_bytes,
+            publish_timeout,
+        )
+        try:
+            publisher = Publisher(config, engine, log=lambda m: err.print(f"[yellow]{m}[/]"))
+        except BrokerUnavailable as exc:
+            err.print(f"[red]broker unavailable:[/] {exc}")
+            engine.store.close()
+            raise typer.Exit(2) from None
+        console.print(
+            f"publishing to JetStream stream {config.stream} at {config.url} "
+            f"({config.partitions} partitions); `tactful worker` applies them"
+        )
     dispatcher.start()
     sweeping = threading.Event()
 
@@ -569,10 +694,13 @@ def serve(
             except Exception as exc:  # keep sweeping; the store may be briefly busy
                 err.print(f"[yellow]sweep failed:[/] {exc}")
 
-    threading.Thread(target=sweep_holds, name="tactful-holds", daemon=True).start()
+    if publisher is None:  # with a broker, the workers own the customers' states
+        threading.Thread(target=sweep_holds, name="tactful-holds", daemon=True).start()
     if engine.shadow is not None:
         console.print(f"shadow policy {engine.shadow.version} decides alongside, never acts")
-    app = create_app(engine, integrations.sources)
+    app = create_app(engine, integrations.sources, publisher)
+    if rules is not None:
+        use_rules(app, rules)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning")
     server = uvicorn.Server(config)
     console.print(
@@ -594,7 +722,135 @@ def serve(
     finally:
         sweeping.set()
         dispatcher.stop()
+        if publisher is not None:
+            publisher.close()
         engine.store.close()
+
+
+@app.command()
+def worker(
+    broker: Annotated[str, typer.Option("--broker", help="nats://HOST:PORT")],
+    db: DbOpt = "tactful.db",
+    policy: PolicyOpt = None,
+    stream: StreamOpt = "TACTFUL",
+    partitions: PartitionsOpt = None,
+    text_scorer: TextScorerOpt = "learned",
+    lateness: LatenessOpt = None,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Events per fetch.")] = 200,
+    max_ack_pending: Annotated[
+        int,
+        typer.Option(
+            "--max-ack-pending", min=1, help="Unacked events in flight per partition, at most."
+        ),
+    ] = 1000,
+    ack_wait: Annotated[
+        float,
+        typer.Option("--ack-wait", min=0.5, help="Seconds before an unacked event is resent."),
+    ] = 10.0,
+    interval: Annotated[
+        float,
+        typer.Option(
+            "--interval",
+            min=0.05,
+            help="Seconds between heartbeats (and looks for free partitions); a worker not "
+            "heard from for 3 of them no longer counts.",
+        ),
+    ] = 1.0,
+    cache_customers: Annotated[
+        int, typer.Option("--cache-customers", min=100, help="Customer states in memory.")
+    ] = DEFAULT_CACHE,
+) -> None:
+    """Apply the events `serve --broker` published: own some partitions (PostgreSQL
+    advisory locks), run the pipeline on them, commit, then ack. Run several; a dead one's
+    partitions pass to the others. Stops on Ctrl-C/SIGTERM after the batch in hand."""
+    from tactful.broker.nats import BrokerUnavailable
+    from tactful.broker.worker import WorkerOptions, run_worker
+
+    if not is_postgres(db):
+        err.print(
+            f"[red]--db {db!r}:[/] workers share the store: give a postgresql:// URL "
+            "(the same as the API's)"
+        )
+        raise typer.Exit(2)
+    tune_gc()
+    engine = _engine(db, policy, "full", text_scorer, lateness, cache_customers=cache_customers)
+    config = _broker_config(broker, engine.store, stream, partitions)
+    options = WorkerOptions(
+        batch=batch, max_ack_pending=max_ack_pending, ack_wait=ack_wait, interval=interval
+    )
+    try:
+        stats = run_worker(config, engine, db, options, log=lambda m: err.print(m, highlight=False))
+    except BrokerUnavailable as exc:
+        err.print(f"[red]broker unavailable:[/] {exc}")
+        raise typer.Exit(2) from None
+    finally:
+        engine.store.close()
+    console.print(
+        f"worker stopped: {stats.accepted:,} applied, {stats.duplicates:,} duplicates, "
+        f"{stats.rejected:,} rejected in {stats.batches:,} batches"
+    )
+
+
+@app.command()
+def migrate(db: DbOpt = "tactful.db") -> None:
+    """Apply the store's schema (and the workers' table on PostgreSQL); print its version."""
+    store = _open(db)
+    try:
+        version = store.schema_version
+        if is_postgres(db):
+            import psycopg
+
+            from tactful.broker.ownership import ensure_tables
+
+            with psycopg.connect(db, autocommit=True) as conn:
+                ensure_tables(conn)
+    finally:
+        store.close()
+    console.print(f"schema version {version} at {_shown(db)}")
+
+
+@app.command()
+def status(
+    db: DbOpt = "tactful.db",
+    broker: Annotated[
+        str | None, typer.Option("--broker", help="nats://HOST:PORT: lag per partition.")
+    ] = None,
+    stream: StreamOpt = "TACTFUL",
+    as_json: Annotated[bool, typer.Option("--json", help="As one JSON object.")] = False,
+) -> None:
+    """Partitions, their owners and lag (events not yet acked), outbox depth, dead
+    letters."""
+    from tactful.broker.status import collect
+
+    store = _open(db)
+    try:
+        report = collect(store, db, stream, broker)
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    console.print(
+        f"store {_shown(db)}: schema {report['schema_version']}, outbox "
+        f"{report['outbox_pending']:,} pending, {report['dead_letters']:,} dead letters, "
+        f"{report['quarantined']:,} quarantined"
+    )
+    if report.get("broker_error"):
+        err.print(f"[yellow]broker:[/] {report['broker_error']}")
+    if not report["partitions"]:
+        console.print("no broker partitions recorded (no `serve --broker` or worker yet)")
+        return
+    table = Table("partition", "owner", "pending", "unacked")
+    for row in report["partitions"]:
+        table.add_row(
+            str(row["partition"]),
+            row["owner"] or "-",
+            "?" if row["pending"] is None else f"{row['pending']:,}",
+            "?" if row["unacked"] is None else f"{row['unacked']:,}",
+        )
+    console.print(table)
+    workers = ", ".join(f"{w['worker_id']} {w['partitions']}" for w in report["workers"])
+    console.print(f"live workers: {workers or 'none'}")
 
 
 @app.command()

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -41,6 +41,9 @@ from tactful.state.account import AccountState
 from tactful.state.customer import CustomerState
 from tactful.state.store.base import QuarantineItem
 from tactful.state.trend import DEFAULT_TREND, Trend, TrendConfig
+
+if TYPE_CHECKING:
+    from tactful.broker.nats import Publisher
 
 __all__ = ["MAX_BATCH", "MAX_BODY_BYTES", "create_app"]
 
@@ -116,9 +119,14 @@ def _policy_summary(policy: PolicyEngine) -> dict[str, Any]:
     }
 
 
-def create_app(engine: Engine, sources: Mapping[str, SourceSpec] | None = None) -> FastAPI:
+def create_app(
+    engine: Engine,
+    sources: Mapping[str, SourceSpec] | None = None,
+    publisher: Publisher | None = None,
+) -> FastAPI:
     """The API over ``engine``; ``sources``: senders that push signed events in (the
-    channels file's ``sources:``)."""
+    channels file's ``sources:``). ``publisher``: the scale-out shape (serve --broker):
+    valid events are published to JetStream for the workers instead of processed here."""
     store = engine.store
     sources = dict(sources or {})
 
@@ -241,9 +249,23 @@ def create_app(engine: Engine, sources: Mapping[str, SourceSpec] | None = None) 
             )
         if not items:
             return _problem(422, "batch", [], "empty; send at least one event")
-        results = await run_in_threadpool(
-            partial(engine.ingest, items, source, check_surrogates=may_hold_surrogates(body))
-        )
+        if publisher is not None:  # scale-out: queued for the workers, acked by JetStream
+            from tactful.broker.nats import BrokerBusy
+
+            try:
+                results = await run_in_threadpool(
+                    partial(
+                        publisher.ingest, items, source, check_surrogates=may_hold_surrogates(body)
+                    )
+                )
+            except BrokerBusy as exc:
+                busy = _problem(503, "broker", publisher.config.stream, f"{exc}; retry")
+                busy.headers["Retry-After"] = str(exc.retry_after)
+                return busy
+        else:
+            results = await run_in_threadpool(
+                partial(engine.ingest, items, source, check_surrogates=may_hold_surrogates(body))
+            )
         payload = IngestResponse(
             accepted=sum(r.status == "accepted" for r in results),
             duplicates=sum(r.status == "duplicate" for r in results),
@@ -308,6 +330,10 @@ def create_app(engine: Engine, sources: Mapping[str, SourceSpec] | None = None) 
         data, body = read
         if isinstance(data, list):
             return _problem(422, "body", f"array of {len(data)}", "one event per call")
+        if publisher is not None:  # deciding in the moment needs the customer's owner
+            return _problem(
+                501, "decide", None, "not available with serve --broker yet; POST /v1/events"
+            )
         started = time.perf_counter()
         status, answer = await run_in_threadpool(decide, data, may_hold_surrogates(body))
         if status == 200:

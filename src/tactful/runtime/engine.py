@@ -575,6 +575,14 @@ class Engine:
         for aid in account_ids:
             self._accounts.pop(aid, None)
 
+    def forget_cached(self) -> None:
+        """Drop every cached customer state and account: the next batch reads them from
+        the store (a broker worker that takes over a partition: another worker may have
+        advanced its customers meanwhile)."""
+        with self._lock:
+            self._cache.clear()
+            self._accounts.clear()
+
     def _remember(self, cache: OrderedDict[str, Any], key: str, value: object) -> None:
         cache[key] = value
         cache.move_to_end(key)

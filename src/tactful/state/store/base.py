@@ -118,6 +118,11 @@ class Store(Protocol):
 
     def quarantine(self, items: Sequence[QuarantineItem]) -> None: ...
 
+    @property
+    def schema_version(self) -> int:
+        """The schema version the store is at (``tactful migrate`` prints it)."""
+        ...
+
     # -- read side ------------------------------------------------------------------------
     def get_state(self, customer_id: str) -> CustomerState | None: ...
 

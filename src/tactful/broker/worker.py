@@ -1,0 +1,324 @@
+"""`tactful worker`: consume the partitions this worker owns and apply them with the
+:class:`~tactful.runtime.engine.Engine`.
+
+Per round: fetch a batch from each owned partition's durable pull consumer (concurrently),
+then per partition: sort by event time, lock the batch's accounts, ``engine.ingest``
+(validate, de-duplicate by event id, process, commit in one transaction), and only then
+ack. A crash before the ack redelivers the batch (after ``ack_wait``), and the store
+reports the committed events as duplicates: at-least-once delivery, exactly-once effects.
+
+A batch that fails (the store down, a conflict) is kept and retried in order, with
+backoff, while the worker still owns the partition; it is never acked uncommitted.
+Between rounds, every ``interval`` seconds: heartbeat, give back partitions beyond the
+fair share, take free ones (dropping the engine's cached states: the partition's
+customers may have moved on elsewhere).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from tactful.broker.nats import BrokerConfig, connect, ensure_stream
+from tactful.broker.ownership import Ownership
+from tactful.runtime.engine import Engine
+
+__all__ = ["WorkerOptions", "WorkerStats", "run_worker"]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    batch: int = 200  # messages per fetch, per partition
+    max_ack_pending: int = 1000  # per partition's consumer: bounded in flight
+    ack_wait: float = 10.0  # seconds before JetStream redelivers an unacked message
+    fetch_wait: float = 0.2  # how long a fetch waits for the first message
+    interval: float = 1.0  # heartbeat and rebalance period
+    retry_max: float = 5.0  # backoff ceiling for a failing batch
+
+
+@dataclass
+class WorkerStats:
+    batches: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    failures: int = 0
+    taken: list[int] = field(default_factory=list)
+    given: list[int] = field(default_factory=list)
+
+
+def _sort_key(msg: Msg) -> tuple[str, int]:
+    """Event time (as the published JSON has it: one format, so it sorts as text), then
+    stream order."""
+    seq = msg.metadata.sequence.stream if msg.reply else 0
+    try:
+        at = json.loads(msg.data).get("timestamp")
+    except (ValueError, AttributeError):
+        at = None
+    if isinstance(at, str):
+        with contextlib.suppress(ValueError):
+            at = datetime.fromisoformat(at.replace("Z", "+00:00")).isoformat()
+    return (at if isinstance(at, str) else "", seq)
+
+
+class Worker:
+    def __init__(
+        self,
+        config: BrokerConfig,
+        engine: Engine,
+        dsn: str,
+        options: WorkerOptions,
+        log: Callable[[str], None],
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.dsn = dsn
+        self.options = options
+        self.log = log
+        self.stats = WorkerStats()
+        self.subs: dict[int, JetStreamContext.PullSubscription] = {}
+        self.pending: dict[int, list[Msg]] = {}  # batches that failed, retried in order
+        self.wait_until: dict[int, float] = {}  # partitions waiting for redeliveries
+        self.stopping = asyncio.Event()
+        self.nc: NatsClient | None = None
+        self.js: JetStreamContext | None = None
+        self.owner: Ownership | None = None
+
+    async def run(self) -> WorkerStats:
+        opts = self.options
+        self.nc = await connect(self.config.url, self.config.connect_wait, self.log)
+        self.js = self.nc.jetstream(timeout=max(self.config.publish_timeout, 5.0))
+        await ensure_stream(self.js, self.config)
+        self.owner = await asyncio.to_thread(
+            Ownership, self.dsn, self.config.stream, self.config.partitions, opts.interval
+        )
+        self.log(f"worker {self.owner.worker_id} on stream {self.config.stream}")
+        try:
+            next_look = 0.0
+            retry_delay = 0.1
+            while not self.stopping.is_set():
+                if time.monotonic() >= next_look:
+                    await self._rebalance()
+                    next_look = time.monotonic() + opts.interval
+                if not self.subs:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.stopping.wait(), opts.fetch_wait)
+                    continue
+                failed = await self._round()
+                if failed:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.stopping.wait(), retry_delay)
+                    retry_delay = min(retry_delay * 2, opts.retry_max)
+                else:
+                    retry_delay = 0.1
+        finally:
+            for sub in self.subs.values():
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+            await asyncio.to_thread(self.owner.close)
+        return self.stats
+
+    async def _round(self) -> bool:
+        """Fetch from every owned partition, apply each batch; whether any failed."""
+        owned = sorted(self.subs)
+        fetched = await asyncio.gather(*(self._fetch(p) for p in owned))
+        assert self.owner is not None
+        if any(fetched) and not await asyncio.to_thread(self.owner.holding):
+            # The lock connection is gone: so are the locks. Another worker may own these
+            # partitions now; nothing fetched is applied or acked (it will be redelivered).
+            self.log("lost the PostgreSQL lock connection: giving back every partition")
+            await self._drop_all()
+            return True
+        failed = False
+        for p, msgs in zip(owned, fetched, strict=True):
+            if msgs and not await self._apply(p, msgs):
+                failed = True
+        return failed
+
+    async def _fetch(self, p: int) -> list[Msg]:
+        if p in self.pending:
+            return self.pending[p]
+        if self.wait_until.get(p, 0.0) > time.monotonic():
+            await asyncio.sleep(self.options.fetch_wait)
+            return []
+        self.wait_until.pop(p, None)
+        try:
+            return await self.subs[p].fetch(self.options.batch, timeout=self.options.fetch_wait)
+        except (NatsTimeout, TimeoutError):
+            return []
+
+    async def _apply(self, p: int, msgs: list[Msg]) -> bool:
+        assert self.owner is not None and self.nc is not None
+        msgs = sorted(msgs, key=_sort_key)
+        raws = [m.data for m in msgs]
+        customers, accounts = set(), set()
+        for raw in raws:
+            with contextlib.suppress(ValueError, AttributeError):
+                doc = json.loads(raw)
+                if isinstance(doc.get("customer_id"), str):
+                    customers.add(doc["customer_id"])
+                if isinstance(doc.get("account_id"), str):
+                    accounts.add(doc["account_id"])
+        try:
+            results = await asyncio.to_thread(self._ingest, raws, sorted(customers), accounts)
+        except Exception as exc:
+            self.stats.failures += 1
+            self.pending[p] = msgs
+            self.log(
+                f"partition {p}: batch of {len(msgs)} not applied, will retry "
+                f"({type(exc).__name__}: {exc})"
+            )
+            for m in msgs:  # keep them ours while we retry
+                with contextlib.suppress(Exception):
+                    await m.in_progress()
+            return False
+        self.pending.pop(p, None)
+        for m in msgs:
+            await m.ack()
+        await self.nc.flush()
+        self.stats.batches += 1
+        for r in results:
+            if r.status == "accepted":
+                self.stats.accepted += 1
+            elif r.status == "duplicate":
+                self.stats.duplicates += 1
+            else:
+                self.stats.rejected += 1
+        return True
+
+    def _ingest(self, raws: list[bytes], customers: list[str], accounts: set[str]) -> list[Any]:
+        assert self.owner is not None
+        try:
+            locked = self.owner.lock_accounts(customers, sorted(accounts))
+            self.engine.forget_accounts(locked)  # read them again, under the lock
+            return self.engine.ingest(raws, "broker")
+        except Exception:
+            # whatever was cached may be ahead of (or behind) what was committed
+            self.engine.forget_cached()
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                self.owner.unlock_accounts()
+
+    async def _rebalance(self) -> None:
+        assert self.owner is not None and self.js is not None
+        owner = self.owner
+        try:
+            live = await asyncio.to_thread(owner.beat)
+        except Exception as exc:
+            self.log(f"heartbeat failed ({type(exc).__name__}: {exc}); giving back partitions")
+            await self._drop_all()
+            return
+        target = owner.target(live)
+        extra = sorted(self.subs)[target:] if len(self.subs) > target else []
+        for p in extra:
+            await self._give_back(p)
+        if len(self.subs) >= target:
+            return
+        for p in owner.candidates():
+            if len(self.subs) >= target:
+                break
+            if await asyncio.to_thread(owner.try_take, p):
+                # another worker may have applied this partition's customers meanwhile
+                self.engine.forget_cached()
+                self.subs[p] = await self.js.pull_subscribe(
+                    self.config.subject(p),
+                    durable=self.config.durable(p),
+                    stream=self.config.stream,
+                    config=ConsumerConfig(
+                        ack_policy=AckPolicy.EXPLICIT,
+                        deliver_policy=DeliverPolicy.ALL,
+                        max_ack_pending=self.options.max_ack_pending,
+                        ack_wait=self.options.ack_wait,
+                        filter_subject=self.config.subject(p),
+                    ),
+                )
+                self.stats.taken.append(p)
+                self.log(f"took partition {p} ({len(self.subs)} of target {target})")
+                info = await self.subs[p].consumer_info()
+                if info.num_ack_pending:
+                    # A worker died holding these unacked: they come back after ack_wait,
+                    # ahead of newer events. Fetching newer ones before would apply a
+                    # customer's events out of order.
+                    self.wait_until[p] = time.monotonic() + self.options.ack_wait + 0.1
+                    self.log(
+                        f"partition {p}: {info.num_ack_pending} unacked by the previous "
+                        f"owner; waiting {self.options.ack_wait:g}s for their redelivery"
+                    )
+
+    async def _give_back(self, p: int) -> None:
+        assert self.owner is not None
+        sub = self.subs.pop(p)
+        self.pending.pop(p, None)  # unacked: redelivered to the next owner
+        self.wait_until.pop(p, None)
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+        await asyncio.to_thread(self.owner.give_back, p)
+        self.stats.given.append(p)
+        self.log(f"gave back partition {p}")
+
+    async def _drop_all(self) -> None:
+        assert self.owner is not None
+        for p in list(self.subs):
+            sub = self.subs.pop(p)
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        self.pending.clear()
+        self.wait_until.clear()
+        self.engine.forget_cached()
+        self.owner.owned.clear()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.owner.close)
+        delay = 0.1
+        while True:  # PostgreSQL away: wait for it (nothing is fetched meanwhile)
+            try:
+                self.owner = await asyncio.to_thread(
+                    Ownership,
+                    self.dsn,
+                    self.config.stream,
+                    self.config.partitions,
+                    self.options.interval,
+                    self.owner.worker_id,
+                )
+                return
+            except Exception as exc:
+                if self.stopping.is_set():
+                    raise
+                self.log(f"PostgreSQL not reachable ({type(exc).__name__}); retrying")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), delay)
+                delay = min(delay * 2, self.options.retry_max)
+
+
+def run_worker(
+    config: BrokerConfig,
+    engine: Engine,
+    dsn: str,
+    options: WorkerOptions,
+    log: Callable[[str], None],
+) -> WorkerStats:
+    """Run until SIGTERM or SIGINT (the batch in hand is finished and acked first)."""
+    worker = Worker(config, engine, dsn, options, log)
+
+    async def main() -> WorkerStats:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stopping.set)
+        return await worker.run()
+
+    return asyncio.run(main())
