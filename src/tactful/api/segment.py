@@ -459,6 +459,10 @@ def map_call(call: dict[str, Any], rules: SegmentRules, received: str) -> Mapped
                 if key not in props and isinstance(page.get(key), str):
                     props[key] = page[key]
             call["properties"] = props
+    if kind == "identify" and not call.get("traits"):
+        context = call.get("context")
+        if isinstance(context, dict) and isinstance(context.get("traits"), dict):
+            call["traits"] = context["traits"]  # where RudderStack's SDKs put them
     if kind in ("page", "screen", "identify", "group"):
         return Mapped(from_segment(call), {})
     why = (
