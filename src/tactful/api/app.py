@@ -161,7 +161,7 @@ def create_app(
     app.include_router(acting_routes(engine))
     app.include_router(learning_routes(engine))
     app.include_router(reviews_routes(engine))
-    app.include_router(segment_routes(engine))
+    app.include_router(segment_routes(engine, publisher))
     app.include_router(dashboard_routes(engine))
     app.router.routes.append(static_mount())
     engine.metrics.watch_outcomes(

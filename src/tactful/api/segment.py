@@ -30,7 +30,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from fastapi import APIRouter, FastAPI, HTTPException, Request
@@ -52,6 +52,9 @@ from tactful.events import (
 )
 from tactful.runtime.engine import Engine
 from tactful.state.store.base import QuarantineItem
+
+if TYPE_CHECKING:
+    from tactful.broker.nats import Publisher
 
 __all__ = [
     "DEFAULT_RULES",
@@ -636,6 +639,7 @@ _BATCH_SCHEMA: dict[str, Any] = {
     },
 }
 _RESPONSES: dict[int | str, dict[str, Any]] = {
+    503: {"model": SegmentRefusal, "description": "serve --broker: the broker is full; retry"},
     400: {"model": SegmentRefusal, "description": "Not JSON, not gzip, or over the limits"},
     401: {"model": SegmentRefusal, "description": "No write key, or not a valid one"},
     403: {"model": SegmentRefusal, "description": "The key lacks the ingest scope"},
@@ -643,9 +647,14 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def segment_routes(engine: Engine, rules: SegmentRules | None = None) -> APIRouter:
+def segment_routes(
+    engine: Engine, publisher: Publisher | None = None, rules: SegmentRules | None = None
+) -> APIRouter:
     """The Segment endpoints over ``engine``. Track calls are mapped with ``rules``, or
-    with the app's ``segment_rules`` (:func:`use_rules`), or the built-in rules."""
+    with the app's ``segment_rules`` (:func:`use_rules`), or the built-in rules.
+    ``publisher`` (serve --broker): valid events go to JetStream for the workers, as
+    ``/v1/events`` sends them; a broker that cannot take them now is a ``503`` with
+    ``Retry-After``, which the SDKs retry."""
     router = APIRouter(route_class=_SegmentRoute, tags=["segment"])
     store = engine.store
     unmapped = _unmapped_counter(engine.metrics.registry)
@@ -745,7 +754,8 @@ def segment_routes(engine: Engine, rules: SegmentRules | None = None) -> APIRout
             names.append(mapped.unmapped)
         if not valid:
             return
-        results = engine.ingest(valid, SOURCE, check_surrogates=check_surrogates)
+        sink = publisher.ingest if publisher is not None else engine.ingest
+        results = sink(valid, SOURCE, check_surrogates=check_surrogates)
         for result, name in zip(results, names, strict=True):
             if name is not None and result.status == "accepted":  # a retry is not counted
                 count_unmapped(name)
@@ -777,8 +787,18 @@ def segment_routes(engine: Engine, rules: SegmentRules | None = None) -> APIRout
                 return _refusal(400, "invalid_request", refused)
             shared = data.get("context")
             calls = [_with_context(c, shared) for c in batch]
-        if calls:
+        if not calls:
+            return JSONResponse(SegmentOk().model_dump())
+        if publisher is None:
             await run_in_threadpool(ingest, calls, may_hold_surrogates(body), using)
+            return JSONResponse(SegmentOk().model_dump())
+        from tactful.broker.nats import BrokerBusy
+
+        try:
+            await run_in_threadpool(ingest, calls, may_hold_surrogates(body), using)
+        except BrokerBusy as exc:
+            problem = FieldProblem("broker", publisher.config.stream, f"{exc}; retry")
+            return _refusal(503, "unavailable", problem, **{"Retry-After": str(exc.retry_after)})
         return JSONResponse(SegmentOk().model_dump())
 
     def _too_big(batch: list[Any], request: Request) -> FieldProblem | None:
