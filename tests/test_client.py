@@ -236,3 +236,24 @@ def test_the_async_client(tmp_path, launch: Launch):
         await down.aclose()
 
     asyncio.run(scenario())
+
+
+def test_the_example_in_the_docs_runs(tmp_path, launch):
+    import os
+    import re
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "client.md"
+    example = re.findall(r"```python\n(.*?)```", docs.read_text(), re.S)[0]
+    db = tmp_path / "docs.db"
+    key = add_key(db, "admin")
+    server = launch(db, tmp_path / "actions.jsonl", "--text-scorer", "lexical")
+    env = {**os.environ, "TACTFUL_URL": server.url, "TACTFUL_KEY": key}
+    run = subprocess.run(
+        [sys.executable, "-c", example], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    assert "6 accepted; 0 rejected" in run.stdout
+    state = httpx.get(
+        f"{server.url}/v1/customers/ben", headers={"Authorization": f"Bearer {key}"}
+    ).json()
+    assert state["payment_failures_30d"] == 3

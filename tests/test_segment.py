@@ -311,3 +311,18 @@ def test_rules_set_on_the_app_are_used(store):
         assert c.post("/v1/track", json=track("Ping")).json() == OK
     assert events(store, "ana")[0]["type"] == "search"
     assert DEFAULT_RULES.match("Ping", {}) is None
+
+
+def test_the_rules_file_in_the_docs_loads_and_maps():
+    import re
+
+    import yaml
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "segment.md"
+    (block,) = re.findall(r"```yaml\n(.*?)```", docs.read_text(), re.S)
+    rules = parse_rules(yaml.safe_load(block), "docs/segment.md")
+    call = {
+        **track("Plan Changed", direction="downgrade", seats=12, reason="cost"),
+        "type": "track",
+    }
+    assert map_call(call, rules, NOW.isoformat()).event["text"] == "cost"
