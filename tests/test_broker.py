@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -271,6 +272,16 @@ def test_two_workers_decide_what_one_process_decides(
         took = time.monotonic() - started
         # both workers own partitions (the first gave the second its share)
         wait_for(lambda: len(set(owners(url).values())) == 2, 10, "two owners", pool.logs)
+        # copies JetStream cannot recognise (no Nats-Msg-Id, as after its duplicate window):
+        # the workers receive them, and the store's idempotency applies none of them again
+        config = BrokerConfig(nats_server.url, stream=stream, partitions=PARTITIONS)
+        asyncio.run(_publish_raw(config, events[:40]))
+        wait_for(lambda: _drained(url, nats_server.url, stream), 20, "copies consumed", pool.logs)
+        assert events_in(url) == len(events)
+        pool.stop()  # each prints what it applied on SIGTERM
+        applied = [int(n.replace(",", "")) for n in re.findall(r"([\d,]+) applied", pool.logs())]
+        dupes = [int(n.replace(",", "")) for n in re.findall(r"([\d,]+) duplicates", pool.logs())]
+        assert (sum(applied), sum(dupes)) == (len(events), 40), pool.logs()
         store = PostgresStore(url)
         try:
             got = outcome(store, customers)
@@ -413,6 +424,31 @@ def test_publisher_deduplicates_and_answers_busy_when_the_stream_is_full(
         finally:
             publisher.close()
             store.close()
+
+
+async def _publish_raw(config: BrokerConfig, events: list[dict[str, Any]]) -> None:
+    import nats
+
+    nc = await nats.connect(config.url)
+    try:
+        js = nc.jetstream()
+        for e in events:
+            subject = config.subject(partition_of(e["customer_id"], config.partitions))
+            await js.publish(subject, json.dumps(e).encode())
+    finally:
+        await nc.close()
+
+
+def _drained(db: str, nats_url: str, stream: str) -> bool:
+    """Every partition's consumer has nothing pending and nothing unacked."""
+    from tactful.broker.status import collect
+
+    store = PostgresStore(db)
+    try:
+        report = collect(store, db, stream, nats_url)
+    finally:
+        store.close()
+    return all(p["pending"] == 0 and p["unacked"] == 0 for p in report["partitions"])
 
 
 async def _messages(url: str, stream: str) -> list[str]:

@@ -163,15 +163,25 @@ def _stream_config(config: BrokerConfig) -> StreamConfig:
     )
 
 
-async def ensure_stream(js: JetStreamContext, config: BrokerConfig) -> None:
-    """Create the stream, or bring an existing one to ``config``'s limits."""
+async def ensure_stream(js: JetStreamContext, config: BrokerConfig, update: bool = True) -> None:
+    """Create the stream, or (``update``: the API, which owns its limits) bring an existing
+    one to ``config``'s limits; workers only create it if missing. A configuration
+    JetStream refuses raises :class:`BrokerUnavailable` saying why."""
     wanted = _stream_config(config)
     try:
-        await js.stream_info(config.stream)
-    except js_errors.NotFoundError:
-        await js.add_stream(wanted)
-        return
-    await js.update_stream(wanted)
+        try:
+            await js.stream_info(config.stream)
+        except js_errors.NotFoundError:
+            await js.add_stream(wanted)
+            return
+        if update:
+            await js.update_stream(wanted)
+    except js_errors.APIError as exc:
+        raise BrokerUnavailable(
+            f"JetStream at {shown(config.url)} refused stream {config.stream} "
+            f"(replicas={config.replicas}, max_msgs={config.max_msgs}, "
+            f"max_bytes={config.max_bytes}): {exc.description or exc}"
+        ) from None
 
 
 class _Loop:

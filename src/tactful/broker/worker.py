@@ -101,7 +101,7 @@ class Worker:
         opts = self.options
         self.nc = await connect(self.config.url, self.config.connect_wait, self.log)
         self.js = self.nc.jetstream(timeout=max(self.config.publish_timeout, 5.0))
-        await ensure_stream(self.js, self.config)
+        await ensure_stream(self.js, self.config, update=False)  # the API sets limits
         self.owner = await asyncio.to_thread(
             Ownership, self.dsn, self.config.stream, self.config.partitions, opts.interval
         )
