@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from tactful.access import ApiKey, new_key
@@ -28,6 +30,7 @@ from tactful.api.segment import (
     parse_rules,
     use_rules,
 )
+from tactful.events import EventError, parse_event
 from tactful.policy import PolicyEngine, load_policy
 from tactful.runtime.engine import Engine
 from tactful.state.store import SQLiteStore
@@ -326,3 +329,51 @@ def test_the_rules_file_in_the_docs_loads_and_maps():
         "type": "track",
     }
     assert map_call(call, rules, NOW.isoformat()).event["text"] == "cost"
+
+
+def test_set_constants_are_checked_when_the_rules_load():
+    with pytest.raises(RulesError, match=r"set.amount=-1: Input should be greater"):
+        parse_rules(
+            {"rules": [{"event": "X", "type": "payment_failed", "set": {"amount": -1}}]}, "t"
+        )
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner),
+    max_leaves=12,
+)
+_calls = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(["track", "identify", "page", "screen", "group", "alias", "x"])
+        | _json,
+        "userId": st.text(max_size=10) | st.integers() | _json,
+        "anonymousId": st.text(max_size=10),
+        "messageId": st.text(max_size=10) | _json,
+        "event": st.sampled_from(["Payment Failed", "Button Clicked", "API Error", "Signed Up"])
+        | st.text(max_size=20)
+        | _json,
+        "properties": st.dictionaries(
+            st.sampled_from(["amount", "total", "status", "id", "rating", "path", "text", "x"]),
+            _json,
+        )
+        | _json,
+        "traits": _json,
+        "context": st.fixed_dictionaries({}, optional={"page": _json, "traits": _json}) | _json,
+        "timestamp": st.sampled_from(["2026-11-02T10:00:00Z", "yesterday", ""]) | _json,
+        "groupId": st.text(max_size=10) | _json,
+        "name": st.text(max_size=10) | _json,
+    },
+)
+
+
+@given(_calls)
+@settings(max_examples=300, deadline=None)
+def test_any_call_maps_or_says_why(call):
+    """The mapping and the validation after it raise nothing but field/value/why errors."""
+    try:
+        mapped = map_call(call, DEFAULT_RULES, NOW.isoformat())
+        parse_event(mapped.event, now=NOW)
+    except EventError as exc:
+        assert exc.problems and all(p.field and p.why for p in exc.problems)

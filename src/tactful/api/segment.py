@@ -38,7 +38,15 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry, Counter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tactful.actions.redact import redact
 from tactful.api.auth import scope
@@ -175,6 +183,17 @@ class Rule(BaseModel):
         for sources in self.fields.values():
             for path in [sources] if isinstance(sources, str) else sources:
                 _check_path(path)
+        model = _NATIVE_MODELS[self.type]
+        for target, value in self.set.items():  # a constant is checked now, not per event
+            info = model.model_fields[target]
+            try:
+                shape: Any = (
+                    Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+                )
+                TypeAdapter(shape).validate_python(value)
+            except ValidationError as exc:
+                why = "; ".join(e["msg"] for e in exc.errors(include_url=False))
+                raise ValueError(f"set.{target}={value!r}: {why}") from None
         return self
 
     def patterns(self) -> list[str]:
@@ -445,6 +464,10 @@ def map_call(call: dict[str, Any], rules: SegmentRules, received: str) -> Mapped
     ISO time it arrived, its timestamp when it has none (as Segment does). Raises
     :class:`EventError` for a call no native event can be made of."""
     call = dict(call)
+    for name in ("userId", "anonymousId", "groupId"):  # ids sent as numbers are ids
+        value = call.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            call[name] = str(value)
     if not call.get("messageId"):
         call["messageId"] = _message_id(call)
     if not (call.get("timestamp") or call.get("originalTimestamp")):
