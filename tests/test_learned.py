@@ -130,7 +130,9 @@ def test_score_command_streams_and_survives_bad_lines():
     rows = [json.loads(x) for x in result.output.splitlines()]
     # the blank line 1 is skipped; lines 3-5 are errors named by line number
     assert [r.get("id", r.get("line")) for r in rows] == [1, 3, 4, 5, 4, 7]
-    assert rows[0]["frustration"] > 0.5 and "evidence" in rows[0] and "topic" in rows[0]
+    # 0.40 since frustration became a mixture of experts: the gate sends this line to the
+    # GoEmotions-calibrated expert, whose base rate is 0.16 (it was 0.5+ from one pooled head).
+    assert rows[0]["frustration"] > 0.35 and "evidence" in rows[0] and "topic" in rows[0]
     assert "not valid JSON" in rows[1]["error"]
     assert "UTF-8" in rows[2]["error"]
     assert "string 'text'" in rows[3]["error"]
@@ -200,3 +202,25 @@ def test_the_transformer_mode_uses_its_own_heads_and_encoder():
     fake.name = "something-else"
     with pytest.raises(ValueError, match="trained on minilm-l6-v2"):
         load_transformer_scorer(fake)
+
+
+def test_character_ngrams_are_unit_tf_idf_rows():
+    import numpy as np
+
+    from tactful.detect.features import CharGrams, char_grams
+
+    assert char_grams("Hi  YOU") == [
+        *(" h", "hi", "i ", " y", "yo", "ou", "u "),
+        *(" hi", "hi ", "i y", " yo", "you", "ou "),
+        *(" hi ", "hi y", "i yo", " you", "you "),
+        *(" hi y", "hi yo", "i you", " you "),
+    ]
+    texts = ["so annoyed", "so so annoyed!!", "thanks", "annoyed again", "thanks so much"]
+    grams = CharGrams.fit(texts, min_df=2)
+    assert " so " in grams.index and "zz" not in grams.index
+    rows, cols, vals = grams.rows([*texts, "", "zzz"])
+    norms = np.sqrt(np.bincount(rows, weights=vals * vals, minlength=7))
+    np.testing.assert_allclose(norms[:5], 1.0, rtol=1e-5)
+    assert norms[5] == norms[6] == 0.0  # nothing known: no entries
+    dense = grams.matrix(texts).toarray()
+    np.testing.assert_allclose(dense[rows[rows < 5], cols[rows < 5]], vals[rows < 5])

@@ -1,9 +1,11 @@
 """Detect, text: the two tiers fused. Lexical cues + a learned model, one score per dimension.
 
 For each message: the lexical tier's cue scores and evidence (detect/text.py), the static
-sentence embedding and the bag of word pieces (detect/features.py) go through linear heads
-trained on ../shared/data and calibrated on its dev splits (train/heads.py). A dimension
-with no labeled data (urgency) is answered by the lexical tier alone. The evidence for a
+sentence embedding, the bag of word pieces and the character n-grams (detect/features.py)
+go through linear heads trained on ../shared/data and calibrated on its dev splits
+(train/heads.py). Frustration is a mixture of experts: a gate weighs one head per kind
+of text (emotion, complaint, dialogue). A dimension with no labeled data (urgency) is
+answered by the lexical tier alone. The evidence for a
 dimension is the cue phrases that fired plus the word pieces that pushed the learned score
 up the most, so a decision can say "frustration 0.91 because: 'third time', 'still'".
 
@@ -28,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tactful.detect.embedder import MAX_TOKENS, MODELS_DIR, StaticEmbedder, load_embedder
-from tactful.detect.features import TOKEN_SCALE, context_boost, features
+from tactful.detect.features import TOKEN_SCALE, CharGrams, context_boost, features
 from tactful.detect.text import TextScores, score_text
 from tactful.signals import DIMENSIONS, TOPICS
 
@@ -148,6 +150,15 @@ class TextScorer:
         self.encoder = encoder
         self.version = f"{self.card['version']}+{dense_name}"
         self.dimensions: list[str] = list(self.card["dimensions"])
+        # The heads' columns: a dimension's own head, or the experts and gate of a
+        # dimension answered by a mixture of experts (card["mixtures"]).
+        self.columns: list[str] = list(self.card.get("columns", self.dimensions))
+        at = {c: j for j, c in enumerate(self.columns)}
+        self._plain = [(d, at[d]) for d in self.dimensions if d in at]
+        self._mixtures = [
+            (d, [at[c] for c in m["experts"]], [at[c] for c in m["gates"]])
+            for d, m in self.card.get("mixtures", {}).items()
+        ]
         self.topics: list[str] = list(self.card["topics"])
         self._dense = arrays["dense"].astype(np.float32)
         self._tokens = arrays["tokens"].astype(np.float32)
@@ -155,6 +166,13 @@ class TextScorer:
         self._topic_dense = arrays["topic_dense"].astype(np.float32)
         self._topic_tokens = arrays["topic_tokens"].astype(np.float32)
         self._topic_bias = arrays["topic_bias"].astype(np.float32)
+        self._chars: CharGrams | None = None
+        if "char_grams" in arrays:
+            self._chars = CharGrams(arrays["char_grams"].tolist(), arrays["char_idf"])
+            # One gather serves the dimensions' and the topics' columns.
+            self._char_all = np.ascontiguousarray(
+                np.hstack([arrays["chars"], arrays["topic_chars"]]).astype(np.float32)
+            )
         self._vocab = embedder.tokenizer
 
     def score(self, text: str, history: Sequence[str] = ()) -> TextScores:
@@ -197,7 +215,29 @@ class TextScorer:
         contrib = freq * self._tokens[col_ids]
         np.add.at(logits, np.array(rows, dtype=np.int64), contrib)
         np.add.at(topic_logits, np.array(rows, dtype=np.int64), freq * self._topic_tokens[col_ids])
-        probs = _sigmoid(logits)
+        if self._chars is not None:
+            c_rows, c_cols, c_vals = self._chars.rows(cleaned)
+            if len(c_rows):
+                # Rows come in order: sum each message's run (reduceat, not add.at).
+                starts = np.flatnonzero(np.r_[True, c_rows[1:] != c_rows[:-1]])
+                summed = np.add.reduceat(c_vals[:, None] * self._char_all[c_cols], starts)
+                k = logits.shape[1]
+                logits[c_rows[starts]] += summed[:, :k]
+                topic_logits[c_rows[starts]] += summed[:, k:]
+        # Per dimension: its probability, and the word pieces' pull on it.
+        probs = np.zeros((len(cleaned), len(self.dimensions)), dtype=np.float32)
+        pull = np.zeros((len(cols), len(self.dimensions)), dtype=np.float32)
+        dim_index = {d: j for j, d in enumerate(self.dimensions)}
+        for dim, j in self._plain:
+            probs[:, dim_index[dim]] = _sigmoid(logits[:, j])
+            pull[:, dim_index[dim]] = contrib[:, j]
+        row_of = np.array(rows, dtype=np.int64)
+        for dim, experts, gates in self._mixtures:
+            g = logits[:, gates]
+            g = np.exp(g - g.max(axis=1, keepdims=True))
+            g /= g.sum(axis=1, keepdims=True)  # how much each expert speaks for a message
+            probs[:, dim_index[dim]] = np.sum(g * _sigmoid(logits[:, experts]), axis=1)
+            pull[:, dim_index[dim]] = np.sum(g[row_of] * contrib[:, experts], axis=1)
 
         out = []
         for i, text in enumerate(cleaned):
@@ -213,9 +253,9 @@ class TextScorer:
                 if scores[dim] < EVIDENCE_FLOOR or stop == start:
                     continue
                 # The word pieces that pushed this score up the most.
-                for k in np.argsort(-contrib[start:stop, j])[:5]:
+                for k in np.argsort(-pull[start:stop, j])[:5]:
                     piece = self._vocab.id_to_token(cols[start + k])
-                    if contrib[start + k, j] > 0.15 and _meaningful(piece):
+                    if pull[start + k, j] > 0.15 and _meaningful(piece):
                         evidence[dim].append(piece)
             boost = context_boost(histories[i])
             if boost > 0:

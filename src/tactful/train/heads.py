@@ -1,15 +1,22 @@
 """Train the learned tier's heads on ../shared/data, reproducibly.
 
-For each dimension with labeled data, one logistic-regression head over the shared
-features (sentence embedding | lexical cue scores | context; see detect/features.py),
-trained on the train splits of every benchmark task that dimension answers, each task
-given a share of the weight whatever its size (so no single corpus decides what
-"frustration" means): equal shares or one task's doubled, and the regularisation, chosen
-on the dev splits by mean AUC across those tasks. Test splits are
-never read here. A multinomial head predicts the topic from bitext intents and BANKING77
-categories mapped onto tactful's topics.
+For each dimension with labeled data, a logistic-regression head over the shared
+features (sentence embedding | lexical cue scores | bag of word pieces | character
+n-grams; see detect/features.py), trained on the train splits of every benchmark task
+that dimension answers, each task given a share of the weight whatever its size (so no
+single corpus decides what "frustration" means): equal shares or one task's doubled,
+and the regularisation, chosen on the dev splits by mean AUC across those tasks, then
+Platt-calibrated on dev. Test splits are never read here.
 
-The heads are stacked into one matrix (features x dimensions) so scoring a message costs
+Frustration is a mixture of experts (``EXPERTS``): one such head per kind of text
+(Reddit emotion, support complaints, task-oriented dialogue turns) and a multinomial
+gate trained to tell the kinds apart; a message's frustration is the gate-weighted mean
+of the experts' calibrated probabilities. One pooled head had to trade the corpora off
+against each other (GoEmotions dev AUC .816 pooled vs .839 for a GoEmotions-only head).
+A multinomial head predicts the topic from bitext intents and BANKING77 categories
+mapped onto tactful's topics.
+
+All heads are stacked into one matrix (features x columns) so scoring a message costs
 one matrix product. The result is written with a model card: data files and their
 SHA-256, parameters, seed, and each head's dev scores.
 """
@@ -30,7 +37,14 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
 
-from tactful.detect.features import TOKEN_SCALE, Embedder, features, token_bag
+from tactful.detect.features import (
+    CHAR_RANGE,
+    TOKEN_SCALE,
+    CharGrams,
+    Embedder,
+    features,
+    token_bag,
+)
 from tactful.detect.learned import SentenceEncoder
 from tactful.evaluation.tasks import TASKS, Example, Split, data_dir
 from tactful.signals import DIMENSIONS
@@ -38,7 +52,21 @@ from tactful.signals import DIMENSIONS
 __all__ = ["BANKING_TOPICS", "BITEXT_TOPICS", "TrainedHeads", "train_heads"]
 
 SEED = 20261123
-C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
+C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+GATE_C_GRID = (0.3, 3.0)
+CHAR_FEATURES = 100_000  # character n-grams kept (those in the most train texts)
+
+# Dimensions answered by a mixture of experts: one head per kind of text, since what
+# frustration looks like in a Reddit comment, a support request and a task-oriented
+# dialogue differs, and one pooled head had to trade them off (GoEmotions dev AUC .816
+# pooled vs .839 alone).
+EXPERTS: dict[str, dict[str, list[str]]] = {
+    "frustration": {
+        "emotion": ["goemotions/frustration"],
+        "complaint": ["bitext/complaint"],
+        "dialogue": ["uss-sgd/dissatisfied", "uss-mwoz/dissatisfied"],
+    }
+}
 
 BITEXT_TOPICS: dict[str, str] = {
     "payment_issue": "billing",
@@ -120,8 +148,8 @@ Log = Callable[[str], None]
 class TrainedHeads:
     """Linear heads over [dense features | bag of word pieces], split for fast scoring."""
 
-    dimensions: list[str]
-    dense: NDArray[np.float32]  # dense features x dimensions
+    dimensions: list[str]  # the columns: a dimension, an expert or a gate
+    dense: NDArray[np.float32]  # dense features x columns
     tokens: NDArray[np.float32]  # vocabulary x dimensions
     bias: NDArray[np.float32]  # dimensions
     topics: list[str]
@@ -129,9 +157,21 @@ class TrainedHeads:
     topic_tokens: NDArray[np.float32]
     topic_bias: NDArray[np.float32]
     card: dict[str, Any] = field(default_factory=dict)
+    chars: CharGrams | None = None  # the character n-grams and their weights
+    char_weights: NDArray[np.float32] | None = None  # n-grams x columns
+    topic_chars: NDArray[np.float32] | None = None
 
     def save(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
+        extra: dict[str, Any] = {}
+        if self.chars is not None:
+            assert self.char_weights is not None and self.topic_chars is not None
+            extra = {
+                "char_grams": np.array(self.chars.grams),
+                "char_idf": self.chars.idf,
+                "chars": self.char_weights.astype(np.float16),
+                "topic_chars": self.topic_chars.astype(np.float16),
+            }
         np.savez_compressed(
             path / "heads.npz",
             dense=self.dense,
@@ -140,6 +180,7 @@ class TrainedHeads:
             topic_dense=self.topic_dense,
             topic_tokens=self.topic_tokens.astype(np.float16),
             topic_bias=self.topic_bias,
+            **extra,
         )
         (path / "model_card.json").write_text(json.dumps(self.card, indent=2) + "\n")
 
@@ -199,12 +240,20 @@ def train_heads(
     for task in TASKS.values():
         by_dimension.setdefault(task.dimension, []).append(task.name)
 
+    log("character n-grams: vocabulary from every task's train texts")
+    train_texts = list(
+        dict.fromkeys(e.text for task in TASKS.values() for e in task.load("train", root))
+    )
+    chars = CharGrams.fit(train_texts, max_features=CHAR_FEATURES)
+    log(f"  {len(chars):,} n-grams from {len(train_texts):,} texts")
+
     cache: dict[tuple[str, Split], tuple[Any, NDArray[np.int_]]] = {}
 
     def matrix(texts: list[str], histories: list[tuple[str, ...]]) -> Any:
         emb = encoder.encode(texts) if encoder is not None else None
         dense = features(embedder, texts, histories, embeddings=emb)
-        return sparse.hstack([sparse.csr_matrix(dense), token_bag(embedder, texts)]).tocsr()
+        blocks = [sparse.csr_matrix(dense), token_bag(embedder, texts), chars.matrix(texts)]
+        return sparse.hstack(blocks).tocsr()
 
     def load(task_name: str, split: Split) -> tuple[Any, NDArray[np.int_]]:
         key = (task_name, split)
@@ -216,27 +265,19 @@ def train_heads(
             log(f"  features {task_name}/{split}: {x.shape[0]} x {x.shape[1]}")
         return cache[key]
 
-    probe = encoder.encode(["x"]) if encoder is not None else None
-    n_dense = len(features(embedder, ["x"], [()], embeddings=probe)[0])
-    n_features: int | None = None
-    weights: dict[str, NDArray[np.float32]] = {}
-    biases: dict[str, float] = {}
-    dev_scores: dict[str, dict[str, Any]] = {}
-    for dim in DIMENSIONS:
-        tasks = by_dimension.get(dim, [])
-        if not tasks:
-            log(f"{dim}: no labeled data; the lexical tier answers alone")
-            continue
-        x_train = sparse.vstack([load(name, "train")[0] for name in tasks]).tocsr()
-        y_train = np.concatenate([load(name, "train")[1] for name in tasks])
+    def weighted(tasks: list[str], mix: tuple[float, ...]) -> tuple[Any, Any, Any]:
+        """The tasks' train rows, each task's total weight its share of the mix."""
+        x = sparse.vstack([load(name, "train")[0] for name in tasks]).tocsr()
+        y = np.concatenate([load(name, "train")[1] for name in tasks])
         sizes = [len(load(name, "train")[1]) for name in tasks]
-        n_features = x_train.shape[1]
+        w = np.concatenate([np.full(n, share / n) for n, share in zip(sizes, mix, strict=True)])
+        return x, y, w * (len(y) / sum(mix))
+
+    def fit_head(label: str, tasks: list[str]) -> tuple[NDArray[np.float32], float, dict[str, Any]]:
+        """A calibrated head over the tasks: mix and C chosen on dev, Platt on dev."""
         best: tuple[float, float, tuple[float, ...], Any] | None = None
         for mix in _mixes(len(tasks)):
-            # Each task's total weight is its share of the mix, whatever its size.
-            w_train = np.concatenate(
-                [np.full(n, share / n) for n, share in zip(sizes, mix, strict=True)]
-            ) * (len(y_train) / sum(mix))
+            x_train, y_train, w_train = weighted(tasks, mix)
             for c in C_GRID:
                 model = LogisticRegression(
                     C=c, class_weight="balanced", max_iter=3000, random_state=SEED
@@ -248,7 +289,7 @@ def train_heads(
                 }
                 mean = float(np.nanmean(list(aucs.values())))
                 log(
-                    f"{dim}: mix={mix} C={c} dev AUC "
+                    f"{label}: mix={mix} C={c} dev AUC "
                     + ", ".join(f"{k} {v:.3f}" for k, v in aucs.items())
                 )
                 if best is None or mean > best[0]:
@@ -262,21 +303,98 @@ def train_heads(
         dev_logit = model.decision_function(dev_x).reshape(-1, 1)
         platt = LogisticRegression(C=1e6, max_iter=1000).fit(dev_logit, dev_y)
         a, s = float(platt.coef_[0][0]), float(platt.intercept_[0])
-        weights[dim] = (model.coef_[0] * a).astype(np.float32)
-        biases[dim] = float(model.intercept_[0] * a + s)
-        dev_scores[dim] = {
+        log(f"{label}: chose C={c}, mix {mix} (mean dev AUC {mean:.3f})")
+        info = {
             "C": c,
             "task_mix": dict(zip(tasks, mix, strict=True)),
             "dev_auc": {k: round(v, 4) for k, v in aucs.items()},
             "dev_auc_mean": round(mean, 4),
             "platt": [round(a, 4), round(s, 4)],
         }
-        log(f"{dim}: chose C={c} (mean dev AUC {mean:.3f})")
+        return (model.coef_[0] * a).astype(np.float32), float(model.intercept_[0] * a + s), info
 
-    assert n_features is not None
-    dims = list(weights)
-    w = np.stack([weights[d] for d in dims], axis=1)
-    b = np.array([biases[d] for d in dims], dtype=np.float32)
+    probe = encoder.encode(["x"]) if encoder is not None else None
+    n_dense = len(features(embedder, ["x"], [()], embeddings=probe)[0])
+    n_tokens = embedder.vocabulary_size
+    columns: list[str] = []
+    weights: list[NDArray[np.float32]] = []
+    biases: list[float] = []
+    dev_scores: dict[str, dict[str, Any]] = {}
+    mixtures: dict[str, dict[str, list[str]]] = {}
+    dims: list[str] = []
+    for dim in DIMENSIONS:
+        tasks = by_dimension.get(dim, [])
+        if not tasks:
+            log(f"{dim}: no labeled data; the lexical tier answers alone")
+            continue
+        dims.append(dim)
+        families = EXPERTS.get(dim)
+        if families is None:
+            head_w, head_b, info = fit_head(dim, tasks)
+            columns.append(dim)
+            weights.append(head_w)
+            biases.append(head_b)
+            dev_scores[dim] = info
+            continue
+        # A mixture of experts: one head per kind of text, and a gate that says which
+        # kind a message resembles; the score is the gate-weighted mean of the experts'
+        # calibrated probabilities.
+        experts: dict[str, Any] = {}
+        expert_columns: list[str] = []
+        for family, family_tasks in families.items():
+            head_w, head_b, info = fit_head(f"{dim}/{family}", family_tasks)
+            expert_columns.append(f"{dim}/{family}")
+            columns.append(f"{dim}/{family}")
+            weights.append(head_w)
+            biases.append(head_b)
+            experts[family] = info
+        family_of = {t: f for f, ts in families.items() for t in ts}
+        x_gate = sparse.vstack([load(t, "train")[0] for t in tasks]).tocsr()
+        g_gate = np.concatenate([np.full(len(load(t, "train")[1]), family_of[t]) for t in tasks])
+        # Each kind of text weighs the same, whatever its corpora's size.
+        counts = {f: int((g_gate == f).sum()) for f in families}
+        w_gate = np.array([len(g_gate) / (len(families) * counts[f]) for f in g_gate])
+        best_gate: tuple[float, float, Any, dict[str, float]] | None = None
+        for c in GATE_C_GRID:
+            gate = LogisticRegression(C=c, max_iter=3000, random_state=SEED)
+            gate.fit(x_gate, g_gate, sample_weight=w_gate)
+            order = [list(gate.classes_).index(f) for f in families]
+            aucs = {}
+            for t in tasks:
+                x_dev, y_dev = load(t, "dev")
+                g = gate.predict_proba(x_dev)[:, order]
+                logits = x_dev @ np.stack(weights[-len(families) :], axis=1) + np.array(
+                    biases[-len(families) :]
+                )
+                aucs[t] = _auc(y_dev, np.sum(g / (1.0 + np.exp(-logits)), axis=1))
+            mean = float(np.nanmean(list(aucs.values())))
+            log(
+                f"{dim}: gate C={c} mixture dev AUC "
+                + ", ".join(f"{k} {v:.3f}" for k, v in aucs.items())
+            )
+            if best_gate is None or mean > best_gate[0]:
+                best_gate = (mean, c, gate, aucs)
+        assert best_gate is not None
+        mean, c, gate, aucs = best_gate
+        gate_columns = [f"gate:{dim}/{f}" for f in families]
+        for f, col in zip(families, gate_columns, strict=True):
+            k = list(gate.classes_).index(f)
+            columns.append(col)
+            weights.append(gate.coef_[k].astype(np.float32))
+            biases.append(float(gate.intercept_[k]))
+        mixtures[dim] = {"experts": expert_columns, "gates": gate_columns}
+        dev_scores[dim] = {
+            "mixture_of_experts": {
+                "experts": {f: {"tasks": families[f], **experts[f]} for f in families},
+                "gate_C": c,
+            },
+            "dev_auc": {k: round(v, 4) for k, v in aucs.items()},
+            "dev_auc_mean": round(mean, 4),
+        }
+        log(f"{dim}: mixture of {len(families)} experts, gate C={c} (mean dev AUC {mean:.3f})")
+
+    w = np.stack(weights, axis=1)
+    b = np.array(biases, dtype=np.float32)
 
     log("topic: multinomial head on bitext intents and BANKING77 categories")
     topic_texts, topic_labels = _topic_examples(root, "train")
@@ -305,14 +423,20 @@ def train_heads(
         "features": {
             "embedding": int(n_dense - len(DIMENSIONS)),
             "lexical": list(DIMENSIONS),
-            "token_bag": {"vocabulary": int(n_features - n_dense), "scale": TOKEN_SCALE},
+            "token_bag": {"vocabulary": int(n_tokens), "scale": TOKEN_SCALE},
+            "char_ngrams": {"range": list(CHAR_RANGE), "vocabulary": len(chars)},
         },
         "dimensions": dims,
+        "columns": columns,
+        "mixtures": mixtures,
         "lexical_only": [d for d in DIMENSIONS if d not in dims],
         "topics": topics,
         "training": {
-            "method": "logistic regression, class_weight=balanced; task mix and C chosen on dev",
+            "method": "logistic regression, class_weight=balanced; task mix and C chosen on "
+            "dev; Platt calibration on dev; frustration: a mixture of experts (one head per "
+            "kind of text) with a multinomial gate, its C chosen on dev",
             "C_grid": list(C_GRID),
+            "gate_C_grid": list(GATE_C_GRID),
             "seed": SEED,
             "heads": dev_scores,
             "topic_dev_accuracy": round(topic_acc, 4),
@@ -321,14 +445,20 @@ def train_heads(
         "environment": {"python": platform.python_version(), "numpy": np.__version__},
     }
     topic_w = topic_model.coef_.T.astype(np.float32)
+    split = [n_dense, n_dense + n_tokens]
+    dense, tokens, char_w = np.split(w, split)
+    topic_dense, topic_tokens, topic_chars = np.split(topic_w, split)
     return TrainedHeads(
-        dims,
-        w[:n_dense],
-        w[n_dense:],
+        columns,
+        dense,
+        tokens,
         b,
         topics,
-        topic_w[:n_dense],
-        topic_w[n_dense:],
+        topic_dense,
+        topic_tokens,
         topic_model.intercept_.astype(np.float32),
         card,
+        chars=chars,
+        char_weights=char_w,
+        topic_chars=topic_chars,
     )
