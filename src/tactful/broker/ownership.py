@@ -44,12 +44,21 @@ CREATE TABLE IF NOT EXISTS broker_workers (
     started_at    timestamptz NOT NULL DEFAULT now(),
     heartbeat_at  timestamptz NOT NULL DEFAULT now(),
     partitions    integer[] NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS broker_handovers (
+    stream        text NOT NULL,
+    partition     integer NOT NULL,
+    at            timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (stream, partition)
 )
 """
 
 
 def ensure_tables(conn: psycopg.Connection[Any]) -> None:
-    conn.execute(_TABLES)
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_NAMESPACE,))  # DDL races
+        for statement in _TABLES.split(";"):
+            conn.execute(statement)
 
 
 def owners(conn: psycopg.Connection[Any], stream: str) -> dict[int, str]:
@@ -144,9 +153,26 @@ class Ownership:
             self.owned.add(partition)
         return taken
 
-    def give_back(self, partition: int) -> None:
+    def give_back(self, partition: int, clean: bool = False) -> None:
+        """Release a partition; ``clean``: nothing of it is in flight anywhere (the next
+        owner need not wait for redeliveries)."""
+        if clean:
+            self.conn.execute(
+                "INSERT INTO broker_handovers (stream, partition) VALUES (%s, %s) "
+                "ON CONFLICT (stream, partition) DO UPDATE SET at = now()",
+                (self.stream, partition),
+            )
         self.conn.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, partition))
         self.owned.discard(partition)
+
+    def handed_over(self, partition: int) -> bool:
+        """Whether the previous owner left the partition cleanly (consumes the mark: a
+        crash of this owner must not look clean to the next)."""
+        row = self.conn.execute(
+            "DELETE FROM broker_handovers WHERE stream = %s AND partition = %s RETURNING 1",
+            (self.stream, partition),
+        ).fetchone()
+        return row is not None
 
     def candidates(self) -> list[int]:
         """Partitions to try, starting at a place of this worker's own (so two workers

@@ -250,8 +250,9 @@ class Worker:
                 )
                 self.stats.taken.append(p)
                 self.log(f"took partition {p} ({len(self.subs)} of target {target})")
+                clean = await asyncio.to_thread(owner.handed_over, p)
                 info = await self.subs[p].consumer_info()
-                if info.num_ack_pending:
+                if info.num_ack_pending and not clean:
                     # A worker died holding these unacked: they come back after ack_wait,
                     # ahead of newer events. Fetching newer ones before would apply a
                     # customer's events out of order.
@@ -262,13 +263,32 @@ class Worker:
                     )
 
     async def _give_back(self, p: int) -> None:
+        """Hand a partition over between batches. What the last pull requests delivered
+        but this worker has not taken from its client's buffer is nak'ed (JetStream
+        redelivers it first, in order); if then nothing else of the partition is unacked,
+        the hand-over is marked clean and the next owner starts at once, else it waits
+        ``ack_wait`` for the redeliveries (as after a crash)."""
         assert self.owner is not None
         sub = self.subs.pop(p)
         self.pending.pop(p, None)  # unacked: redelivered to the next owner
         self.wait_until.pop(p, None)
+        clean = False
         with contextlib.suppress(Exception):
+            # the last pull request has expired once fetch_wait has passed
+            await asyncio.sleep(self.options.fetch_wait + 0.05)
             await sub.unsubscribe()
-        await asyncio.to_thread(self.owner.give_back, p)
+            buffered = getattr(getattr(sub, "_sub", None), "_pending_queue", None)
+            naked = 0
+            while buffered is not None and not buffered.empty():
+                msg = buffered.get_nowait()
+                if msg.reply and msg.data:  # not a status message
+                    await msg.nak()
+                    naked += 1
+            assert self.nc is not None
+            await self.nc.flush()
+            info = await sub.consumer_info()
+            clean = buffered is not None and info.num_ack_pending == naked
+        await asyncio.to_thread(self.owner.give_back, p, clean)
         self.stats.given.append(p)
         self.log(f"gave back partition {p}")
 
