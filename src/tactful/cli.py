@@ -935,6 +935,36 @@ def retention(db: DbOpt = "tactful.db", policy: PolicyOpt = None) -> None:
 
 
 @app.command()
+def backup(
+    dest: Annotated[Path, typer.Argument(help="where to write the copy (a new file)")],
+    db: DbOpt = "tactful.db",
+    force: Annotated[bool, typer.Option(help="replace DEST if it exists")] = False,
+) -> None:
+    """Copy the SQLite store to DEST while it serves: one consistent snapshot of the last
+    commit, checked before it is kept (docs/backup.md: restoring, and PostgreSQL's
+    pg_dump and point-in-time recovery)."""
+    from tactful.state.store.backup import BackupError, backup_sqlite
+
+    if is_postgres(db):
+        err.print(
+            f"[red]backup:[/] {_shown(db)} is PostgreSQL: use its own tools, e.g. "
+            f"`pg_dump --format=custom --file {dest} <url>`, or base backups with WAL "
+            "archiving for point-in-time recovery (docs/backup.md)"
+        )
+        raise typer.Exit(2)
+    try:
+        done = backup_sqlite(db, dest, force=force)
+    except BackupError as exc:
+        err.print(f"[red]backup:[/] {exc}")
+        raise typer.Exit(2) from None
+    console.print(
+        f"backup of {db} written to {done.path} ({done.bytes / 1e6:,.1f} MB, schema "
+        f"{done.schema_version}): {done.events:,} events, {done.customers:,} customers, "
+        f"{done.outbox:,} actions"
+    )
+
+
+@app.command()
 def erase(
     customer_id: str,
     db: DbOpt = "tactful.db",
