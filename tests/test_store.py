@@ -228,6 +228,89 @@ def test_outbox_delivery_retry_and_dead_letter(store, policy, make_event):
     assert store.stats().outbox_dead == 1
 
 
+def test_claimed_rows_wait_out_their_lease_unless_settled(store, policy, make_event):
+    raws = [
+        make_event("message", f"c{i}", "2026-10-01T10:00:00Z", text="Let me talk to a human now")
+        for i in range(3)
+    ]
+    store.commit(processed(policy, raws), NOW)
+    everything = [r.action_id for r in store.pending_actions(NOW, limit=100)]
+    assert len(everything) >= 4
+    lease = timedelta(minutes=2)
+    first = store.pending_actions(NOW, limit=2, lease=lease)
+    second = store.pending_actions(NOW, limit=100, lease=lease)
+    # In order, and disjoint: what one dispatcher claimed, the next does not see.
+    assert [r.action_id for r in first + second] == everything
+    assert store.pending_actions(NOW + timedelta(minutes=1), limit=100, lease=lease) == []
+    store.mark_delivered([first[0].action_id], NOW)
+    store.mark_failed(first[1].action_id, "503", NOW + timedelta(seconds=30), dead=False)
+    # A failure's retry time ends the claim; a dispatcher that died leaves the rest claimed
+    # until the lease is over, then anyone may send them (same rows, same keys).
+    assert [r.action_id for r in store.pending_actions(NOW + timedelta(minutes=1))] == [
+        first[1].action_id
+    ]
+    after = store.pending_actions(NOW + lease, limit=100)
+    assert {r.action_id for r in after} == set(everything) - {first[0].action_id}
+    assert {r.idempotency_key for r in after} >= {r.idempotency_key for r in second}
+
+
+def test_dispatchers_sharing_postgres_deliver_each_action_once(
+    pg_server: PgServer, policy, make_event, tmp_path
+):
+    from tactful.actions.channels import ChannelError
+    from tactful.actions.dispatch import Dispatcher
+    from tactful.state.store.base import OutboxRow
+
+    class Slow:
+        """A receiver that takes its time and notes every delivery (and refuses some)."""
+
+        name = "log"
+        concurrency = 2
+
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+            self.lock = threading.Lock()
+            self.calls = 0
+
+        def deliver(self, row: OutboxRow) -> None:
+            with self.lock:
+                self.calls += 1
+                refuse = self.calls % 7 == 0
+            threading.Event().wait(0.005)
+            if refuse:
+                raise ChannelError("503 from the receiver")
+            with self.lock:
+                self.seen.append(row.idempotency_key)
+
+    raws = [
+        make_event("message", f"c{i}", "2026-10-01T10:00:00Z", text="Let me talk to a human now")
+        for i in range(30)
+    ]
+    with pg_server.database() as conninfo:
+        writer = PostgresStore(conninfo, max_size=2)
+        writer.commit(processed(policy, raws), NOW)
+        expected = {r.idempotency_key for r in writer.pending_actions(NOW, limit=1000)}
+        writer.close()
+        receiver = Slow()
+        clock = [NOW]
+        stores = [PostgresStore(conninfo, max_size=2) for _ in range(3)]
+        dispatchers = [Dispatcher(s, {"log": receiver}, clock=lambda: clock[0]) for s in stores]
+        assert all(d.lease is not None for d in dispatchers)  # PostgreSQL: rows are claimed
+        for _ in range(20):  # rounds of three dispatchers at once, then time moves on
+            if set(receiver.seen) == expected:
+                break
+            rounds = [threading.Thread(target=d.run_once, args=(8,)) for d in dispatchers]
+            for t in rounds:
+                t.start()
+            for t in rounds:
+                t.join()
+            clock[0] += timedelta(minutes=5)  # past retries' backoff
+        for s in stores:
+            s.close()
+    assert len(expected) == 60  # a handoff and a hold each
+    assert sorted(receiver.seen) == sorted(expected)  # each once: none lost, none twice
+
+
 def test_sqlite_migrations_are_versioned(tmp_path):
     path = tmp_path / "m.db"
     SQLiteStore(path).close()

@@ -25,6 +25,10 @@ from tactful.state.store.base import OutboxRow, Store
 __all__ = ["Dispatcher"]
 
 log = logging.getLogger(__name__)
+# Rows claimed by a round stay claimed this long (or until delivered/failed): longer than
+# any channel's delivery with its timeouts, short enough that a dead dispatcher's rows
+# move on soon.
+DEFAULT_LEASE = timedelta(minutes=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +101,17 @@ class Dispatcher:
         retry: RetryPolicy = RetryPolicy(),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         enrich: Callable[[OutboxRow], OutboxRow] | None = None,
+        lease: timedelta | None = None,
     ) -> None:
         """``enrich``: rewrites an action before delivery (e.g. a language model's draft,
-        actions/llm.py); it must not raise and runs on the channel's own workers."""
+        actions/llm.py); it must not raise and runs on the channel's own workers.
+        ``lease``: on a store several processes write (PostgreSQL), a round's rows are
+        claimed for this long (default DEFAULT_LEASE) so several dispatchers never send
+        one row at once; a dead dispatcher's claimed rows wait out the lease, then any
+        dispatcher sends them (same idempotency key). It must outlast a round's
+        deliveries with their timeouts. SQLite's single process needs no claims: a
+        restarted dispatcher resends at once what its killed predecessor had in flight."""
+        self.lease = lease if lease is not None else (DEFAULT_LEASE if store.shared else None)
         self.store = store
         self.enrich = enrich
         self.channels = dict(channels)
@@ -124,7 +136,7 @@ class Dispatcher:
         """(delivered, failed, failed for a reason that may pass: a refused connection, a
         5xx, a timeout; not a permanent refusal such as a 4xx)."""
         now = self.clock()
-        rows = self.store.pending_actions(now, limit, channel)
+        rows = self.store.pending_actions(now, limit, channel, lease=self.lease)
         if channel is None:  # rows for a channel nobody configured: dead, with why
             self._orphans(now, [r for r in rows if r.channel not in self.channels])
         sending = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from tactful.state.account import AccountState
@@ -84,6 +84,10 @@ class StoreStats:
 
 
 class Store(Protocol):
+    # Several processes may write this store at once (PostgreSQL: API processes, workers,
+    # dispatchers); SQLite's is written by one process.
+    shared: bool
+
     def close(self) -> None: ...
 
     # -- ingest ---------------------------------------------------------------------------
@@ -186,8 +190,14 @@ class Store(Protocol):
         limit: int = 100,
         channel: str | None = None,
         exclude: Sequence[str] = (),
+        lease: timedelta | None = None,
     ) -> list[OutboxRow]:
-        """Due rows, oldest first: of one channel, and/or not of the ``exclude``d ones."""
+        """Due rows, oldest first: of one channel, and/or not of the ``exclude``d ones.
+
+        With a ``lease``, the rows are claimed: they are not due again until ``now +
+        lease`` (marking them delivered or failed ends the claim), so several dispatchers
+        on one store never deliver the same row at once, and a row whose dispatcher died
+        is delivered by another after the lease (same idempotency key)."""
         ...
 
     def mark_delivered(self, action_ids: Sequence[str], at: datetime) -> None: ...

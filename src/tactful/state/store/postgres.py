@@ -550,6 +550,8 @@ class PostgresStore:
     key=value string); the pool keeps ``min_size`` to ``max_size`` connections and waits
     up to ``timeout`` seconds for a free one."""
 
+    shared = True  # API processes, workers and dispatchers write it at once
+
     def __init__(
         self,
         conninfo: str,
@@ -1317,6 +1319,7 @@ class PostgresStore:
         limit: int = 100,
         channel: str | None = None,
         exclude: Sequence[str] = (),
+        lease: timedelta | None = None,
     ) -> list[OutboxRow]:
         where = ""
         params: list[Any] = [_ts(now)]
@@ -1326,12 +1329,29 @@ class PostgresStore:
         if exclude:
             where += " AND NOT (channel = ANY(%s))"
             params.append(list(exclude))
-        rows = self._query(
-            "SELECT action_id, idempotency_key, customer_id, channel, kind, payload, attempts, "
-            "created_at, batch_id FROM outbox WHERE status = 'pending' AND next_attempt_at <= %s"
-            f"{where} ORDER BY next_attempt_at, seq LIMIT %s",  # the outbox_due index's order
-            [*params, limit],
+        columns = (
+            "action_id, idempotency_key, customer_id, channel, kind, payload, attempts, "
+            "created_at, batch_id"
         )
+        due = (
+            "FROM outbox WHERE status = 'pending' AND next_attempt_at <= %s"
+            f"{where} ORDER BY next_attempt_at, seq LIMIT %s"  # the outbox_due index's order
+        )
+        if lease is None:
+            rows = self._query(f"SELECT {columns} {due}", [*params, limit])
+        else:
+            # Claimed in one statement; rows another dispatcher is claiming right now are
+            # skipped, not waited for. RETURNING has no order: sorted again below.
+            with self._tx() as cur:
+                cur.execute(
+                    f"WITH due AS (SELECT action_id, next_attempt_at AS due_at, seq {due} "
+                    "FOR UPDATE SKIP LOCKED) UPDATE outbox o SET next_attempt_at = %s "
+                    f"FROM due WHERE o.action_id = due.action_id RETURNING "
+                    + ", ".join(f"o.{c.strip()}" for c in columns.split(","))
+                    + ", due.due_at, due.seq",
+                    [*params, limit, _ts(now + lease)],
+                )
+                rows = sorted(_rows(cur), key=lambda r: (r["due_at"], r["seq"]))
         return [
             OutboxRow(
                 action_id=r["action_id"],

@@ -623,6 +623,8 @@ def batch_rows(batch: Sequence[Processed], received_at: datetime) -> BatchRows:
 
 
 class SQLiteStore:
+    shared = False  # one process writes it (see Store.shared)
+
     def __init__(self, path: str | Path = "tactful.db", durability: Durability = "full") -> None:
         self.path = str(path)
         if self.path != ":memory:":
@@ -1303,6 +1305,7 @@ class SQLiteStore:
         limit: int = 100,
         channel: str | None = None,
         exclude: Sequence[str] = (),
+        lease: timedelta | None = None,
     ) -> list[OutboxRow]:
         where, params = "", [_ts(now)]
         if channel is not None:
@@ -1310,12 +1313,22 @@ class SQLiteStore:
         if exclude:
             where += f" AND channel NOT IN ({','.join('?' * len(exclude))})"
             params.extend(exclude)
-        rows = self._query(
+        select = (
             "SELECT action_id, idempotency_key, customer_id, channel, kind, payload, attempts, "
             "created_at, batch_id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
-            f"{where} ORDER BY next_attempt_at, rowid LIMIT ?",  # the outbox_due index's order
-            [*params, limit],
+            f"{where} ORDER BY next_attempt_at, rowid LIMIT ?"  # the outbox_due index's order
         )
+        if lease is None:
+            rows = self._query(select, [*params, limit])
+        else:  # one writer at a time: the select and the claim in one transaction suffice
+            with self._tx() as db:
+                cur = db.execute(select, [*params, limit])
+                cur.row_factory = sqlite3.Row
+                rows = cur.fetchall()
+                db.executemany(
+                    "UPDATE outbox SET next_attempt_at = ? WHERE action_id = ?",
+                    [(_ts(now + lease), r["action_id"]) for r in rows],
+                )
         return [
             OutboxRow(
                 action_id=r["action_id"],
