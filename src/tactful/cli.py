@@ -759,6 +759,15 @@ def worker(
     cache_customers: Annotated[
         int, typer.Option("--cache-customers", min=100, help="Customer states in memory.")
     ] = DEFAULT_CACHE,
+    max_deliveries: Annotated[
+        int,
+        typer.Option(
+            "--max-deliveries",
+            min=1,
+            help="Deliveries of one event (workers died holding it) before it is "
+            "quarantined unapplied.",
+        ),
+    ] = 5,
 ) -> None:
     """Apply the events `serve --broker` published: own some partitions (PostgreSQL
     advisory locks), run the pipeline on them, commit, then ack. Run several; a dead one's
@@ -776,7 +785,11 @@ def worker(
     engine = _engine(db, policy, "full", text_scorer, lateness, cache_customers=cache_customers)
     config = _broker_config(broker, engine.store, stream, partitions)
     options = WorkerOptions(
-        batch=batch, max_ack_pending=max_ack_pending, ack_wait=ack_wait, interval=interval
+        batch=batch,
+        max_ack_pending=max_ack_pending,
+        ack_wait=ack_wait,
+        interval=interval,
+        max_deliveries=max_deliveries,
     )
     try:
         stats = run_worker(config, engine, db, options, log=lambda m: err.print(m, highlight=False))
@@ -787,7 +800,8 @@ def worker(
         engine.store.close()
     console.print(
         f"worker stopped: {stats.accepted:,} applied, {stats.duplicates:,} duplicates, "
-        f"{stats.rejected:,} rejected in {stats.batches:,} batches"
+        f"{stats.rejected:,} rejected in {stats.batches:,} batches, "
+        f"{stats.quarantined:,} poison events quarantined"
     )
 
 
@@ -834,6 +848,11 @@ def status(
         f"store {_shown(db)}: schema {report['schema_version']}, outbox "
         f"{report['outbox_pending']:,} pending, {report['dead_letters']:,} dead letters, "
         f"{report['quarantined']:,} quarantined"
+        + (
+            f" ({report['quarantined_by_workers']:,} by workers: poison events)"
+            if report.get("quarantined_by_workers")
+            else ""
+        )
     )
     if report.get("broker_error"):
         err.print(f"[yellow]broker:[/] {report['broker_error']}")

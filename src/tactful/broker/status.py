@@ -34,10 +34,15 @@ def collect(store: Store, db: str, stream: str, broker: str | None) -> dict[str,
         import psycopg
 
         from tactful.broker.ownership import ensure_tables, owners
+        from tactful.broker.worker import QUARANTINE_SOURCE
 
         with psycopg.connect(db, autocommit=True) as conn:
             ensure_tables(conn)
             owned = owners(conn, stream)
+            poisoned = conn.execute(
+                "SELECT count(*) FROM quarantine WHERE source = %s", (QUARANTINE_SOURCE,)
+            ).fetchone()
+            report["quarantined_by_workers"] = int(poisoned[0]) if poisoned else 0
             rows = conn.execute(
                 "SELECT worker_id, host, pid, partitions, "
                 "extract(epoch FROM now() - heartbeat_at)::float FROM broker_workers "

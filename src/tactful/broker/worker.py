@@ -8,7 +8,14 @@ ack. A crash before the ack redelivers the batch (after ``ack_wait``), and the s
 reports the committed events as duplicates: at-least-once delivery, exactly-once effects.
 
 A batch that fails (the store down, a conflict) is kept and retried in order, with
-backoff, while the worker still owns the partition; it is never acked uncommitted.
+backoff, while the worker still owns the partition; it is never acked uncommitted. A
+batch that still fails after ``batch_retries`` tries, for a reason other than PostgreSQL
+being unreachable, is applied one event at a time: the good events are committed, each
+event that still fails (a poison event) is written to the store's quarantine (source
+``worker``, the reason naming the exception, event id, partition and delivery count) and
+acked, so the partition moves on and nothing is lost. A message JetStream has delivered
+more than ``max_deliveries`` times (workers died or stopped holding it) is quarantined
+the same way without being applied again (unless it was committed already).
 Between rounds, every ``interval`` seconds: heartbeat, give back partitions beyond the
 fair share, take free ones (dropping the engine's cached states: the partition's
 customers may have moved on elsewhere).
@@ -35,8 +42,11 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from tactful.broker.nats import BrokerConfig, connect, ensure_stream
 from tactful.broker.ownership import Ownership
 from tactful.runtime.engine import Engine
+from tactful.state.store.base import MAX_QUARANTINE_BYTES, QuarantineItem
 
-__all__ = ["WorkerOptions", "WorkerStats", "run_worker"]
+__all__ = ["QUARANTINE_SOURCE", "WorkerOptions", "WorkerStats", "consumer_config", "run_worker"]
+
+QUARANTINE_SOURCE = "worker"  # the quarantine rows a worker writes (poison events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +57,8 @@ class WorkerOptions:
     fetch_wait: float = 0.2  # how long a fetch waits for the first message
     interval: float = 1.0  # heartbeat and rebalance period
     retry_max: float = 5.0  # backoff ceiling for a failing batch
+    batch_retries: int = 3  # failed tries of a batch before it is applied event by event
+    max_deliveries: int = 5  # deliveries of one message before it is quarantined unapplied
 
 
 @dataclass
@@ -56,8 +68,45 @@ class WorkerStats:
     duplicates: int = 0
     rejected: int = 0
     failures: int = 0
+    quarantined: int = 0  # poison events (and worn-out messages) put in quarantine
     taken: list[int] = field(default_factory=list)
     given: list[int] = field(default_factory=list)
+
+
+def consumer_config(config: BrokerConfig, p: int, options: WorkerOptions) -> ConsumerConfig:
+    """Partition ``p``'s durable pull consumer, as workers create it."""
+    return ConsumerConfig(
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        max_ack_pending=options.max_ack_pending,
+        ack_wait=options.ack_wait,
+        filter_subject=config.subject(p),
+    )
+
+
+def _delivered(msg: Msg) -> int:
+    """How many times JetStream has delivered this message (1 the first time)."""
+    try:
+        return int(msg.metadata.num_delivered)
+    except Exception:
+        return 1
+
+
+def _transient(exc: BaseException) -> bool:
+    """PostgreSQL unreachable (or the connection lost): the event is not at fault."""
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+
+
+def _peek(raw: bytes, key: str) -> str | None:
+    with contextlib.suppress(ValueError, AttributeError, TypeError):
+        value = json.loads(raw).get(key)
+        if isinstance(value, str | int):
+            return str(value)
+    return None
 
 
 def _sort_key(msg: Msg) -> tuple[str, int]:
@@ -91,6 +140,7 @@ class Worker:
         self.stats = WorkerStats()
         self.subs: dict[int, JetStreamContext.PullSubscription] = {}
         self.pending: dict[int, list[Msg]] = {}  # batches that failed, retried in order
+        self.tries: dict[int, int] = {}  # failed tries of the pending batch
         self.wait_until: dict[int, float] = {}  # partitions waiting for redeliveries
         self.stopping = asyncio.Event()
         self.nc: NatsClient | None = None
@@ -165,6 +215,47 @@ class Worker:
     async def _apply(self, p: int, msgs: list[Msg]) -> bool:
         assert self.owner is not None and self.nc is not None
         msgs = sorted(msgs, key=_sort_key)
+        worn = [m for m in msgs if _delivered(m) > self.options.max_deliveries]
+        if worn:
+            retired = await self._retire(p, worn)
+            msgs = [m for m in msgs if not any(m is r for r in retired)]
+            if len(retired) < len(worn):  # PostgreSQL failed: keep the rest, retry
+                self.pending[p] = msgs
+                return False
+            if not msgs:
+                self.pending.pop(p, None)
+                self.tries.pop(p, None)
+                return True
+        try:
+            results = await self._ingest_msgs(msgs)
+        except Exception as exc:
+            self.stats.failures += 1
+            tries = self.tries[p] = self.tries.get(p, 0) + 1
+            if _transient(exc) or tries <= self.options.batch_retries:
+                self.pending[p] = msgs
+                self.log(
+                    f"partition {p}: batch of {len(msgs)} not applied, will retry "
+                    f"({type(exc).__name__}: {exc})"
+                )
+                for m in msgs:  # keep them ours while we retry
+                    with contextlib.suppress(Exception):
+                        await m.in_progress()
+                return False
+            self.log(
+                f"partition {p}: batch of {len(msgs)} failed {tries} times "
+                f"({type(exc).__name__}: {exc}); applying it event by event"
+            )
+            return await self._isolate(p, msgs)
+        self.pending.pop(p, None)
+        self.tries.pop(p, None)
+        for m in msgs:
+            await m.ack()
+        await self.nc.flush()
+        self.stats.batches += 1
+        self._count(results)
+        return True
+
+    async def _ingest_msgs(self, msgs: list[Msg]) -> list[Any]:
         raws = [m.data for m in msgs]
         customers, accounts = set(), set()
         for raw in raws:
@@ -174,24 +265,9 @@ class Worker:
                     customers.add(doc["customer_id"])
                 if isinstance(doc.get("account_id"), str):
                     accounts.add(doc["account_id"])
-        try:
-            results = await asyncio.to_thread(self._ingest, raws, sorted(customers), accounts)
-        except Exception as exc:
-            self.stats.failures += 1
-            self.pending[p] = msgs
-            self.log(
-                f"partition {p}: batch of {len(msgs)} not applied, will retry "
-                f"({type(exc).__name__}: {exc})"
-            )
-            for m in msgs:  # keep them ours while we retry
-                with contextlib.suppress(Exception):
-                    await m.in_progress()
-            return False
-        self.pending.pop(p, None)
-        for m in msgs:
-            await m.ack()
-        await self.nc.flush()
-        self.stats.batches += 1
+        return await asyncio.to_thread(self._ingest, raws, sorted(customers), accounts)
+
+    def _count(self, results: list[Any]) -> None:
         for r in results:
             if r.status == "accepted":
                 self.stats.accepted += 1
@@ -199,6 +275,87 @@ class Worker:
                 self.stats.duplicates += 1
             else:
                 self.stats.rejected += 1
+
+    async def _isolate(self, p: int, msgs: list[Msg]) -> bool:
+        """Apply a failing batch one event at a time, in order: commit and ack the good
+        ones, quarantine and ack the ones that fail by themselves. Stops (keeping the rest
+        pending) if PostgreSQL is what fails."""
+        assert self.nc is not None
+        for i, m in enumerate(msgs):
+            try:
+                results = await self._ingest_msgs([m])
+            except Exception as exc:
+                if _transient(exc) or not await self._quarantine(p, m, exc):
+                    self.pending[p] = msgs[i:]
+                    self.log(
+                        f"partition {p}: PostgreSQL failed while isolating a poison event "
+                        f"({type(exc).__name__}: {exc}); will retry"
+                    )
+                    return False
+            else:
+                self._count(results)
+            await m.ack()
+        await self.nc.flush()
+        self.pending.pop(p, None)
+        self.tries.pop(p, None)
+        self.stats.batches += 1
+        return True
+
+    async def _retire(self, p: int, worn: list[Msg]) -> list[Msg]:
+        """Messages delivered more than ``max_deliveries`` times: ack the ones already
+        committed (duplicates), quarantine the rest unapplied (applying them again could
+        take this worker down as it took the others). Returns those handled (and acked):
+        fewer than given if PostgreSQL failed."""
+        assert self.nc is not None
+        ids = [_peek(m.data, "event_id") for m in worn]
+        try:
+            seen = await asyncio.to_thread(self.engine.store.seen_event_ids, [i for i in ids if i])
+        except Exception as exc:
+            self.log(f"partition {p}: cannot check worn-out messages ({type(exc).__name__})")
+            return []
+        done: list[Msg] = []
+        for m, event_id in zip(worn, ids, strict=True):
+            if event_id is not None and event_id in seen:
+                self.stats.duplicates += 1
+            elif not await self._quarantine(p, m, None):
+                break
+            await m.ack()
+            done.append(m)
+        await self.nc.flush()
+        return done
+
+    async def _quarantine(self, p: int, msg: Msg, exc: Exception | None) -> bool:
+        """Write one message to the store's quarantine; False if PostgreSQL failed (then
+        the failure was not the event's: it stays pending)."""
+        event_id = _peek(msg.data, "event_id")
+        n = _delivered(msg)
+        if exc is None:
+            why = (
+                f"delivered {n} times, more than --max-deliveries "
+                f"{self.options.max_deliveries}: the workers that took it never finished it "
+                f"(crashed or stopped); not applied again; event {event_id}, partition {p}"
+            )
+        else:
+            why = (
+                f"the worker could not apply it: {type(exc).__name__}: {exc}; event "
+                f"{event_id}, partition {p}, delivery {n}"
+            )
+        raw = msg.data[:MAX_QUARANTINE_BYTES].decode("utf-8", "replace")
+        item = QuarantineItem(
+            self.engine.clock(),
+            QUARANTINE_SOURCE,
+            [{"field": "event", "value": event_id, "why": why}],
+            raw,
+            event_id,
+            _peek(msg.data, "customer_id"),
+        )
+        try:
+            await asyncio.to_thread(self.engine.store.quarantine, [item])
+        except Exception as qexc:
+            self.log(f"partition {p}: cannot quarantine {event_id} ({type(qexc).__name__})")
+            return False
+        self.stats.quarantined += 1
+        self.log(f"partition {p}: quarantined event {event_id}: {why}")
         return True
 
     def _ingest(self, raws: list[bytes], customers: list[str], accounts: set[str]) -> list[Any]:
@@ -240,13 +397,7 @@ class Worker:
                     self.config.subject(p),
                     durable=self.config.durable(p),
                     stream=self.config.stream,
-                    config=ConsumerConfig(
-                        ack_policy=AckPolicy.EXPLICIT,
-                        deliver_policy=DeliverPolicy.ALL,
-                        max_ack_pending=self.options.max_ack_pending,
-                        ack_wait=self.options.ack_wait,
-                        filter_subject=self.config.subject(p),
-                    ),
+                    config=consumer_config(self.config, p, self.options),
                 )
                 self.stats.taken.append(p)
                 self.log(f"took partition {p} ({len(self.subs)} of target {target})")
@@ -271,6 +422,7 @@ class Worker:
         assert self.owner is not None
         sub = self.subs.pop(p)
         self.pending.pop(p, None)  # unacked: redelivered to the next owner
+        self.tries.pop(p, None)
         self.wait_until.pop(p, None)
         clean = False
         with contextlib.suppress(Exception):
@@ -299,6 +451,7 @@ class Worker:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         self.pending.clear()
+        self.tries.clear()
         self.wait_until.clear()
         self.engine.forget_cached()
         self.owner.owned.clear()
