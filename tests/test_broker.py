@@ -493,8 +493,37 @@ def test_serve_answers_503_with_retry_after_when_the_stream_is_full(
         assert r.status_code == 503, r.text
         assert r.headers["retry-after"] == "1"
         assert "full" in r.json()["errors"][0]["why"]
+        busy = r
         r = httpx.post(f"{server.url}/v1/decide", json=events[2])
         assert r.status_code == 501
+        # both answers are in the served OpenAPI spec, as given
+        spec = httpx.get(f"{server.url}/openapi.json").json()
+        for path, answer in (("/v1/events", busy), ("/v1/decide", r)):
+            declared = spec["paths"][path]["post"]["responses"][str(answer.status_code)]
+            schema = declared["content"]["application/json"]["schema"]
+            _conforms(answer.json(), schema)
+        declared = spec["paths"]["/v1/events"]["post"]["responses"]["503"]
+        assert "Retry-After" in declared["headers"]
+        assert (
+            int(busy.headers["retry-after"])
+            >= declared["headers"]["Retry-After"]["schema"]["minimum"]
+        )
+
+
+def _conforms(value: Any, schema: dict[str, Any]) -> None:
+    """The subset of JSON Schema the error answers' spec uses: type, required,
+    properties, items."""
+    kinds = {"object": dict, "array": list, "string": str, "integer": int}
+    if "type" in schema:
+        assert isinstance(value, kinds[schema["type"]]), (value, schema)
+    for key in schema.get("required", []):
+        assert key in value, (key, value)
+    for key, sub in schema.get("properties", {}).items():
+        if key in value:
+            _conforms(value[key], sub)
+    if "items" in schema:
+        for item in value:
+            _conforms(item, schema["items"])
 
 
 def test_an_unreachable_broker_is_retried_then_a_clear_error(

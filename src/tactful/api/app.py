@@ -73,6 +73,44 @@ class IncidentSwitch(BaseModel):
     reason: Annotated[str, Field(max_length=1_000)] = ""
 
 
+# The body of an error answered with _problem, for the OpenAPI spec's responses.
+_ERRORS_CONTENT = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "required": ["errors"],
+            "properties": {
+                "errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["field", "value", "why"],
+                        "properties": {
+                            "field": {"type": "string"},
+                            "value": {},
+                            "why": {"type": "string"},
+                        },
+                    },
+                }
+            },
+        }
+    }
+}
+# serve --broker only: the stream is at its limits, or JetStream did not ack in time.
+_BROKER_BUSY = {
+    "description": "With serve --broker: the stream is full or JetStream did not acknowledge "
+    "in time; nothing of the request was quarantined; retry after Retry-After seconds "
+    "(events that got in are de-duplicated by their ids)",
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying",
+            "schema": {"type": "integer", "minimum": 0},
+        }
+    },
+    "content": _ERRORS_CONTENT,
+}
+
+
 def _problem(status: int, field: str, value: Any, why: str) -> JSONResponse:
     return JSONResponse(
         status_code=status,
@@ -225,6 +263,7 @@ def create_app(
             400: {"description": "Body is not JSON"},
             413: {"description": "Body or batch too large"},
             422: {"description": "Every event in the request was rejected"},
+            503: _BROKER_BUSY,
         },
         summary="Ingest one event, a JSON array of up to 1,000, or a Segment {batch: [...]}",
     )
@@ -286,6 +325,7 @@ def create_app(
             404: {"description": "No source of that name is configured"},
             413: {"description": "Body or batch too large"},
             422: {"description": "Every event in the request was rejected"},
+            503: _BROKER_BUSY,
         },
         summary="Ingest events a configured sender pushed and signed (Segment's webhooks ...)",
     )
@@ -315,6 +355,11 @@ def create_app(
             400: {"description": "Body is not JSON"},
             413: {"description": "Body too large"},
             422: {"description": "The event was rejected (errors name field, value, why)"},
+            501: {
+                "description": "With serve --broker: not available (deciding in the moment "
+                "needs the customer's owner); POST /v1/events instead",
+                "content": _ERRORS_CONTENT,
+            },
         },
         summary="Ingest one event and answer with the decision and the next move, in the moment",
     )
