@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -32,10 +31,7 @@ from nats.js import JetStreamContext
 from nats.js import errors as js_errors
 from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 
-from tactful.actions.redact import redact
-from tactful.events import EventError, may_hold_surrogates, parse_event
-from tactful.runtime.engine import Engine, IngestResult, _peek, _raw_text, _redacted
-from tactful.state.store.base import QuarantineItem
+from tactful.runtime.engine import Engine, IngestResult
 
 __all__ = [
     "BrokerBusy",
@@ -244,40 +240,14 @@ class Publisher:
         (and "duplicate": JetStream already holds that id, within its window). Raises
         :class:`BrokerBusy` when any event was refused; nothing is quarantined then, so a
         retried request (same ids: de-duplicated) leaves one copy of everything."""
-        now = self.engine.clock()
-        redacting = self.engine.policy.policy.privacy.redact
-        results: list[IngestResult] = []
+        results, events, bad = self.engine.validate(
+            raws, [source] * len(raws), [check_surrogates] * len(raws), self.engine.clock()
+        )
         out: list[tuple[int, str, str, bytes]] = []  # (index, event id, subject, payload)
-        bad: list[QuarantineItem] = []
-        for i, raw in enumerate(raws):
-            scan = check_surrogates
-            if isinstance(raw, str | bytes):
-                scan = may_hold_surrogates(raw)
-                with contextlib.suppress(json.JSONDecodeError, UnicodeDecodeError):
-                    raw = json.loads(raw)
-            try:
-                event = parse_event(raw, now=now, check_surrogates=scan)
-            except EventError as exc:
-                errors = [p.as_dict() for p in exc.problems]
-                eid = _peek(raw, "event_id", "messageId")
-                results.append(IngestResult(i, "rejected", eid, None, errors))
-                bad.append(
-                    QuarantineItem(
-                        now,
-                        source,
-                        errors,
-                        redact(_raw_text(raw)),
-                        eid,
-                        _peek(raw, "customer_id", "userId", "anonymousId"),
-                    )
-                )
-                self.engine.metrics.events.labels(str(_peek(raw, "type")), "rejected").inc()
-                continue
-            event = _redacted(event, redacting)
+        for i, event in events:
             p = self._partition_of(event.customer_id, self.config.partitions)
             payload = event.model_dump_json().encode()
             out.append((i, event.event_id, self.config.subject(p), payload))
-            results.append(IngestResult(i, "accepted", event.event_id, event.customer_id))
         if out:
             acks = self._loop.run(self._publish(out))
             for (i, *_), duplicate in zip(out, acks, strict=True):

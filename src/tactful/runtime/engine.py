@@ -342,10 +342,16 @@ class Engine:
             offset += len(r.raws)
             r.done = True
 
-    def _ingest(
-        self, raws: Sequence[Any], sources: Sequence[str], check_surrogates: Sequence[bool]
-    ) -> list[IngestResult]:
-        now = self.clock()
+    def validate(
+        self,
+        raws: Sequence[Any],
+        sources: Sequence[str],
+        check_surrogates: Sequence[bool],
+        now: datetime,
+    ) -> tuple[list[IngestResult], list[tuple[int, Event]], list[QuarantineItem]]:
+        """The boundary, for this engine and for the broker's publisher alike: each raw
+        event parsed and redacted (accepted, with its index), or rejected with its reasons
+        and a quarantine item (raw text redacted). Nothing is stored here."""
         results: list[IngestResult] = []
         events: list[tuple[int, Event]] = []
         bad: list[QuarantineItem] = []
@@ -377,6 +383,13 @@ class Engine:
             event = _redacted(event, self.policy.policy.privacy.redact)
             events.append((i, event))
             results.append(IngestResult(i, "accepted", event.event_id, event.customer_id))
+        return results, events, bad
+
+    def _ingest(
+        self, raws: Sequence[Any], sources: Sequence[str], check_surrogates: Sequence[bool]
+    ) -> list[IngestResult]:
+        now = self.clock()
+        results, events, bad = self.validate(raws, sources, check_surrogates, now)
 
         # Idempotency: the first occurrence of an event id wins, in this batch and ever.
         seen = self.store.seen_event_ids([e.event_id for _, e in events])
