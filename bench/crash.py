@@ -117,10 +117,9 @@ def campaign(
     started = time.monotonic()
     live = [worker(db, nats, tmp, n) for n in range(args.workers)]
     made = len(live)
-    # Kill moments spread over the expected run (at ~600 events/s for the slowest case),
-    # each after at least one more event was applied since the last kill.
-    horizon = max(10.0, total / 600)
-    moments = sorted(rng.uniform(1.0, horizon) for _ in range(args.kills))
+    # Kill moments by progress, not by the clock (the run's length is not known ahead):
+    # K random points between 2% and 95% of the events applied, one kill at each.
+    moments = sorted(rng.uniform(0.02, 0.95) * total for _ in range(args.kills))
     kills = 0
     last_count = -1
     deadline = started + max(600.0, total / 20)
@@ -130,7 +129,7 @@ def campaign(
             if done >= total:
                 break
             now = time.monotonic() - started
-            if moments and now >= moments[0] and done > last_count:
+            if moments and done >= moments[0] and done > last_count:
                 moments.pop(0)
                 victim = rng.choice(live)
                 victim.send_signal(signal.SIGKILL)
