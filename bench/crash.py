@@ -47,9 +47,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-import psycopg
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the tests' servers and comparison, reused as functions
 
@@ -57,56 +54,31 @@ from tests.natsserver import NatsServer, start_nats  # noqa: E402
 from tests.pgserver import start_server  # noqa: E402
 from tests.test_broker import make_events, outcome, reference  # noqa: E402
 
-from benchkit import free_port, machine, stop_server, wait_healthy  # noqa: E402
+from benchkit import machine, stop_server  # noqa: E402
+from scale import count, serve, start_worker  # noqa: E402
+from scale import publish as publish_all  # noqa: E402
 from tactful.state.store.postgres import PostgresStore  # noqa: E402
 
-BATCH = 50
 STREAM = "CRASH"
 SHOW = 5  # mismatched customers printed with where they differ
 
 
 def publish(db: str, nats: NatsServer, events: list[dict[str, Any]], tmp: Path) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp / "serve.log"
-    cmd = [sys.executable, "-m", "tactful.cli", "serve", "--db", db, "--port", str(port)]
-    cmd += ["--broker", nats.url, "--stream", STREAM, "--text-scorer", "lexical"]
-    cmd += ["--actions-log", str(tmp / "a.jsonl")]
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=tmp)
+    api, url = serve(db, nats, STREAM, tmp, "--text-scorer", "lexical")
     try:
-        wait_healthy(proc, url, log, deadline_s=60)
-        batches = [events[i : i + BATCH] for i in range(0, len(events), BATCH)]
-
-        def send(chunk: list[list[dict[str, Any]]]) -> None:
-            with httpx.Client(base_url=url, timeout=60) as http:
-                for batch in chunk:
-                    r = http.post("/v1/events", json=batch)
-                    if r.status_code != 202:
-                        raise SystemExit(f"publish refused: {r.status_code} {r.text[:300]}")
-
         # One sender: the stream then holds the events in the reference's order. (With
         # several, one customer's events from two batches can enter the stream in either
         # order; the engine decides at arrival, so decisions and the latest messages
         # would differ from the reference for reasons that have nothing to do with
         # crashes.)
-        send(batches)
+        publish_all(url, events, senders=1)
     finally:
-        stop_server(proc)
+        stop_server(api)
 
 
 def worker(db: str, nats: NatsServer, tmp: Path, n: int) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "tactful.cli", "worker", "--broker", nats.url, "--db", db]
-    cmd += ["--stream", STREAM, "--text-scorer", "lexical", "--interval", "0.5"]
-    cmd += ["--ack-wait", "3", "--batch", "100"]
-    with (tmp / f"worker-{n}.log").open("wb") as fh:
-        return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=tmp)
-
-
-def applied(db: str) -> int:
-    with psycopg.connect(db) as conn:
-        row = conn.execute("SELECT count(*) FROM events").fetchone()
-    return int(row[0]) if row else 0
+    extra = ("--text-scorer", "lexical", "--ack-wait", "3", "--batch", "100")
+    return start_worker(db, nats, STREAM, tmp, f"crash-{n}", *extra)
 
 
 def campaign(
@@ -125,7 +97,7 @@ def campaign(
     deadline = started + max(600.0, total / 20)
     try:
         while time.monotonic() < deadline:
-            done = applied(db)
+            done = count(db)
             if done >= total:
                 break
             now = time.monotonic() - started
@@ -145,7 +117,7 @@ def campaign(
                     raise SystemExit(f"a worker exited by itself; see {tmp}/worker-*.log")
             time.sleep(0.1)
         else:
-            raise SystemExit(f"not every event applied in time ({applied(db):,} of {total:,})")
+            raise SystemExit(f"not every event applied in time ({count(db):,} of {total:,})")
     finally:
         for proc in live:
             stop_server(proc, grace_s=15)

@@ -82,28 +82,35 @@ def embedded(events: list[dict[str, Any]], tmp: Path) -> float:
     return len(events) / took
 
 
-def serve(db: str, nats: NatsServer, stream: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+def serve(
+    db: str, nats: NatsServer, stream: str, tmp: Path, *extra: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``tactful serve --broker`` on a free port, healthy; (process, its URL)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp / f"serve-{stream}.log"
     cmd = [sys.executable, "-m", "tactful.cli", "serve", "--db", db, "--port", str(port)]
     cmd += ["--broker", nats.url, "--stream", stream, "--actions-log", str(tmp / "a.jsonl")]
     with log.open("wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=tmp)
+        proc = subprocess.Popen([*cmd, *extra], stdout=fh, stderr=subprocess.STDOUT, cwd=tmp)
     wait_healthy(proc, url, log, deadline_s=60)
     return proc, url
+
+
+def start_worker(
+    db: str, nats: NatsServer, stream: str, tmp: Path, name: str, *extra: str
+) -> subprocess.Popen[bytes]:
+    """One ``tactful worker``, its output in ``worker-NAME.log``."""
+    cmd = [sys.executable, "-m", "tactful.cli", "worker", "--broker", nats.url]
+    cmd += ["--db", db, "--stream", stream, "--interval", "0.5", *extra]
+    with (tmp / f"worker-{name}.log").open("wb") as fh:
+        return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=tmp)
 
 
 def workers(
     db: str, nats: NatsServer, stream: str, n: int, tmp: Path
 ) -> list[subprocess.Popen[bytes]]:
-    procs = []
-    for i in range(n):
-        with (tmp / f"worker-{stream}-{i}.log").open("wb") as fh:
-            cmd = [sys.executable, "-m", "tactful.cli", "worker", "--broker", nats.url]
-            cmd += ["--db", db, "--stream", stream, "--interval", "0.5"]
-            procs.append(subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=tmp))
-    return procs
+    return [start_worker(db, nats, stream, tmp, f"{stream}-{i}") for i in range(n)]
 
 
 def publish(url: str, events: list[dict[str, Any]], senders: int = 4) -> float:
