@@ -106,6 +106,11 @@ class NatsServer:
         """A stream name no other test of this session uses."""
         return f"T{os.getpid()}_{next(self._count)}"
 
+    def serve_args(self, stream: str, *extra: str) -> tuple[str, ...]:
+        """`tactful serve` options for the broker shape on this server and ``stream``
+        (the lexical text tier, as the workers here use)."""
+        return ("--text-scorer", "lexical", "--broker", self.url, "--stream", stream, *extra)
+
 
 def start_nats() -> NatsServer:
     """Start a server, or skip (fail with TACTFUL_REQUIRE_NATS=1) without the binary."""

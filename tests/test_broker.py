@@ -251,14 +251,7 @@ def test_two_workers_decide_what_one_process_decides(
         server = launch(
             url,
             tmp_path / "actions.jsonl",
-            "--text-scorer",
-            "lexical",
-            "--broker",
-            nats_server.url,
-            "--stream",
-            stream,
-            "--partitions",
-            str(PARTITIONS),
+            *nats_server.serve_args(stream, "--partitions", str(PARTITIONS)),
         )
         pool = Workers(tmp_path, url, nats_server.url, stream)
         workers.append(pool)
@@ -306,14 +299,7 @@ def test_a_killed_worker_passes_its_partitions_on_nothing_lost_or_doubled(
         server = launch(
             url,
             tmp_path / "actions.jsonl",
-            "--text-scorer",
-            "lexical",
-            "--broker",
-            nats_server.url,
-            "--stream",
-            stream,
-            "--partitions",
-            str(PARTITIONS),
+            *nats_server.serve_args(stream, "--partitions", str(PARTITIONS)),
         )
         pool = Workers(tmp_path, url, nats_server.url, stream)
         workers.append(pool)
@@ -359,14 +345,7 @@ def test_accounts_shared_across_partitions_lose_no_update(
         server = launch(
             url,
             tmp_path / "actions.jsonl",
-            "--text-scorer",
-            "lexical",
-            "--broker",
-            nats_server.url,
-            "--stream",
-            stream,
-            "--partitions",
-            str(PARTITIONS),
+            *nats_server.serve_args(stream, "--partitions", str(PARTITIONS)),
         )
         pool = Workers(tmp_path, url, nats_server.url, stream)
         workers.append(pool)
@@ -475,16 +454,7 @@ def test_serve_answers_503_with_retry_after_when_the_stream_is_full(
     stream = nats_server.stream()
     with pg_server.database() as url:
         server = launch(
-            url,
-            tmp_path / "actions.jsonl",
-            "--text-scorer",
-            "lexical",
-            "--broker",
-            nats_server.url,
-            "--stream",
-            stream,
-            "--max-msgs",
-            "2",
+            url, tmp_path / "actions.jsonl", *nats_server.serve_args(stream, "--max-msgs", "2")
         )
         events = make_events(customers=1, per_customer=3)
         r = httpx.post(f"{server.url}/v1/events", json=events[:2])

@@ -23,16 +23,7 @@ def test_segment_calls_are_published_and_a_full_stream_is_503(
     stream = nats_server.stream()
     with pg_server.database() as url:
         server = launch(
-            url,
-            tmp_path / "actions.jsonl",
-            "--text-scorer",
-            "lexical",
-            "--broker",
-            nats_server.url,
-            "--stream",
-            stream,
-            "--max-msgs",
-            "2",
+            url, tmp_path / "actions.jsonl", *nats_server.serve_args(stream, "--max-msgs", "2")
         )
         calls = [
             {"type": "track", "userId": "ben", "event": "Payment Failed", "messageId": f"m{i}"}
