@@ -50,12 +50,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the tests' servers and comparison, reused as functions
 
-from tests.natsserver import NatsServer, start_nats  # noqa: E402
-from tests.pgserver import start_server  # noqa: E402
+from tests.natsserver import NatsServer  # noqa: E402
 from tests.test_broker import make_events, outcome, reference  # noqa: E402
 
 from benchkit import machine, stop_server  # noqa: E402
-from scale import count, serve, start_worker  # noqa: E402
+from scale import count, serve, servers, start_worker  # noqa: E402
 from scale import publish as publish_all  # noqa: E402
 from tactful.state.store.postgres import PostgresStore  # noqa: E402
 
@@ -186,11 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     customers = sorted({e["customer_id"] for e in events})
     print(f"{len(events):,} events from {len(customers):,} customers", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="tactful-crash-"))
-    try:
-        pg, nats = start_server(), start_nats()
-    except BaseException as exc:  # the fixtures skip (or fail) through pytest's exceptions
-        print(f"cannot start the servers: {exc}", file=sys.stderr)
+    started = servers()
+    if started is None:
         return 2
+    pg, nats = started
     try:
         t0 = time.perf_counter()
         ref_store = reference(events, tmp)

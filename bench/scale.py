@@ -60,6 +60,23 @@ WORKER_COUNTS = (1, 2, 4)
 POLL_S = 0.25
 
 
+def servers() -> tuple[PgServer, NatsServer] | None:
+    """PostgreSQL and nats-server started as the tests start them; None (and why, on
+    stderr) when either cannot be (the fixtures skip or fail through pytest's
+    exceptions). A PostgreSQL already started is stopped again then."""
+    try:
+        pg = start_server()
+    except BaseException as exc:
+        print(f"cannot start PostgreSQL: {exc}", file=sys.stderr)
+        return None
+    try:
+        return pg, start_nats()
+    except BaseException as exc:
+        pg.stop()
+        print(f"cannot start nats-server: {exc}", file=sys.stderr)
+        return None
+
+
 def events_for(n: int, customers: int, seed: int, prefix: str) -> list[dict[str, Any]]:
     gen = EventGen(seed, customers, prefix)
     return [e for _ in range(max(1, n // BATCH)) for e in gen.batch(BATCH)]
@@ -281,11 +298,10 @@ def main(argv: list[str] | None = None) -> int:
         args.events, args.latency_seconds = 3_000, 10.0
     print(machine())
     tmp = Path(tempfile.mkdtemp(prefix="tactful-scale-"))
-    try:
-        pg, nats = start_server(), start_nats()
-    except BaseException as exc:  # the fixtures skip (or fail) through pytest's exceptions
-        print(f"cannot start the servers: {exc}", file=sys.stderr)
+    started = servers()
+    if started is None:
         return 2
+    pg, nats = started
     try:
         events = events_for(args.events, args.customers, 7, "sc")
         print(f"{len(events):,} events from {args.customers:,} customers", flush=True)
