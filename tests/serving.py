@@ -49,33 +49,46 @@ class Server:
 Launch = Callable[..., Server]
 
 
+def serve(
+    tmp_path: Path, db: Path | str, actions_log: Path, *extra: str, port: int | None = None
+) -> Server:
+    """`tactful serve` on a database, healthy; on ``port`` if given (a client may have
+    been pointed at it while nothing listened), else a free one. The caller stops it."""
+    port = port or free_port()
+    output = tmp_path / f"server-{port}.log"
+    log = output.open("wb")
+    cmd = [
+        sys.executable,
+        "-m",
+        "tactful.cli",
+        "serve",
+        "--db",
+        str(db),
+        "--port",
+        str(port),
+        "--actions-log",
+        str(actions_log),
+        *extra,
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+    )
+    server = Server(proc, f"http://127.0.0.1:{port}", output, log)
+    try:
+        wait_healthy(server)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
 def launcher(tmp_path: Path) -> Iterator[Launch]:
     """Start `tactful serve` on a database; every server started is stopped at the end."""
     servers: list[Server] = []
 
     def start(db: Path | str, actions_log: Path, *extra: str) -> Server:
-        port = free_port()
-        output = tmp_path / f"server-{len(servers)}.log"
-        log = output.open("wb")
-        cmd = [
-            sys.executable,
-            "-m",
-            "tactful.cli",
-            "serve",
-            "--db",
-            str(db),
-            "--port",
-            str(port),
-            "--actions-log",
-            str(actions_log),
-            *extra,
-        ]
-        proc = subprocess.Popen(
-            cmd, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-        server = Server(proc, f"http://127.0.0.1:{port}", output, log)
+        server = serve(tmp_path, db, actions_log, *extra)
         servers.append(server)
-        wait_healthy(server)
         return server
 
     yield start

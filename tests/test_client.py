@@ -28,7 +28,7 @@ from tactful.client import (
 )
 from tactful.state.store import SQLiteStore
 
-from .serving import Launch, Server, free_port, wait_healthy
+from .serving import Launch, free_port, serve
 
 
 def add_key(db: Path, *scopes: str, **limits: Any) -> str:
@@ -43,36 +43,6 @@ def add_key(db: Path, *scopes: str, **limits: Any) -> str:
 
 def message(customer: str, text: str, **fields: Any) -> dict[str, Any]:
     return {"type": "message", "customer_id": customer, "text": text, **fields}
-
-
-def serve_on(port: int, db: Path, tmp_path: Path) -> Server:
-    """`tactful serve` on a port chosen beforehand (the client was pointed at it while
-    nothing listened)."""
-    output = tmp_path / f"serve-{port}.log"
-    log = output.open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tactful.cli",
-            "serve",
-            "--db",
-            str(db),
-            "--port",
-            str(port),
-            "--actions-log",
-            str(tmp_path / "actions.jsonl"),
-            "--text-scorer",
-            "lexical",
-        ],
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    server = Server(proc, f"http://127.0.0.1:{port}", output, log)
-    wait_healthy(server)
-    return server
 
 
 def test_the_names_on_the_package():
@@ -140,7 +110,9 @@ def test_a_server_that_is_down_keeps_the_events_and_says_so(tmp_path):
         client.send(message("ana", "one too many"))
     assert full.value.bound == 20 and isinstance(full.value.__cause__, ServerUnavailable)
     assert client.buffered == 20  # the refused one was not taken; none of the others lost
-    server = serve_on(port, db, tmp_path)  # the server comes back
+    server = serve(  # the server comes back, on the port the client was given
+        tmp_path, db, tmp_path / "actions.jsonl", "--text-scorer", "lexical", port=port
+    )
     try:
         result = client.flush()
         assert (result.accepted, result.batches, client.buffered) == (20, 2, 0)
