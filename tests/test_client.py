@@ -49,6 +49,15 @@ def test_the_names_on_the_package():
     assert tactful.Client is Client and tactful.AsyncClient is AsyncClient
 
 
+def test_the_outcome_kinds_are_the_ones_the_server_takes():
+    from typing import get_args
+
+    from tactful import client
+    from tactful.api.learning import Reported
+
+    assert get_args(client.OutcomeKind) == get_args(Reported)
+
+
 def test_send_in_batches_then_ask_for_state_eligibility_and_report_outcomes(tmp_path, launch):
     db = tmp_path / "c.db"
     key = add_key(db, "admin")

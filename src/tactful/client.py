@@ -49,6 +49,8 @@ __all__ = [
 ]
 
 Category = Literal["promotional", "educational", "sales", "all"]
+# What POST /v1/outcomes takes (api/learning.py's Reported): a copy, so that the client
+# imports nothing of the server; tests/test_client.py keeps the two equal.
 OutcomeKind = Literal[
     "csat",
     "thumbs",
