@@ -238,3 +238,30 @@ def test_run_journeys_and_summary_for_the_cli(tmp_path: Path) -> None:
         "known_gaps": 0,
         "xpassed": 0,
     }
+
+
+def test_eval_journeys_command(tmp_path: Path) -> None:
+    """`tactful eval journeys`: the shipped gold set passes (known gaps listed, not
+    failed); a journey whose expectation the engine does not meet exits 1 with the diff;
+    a malformed one exits 2 saying where."""
+    from typer.testing import CliRunner
+
+    from tactful.evaluation.cli import eval_app
+
+    cli = CliRunner()
+    ok = cli.invoke(eval_app, ["journeys", str(JOURNEYS)], env={"COLUMNS": "200"})
+    assert ok.exit_code == 0, ok.output
+    assert f"journeys {len(FILES)}" in ok.output and "failed steps 0" in ok.output
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    text = (JOURNEYS / "billing_dispute.yaml").read_text()
+    (wrong / "j.yaml").write_text(text.replace("queue: billing", "queue: technical"))
+    bad = cli.invoke(eval_app, ["journeys", str(wrong)], env={"COLUMNS": "200"})
+    assert bad.exit_code == 1, bad.output
+    assert "technical" in bad.output and "billing" in bad.output
+    assert "failed steps 1" in bad.output
+    (wrong / "j.yaml").write_text("name: x\nsteps: 3\n")
+    broken = cli.invoke(eval_app, ["journeys", str(wrong)], env={"COLUMNS": "200"})
+    assert broken.exit_code == 2 and "j.yaml" in broken.output
+    missing = cli.invoke(eval_app, ["journeys", str(tmp_path / "nowhere")], env={"COLUMNS": "200"})
+    assert missing.exit_code == 2 and "not a folder" in missing.output

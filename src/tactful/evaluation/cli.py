@@ -159,3 +159,133 @@ def text(
         console.print(f"eval table written into {card_path}", highlight=False)
     if as_json:
         typer.echo(json.dumps(result.to_json()))
+
+
+@eval_app.command("conversations")
+def conversations(
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            metavar="DIR",
+            help="Folder with uss/ (the USS dialogues). Default: $TACTFUL_DATA, else "
+            "../shared/data.",
+        ),
+    ] = None,
+    report: Annotated[
+        Path,
+        typer.Option(
+            "--report", metavar="DIR", help="Where report.md, report.json and curves.png go."
+        ),
+    ] = Path("reports/conversation-eval"),
+    corpus: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--corpus",
+            metavar="NAME",
+            help="Corpus to run (repeatable): uss-sgd, uss-mwoz. Default: both.",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            min=1,
+            metavar="N",
+            help="Only the first N dialogues of each split (a quick look).",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the results as JSON on the last line.")
+    ] = False,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
+    ] = True,
+) -> None:
+    """Replay whole USS dialogues (SGD, MultiWOZ) through the full engine, turn by turn,
+    and score what it decided against what the people in them said they felt.
+
+    Compares the engine's frustration state with three baselines in the same run: the
+    engine fed the user's messages only (no bot turns), tactful's text score on the
+    current message alone, and VADER. Reports turn-level AUC and F1, and how often each
+    system intervened at or before the first dissatisfied turn (catch rate) and in
+    dialogues without one (false-intervention rate); thresholds are chosen on dev,
+    numbers are on test. Exit 2 when data or the evaluation's libraries are missing."""
+    from tactful.evaluation.tasks import USS_CORPORA
+
+    unknown = [c for c in corpus or [] if c not in USS_CORPORA]
+    if unknown:
+        raise _fail(f"unknown corpus {', '.join(unknown)}; choose from {', '.join(USS_CORPORA)}")
+    try:
+        root = data_dir(data)
+    except DataError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        from tactful.evaluation.conversations import check_targets, run_conversation_eval
+    except ImportError as exc:
+        raise _fail(
+            f"the evaluation needs {exc.name or 'its libraries'}: pip install 'tactful[{EXTRA}]'"
+        ) from None
+    chosen = list(dict.fromkeys(corpus)) if corpus else list(USS_CORPORA)
+    try:
+        result = run_conversation_eval(chosen, root, progress=progress, limit=limit)
+    except DataError as exc:
+        raise _fail(str(exc)) from None
+    Console(width=max(console.width, 150)).print(result.to_table())  # nine columns
+    misses = check_targets(result)
+    for miss in misses:
+        console.print(f"[yellow]target missed:[/] {escape(miss)}", highlight=False)
+    if not misses:
+        console.print("[green]every target met[/]")
+    try:
+        written = result.write(report)
+    except ImportError as exc:
+        raise _fail(
+            f"the plot needs {exc.name or 'matplotlib'}: pip install 'tactful[{EXTRA}]'"
+        ) from None
+    console.print(f"report: {', '.join(str(p) for p in written)}", highlight=False, soft_wrap=True)
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+
+
+@eval_app.command("journeys")
+def journeys(
+    folder: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DIR",
+            help="Folder of journey files (*.yaml); see examples/journeys/README.md.",
+        ),
+    ] = Path("examples/journeys"),
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy", metavar="FILE", help="Policy to check (default: the shipped one)."
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show every decision's explanation.")
+    ] = False,
+) -> None:
+    """Replay the scripted gold journeys through the engine and compare each step's
+    decisions with what the journey expects; prints a readable diff of every step that
+    differs. Exit 1 when a step fails (known gaps marked xfail are listed, not failed),
+    2 when a journey file is malformed."""
+    from tactful.evaluation.journeys import JourneyError, format_diff, run_journeys, summarize
+    from tactful.policy import PolicyError
+
+    if not folder.is_dir():
+        raise _fail(f"{folder}: not a folder of journey files")
+    try:
+        results = run_journeys(folder, policy=policy)
+    except (JourneyError, PolicyError) as exc:
+        raise _fail(str(exc)) from None
+    for r in results:
+        if r.failed or r.xpassed or verbose:
+            console.print(escape(format_diff(r, verbose=verbose)), highlight=False)
+    summary = summarize(results)
+    console.print(
+        ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary.items()), highlight=False
+    )
+    if any(r.failed or r.xpassed for r in results):
+        raise typer.Exit(1)

@@ -24,6 +24,7 @@ from typing import Literal
 __all__ = [
     "DEFAULT_DATA_DIR",
     "TASKS",
+    "USS_CORPORA",
     "DataError",
     "Example",
     "Split",
@@ -170,6 +171,10 @@ def _politeness(root: Path, split: Split) -> Iterator[Example]:
 
 
 # --- USS dialogues ----------------------------------------------------------------------
+
+
+# The USS corpora by the name reports use, and their file prefix.
+USS_CORPORA: dict[str, str] = {"uss-sgd": "SGD", "uss-mwoz": "MWOZ"}
 
 
 def majority_rating(ratings: list[int]) -> int:

@@ -1,0 +1,270 @@
+"""`tactful eval conversations`: loading USS dialogues (bad input counted, never a crash),
+dialogues as engine events, the intervention metrics on hand-made cases, and the command
+end to end on a miniature corpus (and on the real one when shared/data is there)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from tactful.evaluation.cli import eval_app
+from tactful.evaluation.conversations import (
+    Dialogue,
+    Turn,
+    bot_outcome,
+    dialogue_events,
+    first_at,
+    intervention_curve,
+    interventions,
+    parse_dialogues,
+    run_engine,
+)
+from tactful.evaluation.tasks import DEFAULT_DATA_DIR
+from tactful.events import parse_event
+
+
+def _line(dialogue_id: str, turns: list[dict[str, Any]]) -> str:
+    return json.dumps({"dialogue_id": dialogue_id, "overall_ratings": [3], "turns": turns})
+
+
+def user(text: str, *ratings: int, action: str = "INFORM") -> dict[str, Any]:
+    return {"role": "USER", "text": text, "action": action, "ratings": list(ratings) or None}
+
+
+def system(text: str, action: str = "INFORM") -> dict[str, Any]:
+    return {"role": "SYSTEM", "text": text, "action": action, "ratings": None}
+
+
+# --- loading ----------------------------------------------------------------------------
+
+
+def test_bad_lines_dialogues_and_turns_are_counted_not_fatal():
+    lines = [
+        "not json at all",
+        "[1, 2, 3]",
+        json.dumps({"dialogue_id": "no-turns"}),
+        _line("only-system", [system("Hello, how can I help?")]),
+        _line(
+            "mixed",
+            [
+                user("I need a table for two tonight.", 3, 3, 4),
+                {"role": "WIZARD", "text": "???", "action": "", "ratings": None},
+                system("Which area?", "REQUEST"),
+                user("Anywhere central.", action="INFORM"),  # unrated
+                user("   ", 3),  # empty text
+                user("That's not what I asked for!", 1, 2, 3),
+            ],
+        ),
+        "",
+    ]
+    dialogues, skipped = parse_dialogues(lines)
+    assert [d.dialogue_id for d in dialogues] == ["mixed"]
+    assert skipped.as_dict() == {
+        "bad_lines": 3,
+        "no_user_turns": 1,
+        "unrated_turns": 1,
+        "unknown_roles": 1,
+        "empty_turns": 1,
+    }
+    d = dialogues[0]
+    # the unrated turn is kept (it is an event the engine sees) but has no label
+    assert d.labels == [False, None, True]
+    assert d.first_dissatisfied == 2
+
+
+def test_majority_ties_go_to_the_lower_rating_and_bad_ratings_are_ignored():
+    dialogues, skipped = parse_dialogues(
+        [_line("d", [user("hm", 2, 3), user("ok", 3, 3, 2), user("x", 9, 0)])]
+    )
+    assert dialogues[0].labels == [True, False, None]
+    assert skipped.unrated_turns == 1
+
+
+# --- dialogues as events ----------------------------------------------------------------
+
+
+def test_bot_outcome_reads_the_acts_that_say_the_bot_could_not_do_it():
+    assert bot_outcome("NOTIFY_FAILURE") == "failed"
+    assert bot_outcome("Restaurant-NoOffer,Restaurant-Request") == "failed"
+    assert bot_outcome("Booking-NoBook") == "failed"
+    assert bot_outcome("OFFER") == "success"
+    assert bot_outcome("") == "success"
+
+
+def test_dialogue_events_are_valid_events_in_order():
+    d = Dialogue(
+        "d1",
+        (
+            Turn("USER", "Book me a car", "INFORM_INTENT", False),
+            Turn("SYSTEM", "Sorry, none are free.", "NOTIFY_FAILURE"),
+            Turn("USER", "Seriously?", "INFORM", True),
+        ),
+    )
+    events, user_at = dialogue_events(d, "c1")
+    parsed = [parse_event(e) for e in events]
+    assert [e.type for e in parsed] == ["message", "bot_turn", "message"]
+    assert user_at == [0, 2]
+    bot = parsed[1]
+    assert bot.type == "bot_turn"
+    assert bot.outcome == "failed" and bot.step_id == "NOTIFY_FAILURE"
+    assert parsed[0].timestamp < parsed[1].timestamp < parsed[2].timestamp
+    assert len({e.event_id for e in parsed}) == 3
+    only_user, at = dialogue_events(d, "c1", with_bot=False)
+    assert [e["type"] for e in only_user] == ["message", "message"] and at == [0, 1]
+
+
+def test_engine_state_after_each_user_turn_and_the_policys_first_intervention():
+    calm = Dialogue(
+        "calm",
+        (
+            Turn("USER", "Find me a hotel in the centre.", "", False),
+            Turn("SYSTEM", "Cityroomz is in the centre.", "Hotel-Inform"),
+            Turn("USER", "Great, thanks.", "", False),
+        ),
+    )
+    angry = Dialogue(
+        "angry",
+        (
+            Turn("USER", "I need a train to Ely.", "", False),
+            Turn("SYSTEM", "There is no train.", "Train-NoOffer"),
+            Turn("USER", "Let me talk to a human agent right now, this is useless!", "", True),
+        ),
+    )
+    run = run_engine([calm, angry], with_bot=True, tag="t")
+    assert [len(s) for s in run.states] == [2, 2]
+    assert all(0.0 <= v <= 1.0 for s in run.states for v in s)
+    assert run.states[1][1] > run.states[0][1]  # the angry turn raised the state
+    assert run.policy_first == [None, 1]  # asking for a person escalates, at that turn
+    assert run.decisions["escalate"] >= 1
+
+
+# --- the metrics ------------------------------------------------------------------------
+
+
+def test_interventions_catch_late_never_and_false():
+    # first dissatisfied turn per dialogue, and the turn each system first intervened at
+    firsts = [2, 2, 2, 1, None, None, None, None]
+    at = [0, 2, 4, None, None, 3, None, 0]
+    r = interventions(at, firsts)
+    assert (r.caught, r.dissatisfied, r.late, r.never) == (2, 4, 1, 1)
+    assert r.catch_rate == 0.5
+    assert (r.false_interventions, r.satisfied) == (2, 4)
+    assert r.false_intervention_rate == 0.5
+    assert r.mean_offset == pytest.approx((-2 + 0 + 2) / 3)
+
+
+def test_first_at_is_the_first_turn_reaching_the_threshold():
+    assert first_at([0.1, 0.5, 0.9], 0.5) == 1
+    assert first_at([0.1, 0.2], 0.5) is None
+
+
+def test_curve_counts_only_turns_up_to_the_first_dissatisfied_one_as_catches():
+    scores = [
+        [0.1, 0.2, 0.9],  # dissatisfied at turn 1; its 0.9 comes too late
+        [0.8, 0.1],  # dissatisfied at turn 0
+        [0.3, 0.7],  # satisfied
+    ]
+    curve = intervention_curve(scores, [1, 0, None])
+    points = dict(
+        zip(curve.thresholds, zip(curve.catch, curve.false_intervention, strict=True), strict=True)
+    )
+    assert points[math.inf] == (0.0, 0.0)
+    assert points[0.8] == (0.5, 0.0)  # only the second dialogue is caught
+    assert points[0.7] == (0.5, 1.0)  # the satisfied one is now flagged
+    assert points[0.2] == (1.0, 1.0)
+    assert curve.best_catch_at(0.0) == 0.5
+    assert curve.best_catch_at(1.0) == 1.0
+
+
+# --- the command ------------------------------------------------------------------------
+
+CALM = [
+    "I'd like to book a table for four at seven.",
+    "Could you find me a hotel near the station?",
+    "Yes, that works for me.",
+    "What is the address?",
+    "Thanks, that's all I needed.",
+]
+UPSET = [
+    "No! That's the wrong date again, I told you Tuesday.",
+    "This is useless, you keep getting it wrong.",
+    "Ugh, forget it, that's terrible.",
+]
+
+
+def _corpus(n: int, seed: int) -> list[str]:
+    """n small dialogues; every third has a dissatisfied turn after a failed bot reply."""
+    lines = []
+    for i in range(n):
+        turns = [user(CALM[(i + seed) % len(CALM)], 3, 3, 4), system("Here you go.", "OFFER")]
+        if i % 3 == 0:
+            turns += [system("Sorry, I could not book that.", "NOTIFY_FAILURE")]
+            turns += [user(UPSET[(i + seed) % len(UPSET)], 1, 2, 2)]
+        turns += [user(CALM[(i + seed + 2) % len(CALM)], 3, 4, 3)]
+        lines.append(_line(f"SGD-{seed}-{i}", turns))
+    return lines
+
+
+@pytest.fixture
+def uss(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    (root / "uss").mkdir(parents=True)
+    for split, seed in (("dev", 0), ("test", 1)):
+        rows = [*_corpus(12, seed), "{broken", _line("empty", [system("Hi")])]
+        (root / "uss" / f"SGD.{split}.jsonl").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture
+def cli(monkeypatch) -> CliRunner:
+    monkeypatch.setenv("COLUMNS", "200")
+    return CliRunner()
+
+
+def test_command_writes_the_report_and_ends_with_json(cli, uss, tmp_path):
+    out = tmp_path / "report"
+    args = ["conversations", "--data", str(uss), "--corpus", "uss-sgd"]
+    result = cli.invoke(eval_app, [*args, "--report", str(out), "--no-progress", "--json"])
+    assert result.exit_code == 0, result.output
+    last = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(last) == {"uss-sgd"}
+    systems = {"tactful", "tactful-no-behaviour", "text-only", "vader"}
+    assert set(last["uss-sgd"]) == systems | {"catch_ratio_vs_vader"}
+    for name in systems:
+        assert set(last["uss-sgd"][name]) == {"turn_auc", "catch_rate", "false_intervention_rate"}
+        assert 0.0 <= last["uss-sgd"][name]["turn_auc"] <= 1.0
+    # the upset turns are easy: the text scorer ranks them above the calm ones
+    assert last["uss-sgd"]["text-only"]["turn_auc"] > 0.9
+    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "report.json", "report.md"]
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (out / "report.md").read_text()
+    assert "| uss-sgd | vader |" in md
+    assert "bad lines 2, no user turns 2" in md  # dev and test had one each
+    full = json.loads((out / "report.json").read_text())["uss-sgd"]
+    assert full["skipped"]["bad_lines"] == 2 and full["skipped"]["no_user_turns"] == 2
+    assert full["test_dialogues"] == 12
+    assert full["test_dissatisfied_turns"] == 4
+
+
+def test_command_exits_2_on_missing_data_or_unknown_corpus(cli, uss, tmp_path):
+    result = cli.invoke(eval_app, ["conversations", "--data", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2 and "not found" in result.output
+    result = cli.invoke(eval_app, ["conversations", "--data", str(uss), "--corpus", "jddc"])
+    assert result.exit_code == 2 and "uss-sgd, uss-mwoz" in result.output
+    # uss-mwoz's files are not in the miniature
+    result = cli.invoke(eval_app, ["conversations", "--data", str(uss), "--corpus", "uss-mwoz"])
+    assert result.exit_code == 2 and "MWOZ.dev.jsonl: missing" in result.output
+
+
+@pytest.mark.skipif(not DEFAULT_DATA_DIR.is_dir(), reason="shared/data is not checked out")
+def test_command_on_the_real_dialogues(cli, tmp_path):
+    args = ["conversations", "--limit", "25", "--report", str(tmp_path / "r"), "--no-progress"]
+    result = cli.invoke(eval_app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    last = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(last) == {"uss-sgd", "uss-mwoz"}
