@@ -156,6 +156,9 @@ class Dispatcher:
                 dead = permanent or row.attempts + 1 >= self.retry.max_attempts
                 why = f"{type(exc).__name__}: {exc}"
                 retry_at = now + self.retry.delay(row.attempts)
+                asked = exc.retry_after if isinstance(exc, ChannelError) else None
+                if asked is not None:  # the receiver's Retry-After, if later than ours
+                    retry_at = max(retry_at, now + timedelta(seconds=asked))
                 failures.extend((m.action_id, why, retry_at, dead) for m in members)
                 retryable += 0 if permanent else len(members)
                 errors[f"{name}: {why}" + (" (dead)" if dead else "")] += len(members)

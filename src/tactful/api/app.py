@@ -26,6 +26,7 @@ from tactful.actions.channels.config import SourceSpec
 from tactful.actions.guidance import guidance
 from tactful.api.acting import acting_routes
 from tactful.api.auth import Keyring, Sessions, scope
+from tactful.api.helpdesks import helpdesk_routes
 from tactful.api.learning import drift_now, learning_routes
 from tactful.api.params import aware
 from tactful.api.reviews import reviews_routes
@@ -200,6 +201,7 @@ def create_app(
     app.include_router(learning_routes(engine))
     app.include_router(reviews_routes(engine))
     app.include_router(segment_routes(engine, publisher))
+    app.include_router(helpdesk_routes(engine, publisher))
     app.include_router(dashboard_routes(engine))
     app.router.routes.append(static_mount())
     engine.metrics.watch_outcomes(

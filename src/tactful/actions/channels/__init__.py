@@ -22,11 +22,15 @@ __all__ = ["Channel", "ChannelError", "LogChannel"]
 class ChannelError(RuntimeError):
     """A delivery that failed. The dispatcher retries it, unless ``permanent`` (the
     receiver refused it, e.g. HTTP 4xx: sending it again would fail the same way), which
-    goes straight to the dead-letter list with this message."""
+    goes straight to the dead-letter list with this message. ``retry_after``: seconds the
+    receiver asked to wait (its ``Retry-After``); the next attempt is no sooner."""
 
-    def __init__(self, message: str, permanent: bool = False) -> None:
+    def __init__(
+        self, message: str, permanent: bool = False, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.retry_after = retry_after
 
 
 class Channel(Protocol):

@@ -20,6 +20,11 @@ environment when the file loads (a missing variable is an error, not an empty st
         secret: ${TACTFUL_CRM_SECRET}
         timeout: 5s
         concurrency: 4
+      zendesk:               # a handoff opens a ticket, the package an internal note
+        type: zendesk        # (also intercom, freshdesk: docs/helpdesks.md)
+        base_url: https://acme.zendesk.com
+        email: tactful@acme.com
+        token: ${ZENDESK_API_TOKEN}
       am_mail:
         type: email
         host: smtp.example.com
@@ -177,7 +182,50 @@ class LogSpec(_Channel):
     path: str
 
 
-ChannelSpec = Annotated[WebhookSpec | SlackSpec | EmailSpec | LogSpec, Field(discriminator="type")]
+class _HelpdeskSpec(_Channel):
+    """A helpdesk a handoff opens a ticket in, with the package as an internal note
+    (actions/channels/helpdesk.py, docs/helpdesks.md). Give credentials as ${ENV_VARS}."""
+
+    base_url: str
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 2
+
+    _url = field_validator("base_url")(check_url)
+
+
+class ZendeskSpec(_HelpdeskSpec):
+    """``base_url``: https://<subdomain>.zendesk.com; ``email``: the agent the API token
+    belongs to; ``token``: the API token."""
+
+    type: Literal["zendesk"]
+    email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
+    token: Annotated[str, Field(min_length=1)]
+    tags: list[Annotated[str, Field(min_length=1, max_length=80)]] = ["tactful"]
+
+
+class IntercomSpec(_HelpdeskSpec):
+    """``token``: an access token; ``admin_id``: the teammate the note is written as;
+    ``ticket_type_id``: the type of ticket made."""
+
+    type: Literal["intercom"]
+    base_url: str = "https://api.intercom.io"
+    token: Annotated[str, Field(min_length=1)]
+    admin_id: Annotated[str, Field(min_length=1)]
+    ticket_type_id: Annotated[str, Field(min_length=1)]
+    version: Annotated[str, Field(min_length=1, max_length=16)] = "2.11"
+
+
+class FreshdeskSpec(_HelpdeskSpec):
+    """``base_url``: https://<domain>.freshdesk.com; ``api_key``: an agent's API key."""
+
+    type: Literal["freshdesk"]
+    api_key: Annotated[str, Field(min_length=1)]
+    tags: list[Annotated[str, Field(min_length=1, max_length=80)]] = ["tactful"]
+
+
+ChannelSpec = Annotated[
+    WebhookSpec | SlackSpec | EmailSpec | LogSpec | ZendeskSpec | IntercomSpec | FreshdeskSpec,
+    Field(discriminator="type"),
+]
 ChannelName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 
 
@@ -315,6 +363,8 @@ def build_channels(
                 spec.timeout,
                 spec.concurrency,
             )
+        elif isinstance(spec, ZendeskSpec | IntercomSpec | FreshdeskSpec):
+            out[name] = _helpdesk(name, spec)
         else:
             out[name] = LogChannel(spec.path)
     unknown = sorted(needed - set(out))
@@ -324,3 +374,36 @@ def build_channels(
             f"configure (configured: {', '.join(sorted(out))})"
         )
     return out
+
+
+def _helpdesk(name: str, spec: ZendeskSpec | IntercomSpec | FreshdeskSpec) -> Channel:
+    from tactful.actions.channels.helpdesk import (
+        FreshdeskChannel,
+        IntercomChannel,
+        ZendeskChannel,
+    )
+
+    if isinstance(spec, ZendeskSpec):
+        return ZendeskChannel(
+            name,
+            spec.base_url,
+            spec.email,
+            spec.token,
+            spec.timeout,
+            spec.concurrency,
+            tuple(spec.tags),
+        )
+    if isinstance(spec, IntercomSpec):
+        return IntercomChannel(
+            name,
+            spec.token,
+            spec.admin_id,
+            spec.ticket_type_id,
+            spec.base_url,
+            spec.version,
+            spec.timeout,
+            spec.concurrency,
+        )
+    return FreshdeskChannel(
+        name, spec.base_url, spec.api_key, spec.timeout, spec.concurrency, tuple(spec.tags)
+    )
