@@ -233,7 +233,7 @@ def test_command_writes_the_report_and_ends_with_json(cli, uss, tmp_path):
     assert result.exit_code == 0, result.output
     last = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(last) == {"uss-sgd"}
-    systems = {"tactful", "tactful-no-behaviour", "text-only", "vader"}
+    systems = {"tactful", "tactful-trend", "tactful-no-behaviour", "text-only", "vader"}
     assert set(last["uss-sgd"]) == systems | {"catch_ratio_vs_vader"}
     for name in systems:
         assert set(last["uss-sgd"][name]) == {"turn_auc", "catch_rate", "false_intervention_rate"}

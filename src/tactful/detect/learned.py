@@ -33,6 +33,7 @@ from tactful.detect.embedder import MAX_TOKENS, MODELS_DIR, StaticEmbedder, load
 from tactful.detect.features import TOKEN_SCALE, CharGrams, context_boost, features
 from tactful.detect.text import TextScores, score_text
 from tactful.signals import DIMENSIONS, TOPICS
+from tactful.state.conversation import DEFAULT_CONVERSATION, ConversationModel
 
 __all__ = [
     "DEFAULT_HEADS",
@@ -160,6 +161,14 @@ class TextScorer:
             for d, m in self.card.get("mixtures", {}).items()
         ]
         self.topics: list[str] = list(self.card["topics"])
+        # The reply head (a column, not a dimension) and the conversation's weights.
+        replies = self.card.get("replies")
+        self._reply: int | None = at[replies["column"]] if replies else None
+        self.conversation = (
+            ConversationModel.from_card(replies["conversation"])
+            if replies and "conversation" in replies
+            else DEFAULT_CONVERSATION
+        )
         self._dense = arrays["dense"].astype(np.float32)
         self._tokens = arrays["tokens"].astype(np.float32)
         self._bias = arrays["bias"].astype(np.float32)
@@ -187,6 +196,34 @@ class TextScorer:
         cleaned, notes = zip(*(clean_text(t) for t in texts), strict=True)
         lexical = [score_text(t, list(h)) for t, h in zip(cleaned, histories, strict=True)]
         ids = self.embedder.token_ids(cleaned)  # tokenised once: embedding and bag
+        logits, topic_logits, rows, cols, contrib, spans = self._logits(
+            cleaned, histories, lexical, ids
+        )
+
+        # Per dimension: its probability, and the word pieces' pull on it.
+        return self._scores(
+            cleaned,
+            histories,
+            notes,
+            lexical,
+            ids,
+            logits,
+            topic_logits,
+            rows,
+            cols,
+            contrib,
+            spans,
+        )
+
+    def _logits(
+        self,
+        cleaned: Sequence[str],
+        histories: Sequence[Sequence[str]],
+        lexical: Sequence[TextScores],
+        ids: list[list[int]],
+    ) -> tuple[Any, Any, list[int], list[int], Any, list[tuple[int, int]]]:
+        """Every column's and topic's logit for the batch, and the word pieces' part in
+        them (rows, word piece ids, contributions, each message's span)."""
         embeddings = (
             self.encoder.encode(list(cleaned))
             if self.encoder is not None
@@ -195,7 +232,6 @@ class TextScorer:
         dense = features(self.embedder, cleaned, histories, lexical, embeddings)
         logits = dense @ self._dense + self._bias
         topic_logits = dense @ self._topic_dense + self._topic_bias
-
         # The bag of word pieces for the whole batch: one gather and one scatter-add.
         rows: list[int] = []
         cols: list[int] = []
@@ -224,7 +260,34 @@ class TextScorer:
                 k = logits.shape[1]
                 logits[c_rows[starts]] += summed[:, :k]
                 topic_logits[c_rows[starts]] += summed[:, k:]
-        # Per dimension: its probability, and the word pieces' pull on it.
+        return logits, topic_logits, rows, cols, contrib, spans
+
+    def score_replies(self, texts: Sequence[str]) -> list[float]:
+        """How likely each bot or agent reply leaves the customer dissatisfied (the reply
+        head, trained on the USS dialogues' system turns); the model's prior for every
+        reply when these heads have no reply head."""
+        if self._reply is None or not texts:
+            return [self.conversation.prior for _ in texts]
+        cleaned = [clean_text(t)[0] for t in texts]
+        lexical = [score_text(t) for t in cleaned]
+        ids = self.embedder.token_ids(cleaned)
+        logits = self._logits(cleaned, [() for _ in cleaned], lexical, ids)[0]
+        return [float(p) for p in _sigmoid(logits[:, self._reply])]
+
+    def _scores(
+        self,
+        cleaned: Sequence[str],
+        histories: Sequence[Sequence[str]],
+        notes: Sequence[tuple[str, ...]],
+        lexical: Sequence[TextScores],
+        ids: list[list[int]],
+        logits: Any,
+        topic_logits: Any,
+        rows: list[int],
+        cols: list[int],
+        contrib: Any,
+        spans: list[tuple[int, int]],
+    ) -> list[TextScores]:
         probs = np.zeros((len(cleaned), len(self.dimensions)), dtype=np.float32)
         pull = np.zeros((len(cols), len(self.dimensions)), dtype=np.float32)
         dim_index = {d: j for j, d in enumerate(self.dimensions)}

@@ -14,12 +14,15 @@ step id). The events go through :class:`tactful.runtime.engine.Engine` over a th
 SQLite store with the shipped default policy and text scorer, exactly as served
 traffic would, 20 seconds apart.
 
-Four systems are compared, each giving every user turn a score:
+Five systems are compared, each giving every user turn a score:
 
-- ``tactful``: the engine's frustration *state* after the turn (the trend the policy
-  reads), with the bot's turns and everything the engine derives from them;
-- ``tactful-no-behaviour``: the same engine fed the user's messages only (no bot turns,
-  so no loop or stall signals; the text scorer still sees the earlier messages);
+- ``tactful``: the engine's frustration state after the turn, as the policy reads it for
+  the conversation in progress (``state.frustration_now``: the message, the bot reply it
+  answers and the conversation's earlier evidence; state/conversation.py);
+- ``tactful-trend``: the engine's days-long frustration trend (``state.frustration``,
+  what holds and cross-session rules read), for comparison;
+- ``tactful-no-behaviour``: the engine fed the user's messages only (no bot turns, so no
+  replies read, no loop or stall signals; the text scorer still sees earlier messages);
 - ``text-only``: tactful's text scorer on the current message alone (no history, no
   state);
 - ``vader``: VADER's compound polarity of the current message, negated (what most teams
@@ -31,8 +34,8 @@ first turn whose score reaches its threshold; for a dissatisfied dialogue that i
 *catch* when it is at or before the first dissatisfied turn (how many turns early or
 late is reported); for a dialogue without one, any intervention is a *false
 intervention*. Each system intervenes at its dev-chosen turn threshold (the classifier
-that says "dissatisfied now" is the one that acts). As the threshold moves, catch rate against
-false-intervention rate traces one curve per system (plotted), and
+that says "dissatisfied now" is the one that acts). As the threshold moves, catch rate
+against false-intervention rate traces one curve per system (plotted), and
 ``catch_ratio_vs_vader`` reads tactful's curve at VADER's false-intervention rate:
 tactful's best catch rate there over VADER's.
 
@@ -85,7 +88,7 @@ __all__ = [
 ]
 
 CORPORA = USS_CORPORA
-SYSTEMS = ("tactful", "tactful-no-behaviour", "text-only", "vader")
+SYSTEMS = ("tactful", "tactful-trend", "tactful-no-behaviour", "text-only", "vader")
 ENGINE = "tactful"
 BASELINE = "vader"
 # What counts as the engine intervening in a conversation: the decision kinds that
@@ -265,10 +268,12 @@ def dialogue_events(
 
 @dataclass(frozen=True, slots=True)
 class EngineRun:
-    """Per dialogue: the frustration state after each user turn, and the index of the
-    first user turn at which the policy intervened (None: never)."""
+    """Per dialogue: the conversation's frustration now (``state.frustration_now``) and
+    the days-long frustration trend (``state.frustration``) after each user turn, and the
+    index of the first user turn at which the policy intervened (None: never)."""
 
     states: list[list[float]]
+    trends: list[list[float]]
     policy_first: list[int | None]
     decisions: Counter[str]
 
@@ -288,6 +293,7 @@ def run_engine(
     from tactful.state.store import open_store
 
     states: list[list[float]] = []
+    trends: list[list[float]] = []
     firsts: list[int | None] = []
     kinds: Counter[str] = Counter()
     with tempfile.TemporaryDirectory(prefix="tactful-conv-") as tmp:
@@ -306,6 +312,7 @@ def run_engine(
                 results = engine.ingest(raws, source="eval")
                 for offset, user_at in spans:
                     levels: list[float] = []
+                    longs: list[float] = []
                     first: int | None = None
                     turn = -1
                     for k in range(offset, offset + (user_at[-1] + 1 if user_at else 0)):
@@ -315,17 +322,19 @@ def run_engine(
                         if k - offset in user_at:
                             turn += 1
                             at = processed.event.timestamp
-                            levels.append(processed.state.level("frustration", at, trend))
+                            levels.append(processed.state.conversation.level(at))
+                            longs.append(processed.state.level("frustration", at, trend))
                         acted = [d.kind for d in processed.decisions if not d.holdout]
                         kinds.update(acted)
                         if first is None and turn >= 0 and INTERVENTIONS.intersection(acted):
                             first = turn
                     states.append(levels)
+                    trends.append(longs)
                     firsts.append(first)
                 advance(len(part))
         finally:
             store.close()
-    return EngineRun(states, firsts, kinds)
+    return EngineRun(states, trends, firsts, kinds)
 
 
 # --- metrics ----------------------------------------------------------------------------
@@ -819,6 +828,7 @@ def run_conversation_eval(
                     scores[name][split] = run.states
                     if name == ENGINE:
                         runs[split] = run
+                        scores["tactful-trend"][split] = run.trends
                 bar.update(job, description=f"{corpus} {split} · text-only, vader")
                 scores["text-only"][split] = _message_scores(dialogues, text_only)
                 scores["vader"][split] = _message_scores(dialogues, negated_compound)

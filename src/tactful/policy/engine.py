@@ -143,6 +143,7 @@ _STATE_FIELDS: dict[str, StateField] = {
     "events_seen": lambda s, now, c: s.events_seen,
     "active_holds": lambda s, now, c: len(s.active_holds(now)),
     "open_handoffs": lambda s, now, c: len(s.handoffs),
+    "frustration_now": lambda s, now, c: s.conversation.level(now),
 }
 assert set(_STATE_FIELDS) == NAMESPACES["state"]
 

@@ -98,6 +98,10 @@ NAMESPACES: dict[str, frozenset[str]] = {
             "events_seen",
             "active_holds",
             "open_handoffs",
+            # the conversation in progress: how frustrated the customer is now (its latest
+            # message, the reply it answered and the conversation's earlier evidence,
+            # fading within minutes of quiet); the dimensions above remember for days
+            "frustration_now",
         }
     ),
     "event": frozenset(

@@ -27,7 +27,7 @@ from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from tactful.actions.lifecycle import Change, LifecycleError, due_releases
 from tactful.actions.redact import redact
@@ -39,6 +39,7 @@ from tactful.policy.incident import Incident
 from tactful.policy.model import BUILTIN, TextField, load_policy
 from tactful.runtime.pipeline import Processed, process
 from tactful.state.account import AccountState
+from tactful.state.conversation import DEFAULT_CONVERSATION, ConversationModel
 from tactful.state.customer import CustomerState, MemoryConfig, too_late, with_message
 from tactful.state.store.base import QuarantineItem, Store
 
@@ -53,6 +54,26 @@ class TextBatchScorer(Protocol):
     def score_batch(
         self, texts: Sequence[str], histories: Sequence[Sequence[str]] | None = None
     ) -> list[TextScores]: ...
+
+
+@runtime_checkable
+class ReplyScorer(Protocol):
+    """A text scorer that also reads bot and agent replies (the learned one): how likely
+    each leaves the customer dissatisfied, and the weights that turn that and the
+    customer's messages into the conversation's frustration now."""
+
+    conversation: ConversationModel
+
+    def score_replies(self, texts: Sequence[str]) -> list[float]: ...
+
+
+def reply_text(event: Event) -> str | None:
+    """The text of a reply to the customer (a bot turn's, a bot's or agent's message)."""
+    if event.type == "bot_turn" and event.text and event.text.strip():
+        return event.text
+    if event.type == "message" and event.role in ("bot", "agent"):
+        return event.text
+    return None
 
 
 @dataclass(slots=True)
@@ -409,6 +430,12 @@ class Engine:
         working = self._load([e for _, e in fresh])
         accounts = self._load_accounts([e for _, e in fresh], working)
         texts = self._score_texts([e for _, e in fresh], working)
+        replies = self._score_replies([e for _, e in fresh])
+        reading = (
+            self.text_scorer.conversation
+            if isinstance(self.text_scorer, ReplyScorer)
+            else DEFAULT_CONVERSATION
+        )
         batch: list[Processed] = []
         for i, event in fresh:
             state = working[event.customer_id]
@@ -426,6 +453,8 @@ class Engine:
                 incident,
                 self._queue_load(policy, event.timestamp, handoffs),
                 self.shadow,
+                replies.get(event.event_id),
+                reading,
             )
             handoffs.extend(
                 (d.params["queue"], d.at) for d in out.decisions if d.kind == "escalate"
@@ -476,6 +505,17 @@ class Engine:
             return {}
         scores = self.text_scorer.score_batch([i[1] for i in items], [i[2] for i in items])
         return {item[0]: s for item, s in zip(items, scores, strict=True)}
+
+    def _score_replies(self, events: list[Event]) -> dict[str, float]:
+        """The batch's bot and agent replies, each read by the scorer's reply head (when
+        it has one): how likely it leaves the customer dissatisfied."""
+        if not isinstance(self.text_scorer, ReplyScorer):
+            return {}
+        items = [(e.event_id, t) for e in events if (t := reply_text(e)) is not None]
+        if not items:
+            return {}
+        risks = self.text_scorer.score_replies([t for _, t in items])
+        return {event_id: risk for (event_id, _), risk in zip(items, risks, strict=True)}
 
     def _states(self, customer_ids: Sequence[str]) -> dict[str, CustomerState]:
         """The customers' states from the cache, else the store (the unknown left out)."""

@@ -12,13 +12,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from tactful.actions import Action, plan_actions
-from tactful.detect import BehaviorConfig, Signal, TextScores, detect
+from tactful.detect import BehaviorConfig, Signal, TextScores, detect, scored_text
+from tactful.detect.text import score_text
 from tactful.events import Event
 from tactful.learn.outcomes import Outcome, derive_outcomes
 from tactful.policy.engine import Decision, PolicyEngine
 from tactful.policy.incident import Incident
 from tactful.policy.model import Policy
 from tactful.state.account import AccountState, remember_account
+from tactful.state.conversation import DEFAULT_CONVERSATION, ConversationModel
 from tactful.state.customer import (
     DEFAULT_MEMORY,
     CustomerState,
@@ -82,13 +84,18 @@ def process(
     incident: Incident | None = None,
     queue_load: Mapping[str, int] | None = None,
     shadow: PolicyEngine | None = None,
+    reply_risk: float | None = None,
+    conversation: ConversationModel = DEFAULT_CONVERSATION,
 ) -> Processed:
     """Detect signals on ``event``, fold them into the customer's (and their account's)
     state, decide, plan actions, and note what the event reveals about earlier decisions.
 
     ``account``: the state of the account the customer belongs to, if any (the caller
     loads it by the event's or the customer's account id). ``shadow``: a candidate policy
-    that decides on exactly what ``policy`` saw, for comparison only."""
+    that decides on exactly what ``policy`` saw, for comparison only. ``reply_risk``: for
+    a bot's or agent's reply, how likely a reply like it leaves the customer dissatisfied
+    (the text scorer's reply head); ``conversation``: the weights that read the
+    conversation's frustration now (state/conversation.py)."""
     if is_too_late(state, event, memory):
         return Processed(
             event,
@@ -105,8 +112,27 @@ def process(
             account=account,
             late=True,
         )
+    written = scored_text(event)
+    if written is not None and text is None:  # the lexical tier, read once for both uses
+        text = score_text(written, state.recent_messages)
     signals = detect(event, state, behavior, text)
     remembered = remember(state, event, signals, memory)
+    if event.type == "message" and text is not None:
+        remembered = remembered.model_copy(
+            update={
+                "conversation": conversation.read(
+                    state.conversation, event.timestamp, text.scores["frustration"]
+                )
+            }
+        )
+    elif reply_risk is not None:
+        remembered = remembered.model_copy(
+            update={
+                "conversation": conversation.replied(
+                    state.conversation, event.timestamp, reply_risk
+                )
+            }
+        )
     account_changed = context_changed = False
     if account is not None:
         before = account

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tactful.events import Event
 from tactful.instant import Instant
 from tactful.signals import Signal
+from tactful.state.conversation import Conversation
 from tactful.state.trend import DEFAULT_TREND, EMPTY_TREND, Trend, TrendConfig, Trended
 
 __all__ = [
@@ -253,6 +254,8 @@ class CustomerState(Trended, _Model):
     # evidence: recent signals verbatim; older ones summarised as counts per name
     signals: list[SignalMark] = Field(default_factory=list)
     signal_counts: dict[str, int] = Field(default_factory=dict)
+    # the conversation in progress: its frustration now (state/conversation.py)
+    conversation: Conversation = Field(default_factory=Conversation)
     # what tactful has done
     holds: list[Hold] = Field(default_factory=list)
     handoffs: list[Handoff] = Field(default_factory=list)

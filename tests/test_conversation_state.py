@@ -1,0 +1,139 @@
+"""The conversation's frustration now (state/conversation.py): how a message, the reply
+it answers and earlier evidence combine, how it fades, and that the engine keeps it and
+the policy can read it as ``state.frustration_now``."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tactful.detect.learned import load_scorer
+from tactful.policy import PolicyEngine
+from tactful.policy.model import Policy
+from tactful.runtime.engine import Engine
+from tactful.state.conversation import (
+    DEFAULT_CONVERSATION,
+    HALF_LIFE_S,
+    Conversation,
+    ConversationModel,
+    logit,
+)
+from tactful.state.store import SQLiteStore
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+MODEL = ConversationModel(version="t", message=1.0, reply=0.5, memory=0.2, bias=0.0, prior=0.06)
+
+
+def sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def test_a_message_alone_reads_as_its_own_frustration():
+    conv = MODEL.read(Conversation(), T0, 0.3)
+    assert conv.frustration == pytest.approx(0.3)
+    assert conv.at == T0 and conv.messages == 1
+    assert conv.evidence == pytest.approx(logit(0.3) - logit(0.06))
+
+
+def test_a_risky_reply_and_earlier_evidence_raise_the_next_reading():
+    first = MODEL.read(Conversation(), T0, 0.3)
+    replied = MODEL.replied(first, T0 + timedelta(seconds=10), 0.4)
+    second = MODEL.read(replied, T0 + timedelta(seconds=20), 0.1)
+    decayed = first.evidence * 0.5 ** (20 / HALF_LIFE_S)
+    expected = sigmoid(logit(0.1) + 0.5 * (logit(0.4) - logit(0.06)) + 0.2 * decayed)
+    assert second.frustration == pytest.approx(expected)
+    assert second.frustration > 0.1
+    # a calm reply (below the prior) lowers it instead
+    calm = MODEL.read(MODEL.replied(first, T0, 0.01), T0 + timedelta(seconds=20), 0.1)
+    assert calm.frustration < second.frustration
+
+
+def test_a_calm_message_adds_no_evidence():
+    conv = MODEL.read(Conversation(), T0, 0.02)
+    assert conv.evidence == 0.0
+
+
+def test_the_level_fades_over_a_pause_and_old_replies_stop_counting():
+    conv = MODEL.read(Conversation(), T0, 0.8)
+    assert conv.level(T0) == pytest.approx(0.8)
+    assert conv.level(T0 + timedelta(seconds=HALF_LIFE_S)) == pytest.approx(0.4)
+    assert Conversation().level(T0) == 0.0
+    replied = MODEL.replied(Conversation(), T0, 0.9)
+    later = T0 + timedelta(seconds=HALF_LIFE_S + 1)
+    assert MODEL.features(replied, later, 0.2)[1] == 0.0  # another conversation by now
+    assert MODEL.features(replied, T0 + timedelta(seconds=5), 0.2)[1] > 0
+
+
+def test_a_late_reply_does_not_replace_a_newer_one():
+    newer = MODEL.replied(Conversation(), T0 + timedelta(seconds=30), 0.2)
+    assert MODEL.replied(newer, T0, 0.9) is newer
+
+
+def test_the_weights_round_trip_through_the_model_card():
+    assert ConversationModel.from_card(MODEL.as_card()) == MODEL
+    assert DEFAULT_CONVERSATION.reply == 0.0  # the lexical scorer reads no replies
+
+
+def test_the_engine_keeps_the_conversation_and_the_policy_reads_it(tmp_path):
+    policy = PolicyEngine(
+        Policy.model_validate(
+            {
+                "version": "t",
+                "rules": [
+                    {
+                        "id": "souring",
+                        "when": 'event.type == "message" and state.frustration_now >= 0.3',
+                        "then": [
+                            {
+                                "offer_choices": {
+                                    "question": "How shall we go on?",
+                                    "choices": ["A person", "Try again"],
+                                }
+                            }
+                        ],
+                    }
+                ],
+            }
+        )
+    )
+    engine = Engine(SQLiteStore(tmp_path / "t.db"), policy, text_scorer=load_scorer())
+    base = {"customer_id": "c1"}
+    events = [
+        {
+            **base,
+            "event_id": "e1",
+            "type": "message",
+            "text": "Book a table for two at 7.",
+            "timestamp": "2026-03-01T12:00:00Z",
+        },
+        {
+            **base,
+            "event_id": "e2",
+            "type": "bot_turn",
+            "step_id": "book",
+            "outcome": "failed",
+            "text": "Sorry, I could not find any restaurant matching that.",
+            "timestamp": "2026-03-01T12:00:10Z",
+        },
+        {
+            **base,
+            "event_id": "e3",
+            "type": "message",
+            "text": "This is ridiculous, you never find anything. Useless!",
+            "timestamp": "2026-03-01T12:00:30Z",
+        },
+    ]
+    results = engine.ingest(events)
+    states = [r.processed.state for r in results if r.processed is not None]
+    calm, replied, upset = (s.conversation for s in states)
+    assert calm.messages == 1 and calm.frustration < 0.3
+    assert replied.reply_risk is not None and replied.reply_at is not None
+    assert upset.messages == 2 and upset.frustration >= 0.3
+    decided = results[2].processed.decisions if results[2].processed else []
+    assert [d.rule_id for d in decided] == ["souring"]
+    assert decided[0].factors["state.frustration_now"] == pytest.approx(upset.frustration, abs=1e-3)
+    # kept in the store, as the rest of the state is
+    stored = engine.store.load_states(["c1"])["c1"]
+    assert stored.conversation.messages == 2
