@@ -64,30 +64,46 @@ class NatsServer:
     def start(self) -> None:
         for _ in range(3):  # the free port may be taken between looking and listening
             self.port = _free_port()
-            with self.log.open("ab") as out:
-                self.proc = subprocess.Popen(
-                    [
-                        self.binary,
-                        "-js",
-                        "-sd",
-                        str(self.root / "js"),
-                        "-a",
-                        "127.0.0.1",
-                        "-p",
-                        str(self.port),
-                    ],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                )
-            deadline = time.monotonic() + STARTUP_DEADLINE
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                if _listening(self.port):
-                    return
-                time.sleep(0.02)
-            self.stop_process()
+            if self._launch():
+                return
         tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
         raise RuntimeError(f"nats-server did not start:\n{tail}")
+
+    def _launch(self) -> bool:
+        """Start on ``self.port`` with the store directory; whether it listens in time."""
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    self.binary,
+                    "-js",
+                    "-sd",
+                    str(self.root / "js"),
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + STARTUP_DEADLINE
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if _listening(self.port):
+                return True
+            time.sleep(0.02)
+        self.stop_process()
+        return False
+
+    def restart(self) -> None:
+        """Start a stopped (:meth:`stop_process`) server again on the same port and store
+        directory: what JetStream acknowledged before is there again."""
+        for _ in range(20):  # the old listener's port may linger for a moment
+            if self._launch():
+                return
+            time.sleep(0.1)
+        tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+        raise RuntimeError(f"nats-server did not start again on port {self.port}:\n{tail}")
 
     def stop_process(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

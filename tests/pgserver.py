@@ -30,7 +30,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-__all__ = ["PgServer", "find_binaries", "pg_server"]
+__all__ = ["PgServer", "find_binaries", "pg_server", "start_server"]
 
 REQUIRE = "TACTFUL_REQUIRE_POSTGRES"
 
@@ -97,32 +97,58 @@ class PgServer:
         )
         if initdb.returncode != 0:
             raise RuntimeError(f"initdb failed: {initdb.stderr or initdb.stdout}")
-        log = self.root / "server.log"
         for _ in range(3):  # the free port may be taken between looking and listening
             self.port = _free_port()
-            options = (
-                f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-            )
-            started = self._run(
-                str(self.bindir / "pg_ctl"),
-                "start",
-                "-D",
-                str(self.data),
-                "-l",
-                str(log),
-                "-w",
-                "-t",
-                "30",
-                "-o",
-                options,
-            )
+            started = self._launch()
             if started.returncode == 0:
                 with psycopg.connect(self.conninfo()) as conn:
                     self.version = conn.info.server_version
                 return
-        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-        raise RuntimeError(f"pg_ctl start failed: {started.stderr or started.stdout}\n{tail}")
+        raise RuntimeError(self._failed(started))
+
+    @property
+    def log(self) -> Path:
+        return self.root / "server.log"
+
+    def _launch(self) -> subprocess.CompletedProcess[str]:
+        """``pg_ctl start`` on ``self.port`` and the data directory, waiting until ready."""
+        options = (
+            f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        return self._run(
+            str(self.bindir / "pg_ctl"),
+            "start",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-w",
+            "-t",
+            "30",
+            "-o",
+            options,
+        )
+
+    def _failed(self, run: subprocess.CompletedProcess[str]) -> str:
+        tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+        return f"pg_ctl start failed: {run.stderr or run.stdout}\n{tail}"
+
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the server but keep its data directory and port (a database outage, for
+        the fault tests): ``fast`` ends every session, as a shutdown does; ``immediate``
+        as a crash does. :meth:`resume` starts it again."""
+        stopped = self._run(
+            str(self.bindir / "pg_ctl"), "stop", "-D", str(self.data), "-w", "-m", mode
+        )
+        if stopped.returncode != 0:
+            raise RuntimeError(f"pg_ctl stop failed: {stopped.stderr or stopped.stdout}")
+
+    def resume(self) -> None:
+        """Start a :meth:`halt`-ed server again on the same port and data directory."""
+        started = self._launch()
+        if started.returncode != 0:
+            raise RuntimeError(self._failed(started))
 
     def stop(self) -> None:
         if self.data.exists():

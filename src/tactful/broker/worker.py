@@ -16,6 +16,9 @@ event that still fails (a poison event) is written to the store's quarantine (so
 acked, so the partition moves on and nothing is lost. A message JetStream has delivered
 more than ``max_deliveries`` times (workers died or stopped holding it) is quarantined
 the same way without being applied again (unless it was committed already).
+NATS away (restarting) is waited out: fetches time out, acks wait in the client's buffer
+(or, lost, mean redeliveries the store reports as duplicates), and a partition the
+worker cannot bind to its consumer is let go and tried again at the next look.
 Between rounds, every ``interval`` seconds: heartbeat, give back partitions beyond the
 fair share, take free ones (dropping the engine's cached states: the partition's
 customers may have moved on elsewhere).
@@ -33,6 +36,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import nats.errors
+import psycopg
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
@@ -248,12 +253,28 @@ class Worker:
             return await self._isolate(p, msgs)
         self.pending.pop(p, None)
         self.tries.pop(p, None)
-        for m in msgs:
-            await m.ack()
-        await self.nc.flush()
+        await self._ack(p, msgs)
         self.stats.batches += 1
         self._count(results)
         return True
+
+    async def _ack(self, p: int, msgs: list[Msg]) -> None:
+        """Ack messages whose effects are committed (or quarantined). With NATS away (the
+        client reconnecting, a flush unanswered) the worker goes on: an ack that did not
+        reach the server means a redelivery after ``ack_wait``, which the store reports
+        as a duplicate."""
+        assert self.nc is not None
+        if not msgs:
+            return
+        try:
+            for m in msgs:
+                await m.ack()
+            await self.nc.flush()
+        except (nats.errors.Error, TimeoutError) as exc:
+            self.log(
+                f"partition {p}: {len(msgs)} applied, their acks not confirmed "
+                f"({type(exc).__name__}); NATS redelivers what it missed, as duplicates"
+            )
 
     async def _ingest_msgs(self, msgs: list[Msg]) -> list[Any]:
         raws = [m.data for m in msgs]
@@ -280,12 +301,12 @@ class Worker:
         """Apply a failing batch one event at a time, in order: commit and ack the good
         ones, quarantine and ack the ones that fail by themselves. Stops (keeping the rest
         pending) if PostgreSQL is what fails."""
-        assert self.nc is not None
         for i, m in enumerate(msgs):
             try:
                 results = await self._ingest_msgs([m])
             except Exception as exc:
                 if _transient(exc) or not await self._quarantine(p, m, exc):
+                    await self._ack(p, msgs[:i])
                     self.pending[p] = msgs[i:]
                     self.log(
                         f"partition {p}: PostgreSQL failed while isolating a poison event "
@@ -294,8 +315,7 @@ class Worker:
                     return False
             else:
                 self._count(results)
-            await m.ack()
-        await self.nc.flush()
+        await self._ack(p, msgs)
         self.pending.pop(p, None)
         self.tries.pop(p, None)
         self.stats.batches += 1
@@ -306,7 +326,6 @@ class Worker:
         committed (duplicates), quarantine the rest unapplied (applying them again could
         take this worker down as it took the others). Returns those handled (and acked):
         fewer than given if PostgreSQL failed."""
-        assert self.nc is not None
         ids = [_peek(m.data, "event_id") for m in worn]
         try:
             seen = await asyncio.to_thread(self.engine.store.seen_event_ids, [i for i in ids if i])
@@ -319,9 +338,8 @@ class Worker:
                 self.stats.duplicates += 1
             elif not await self._quarantine(p, m, None):
                 break
-            await m.ack()
             done.append(m)
-        await self.nc.flush()
+        await self._ack(p, done)
         return done
 
     async def _quarantine(self, p: int, msg: Msg, exc: Exception | None) -> bool:
@@ -390,28 +408,61 @@ class Worker:
         for p in owner.candidates():
             if len(self.subs) >= target:
                 break
-            if await asyncio.to_thread(owner.try_take, p):
-                # another worker may have applied this partition's customers meanwhile
-                self.engine.forget_cached()
-                self.subs[p] = await self.js.pull_subscribe(
-                    self.config.subject(p),
-                    durable=self.config.durable(p),
-                    stream=self.config.stream,
-                    config=consumer_config(self.config, p, self.options),
+            try:
+                if not await asyncio.to_thread(owner.try_take, p):
+                    continue
+                await self._subscribe(p)
+            except (nats.errors.Error, TimeoutError) as exc:
+                # JetStream cannot answer for the consumer now (nats-server down or still
+                # starting): let the partition go and try again at the next look.
+                self.subs.pop(p, None)
+                self.wait_until.pop(p, None)
+                owner.owned.discard(p)
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(owner.give_back, p)
+                self.log(
+                    f"cannot take partition {p}: JetStream did not answer "
+                    f"({type(exc).__name__}); trying again in {self.options.interval:g}s"
                 )
-                self.stats.taken.append(p)
-                self.log(f"took partition {p} ({len(self.subs)} of target {target})")
-                clean = await asyncio.to_thread(owner.handed_over, p)
-                info = await self.subs[p].consumer_info()
-                if info.num_ack_pending and not clean:
-                    # A worker died holding these unacked: they come back after ack_wait,
-                    # ahead of newer events. Fetching newer ones before would apply a
-                    # customer's events out of order.
-                    self.wait_until[p] = time.monotonic() + self.options.ack_wait + 0.1
-                    self.log(
-                        f"partition {p}: {info.num_ack_pending} unacked by the previous "
-                        f"owner; waiting {self.options.ack_wait:g}s for their redelivery"
-                    )
+                return
+            except psycopg.Error as exc:  # PostgreSQL went between the heartbeat and now
+                self.log(
+                    f"PostgreSQL failed taking partition {p} ({type(exc).__name__}); "
+                    "giving back partitions"
+                )
+                await self._drop_all()
+                return
+            self.stats.taken.append(p)
+            self.log(f"took partition {p} ({len(self.subs)} of target {target})")
+
+    async def _subscribe(self, p: int) -> None:
+        """Bind to a just-taken partition's durable consumer."""
+        assert self.owner is not None and self.js is not None
+        # another worker may have applied this partition's customers meanwhile
+        self.engine.forget_cached()
+        sub = await self.js.pull_subscribe(
+            self.config.subject(p),
+            durable=self.config.durable(p),
+            stream=self.config.stream,
+            config=consumer_config(self.config, p, self.options),
+        )
+        try:
+            info = await sub.consumer_info()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+            raise
+        self.subs[p] = sub
+        clean = await asyncio.to_thread(self.owner.handed_over, p)
+        if info.num_ack_pending and not clean:
+            # A worker died holding these unacked: they come back after ack_wait, ahead
+            # of newer events. Fetching newer ones before would apply a customer's
+            # events out of order.
+            self.wait_until[p] = time.monotonic() + self.options.ack_wait + 0.1
+            self.log(
+                f"partition {p}: {info.num_ack_pending} unacked by the previous "
+                f"owner; waiting {self.options.ack_wait:g}s for their redelivery"
+            )
 
     async def _give_back(self, p: int) -> None:
         """Hand a partition over between batches. What the last pull requests delivered

@@ -543,6 +543,13 @@ def _without(document: str, keys: Sequence[str]) -> str | None:
 def _configure(conn: psycopg.Connection[Any]) -> None:
     # Timestamps are read back in UTC (they are converted anyway; this keeps it cheap).
     conn.execute("SET TIME ZONE 'UTC'")
+    # A commit must be durable when it returns: a worker acks the broker right after it,
+    # and the API answers 202. With synchronous_commit off a PostgreSQL crash loses the
+    # last commits, already acked: lost events (tests/test_broker_faults.py caught it).
+    # Only "off" is raised; local, remote_write, remote_apply are durable enough.
+    row = conn.execute("SHOW synchronous_commit").fetchone()
+    if row is not None and row[0] == "off":
+        conn.execute("SET synchronous_commit TO on")
 
 
 class PostgresStore:
