@@ -1359,6 +1359,21 @@ def train(
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
     heads.save(target)
+    # The conversation's weights read what these heads score, so they are fitted second.
+    from tactful.detect.learned import TextScorer
+    from tactful.evaluation.tasks import data_dir
+    from tactful.train.conversation import fit_conversation
+
+    err.print("conversation: fitting its weights on the USS dev dialogues")
+    reading, info = fit_conversation(
+        TextScorer(embedder, target, encoder), data_dir(data), heads.card["version"]
+    )
+    heads.card["replies"]["conversation"] = {**reading.as_card(), **info}
+    heads.save(target)
+    err.print(
+        f"conversation: dev AUC {info['dev_auc']} (the message alone "
+        f"{info['dev_auc_message_alone']})"
+    )
     console.print(f"wrote {target} ({heads.card['version']})")
 
 

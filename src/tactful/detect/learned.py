@@ -49,6 +49,12 @@ DEFAULT_HEADS = "heads"
 TRANSFORMER_HEADS = "heads-transformer"  # heads over the full transformer's embeddings
 MAX_CHARS = 20_000  # read at most this much of a message (100 KB pastes happen)
 EVIDENCE_FLOOR = 0.2  # below this a dimension is not a signal; its word pieces are not shown
+# Dimensions whose lexical cues are explicit enough to stand on their own ("let me talk to
+# a person"): the fused score is the higher of the learned head's and the cues'. The head
+# learns from a few corpora's phrasings and misses others ("connect me to a live agent"
+# 0.19); the cues name what the customer asks for outright. (Churn's cues are not: "cancel
+# my reservation", "leaving from Boston".)
+LEXICAL_AT_LEAST = frozenset({"wants_human"})
 SALES_TOPICS = ("sales_pricing", "sales_security", "sales_legal", "sales_procurement")
 
 _TAG = re.compile(r"</?[a-zA-Z][^>]{0,200}>")
@@ -313,6 +319,8 @@ class TextScorer:
             start, stop = spans[i]
             for j, dim in enumerate(self.dimensions):
                 scores[dim] = float(probs[i, j])
+                if dim in LEXICAL_AT_LEAST:
+                    scores[dim] = max(scores[dim], lex.scores[dim])
                 if scores[dim] < EVIDENCE_FLOOR or stop == start:
                     continue
                 # The word pieces that pushed this score up the most.

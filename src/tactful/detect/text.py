@@ -113,6 +113,11 @@ _AFFECT_CUES = _cues(
         # wants a human
         (r"(?:speak|talk|chat) (?:to|with) (?:a |an |someone|somebody|a real)", {H: 0.6}),
         (r"human|real person|live (?:agent|person)|representative|operator", {H: 0.6}),
+        (
+            r"(?:want|need|get me|give me) (?:a |an )?(?:real |actual |live )?person"
+            r"|\ba person,? please",
+            {H: 0.6},
+        ),
         (r"(?:an? |your )?(?:agent|manager|supervisor)", {H: 0.45}),
         (r"stop (?:the )?bot|not a bot|this bot", {H: 0.5, F: 0.2}),
         # churn intent

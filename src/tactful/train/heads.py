@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
 import platform
 from collections.abc import Callable
@@ -49,7 +50,7 @@ from tactful.detect.learned import SentenceEncoder
 from tactful.evaluation.tasks import TASKS, Example, Split, data_dir
 from tactful.signals import DIMENSIONS
 
-__all__ = ["BANKING_TOPICS", "BITEXT_TOPICS", "TrainedHeads", "train_heads"]
+__all__ = ["BANKING_TOPICS", "BITEXT_TOPICS", "NEGATIVES", "TrainedHeads", "train_heads"]
 
 SEED = 20261123
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
@@ -66,6 +67,22 @@ EXPERTS: dict[str, dict[str, list[str]]] = {
         "complaint": ["bitext/complaint"],
         "dialogue": ["uss-sgd/dissatisfied", "uss-mwoz/dissatisfied"],
     }
+}
+
+# Out-of-domain negatives: texts that, by what their corpus says of them, are not the
+# dimension, pooled into a head's train and dev rows. Trained on bitext alone, wants_human
+# learned that "address" or "phone number" means "get me a person" (bitext's agent
+# requests mention them; its other intents rarely do): "What is the address?" scored 1.0
+# and the default policy escalated half of the calm USS task dialogues. People asking a
+# task bot for a restaurant's address (USS user turns) and banking customers' queries
+# (none of BANKING77's 77 intents asks for a person) say otherwise. Confusion, trained on
+# Reddit comments alone, read plain questions to a bot as confusion ("What else can you
+# find?" 0.37). A text whose lexical cues already show the dimension (help-seeking words,
+# "what do you mean") is left out of its negatives: those are the corpora's unlabeled
+# positives, not evidence against.
+NEGATIVES: dict[str, tuple[str, ...]] = {
+    "wants_human": ("uss-user-turns", "banking77-queries"),
+    "confusion": ("uss-user-turns",),
 }
 
 BITEXT_TOPICS: dict[str, str] = {
@@ -214,6 +231,49 @@ def _topic_examples(root: Path, split: Split) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
+def _negative_texts(name: str, dimension: str, root: Path, split: Split) -> list[str]:
+    """One out-of-domain negative set's texts (see NEGATIVES), without those whose
+    lexical cues show ``dimension``."""
+    from tactful.detect.text import score_text
+    from tactful.evaluation.tasks import USS_CORPORA, _banking_rows
+
+    texts: list[str] = []
+    if name == "uss-user-turns":
+        for prefix in USS_CORPORA.values():
+            with (root / "uss" / f"{prefix}.{split}.jsonl").open(encoding="utf-8") as fh:
+                for line in fh:
+                    texts += [t["text"] for t in json.loads(line)["turns"] if t["role"] == "USER"]
+    elif name == "banking77-queries":
+        texts = [text for text, _ in _banking_rows(root, split)]
+    else:
+        raise ValueError(f"unknown negative set {name!r}")
+    unique = dict.fromkeys(t for t in texts if t.strip())
+    return [t for t in unique if score_text(t).scores[dimension] == 0.0]
+
+
+REPLIES = "replies:uss"  # the reply head's training set (see _reply_examples)
+
+
+def _reply_examples(root: Path, split: Split) -> tuple[list[str], list[int]]:
+    """USS system turns, each labeled by whether the user's next turn is dissatisfied
+    (majority rating <= 2); turns followed by no rated user turn are left out."""
+    from tactful.evaluation.tasks import USS_CORPORA, majority_rating
+
+    texts: list[str] = []
+    labels: list[int] = []
+    for prefix in USS_CORPORA.values():
+        with (root / "uss" / f"{prefix}.{split}.jsonl").open(encoding="utf-8") as fh:
+            for line in fh:
+                turns = json.loads(line)["turns"]
+                for turn, nxt in itertools.pairwise(turns):
+                    if turn["role"] != "SYSTEM" or nxt["role"] != "USER" or not nxt.get("ratings"):
+                        continue
+                    if turn["text"].strip():
+                        texts.append(turn["text"])
+                        labels.append(int(majority_rating(nxt["ratings"]) <= 2))
+    return texts, labels
+
+
 def _mixes(n: int) -> list[tuple[float, ...]]:
     """Task weightings to choose from on dev: all equal, or one task counting double
     (corpora differ in how hard and how far from support conversations they are)."""
@@ -257,6 +317,15 @@ def train_heads(
 
     def load(task_name: str, split: Split) -> tuple[Any, NDArray[np.int_]]:
         key = (task_name, split)
+        if key not in cache and task_name == REPLIES:
+            texts, labels = _reply_examples(root, split)
+            cache[key] = (matrix(texts, [() for _ in texts]), np.array(labels, dtype=np.int_))
+            log(f"  features {task_name}/{split}: {len(texts)} replies")
+        if key not in cache and task_name.startswith("neg:"):
+            _, dimension, name = task_name.split(":")
+            texts = _negative_texts(name, dimension, root, split)
+            cache[key] = (matrix(texts, [() for _ in texts]), np.zeros(len(texts), np.int_))
+            log(f"  features {task_name}/{split}: {len(texts)} negatives")
         if key not in cache:
             examples: list[Example] = TASKS[task_name].load(split, root)
             x = matrix([e.text for e in examples], [e.history for e in examples])
@@ -273,20 +342,36 @@ def train_heads(
         w = np.concatenate([np.full(n, share / n) for n, share in zip(sizes, mix, strict=True)])
         return x, y, w * (len(y) / sum(mix))
 
-    def fit_head(label: str, tasks: list[str]) -> tuple[NDArray[np.float32], float, dict[str, Any]]:
-        """A calibrated head over the tasks: mix and C chosen on dev, Platt on dev."""
+    def dev_set(name: str, negatives: list[str]) -> tuple[Any, NDArray[np.int_]]:
+        """A task's dev rows, with the out-of-domain negatives' dev rows pooled in."""
+        if not negatives:
+            return load(name, "dev")
+        parts = [load(name, "dev"), *(load(n, "dev") for n in negatives)]
+        x = sparse.vstack([p[0] for p in parts]).tocsr()
+        return x, np.concatenate([p[1] for p in parts])
+
+    def fit_head(
+        label: str, tasks: list[str], negatives: list[str] | None = None
+    ) -> tuple[NDArray[np.float32], float, dict[str, Any]]:
+        """A calibrated head over the tasks: mix and C chosen on dev, Platt on dev.
+        ``negatives``: out-of-domain negative sets, trained on as one more task (its own
+        share of the weight) and pooled into every task's dev rows, so choices and
+        calibration see them too."""
+        negatives = negatives or []
         best: tuple[float, float, tuple[float, ...], Any] | None = None
         for mix in _mixes(len(tasks)):
-            x_train, y_train, w_train = weighted(tasks, mix)
+            x_train, y_train, w_train = weighted(
+                [*tasks, *negatives], (*mix, *(1.0,) * len(negatives))
+            )
             for c in C_GRID:
                 model = LogisticRegression(
                     C=c, class_weight="balanced", max_iter=3000, random_state=SEED
                 )
                 model.fit(x_train, y_train, sample_weight=w_train)
-                aucs = {
-                    name: _auc(load(name, "dev")[1], model.decision_function(load(name, "dev")[0]))
-                    for name in tasks
-                }
+                aucs = {}
+                for name in tasks:
+                    x_dev, y_dev = dev_set(name, negatives)
+                    aucs[name] = _auc(y_dev, model.decision_function(x_dev))
                 mean = float(np.nanmean(list(aucs.values())))
                 log(
                     f"{label}: mix={mix} C={c} dev AUC "
@@ -298,8 +383,9 @@ def train_heads(
         mean, c, mix, (model, aucs) = best
         # Calibrate on dev (Platt): class weighting shifts the raw probabilities, so a
         # one-feature logistic fit on the head's logit maps them back to frequencies.
-        dev_x = sparse.vstack([load(name, "dev")[0] for name in tasks]).tocsr()
-        dev_y = np.concatenate([load(name, "dev")[1] for name in tasks])
+        dev_parts = [load(name, "dev") for name in [*tasks, *negatives]]
+        dev_x = sparse.vstack([p[0] for p in dev_parts]).tocsr()
+        dev_y = np.concatenate([p[1] for p in dev_parts])
         dev_logit = model.decision_function(dev_x).reshape(-1, 1)
         platt = LogisticRegression(C=1e6, max_iter=1000).fit(dev_logit, dev_y)
         a, s = float(platt.coef_[0][0]), float(platt.intercept_[0])
@@ -307,6 +393,20 @@ def train_heads(
         info = {
             "C": c,
             "task_mix": dict(zip(tasks, mix, strict=True)),
+            **(
+                {
+                    "negatives": {
+                        n.split(":")[2]: {
+                            "train": len(load(n, "train")[1]),
+                            "dev": len(load(n, "dev")[1]),
+                        }
+                        for n in negatives
+                    },
+                    "dev_auc_with": "each task's dev rows pooled with the negatives' dev rows",
+                }
+                if negatives
+                else {}
+            ),
             "dev_auc": {k: round(v, 4) for k, v in aucs.items()},
             "dev_auc_mean": round(mean, 4),
             "platt": [round(a, 4), round(s, 4)],
@@ -330,7 +430,9 @@ def train_heads(
         dims.append(dim)
         families = EXPERTS.get(dim)
         if families is None:
-            head_w, head_b, info = fit_head(dim, tasks)
+            head_w, head_b, info = fit_head(
+                dim, tasks, [f"neg:{dim}:{n}" for n in NEGATIVES.get(dim, ())]
+            )
             columns.append(dim)
             weights.append(head_w)
             biases.append(head_b)
@@ -393,6 +495,13 @@ def train_heads(
         }
         log(f"{dim}: mixture of {len(families)} experts, gate C={c} (mean dev AUC {mean:.3f})")
 
+    log("reply_risk: how likely a bot's reply leaves the user dissatisfied (USS system turns)")
+    head_w, head_b, info = fit_head("reply_risk", [REPLIES])
+    columns.append("reply_risk")
+    weights.append(head_w)
+    biases.append(head_b)
+    replies = {"column": "reply_risk", **info}
+
     w = np.stack(weights, axis=1)
     b = np.array(biases, dtype=np.float32)
 
@@ -429,12 +538,17 @@ def train_heads(
         "dimensions": dims,
         "columns": columns,
         "mixtures": mixtures,
+        # a column that reads replies, not a dimension; the conversation's weights are
+        # added by train/conversation.py once these heads can score
+        "replies": replies,
         "lexical_only": [d for d in DIMENSIONS if d not in dims],
         "topics": topics,
         "training": {
             "method": "logistic regression, class_weight=balanced; task mix and C chosen on "
             "dev; Platt calibration on dev; frustration: a mixture of experts (one head per "
-            "kind of text) with a multinomial gate, its C chosen on dev",
+            "kind of text) with a multinomial gate, its C chosen on dev; wants_human and "
+            "confusion also learn from out-of-domain negatives (USS user turns, BANKING77 "
+            "queries) pooled into their train and dev rows",
             "C_grid": list(C_GRID),
             "gate_C_grid": list(GATE_C_GRID),
             "seed": SEED,

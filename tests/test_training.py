@@ -1,0 +1,98 @@
+"""`tactful train`'s pieces on a miniature of shared/data: the out-of-domain negatives,
+the reply head, and the conversation's weights fitted on dev and carried in the card."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from tactful.detect.embedder import load_embedder
+from tactful.detect.learned import TextScorer
+from tactful.train.conversation import conversation_features, fit_conversation
+from tactful.train.heads import NEGATIVES, _negative_texts, _reply_examples, train_heads
+
+from .test_evaluation import write_data
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = write_data(tmp_path_factory.mktemp("mini") / "data")
+    # a USS user asking for a person: an unlabeled positive, never a wants_human negative
+    extra = {
+        "dialogue_id": "D-9",
+        "overall_ratings": [3],
+        "turns": [
+            {"role": "USER", "text": "can I talk to a human please", "ratings": [3, 3, 3]},
+            {"role": "SYSTEM", "text": "sorry, no tables left", "ratings": None},
+            {"role": "USER", "text": "what is the address", "ratings": [3, 3, 2]},
+        ],
+    }
+    for split in ("train", "dev"):
+        with (root / "uss" / f"SGD.{split}.jsonl").open("a") as fh:
+            fh.write(json.dumps(extra) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    embedder = load_embedder()
+    heads = train_heads(embedder, embedder.name, data, log=lambda m: None)
+    out = tmp_path_factory.mktemp("heads")
+    heads.save(out)
+    reading, info = fit_conversation(TextScorer(embedder, out), data, heads.card["version"])
+    heads.card["replies"]["conversation"] = {**reading.as_card(), **info}
+    heads.save(out)
+    return out
+
+
+def test_negatives_leave_out_texts_whose_cues_show_the_dimension(data: Path) -> None:
+    texts = _negative_texts("uss-user-turns", "wants_human", data, "train")
+    assert "what is the address" in texts
+    assert "can I talk to a human please" not in texts
+    banking = _negative_texts("banking77-queries", "wants_human", data, "dev")
+    assert banking and all(t.startswith(("close my account", "where is my card")) for t in banking)
+    assert set(NEGATIVES) == {"wants_human", "confusion"}
+    with pytest.raises(ValueError, match="unknown negative set"):
+        _negative_texts("reddit", "wants_human", data, "train")
+
+
+def test_reply_examples_are_system_turns_labeled_by_the_next_user_turn(data: Path) -> None:
+    texts, labels = _reply_examples(data, "dev")
+    assert "sorry, no tables left" in texts
+    # D-9: the reply is followed by a turn rated [3, 3, 2] (majority 3: satisfied)
+    assert labels[texts.index("sorry, no tables left")] == 0
+    assert set(labels) == {0, 1}  # the miniature's dialogues have both
+
+
+def test_the_card_records_the_negatives_the_reply_head_and_the_conversation(trained: Path) -> None:
+    card = json.loads((trained / "model_card.json").read_text())
+    heads = card["training"]["heads"]
+    assert set(heads["wants_human"]["negatives"]) == {"uss-user-turns", "banking77-queries"}
+    assert heads["wants_human"]["negatives"]["uss-user-turns"]["train"] > 0
+    assert set(heads["confusion"]["negatives"]) == {"uss-user-turns"}
+    assert "negatives" not in heads["politeness"]
+    replies = card["replies"]
+    assert replies["column"] == "reply_risk" and replies["column"] in card["columns"]
+    assert replies["column"] not in card["dimensions"]  # a column, not a dimension
+    conv = replies["conversation"]
+    assert conv["version"] == card["version"]
+    assert all(math.isfinite(conv[k]) for k in ("message", "reply", "memory", "bias"))
+    assert conv["turns"] > 0 and 0.0 <= conv["dev_auc"] <= 1.0
+
+
+def test_a_scorer_from_those_heads_reads_replies_and_the_conversation(trained: Path) -> None:
+    scorer = TextScorer(load_embedder(), trained)
+    risks = scorer.score_replies(["sure", "sorry, no tables left"])
+    assert len(risks) == 2 and all(0.0 < r < 1.0 for r in risks)
+    assert scorer.conversation.version != "lexical"
+    assert scorer.score_replies([]) == []
+
+
+def test_conversation_features_follow_the_engine(trained: Path, data: Path) -> None:
+    x, y = conversation_features(TextScorer(load_embedder(), trained), data, "dev")
+    assert x.shape == (len(y), 3)
+    assert x[:, 1][0] == 0.0  # a dialogue's first turn answers no reply
+    assert (x[:, 2] >= 0).all()  # earlier evidence is never negative
