@@ -163,13 +163,6 @@ def test_demo_runs_from_the_wheel(installed: Installed) -> None:
     assert (installed.workdir / ".tactful" / "demo.db").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.py looks for examples/two_customers.jsonl next to the source tree "
-    "(Path(__file__).parents[2]), which an installed wheel does not have: plain "
-    "`tactful demo` exits 2. Needs the scenario shipped as package data and read with "
-    "importlib.resources; remove this mark then.",
-)
 def test_demo_default_scenario_from_the_wheel(installed: Installed) -> None:
     r = installed.run("tactful", "demo")
     assert r.returncode == 0, r.stdout + r.stderr

@@ -80,7 +80,8 @@ err = Console(stderr=True)
 
 HOLD_SWEEP_S = 30.0  # how often `serve` ends holds that are over or no longer needed
 RETENTION_SWEEP_S = 3600.0  # how often it removes free text past privacy.keep_text
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# The demo's scenario ships inside the package (examples/two_customers.jsonl links to it).
+SCENARIO = Path(str(resources.files("tactful").joinpath("scenarios/two_customers.jsonl")))
 
 DbOpt = Annotated[
     str,
@@ -481,7 +482,8 @@ def demo(
     host: str = "127.0.0.1",
     port: int = 8000,
     scenario: Annotated[
-        Path | None, typer.Option(help="Scenario file. Default: examples/two_customers.jsonl")
+        Path | None,
+        typer.Option(help="Scenario file. Default: the bundled two customers and six journeys."),
     ] = None,
     text_scorer: TextScorerOpt = "learned",
 ) -> None:
@@ -492,7 +494,7 @@ def demo(
     every promotional and educational message stops, and B goes to the billing queue
     with the whole story. Six more journeys show the other signals.
     """
-    path = scenario or EXAMPLES / "two_customers.jsonl"
+    path = scenario or SCENARIO
     if not path.exists():
         err.print(f"[red]scenario file not found:[/] {path}")
         raise typer.Exit(2)
