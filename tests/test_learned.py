@@ -224,3 +224,39 @@ def test_character_ngrams_are_unit_tf_idf_rows():
     assert norms[5] == norms[6] == 0.0  # nothing known: no entries
     dense = grams.matrix(texts).toarray()
     np.testing.assert_allclose(dense[rows[rows < 5], cols[rows < 5]], vals[rows < 5])
+
+
+def test_requests_for_a_person_and_task_questions_are_told_apart(scorer):
+    """The wants_human head learned from bitext alone read "What is the address?" as a
+    request for a person (1.00) and the default policy escalated calm task dialogues; it
+    now also learns from task-bot and banking queries, and explicit cues it misses still
+    count (the higher of head and cues)."""
+    asks = [
+        "Can I talk to a person?",
+        "connect me to a live agent",
+        "Ok thanks, a person please",
+        "Let me speak to your manager",
+    ]
+    tasks = ["What is the address?", "What is the phone number? Is it child-friendly?"]
+    for text, s in zip(asks + tasks, scorer.score_batch(asks + tasks), strict=True):
+        if text in asks:
+            assert s.scores["wants_human"] >= 0.5, text
+        else:
+            assert s.scores["wants_human"] < 0.2, text
+            assert s.scores["confusion"] < 0.35, text
+
+
+def test_outright_statements_of_leaving_count_even_when_the_head_missed_them(scorer):
+    said = [
+        "We've decided to switch to another vendor when our contract renews.",
+        "Please don't auto-renew, we're leaving.",
+        "To be clear: cancel our subscription at renewal.",
+    ]
+    for text, s in zip(said, scorer.score_batch(said), strict=True):
+        assert s.scores["churn_intent"] >= 0.7, text
+        assert s.evidence["churn_intent"], text
+    # travel plans are not churn
+    for s in scorer.score_batch(
+        ["We're leaving from Boston on Friday", "I am leaving on Tuesday."]
+    ):
+        assert s.scores["churn_intent"] < 0.5

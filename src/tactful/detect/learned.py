@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from tactful.detect.embedder import MAX_TOKENS, MODELS_DIR, StaticEmbedder, load_embedder
 from tactful.detect.features import TOKEN_SCALE, CharGrams, context_boost, features
-from tactful.detect.text import TextScores, score_text
+from tactful.detect.text import TextScores, explicit_cues, score_text
 from tactful.signals import DIMENSIONS, TOPICS
 from tactful.state.conversation import DEFAULT_CONVERSATION, ConversationModel
 
@@ -317,10 +317,15 @@ class TextScorer:
             scores: dict[str, float] = {d: lex.scores[d] for d in DIMENSIONS}
             evidence: dict[str, list[str]] = {d: list(lex.evidence.get(d, ())) for d in DIMENSIONS}
             start, stop = spans[i]
+            stated = explicit_cues(text)
             for j, dim in enumerate(self.dimensions):
                 scores[dim] = float(probs[i, j])
                 if dim in LEXICAL_AT_LEAST:
                     scores[dim] = max(scores[dim], lex.scores[dim])
+                said = stated.get(dim)
+                if said is not None and said[0] > scores[dim]:
+                    scores[dim] = said[0]
+                    evidence[dim].append(said[1])
                 if scores[dim] < EVIDENCE_FLOOR or stop == start:
                     continue
                 # The word pieces that pushed this score up the most.

@@ -211,6 +211,47 @@ def _words(text: str) -> frozenset[str]:
 _cached_words = lru_cache(maxsize=4_096)(_words)
 
 
+# Statements that say the thing outright, strong enough to stand against a learned head
+# that never saw the phrasing (the heads learn churn from "delete my account" and
+# "cancellation fee"; "we're switching to another vendor" is not among them). Each is
+# (pattern, dimension, strength); the learned scorer takes the higher of its head and these.
+EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), dim, strength)
+    for pattern, dim, strength in (
+        (
+            r"\bswitch(?:ing)? (?:over )?to (?:a |an )?(?:another|different|other|new|competing)"
+            r" (?:vendor|provider|tool|platform|service|product|company|solution)",
+            "churn_intent",
+            0.7,
+        ),
+        (
+            r"\b(?:we|i)(?:'ve| have) decided to (?:leave|cancel|switch|move away)",
+            "churn_intent",
+            0.7,
+        ),
+        (r"\b(?:we|i)(?:'re| are|'m| am) (?:leaving|done)(?: you)?[.!]*$", "churn_intent", 0.7),
+        (
+            r"\b(?:cancel|close|terminate|end) (?:my|our) (?:account|subscription|plan"
+            r"|contract|membership)",
+            "churn_intent",
+            0.7,
+        ),
+        (r"\b(?:don'?t|do not|won'?t|will not|not going to) (?:auto.?)?renew", "churn_intent", 0.7),
+    )
+)
+
+
+def explicit_cues(text: str) -> dict[str, tuple[float, str]]:
+    """The strongest outright statement per dimension in ``text``: (strength, the words)."""
+    out: dict[str, tuple[float, str]] = {}
+    for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
+        for pattern, dim, strength in EXPLICIT_CUES:
+            m = pattern.search(sentence)
+            if m is not None and strength > out.get(dim, (0.0, ""))[0]:
+                out[dim] = (strength, m.group(0).lower())
+    return out
+
+
 def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
     """Score one customer message, given the same customer's recent messages (oldest first)."""
     low = text.lower()
