@@ -260,3 +260,20 @@ def test_outright_statements_of_leaving_count_even_when_the_head_missed_them(sco
         ["We're leaving from Boston on Friday", "I am leaving on Tuesday."]
     ):
         assert s.scores["churn_intent"] < 0.5
+
+
+def test_support_exasperation_reads_as_frustrated(scorer):
+    """Phrasings the labeled corpora hardly contain, said outright in support chats: at
+    least the policy's "one clearly frustrated message" (0.6); the same words about a film
+    are not."""
+    said = [
+        "I am furious, this is the third time I've written about this",
+        "WHY IS THIS STILL NOT WORKING?? I have a deadline",
+        "still not fixed after two days",
+        "Nobody has answered my ticket",
+    ]
+    for text, s in zip(said, scorer.score_batch(said), strict=True):
+        assert s.scores["frustration"] >= 0.6, text
+    assert (
+        scorer.score("This is the third time I've watched this movie").scores["frustration"] < 0.5
+    )
