@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import signal
 import threading
 import time
@@ -36,6 +37,8 @@ from tactful.policy import PolicyEngine, PolicyError, load_policy
 from tactful.policy.model import parse_duration
 from tactful.policy.shadow import compare
 from tactful.runtime.engine import DEFAULT_CACHE, Engine, IngestResult
+from tactful.runtime.logs import LogFormat, noted
+from tactful.runtime.logs import configure as configure_logs
 from tactful.runtime.tuning import tune_gc
 from tactful.state.store import SQLiteStore, StoreUnavailable, is_postgres, open_store
 from tactful.state.store.base import Durability, Store
@@ -538,6 +541,39 @@ def demo(
         )
 
 
+LogFormatOpt = Annotated[
+    LogFormat,
+    typer.Option(
+        "--log-format",
+        envvar="TACTFUL_LOG_FORMAT",
+        help="json: one JSON object per line on stderr (ts, level, logger, msg and the "
+        "event, decision, customer and action ids it concerns); docs/observability.md.",
+    ),
+]
+TraceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trace",
+        envvar="TACTFUL_TRACE",
+        help="OpenTelemetry spans (ingest, detect, decide, commit, dispatch) over OTLP/HTTP "
+        "to OTEL_EXPORTER_OTLP_ENDPOINT; needs the otel extra.",
+    ),
+]
+
+
+def _observability(log_format: LogFormat, trace: bool, service: str) -> None:
+    """JSON logs and tracing as asked (docs/observability.md)."""
+    configure_logs(log_format)
+    if trace:
+        from tactful.runtime import tracing
+
+        try:
+            tracing.enable(service)
+        except tracing.TracingUnavailable as exc:
+            err.print(f"[red]--trace:[/] {exc}")
+            raise typer.Exit(2) from None
+
+
 @app.command()
 def serve(
     db: DbOpt = "tactful.db",
@@ -610,6 +646,8 @@ def serve(
         float,
         typer.Option("--publish-timeout", help="Seconds to wait for JetStream's ack (then 503)."),
     ] = 5.0,
+    log_format: LogFormatOpt = "text",
+    trace: TraceOpt = False,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs) and deliver actions in the background."""
     import ipaddress
@@ -626,6 +664,7 @@ def serve(
         for problem in exc.problems:
             err.print(f"  {problem}")
         raise typer.Exit(2) from None
+    _observability(log_format, trace, "tactful-serve")
     tune_gc()
     engine = _engine(
         db,
@@ -703,7 +742,9 @@ def serve(
     app = create_app(engine, integrations.sources, publisher)
     if rules is not None:
         use_rules(app, rules)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning")
+    # JSON logs: uvicorn's loggers left to propagate to the root's JSON handler
+    quiet: dict[str, Any] = {"log_config": None} if log_format == "json" else {}
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", **quiet)
     server = uvicorn.Server(config)
     console.print(
         f"tactful API on [bold]http://{host}:{port}[/] (docs: http://{host}:{port}/docs), "
@@ -770,6 +811,8 @@ def worker(
             "quarantined unapplied.",
         ),
     ] = 5,
+    log_format: LogFormatOpt = "text",
+    trace: TraceOpt = False,
 ) -> None:
     """Apply the events `serve --broker` published: own some partitions (PostgreSQL
     advisory locks), run the pipeline on them, commit, then ack. Run several; a dead one's
@@ -783,6 +826,7 @@ def worker(
             "(the same as the API's)"
         )
         raise typer.Exit(2)
+    _observability(log_format, trace, "tactful-worker")
     tune_gc()
     engine = _engine(db, policy, "full", text_scorer, lateness, cache_customers=cache_customers)
     config = _broker_config(broker, engine.store, stream, partitions)
@@ -794,7 +838,12 @@ def worker(
         max_deliveries=max_deliveries,
     )
     try:
-        stats = run_worker(config, engine, db, options, log=lambda m: err.print(m, highlight=False))
+        say = (
+            (lambda m: noted(logging.getLogger("tactful.worker"), m))
+            if log_format == "json"
+            else (lambda m: err.print(m, highlight=False))
+        )
+        stats = run_worker(config, engine, db, options, log=say)
     except BrokerUnavailable as exc:
         err.print(f"[red]broker unavailable:[/] {exc}")
         raise typer.Exit(2) from None

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from tactful.actions.channels import Channel, ChannelError
 from tactful.learn.metrics import Metrics
+from tactful.runtime import logs, tracing
 from tactful.state.store.base import OutboxRow, Store
 
 __all__ = ["Dispatcher"]
@@ -160,12 +161,15 @@ class Dispatcher:
                 if asked is not None:  # the receiver's Retry-After, if later than ours
                     retry_at = max(retry_at, now + timedelta(seconds=asked))
                 failures.extend((m.action_id, why, retry_at, dead) for m in members)
+                if dead:
+                    logs.dead_lettered(members, why)
                 retryable += 0 if permanent else len(members)
                 errors[f"{name}: {why}" + (" (dead)" if dead else "")] += len(members)
                 if self.metrics:
                     self.metrics.actions_failed.labels(name).inc(len(members))
                 continue
             delivered.extend(m.action_id for m in members)
+            logs.delivered(members)
             if self.metrics:
                 self.metrics.actions_delivered.labels(name, row.kind).inc(len(members))
         if failures:  # one transaction and one log line per kind of failure, per round
@@ -177,9 +181,22 @@ class Dispatcher:
         return len(delivered), len(failures), retryable
 
     def _deliver(self, row: OutboxRow) -> None:
-        if self.enrich is not None:
-            row = self.enrich(row)
-        self.channels[row.channel].deliver(row)
+        attrs: tracing.Attrs = {
+            "tactful.channel": row.channel,
+            "tactful.action.id": row.action_id,
+            "tactful.action.kind": row.kind,
+            "tactful.action.attempt": row.attempts + 1,
+        }
+        with tracing.span("tactful.dispatch", attrs) as s:
+            if self.enrich is not None:
+                row = self.enrich(row)
+            try:
+                self.channels[row.channel].deliver(row)
+            except Exception as exc:
+                permanent = isinstance(exc, ChannelError) and exc.permanent
+                s.set_attribute("tactful.outcome", "refused" if permanent else "failed")
+                raise
+            s.set_attribute("tactful.outcome", "delivered")
 
     def _orphans(self, now: datetime, rows: list[OutboxRow]) -> None:
         if not rows:
@@ -197,6 +214,7 @@ class Dispatcher:
             ]
         )
         log.warning("%d actions for unconfigured channels dead-lettered", len(rows))
+        logs.dead_lettered(rows, "no channel of that name is configured")
 
     def wake(self) -> None:
         """New actions were committed: the channel loops look now, not at their next poll."""

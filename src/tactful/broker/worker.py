@@ -47,6 +47,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from tactful.broker.nats import BrokerConfig, connect, ensure_stream
 from tactful.broker.ownership import Ownership
 from tactful.runtime.engine import Engine
+from tactful.runtime.logs import Noted
 from tactful.state.store.base import MAX_QUARANTINE_BYTES, QuarantineItem
 
 __all__ = ["QUARANTINE_SOURCE", "WorkerOptions", "WorkerStats", "consumer_config", "run_worker"]
@@ -373,7 +374,14 @@ class Worker:
             self.log(f"partition {p}: cannot quarantine {event_id} ({type(qexc).__name__})")
             return False
         self.stats.quarantined += 1
-        self.log(f"partition {p}: quarantined event {event_id}: {why}")
+        self.log(
+            Noted(
+                f"partition {p}: quarantined event {event_id}: {why}",
+                partition=p,
+                event_id=event_id,
+                customer_id=item.customer_id,
+            )
+        )
         return True
 
     def _ingest(self, raws: list[bytes], customers: list[str], accounts: set[str]) -> list[Any]:
@@ -433,7 +441,9 @@ class Worker:
                 await self._drop_all()
                 return
             self.stats.taken.append(p)
-            self.log(f"took partition {p} ({len(self.subs)} of target {target})")
+            self.log(
+                Noted(f"took partition {p} ({len(self.subs)} of target {target})", partition=p)
+            )
 
     async def _subscribe(self, p: int) -> None:
         """Bind to a just-taken partition's durable consumer."""
@@ -493,7 +503,7 @@ class Worker:
             clean = buffered is not None and info.num_ack_pending == naked
         await asyncio.to_thread(self.owner.give_back, p, clean)
         self.stats.given.append(p)
-        self.log(f"gave back partition {p}")
+        self.log(Noted(f"gave back partition {p}", partition=p))
 
     async def _drop_all(self) -> None:
         assert self.owner is not None

@@ -37,6 +37,7 @@ from tactful.learn.metrics import Metrics
 from tactful.policy.engine import PolicyEngine
 from tactful.policy.incident import Incident
 from tactful.policy.model import BUILTIN, TextField, load_policy
+from tactful.runtime import logs, tracing
 from tactful.runtime.pipeline import Processed, process
 from tactful.state.account import AccountState
 from tactful.state.conversation import DEFAULT_CONVERSATION, ConversationModel
@@ -348,7 +349,9 @@ class Engine:
         sources = [r.source for r in group for _ in r.raws]
         scans = [r.check_surrogates for r in group for _ in r.raws]
         try:
-            results = self._ingest(raws, sources, scans)
+            with tracing.span("tactful.ingest", {"tactful.batch.size": len(raws)}) as s:
+                s.set_attribute("tactful.batch.source", sorted({r.source for r in group}))
+                results = self._ingest(raws, sources, scans)
         except Exception as exc:  # every call in the group failed: none was committed
             for r in group:
                 r.error, r.done = exc, True
@@ -429,14 +432,16 @@ class Engine:
         handoffs: list[tuple[str, datetime]] = []
         working = self._load([e for _, e in fresh])
         accounts = self._load_accounts([e for _, e in fresh], working)
-        texts = self._score_texts([e for _, e in fresh], working)
-        replies = self._score_replies([e for _, e in fresh])
+        with tracing.span("tactful.detect", {"tactful.batch.events": len(fresh)}):
+            texts = self._score_texts([e for _, e in fresh], working)
+            replies = self._score_replies([e for _, e in fresh])
         reading = (
             self.text_scorer.conversation
             if isinstance(self.text_scorer, ReplyScorer)
             else DEFAULT_CONVERSATION
         )
         batch: list[Processed] = []
+        decide = tracing.start("tactful.decide")
         for i, event in fresh:
             state = working[event.customer_id]
             account_id = event.account_id or state.account_id
@@ -464,9 +469,13 @@ class Engine:
                 accounts[out.account.account_id] = out.account
             results[i].processed = out
             batch.append(out)
+        tracing.decided(decide, batch)
 
         # All or nothing, quarantine included; raises before the caches are touched.
-        self.store.commit(batch, now, bad)
+        with tracing.span("tactful.commit", {"tactful.batch.quarantined": len(bad)}):
+            self.store.commit(batch, now, bad)
+        logs.quarantined(bad)
+        logs.processed(batch)
         if any(p.actions for p in batch):
             self._actions_committed()
         self._count_handoffs(handoffs)
