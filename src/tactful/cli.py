@@ -811,6 +811,16 @@ def worker(
             "quarantined unapplied.",
         ),
     ] = 5,
+    sweep_interval: Annotated[
+        float,
+        typer.Option(
+            "--sweep-interval",
+            min=0.0,
+            help="Seconds between sweeps that end the holds the clock ends, for the "
+            "customers of this worker's partitions (0: never; the API does not sweep in "
+            "broker mode).",
+        ),
+    ] = HOLD_SWEEP_S,
     log_format: LogFormatOpt = "text",
     trace: TraceOpt = False,
 ) -> None:
@@ -836,6 +846,7 @@ def worker(
         ack_wait=ack_wait,
         interval=interval,
         max_deliveries=max_deliveries,
+        sweep_interval=sweep_interval,
     )
     try:
         say = (

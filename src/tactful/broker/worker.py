@@ -21,7 +21,9 @@ NATS away (restarting) is waited out: fetches time out, acks wait in the client'
 worker cannot bind to its consumer is let go and tried again at the next look.
 Between rounds, every ``interval`` seconds: heartbeat, give back partitions beyond the
 fair share, take free ones (dropping the engine's cached states: the partition's
-customers may have moved on elsewhere).
+customers may have moved on elsewhere); every ``sweep_interval`` seconds, end the holds
+the clock ends for the customers of the owned partitions (in broker mode the workers
+sweep, not the API process).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from tactful.broker.nats import BrokerConfig, connect, ensure_stream
 from tactful.broker.ownership import Ownership
+from tactful.broker.partition import partition_of
 from tactful.runtime.engine import Engine
 from tactful.runtime.logs import Noted
 from tactful.state.store.base import MAX_QUARANTINE_BYTES, QuarantineItem
@@ -65,6 +68,7 @@ class WorkerOptions:
     retry_max: float = 5.0  # backoff ceiling for a failing batch
     batch_retries: int = 3  # failed tries of a batch before it is applied event by event
     max_deliveries: int = 5  # deliveries of one message before it is quarantined unapplied
+    sweep_interval: float = 30.0  # how often the holds of owned customers are swept (0: never)
 
 
 @dataclass
@@ -75,6 +79,7 @@ class WorkerStats:
     rejected: int = 0
     failures: int = 0
     quarantined: int = 0  # poison events (and worn-out messages) put in quarantine
+    holds_ended: int = 0  # by the sweeps of owned customers' holds
     taken: list[int] = field(default_factory=list)
     given: list[int] = field(default_factory=list)
 
@@ -164,11 +169,15 @@ class Worker:
         self.log(f"worker {self.owner.worker_id} on stream {self.config.stream}")
         try:
             next_look = 0.0
+            next_sweep = time.monotonic() + opts.sweep_interval
             retry_delay = 0.1
             while not self.stopping.is_set():
                 if time.monotonic() >= next_look:
                     await self._rebalance()
                     next_look = time.monotonic() + opts.interval
+                if opts.sweep_interval > 0 and time.monotonic() >= next_sweep:
+                    await self._sweep()
+                    next_sweep = time.monotonic() + opts.sweep_interval
                 if not self.subs:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.stopping.wait(), opts.fetch_wait)
@@ -397,6 +406,32 @@ class Worker:
         finally:
             with contextlib.suppress(Exception):
                 self.owner.unlock_accounts()
+
+    async def _sweep(self) -> None:
+        """End the holds the clock ends for the customers of the partitions this worker
+        owns (the API process does not sweep in broker mode: it would write states the
+        workers own). Between rounds, so no partition changes hands meanwhile; skipped
+        when the lock connection is gone."""
+        assert self.owner is not None
+        owned = frozenset(self.subs)
+        if not owned:
+            return
+        partitions = self.config.partitions
+
+        def owns(customer_id: str) -> bool:
+            return partition_of(customer_id, partitions) in owned
+
+        try:
+            if not await asyncio.to_thread(self.owner.holding):
+                return
+            ended = await asyncio.to_thread(self.engine.sweep_holds, 500, owns)
+        except Exception as exc:  # the store away: the next sweep tries again
+            self.engine.forget_cached()
+            self.log(f"hold sweep failed ({type(exc).__name__}: {exc}); trying again later")
+            return
+        self.stats.holds_ended += ended
+        if ended:
+            self.log(f"ended {ended} holds of partitions {sorted(owned)}")
 
     async def _rebalance(self) -> None:
         assert self.owner is not None and self.js is not None

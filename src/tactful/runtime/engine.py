@@ -594,9 +594,11 @@ class Engine:
                     self._cache[cid] = state.model_copy(update={"recent_messages": []})
         return changed
 
-    def sweep_holds(self, page: int = 500) -> int:
+    def sweep_holds(self, page: int = 500, owns: Callable[[str], bool] | None = None) -> int:
         """End the holds the clock ends: past their end, or (the policy's
-        ``holds.auto_release``) the customer has recovered. Returns how many ended."""
+        ``holds.auto_release``) the customer has recovered. Returns how many ended.
+        ``owns``: only the customers this process applies (a broker worker's partitions);
+        the others are left to whoever owns them."""
         ended = 0
         after = ""
         while True:
@@ -605,6 +607,8 @@ class Engine:
                 return ended
             after = found[-1][0]
             customers = list(dict.fromkeys(cid for _, cid in found))
+            if owns is not None:
+                customers = [cid for cid in customers if owns(cid)]
             with self._lock:
                 now = self.clock()
                 changes = []

@@ -1,0 +1,101 @@
+"""Holds in broker mode: the API process does not sweep (it would write states the
+workers own), so each worker ends the holds of its own partitions' customers; a sweep
+touches no customer another process owns."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import yaml
+
+from tactful.broker.partition import partition_of
+from tactful.policy import PolicyEngine
+from tactful.policy.model import Policy
+from tactful.runtime.engine import Engine
+from tactful.state.store import SQLiteStore
+
+from .natsserver import NatsServer, nats_server  # noqa: F401  (the fixture)
+from .pgserver import PgServer, pg_server  # noqa: F401  (the fixture)
+from .serving import Launch
+from .test_broker import PARTITIONS, Workers, events_in, post, wait_for, workers  # noqa: F401
+
+HOLD = {
+    "version": "short-holds",
+    "rules": [
+        {
+            "id": "pause",
+            "when": 'event.type == "message"',
+            "then": [{"hold": {"categories": ["promotional"], "duration": "2s"}}],
+        }
+    ],
+}
+
+
+def messages(customers: list[str], at: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "event_id": f"{cid}-m",
+            "customer_id": cid,
+            "type": "message",
+            "text": "please stop the newsletters for now",
+            "timestamp": at.isoformat(),
+        }
+        for cid in customers
+    ]
+
+
+def test_a_sweep_ends_only_the_holds_of_the_customers_it_owns(tmp_path: Path) -> None:
+    now = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+    clock = [now]
+    store = SQLiteStore(tmp_path / "t.db")
+    engine = Engine(store, PolicyEngine(Policy.model_validate(HOLD)), clock=lambda: clock[0])
+    engine.ingest(messages(["mine", "theirs"], now))
+    assert {cid for _, cid in store.active_holds()} == {"mine", "theirs"}
+    clock[0] = now + timedelta(seconds=5)  # both holds are over
+    assert engine.sweep_holds(owns=lambda cid: cid == "mine") == 1
+    assert {cid for _, cid in store.active_holds()} == {"theirs"}
+    assert engine.sweep_holds() == 1  # no filter: every customer (the embedded engine)
+    assert store.active_holds() == []
+
+
+def holds(url: str, active: bool) -> int:
+    where = "WHERE released_at IS NULL" if active else ""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(f"SELECT count(*) FROM holds {where}").fetchone()
+        return int(row[0]) if row else 0
+
+
+def test_workers_end_their_partitions_holds_in_broker_mode(
+    launch: Launch,
+    pg_server: PgServer,  # noqa: F811
+    nats_server: NatsServer,  # noqa: F811
+    workers: list[Workers],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump(HOLD))
+    customers = [f"c{i}" for i in range(12)]
+    assert len({partition_of(c, PARTITIONS) for c in customers}) > 2  # spread out
+    stream = nats_server.stream()
+    with pg_server.database() as url:
+        server = launch(
+            url,
+            tmp_path / "actions.jsonl",
+            *nats_server.serve_args(stream, "--partitions", str(PARTITIONS)),
+        )
+        pool = Workers(tmp_path, url, nats_server.url, stream)
+        workers.append(pool)
+        for _ in range(2):
+            pool.start("--policy", str(policy), "--sweep-interval", "0.2")
+        # the holds last 2 s from the events' time: now
+        post(server.url, messages(customers, datetime.now(UTC)))
+        wait_for(lambda: events_in(url) == len(customers), 30, "events applied", pool.logs)
+        assert holds(url, active=False) == len(customers)  # one each, placed by the workers
+        wait_for(lambda: holds(url, active=True) == 0, 20, "every hold ended", pool.logs)
+        pool.stop()
+        ended = re.findall(r"ended (\d+) holds of partitions", pool.logs())
+        assert sum(map(int, ended)) == len(customers), pool.logs()  # by the workers' sweeps
