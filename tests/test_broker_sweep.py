@@ -99,3 +99,26 @@ def test_workers_end_their_partitions_holds_in_broker_mode(
         pool.stop()
         ended = re.findall(r"ended (\d+) holds of partitions", pool.logs())
         assert sum(map(int, ended)) == len(customers), pool.logs()  # by the workers' sweeps
+
+
+def test_a_worker_stops_when_the_store_is_migrated_past_its_schema(
+    pg_server: PgServer,  # noqa: F811
+    nats_server: NatsServer,  # noqa: F811
+    workers: list[Workers],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A newer tactful migrated the store while this worker ran: it stops (exit 3, saying
+    why) and gives its partitions back, rather than write rows the new schema may not
+    mean; a process started on such a store refuses to start (store/postgres.py)."""
+    stream = nats_server.stream()
+    with pg_server.database() as url:
+        pool = Workers(tmp_path, url, nats_server.url, stream)
+        workers.append(pool)
+        proc = pool.start()
+        wait_for(lambda: "took partition" in pool.logs(), 20, "the worker running", pool.logs)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("INSERT INTO schema_version (version) VALUES (999)")
+        wait_for(lambda: proc.poll() is not None, 20, "the worker stopping", pool.logs)
+        assert proc.returncode == 3, pool.logs()
+        logs = pool.logs()
+        assert "migrated to schema version 999, newer than this worker's" in logs

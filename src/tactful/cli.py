@@ -865,6 +865,9 @@ def worker(
         f"{stats.rejected:,} rejected in {stats.batches:,} batches, "
         f"{stats.quarantined:,} poison events quarantined"
     )
+    if stats.outdated:
+        err.print(f"[red]outdated:[/] {stats.outdated}")
+        raise typer.Exit(3)
 
 
 @app.command()

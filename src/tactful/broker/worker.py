@@ -80,6 +80,8 @@ class WorkerStats:
     failures: int = 0
     quarantined: int = 0  # poison events (and worn-out messages) put in quarantine
     holds_ended: int = 0  # by the sweeps of owned customers' holds
+    # set when the worker stopped because the store was migrated past its code's schema
+    outdated: str | None = None
     taken: list[int] = field(default_factory=list)
     given: list[int] = field(default_factory=list)
 
@@ -157,6 +159,7 @@ class Worker:
         self.nc: NatsClient | None = None
         self.js: JetStreamContext | None = None
         self.owner: Ownership | None = None
+        self.schema = 0  # the store's schema version when this worker started
 
     async def run(self) -> WorkerStats:
         opts = self.options
@@ -167,12 +170,17 @@ class Worker:
             Ownership, self.dsn, self.config.stream, self.config.partitions, opts.interval
         )
         self.log(f"worker {self.owner.worker_id} on stream {self.config.stream}")
+        # the schema this code writes; a store migrated past it (a newer version rolled
+        # out) stops this worker rather than let it write rows the new schema may not mean
+        self.schema = await asyncio.to_thread(lambda: self.engine.store.schema_version)
         try:
             next_look = 0.0
             next_sweep = time.monotonic() + opts.sweep_interval
             retry_delay = 0.1
             while not self.stopping.is_set():
                 if time.monotonic() >= next_look:
+                    if await self._outdated():
+                        break
                     await self._rebalance()
                     next_look = time.monotonic() + opts.interval
                 if opts.sweep_interval > 0 and time.monotonic() >= next_sweep:
@@ -406,6 +414,23 @@ class Worker:
         finally:
             with contextlib.suppress(Exception):
                 self.owner.unlock_accounts()
+
+    async def _outdated(self) -> bool:
+        """Whether the store's schema moved past this worker's (another process migrated
+        it): then stop, giving the partitions back, so the newer version takes over."""
+        try:
+            version = await asyncio.to_thread(lambda: self.engine.store.schema_version)
+        except Exception:  # the store away: the heartbeat deals with that
+            return False
+        if version <= self.schema:
+            return False
+        self.stats.outdated = (
+            f"the store was migrated to schema version {version}, newer than this worker's "
+            f"({self.schema}): stopping; start the new version of tactful"
+        )
+        self.log(self.stats.outdated)
+        await self._drop_all()
+        return True
 
     async def _sweep(self) -> None:
         """End the holds the clock ends for the customers of the partitions this worker
