@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import yaml
 
@@ -122,3 +123,61 @@ def test_a_worker_stops_when_the_store_is_migrated_past_its_schema(
         assert proc.returncode == 3, pool.logs()
         logs = pool.logs()
         assert "migrated to schema version 999, newer than this worker's" in logs
+
+
+def test_peoples_changes_and_a_workers_batches_lose_nothing_of_each_other(
+    launch: Launch,
+    pg_server: PgServer,  # noqa: F811
+    nats_server: NatsServer,  # noqa: F811
+    workers: list[Workers],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A person places holds through the API (its own process) while a worker applies a
+    stream of events for the same customer: each waits for the other (the customer's
+    lock) and reads what the other wrote, so the final state has every hold and every
+    event. Before, the worker's cached state overwrote the API's holds, and the API
+    changed a state it had cached before the worker's events."""
+    stream = nats_server.stream()
+    start = datetime.now(UTC)
+    events = [
+        {
+            "event_id": f"race-{i}",
+            "customer_id": "race",
+            "type": "page_view",
+            "path": f"/docs/page-{i}",
+            "timestamp": (start + timedelta(milliseconds=10 * i)).isoformat(),
+        }
+        for i in range(120)
+    ]
+    with pg_server.database() as url:
+        server = launch(
+            url,
+            tmp_path / "actions.jsonl",
+            *nats_server.serve_args(stream, "--partitions", str(PARTITIONS)),
+        )
+        pool = Workers(tmp_path, url, nats_server.url, stream)
+        workers.append(pool)
+        pool.start("--batch", "5")
+        post(server.url, events[:5])
+        wait_for(lambda: events_in(url) == 5, 30, "the customer known", pool.logs)
+        holds_placed = 0
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            for i in range(5, len(events), 5):
+                post(server.url, events[i : i + 5])
+                if i % 15 == 0:  # while the worker applies what was just sent
+                    r = http.post(
+                        "/v1/customers/race/holds",
+                        json={
+                            "categories": ["promotional"],
+                            "duration": "3d",
+                            "by": "agent:kim",
+                            "reason": f"hold {i}",
+                        },
+                    )
+                    assert r.status_code == 201, r.text
+                    holds_placed += 1
+            wait_for(lambda: events_in(url) == len(events), 30, "every event applied", pool.logs)
+            state = http.get("/v1/customers/race").json()
+        assert state["events_seen"] == len(events)
+        reasons = sorted(h["reason"] for h in state["holds"])
+        assert len(reasons) == holds_placed, reasons  # no person's hold overwritten

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -717,6 +718,10 @@ def serve(
             err.print(f"[red]broker unavailable:[/] {exc}")
             engine.store.close()
             raise typer.Exit(2) from None
+        if is_postgres(db):  # people's changes wait for the worker applying that customer
+            from tactful.broker.ownership import customer_lock
+
+            engine.customer_lock = partial(customer_lock, db)
         console.print(
             f"publishing to JetStream stream {config.stream} at {config.url} "
             f"({config.partitions} partitions); `tactful worker` applies them"

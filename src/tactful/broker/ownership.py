@@ -12,7 +12,9 @@ once, and an account's state is read, changed and written whole. So a worker als
 around each batch, a session advisory lock per account the batch touches (taken in key
 order on a second connection: no deadlock between workers) and reads those accounts from
 the store again (its cache dropped), making each account's read-modify-write one at a
-time across workers.
+time across workers. It first locks the batch's customers the same way: a person's change
+to a customer through the API (``customer_lock``) waits for the batch, and a batch after
+such a change reads that customer from the store again.
 """
 
 from __future__ import annotations
@@ -21,18 +23,30 @@ import contextlib
 import math
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import psycopg
 
-__all__ = ["LOCK_NAMESPACE", "Ownership", "ensure_tables", "owners"]
+__all__ = [
+    "CUSTOMER_NAMESPACE",
+    "LOCK_NAMESPACE",
+    "Ownership",
+    "customer_lock",
+    "ensure_tables",
+    "owners",
+]
 
 # pg_advisory_lock(int4, int4) keys: (namespace, partition) and (namespace + 1, account hash).
 # The store's own advisory locks use other keys (migrations: one bigint; notification
 # groups: their own int4 namespace).
 LOCK_NAMESPACE = 0x7AC7_0009
 ACCOUNT_NAMESPACE = LOCK_NAMESPACE + 1
+# (namespace + 2, customer hash): held by a worker around each batch for its customers,
+# and by the API process around a person's change to one customer (customer_lock), so the
+# two never read-modify-write the same customer at once.
+CUSTOMER_NAMESPACE = LOCK_NAMESPACE + 2
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS broker_workers (
@@ -52,6 +66,21 @@ CREATE TABLE IF NOT EXISTS broker_handovers (
     PRIMARY KEY (stream, partition)
 )
 """
+
+
+@contextlib.contextmanager
+def customer_lock(dsn: str, customer_id: str) -> Iterator[None]:
+    """Hold one customer's lock (the one workers take around a batch) while a person's
+    change to that customer is read, applied and committed by another process."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (CUSTOMER_NAMESPACE, customer_id))
+        try:
+            yield
+        finally:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute(
+                    "SELECT pg_advisory_unlock(%s, hashtext(%s))", (CUSTOMER_NAMESPACE, customer_id)
+                )
 
 
 def ensure_tables(conn: psycopg.Connection[Any]) -> None:
@@ -182,22 +211,32 @@ class Ownership:
         return [p for p in order if p not in self.owned]
 
     # -- accounts ------------------------------------------------------------------------
-    def lock_accounts(self, customer_ids: Sequence[str], account_ids: Sequence[str]) -> list[str]:
-        """Lock the accounts a batch touches (its events' account ids and its customers'
-        recorded ones), in key order; returns them (to drop from the engine's cache)."""
+    def lock_accounts(
+        self, customer_ids: Sequence[str], account_ids: Sequence[str]
+    ) -> tuple[list[str], dict[str, datetime]]:
+        """Lock a batch's customers (a person's change through the API takes the same
+        lock), then the accounts it touches (its events' account ids and its customers'
+        recorded ones), each in key order. Returns the accounts (to drop from the engine's
+        cache) and when each known customer's state was last written (read under the
+        lock: a write by another process shows as a time the engine did not write)."""
+        self.accounts_conn.execute(
+            "SELECT pg_advisory_lock(%s, k) FROM (SELECT DISTINCT hashtext(c) AS k "
+            "FROM unnest(%s::text[]) AS c ORDER BY k) AS keys",
+            (CUSTOMER_NAMESPACE, list(customer_ids)),
+        )
         rows = self.accounts_conn.execute(
-            "SELECT DISTINCT account_id FROM customers WHERE customer_id = ANY(%s) "
-            "AND account_id IS NOT NULL",
+            "SELECT customer_id, account_id, updated_at FROM customers WHERE customer_id = ANY(%s)",
             (list(customer_ids),),
         ).fetchall()
-        ids = sorted({str(r[0]) for r in rows} | set(account_ids))
+        written = {str(r[0]): r[2] for r in rows}
+        ids = sorted({str(r[1]) for r in rows if r[1] is not None} | set(account_ids))
         if ids:
             self.accounts_conn.execute(
                 "SELECT pg_advisory_lock(%s, k) FROM (SELECT DISTINCT hashtext(a) AS k "
                 "FROM unnest(%s::text[]) AS a ORDER BY k) AS keys",
                 (ACCOUNT_NAMESPACE, ids),
             )
-        return ids
+        return ids, written
 
     def unlock_accounts(self) -> None:
         self.accounts_conn.execute("SELECT pg_advisory_unlock_all()")

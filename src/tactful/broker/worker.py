@@ -404,8 +404,9 @@ class Worker:
     def _ingest(self, raws: list[bytes], customers: list[str], accounts: set[str]) -> list[Any]:
         assert self.owner is not None
         try:
-            locked = self.owner.lock_accounts(customers, sorted(accounts))
+            locked, written = self.owner.lock_accounts(customers, sorted(accounts))
             self.engine.forget_accounts(locked)  # read them again, under the lock
+            self.engine.forget_stale(written)  # customers a person changed meanwhile
             return self.engine.ingest(raws, "broker")
         except Exception:
             # whatever was cached may be ahead of (or behind) what was committed
@@ -446,10 +447,23 @@ class Worker:
         def owns(customer_id: str) -> bool:
             return partition_of(customer_id, partitions) in owned
 
+        def sweep() -> int:
+            assert self.owner is not None
+            if not self.owner.holding():
+                return 0
+            due = sorted({cid for _, cid in self.engine.store.active_holds(100_000) if owns(cid)})
+            if not due:
+                return 0
+            try:  # under the customers' locks, as a batch: a person's change waits
+                _, written = self.owner.lock_accounts(due, [])
+                self.engine.forget_stale(written)
+                return self.engine.sweep_holds(500, lambda cid: cid in set(due))
+            finally:
+                with contextlib.suppress(Exception):
+                    self.owner.unlock_accounts()
+
         try:
-            if not await asyncio.to_thread(self.owner.holding):
-                return
-            ended = await asyncio.to_thread(self.engine.sweep_holds, 500, owns)
+            ended = await asyncio.to_thread(sweep)
         except Exception as exc:  # the store away: the next sweep tries again
             self.engine.forget_cached()
             self.log(f"hold sweep failed ({type(exc).__name__}: {exc}); trying again later")

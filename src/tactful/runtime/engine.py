@@ -218,6 +218,13 @@ class Engine:
         self.metrics.watch_store(store.stats)
         self.clock = clock
         self._cache: OrderedDict[str, CustomerState] = OrderedDict()
+        # when this engine last committed each cached customer (its clock's `now`, which
+        # the store records): another process's write shows as a different time
+        self._written: dict[str, datetime] = {}
+        # Set where other processes apply this store's events (the API of `serve
+        # --broker`): a person's change then holds the customer's lock the workers take
+        # and reads the state from the store, never from this process's cache.
+        self.customer_lock: Callable[[str], contextlib.AbstractContextManager[Any]] | None = None
         self._accounts: OrderedDict[str, AccountState] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -481,6 +488,9 @@ class Engine:
         self._count_handoffs(handoffs)
         for cid, state in working.items():
             self._remember(self._cache, cid, state)
+            self._written[cid] = now
+        if len(self._written) > 2 * self._cache_size:  # only cached customers matter
+            self._written = {c: t for c, t in self._written.items() if c in self._cache}
         for aid, account in accounts.items():
             self._remember(self._accounts, aid, account)
         self._count(batch)
@@ -563,7 +573,10 @@ class Engine:
         """Apply what a person did to one customer (``fn`` is a pure function from
         actions/lifecycle.py) and commit it like an event's effects. Raises
         LifecycleError (404) for a customer never seen, or whatever ``fn`` refuses."""
-        with self._lock:
+        guard = self.customer_lock(customer_id) if self.customer_lock else contextlib.nullcontext()
+        with guard, self._lock:
+            if self.customer_lock is not None:
+                self._cache.pop(customer_id, None)  # the workers own it: read it fresh
             state = self._states([customer_id]).get(customer_id)
             if state is None:
                 raise LifecycleError(f"no customer '{customer_id}' has been seen", 404)
@@ -571,8 +584,17 @@ class Engine:
             done = fn(state, now)
             self.store.commit_changes([done], now)
             self._remember(self._cache, customer_id, done.state)
+            self._written[customer_id] = now
         self._count_changes([done])
         return done
+
+    def forget_stale(self, written: Mapping[str, datetime]) -> None:
+        """Drop the cached states another process wrote since this engine did (``written``:
+        when the store last wrote each customer, read under the customers' locks)."""
+        for cid, at in written.items():
+            if self._written.get(cid) != at:
+                self._cache.pop(cid, None)
+                self._written.pop(cid, None)
 
     def erase(self, customer_id: str) -> dict[str, int]:
         """Forget a customer everywhere (store and caches); rows removed per table."""
@@ -620,6 +642,7 @@ class Engine:
                 self.store.commit_changes(changes, now)
                 for done in changes:
                     self._remember(self._cache, done.state.customer_id, done.state)
+                    self._written[done.state.customer_id] = now
             self._count_changes(changes)
             ended += sum(len(c.decisions) for c in changes)
 
@@ -647,6 +670,7 @@ class Engine:
         advanced its customers meanwhile)."""
         with self._lock:
             self._cache.clear()
+            self._written.clear()
             self._accounts.clear()
 
     def _remember(self, cache: OrderedDict[str, Any], key: str, value: object) -> None:
