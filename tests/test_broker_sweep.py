@@ -181,3 +181,21 @@ def test_peoples_changes_and_a_workers_batches_lose_nothing_of_each_other(
         assert state["events_seen"] == len(events)
         reasons = sorted(h["reason"] for h in state["holds"])
         assert len(reasons) == holds_placed, reasons  # no person's hold overwritten
+
+
+def test_an_api_process_stops_when_the_store_is_migrated_past_its_schema(
+    launch: Launch,
+    pg_server: PgServer,  # noqa: F811
+    nats_server: NatsServer,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: Any,
+) -> None:
+    monkeypatch.setenv("TACTFUL_SCHEMA_CHECK_S", "0.2")
+    stream = nats_server.stream()
+    with pg_server.database() as url:
+        server = launch(url, tmp_path / "actions.jsonl", *nats_server.serve_args(stream))
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("INSERT INTO schema_version (version) VALUES (999)")
+        wait_for(lambda: server.proc.poll() is not None, 20, "the API stopping")
+        assert server.proc.returncode == 3
+        assert "migrated to schema version 999" in server.output.read_text()

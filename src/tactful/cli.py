@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -765,6 +766,24 @@ def serve(
         console.print(f"policy reloaded: {old.version} -> {engine.policy.version}")
 
     signal.signal(signal.SIGHUP, reload)  # `kill -HUP <pid>`, like POST /v1/policy/reload
+    outdated: list[str] = []
+    if is_postgres(db):  # other processes share the store: one may migrate it past us
+        schema = engine.store.schema_version
+
+        def watch_schema() -> None:
+            every = float(os.environ.get("TACTFUL_SCHEMA_CHECK_S", "10"))
+            while not sweeping.wait(every):
+                with contextlib.suppress(Exception):  # the store away: try again later
+                    version = engine.store.schema_version
+                    if version > schema:
+                        outdated.append(
+                            f"the store was migrated to schema version {version}, newer than "
+                            f"this process's ({schema}): stopping; start the new version"
+                        )
+                        server.should_exit = True
+                        return
+
+        threading.Thread(target=watch_schema, name="tactful-schema", daemon=True).start()
     try:
         server.run()
     finally:
@@ -773,6 +792,9 @@ def serve(
         if publisher is not None:
             publisher.close()
         engine.store.close()
+    if outdated:
+        err.print(f"[red]outdated:[/] {outdated[0]}")
+        raise typer.Exit(3)
 
 
 @app.command()
