@@ -9,7 +9,18 @@ a body that is not JSON or over Segment's limits (32 KB a call, 500 KB a batch, 
 event in it), with Segment's error shape (``code``, ``message``) so the SDKs report it;
 ``401``/``403``/``429`` from the key check in the same shape. Bodies may be gzipped
 (``Content-Encoding: gzip``; the limits apply to the decompressed JSON). The write key is
-a tactful API key with the ``ingest`` scope, as the HTTP Basic user name.
+a tactful API key with the ``ingest`` scope, as the HTTP Basic user name, or (what
+Segment's browser SDK, analytics.js, sends: ``Content-Type: text/plain``, no header, to
+spare the browser a CORS preflight) as the body's ``writeKey``.
+
+Browsers: the ingest endpoints answer CORS (preflight and ``Access-Control-Allow-Origin``)
+for the origins in ``TACTFUL_SEGMENT_ORIGINS`` (default: any; write keys are public in a
+web page, and a key is still needed for every call); the management API never does.
+analytics.js's short paths (``/v1/t``, ``/v1/p``, ``/v1/i``, ``/v1/g``, ``/v1/s``,
+``/v1/a``, ``/v1/b``) are the same endpoints, and the two settings documents the browser
+SDKs load before they send are served: Segment's ``GET /v1/projects/{writeKey}/settings``
+(its ``cdnURL``) and RudderStack's ``GET /sourceConfig`` (its ``configUrl``), both
+pointing the SDK back here.
 
 Track calls become tactful's event types by :class:`SegmentRules` (``serve
 --segment-rules``, docs/segment.md): the first rule whose event name and property
@@ -22,18 +33,19 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import os
 import re
 import threading
 import weakref
 import zlib
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import UnionType
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
@@ -49,7 +61,7 @@ from pydantic import (
 )
 
 from tactful.actions.redact import redact
-from tactful.api.auth import scope
+from tactful.api.auth import Keyring, presented
 from tactful.events import (
     _NATIVE_MODELS,
     EventError,
@@ -68,8 +80,10 @@ __all__ = [
     "DEFAULT_RULES",
     "MAX_BATCH_BYTES",
     "MAX_CALL_BYTES",
+    "ORIGINS_ENV",
     "RulesError",
     "SegmentRules",
+    "allowed_origins",
     "load_rules",
     "map_call",
     "segment_routes",
@@ -79,6 +93,11 @@ __all__ = [
 MAX_CALL_BYTES = 32 * 1024  # one call, or one event in a batch (Segment's documented limit)
 MAX_BATCH_BYTES = 500 * 1024  # one batch request
 SOURCE = "segment"
+# Which web pages' origins may send from a browser: "*" (the default), a comma-separated
+# list ("https://app.example.com,https://www.example.com"), or "" for none.
+ORIGINS_ENV = "TACTFUL_SEGMENT_ORIGINS"
+# analytics.js sends one call to /v1/<first letter of its type>, a batch to /v1/b.
+_SHORT = {"t": "track", "p": "page", "i": "identify", "g": "group", "s": "screen", "a": "alias"}
 # Distinct unmapped names labelled in the counter; beyond this they count as "(other)".
 MAX_UNMAPPED_LABELS = 200
 
@@ -579,22 +598,56 @@ def _refusal(status: int, code: str, problem: FieldProblem, **headers: str) -> J
     return JSONResponse(body.model_dump(), status, headers=headers or None)
 
 
+def allowed_origins(value: str | None) -> Collection[str] | Literal["*"]:
+    """``TACTFUL_SEGMENT_ORIGINS`` read: ``"*"`` (also when unset) or the origins listed."""
+    if value is None or value.strip() == "*":
+        return "*"
+    return frozenset(o.strip().rstrip("/").lower() for o in value.split(",") if o.strip())
+
+
+def _cors(request: Request, response: Response) -> Response:
+    """The CORS headers for a page on an allowed origin (no credentials: these endpoints
+    read no cookie, the write key is the credential)."""
+    origin = request.headers.get("origin")
+    allowed: Collection[str] | Literal["*"] = request.scope.get("tactful.segment_origins", "*")
+    if origin and (allowed == "*" or origin.lower() in allowed):
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = "Retry-After"
+        response.headers.append("Vary", "Origin")
+        # A browser shows its own sign-in prompt for WWW-Authenticate: Basic; a page's
+        # script only needs the status and the body.
+        if "www-authenticate" in response.headers:
+            del response.headers["www-authenticate"]
+    return response
+
+
 class _SegmentRoute(APIRoute):
     """Key refusals (401, 403, 429 from the ``ingest`` scope check) in Segment's shape,
-    which the SDKs log with the reason instead of a KeyError."""
+    which the SDKs log with the reason instead of a KeyError; CORS headers for pages on
+    the allowed origins."""
+
+    origins: Collection[str] | Literal["*"] = "*"
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:
+            request.scope["tactful.segment_origins"] = self.origins
+            origin = request.headers.get("origin")
+            if origin and self.origins != "*" and origin.lower() not in self.origins:
+                # A page elsewhere: refused before its body is read (a browser's simple
+                # text/plain POST would otherwise be taken, its answer merely hidden).
+                problem = FieldProblem("Origin", origin, f"not one of {ORIGINS_ENV}")
+                return _refusal(403, "forbidden", problem)
             try:
-                return await handler(request)
+                response = await handler(request)
             except HTTPException as exc:
                 code = {401: "unauthorized", 403: "forbidden", 429: "rate_limited"}.get(
                     exc.status_code, "invalid_request"
                 )
                 problem = FieldProblem("writeKey", None, str(exc.detail))
-                return _refusal(exc.status_code, code, problem, **(exc.headers or {}))
+                response = _refusal(exc.status_code, code, problem, **(exc.headers or {}))
+            return _cors(request, response)
 
         return handle
 
@@ -670,15 +723,41 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _ingest_key(request: Request) -> Any:
+    """The ``ingest`` key from the request's header; without one (a browser's analytics.js
+    puts it in the body), the handler checks the body's ``writeKey`` once it has read it."""
+    keyring: Keyring = request.app.state.keyring
+    raw = presented(request)
+    request.state.key_in_body = raw is None and not keyring.open
+    if request.state.key_in_body:
+        request.state.api_key = None
+        return None
+    key = keyring.check(raw, "ingest", request.app.state.clock())
+    request.state.api_key = key  # the handler reads its body and batch limits
+    return key
+
+
+def _base_url(request: Request) -> str:
+    """This server as the browser reached it (its scheme and host, and any root path)."""
+    return str(request.base_url).rstrip("/")
+
+
 def segment_routes(
-    engine: Engine, publisher: Publisher | None = None, rules: SegmentRules | None = None
+    engine: Engine,
+    publisher: Publisher | None = None,
+    rules: SegmentRules | None = None,
+    origins: Collection[str] | Literal["*"] | None = None,
 ) -> APIRouter:
     """The Segment endpoints over ``engine``. Track calls are mapped with ``rules``, or
     with the app's ``segment_rules`` (:func:`use_rules`), or the built-in rules.
     ``publisher`` (serve --broker): valid events go to JetStream for the workers, as
     ``/v1/events`` sends them; a broker that cannot take them now is a ``503`` with
-    ``Retry-After``, which the SDKs retry."""
-    router = APIRouter(route_class=_SegmentRoute, tags=["segment"])
+    ``Retry-After``, which the SDKs retry. ``origins``: the web pages that may send from
+    a browser (CORS), by default ``TACTFUL_SEGMENT_ORIGINS``'s, else any."""
+    if origins is None:
+        origins = allowed_origins(os.environ.get(ORIGINS_ENV))
+    route_class = type("_SegmentRoutes", (_SegmentRoute,), {"origins": origins})
+    router = APIRouter(route_class=route_class, tags=["segment"])
     store = engine.store
     unmapped = _unmapped_counter(engine.metrics.registry)
     seen_names: set[str] = set()
@@ -689,7 +768,7 @@ def segment_routes(
         seen_names.add(name)
         unmapped.labels(name).inc()
 
-    def keep(raw: str, problems: list[FieldProblem], call: Any = None) -> None:
+    def keep_call(raw: str, problems: list[FieldProblem], call: Any = None) -> None:
         """Into the quarantine, with why (redacted like every quarantined payload)."""
         peek = call if isinstance(call, dict) else {}
         event_id, customer = peek.get("messageId"), peek.get("userId") or peek.get("anonymousId")
@@ -706,12 +785,19 @@ def segment_routes(
             ]
         )
 
-    async def read(request: Request, limit: int) -> bytes | JSONResponse:
+    keep = keep_call
+
+    async def read(request: Request, limit: int, trusted: bool) -> bytes | JSONResponse:
         """The body, decompressed, at most ``limit`` bytes; or the 400 (what was read of
-        it kept in the quarantine)."""
+        it kept in the quarantine when the request's key is known: ``trusted``)."""
         key = getattr(request.state, "api_key", None)
         if key is not None:
             limit = min(limit, key.max_body)
+
+        def keep(raw: str, problems: list[FieldProblem]) -> None:
+            if trusted:
+                keep_call(raw, problems)
+
         encoding = request.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("identity", "gzip", ""):
             problem = FieldProblem("Content-Encoding", encoding, "only gzip is understood")
@@ -739,21 +825,38 @@ def segment_routes(
                 return _refusal(400, "invalid_request", problem)
             body, size = plain, len(plain)
         if size > limit:
-            what = "batch request" if limit >= MAX_BATCH_BYTES else "call"
-            problem = FieldProblem(
-                "body", f"over {limit} bytes", f"a {what} may be at most {limit // 1024} KB"
-            )
+            problem = too_big(limit)
             keep(body[:65_536].decode("utf-8", "replace"), [problem])
             return _refusal(400, "invalid_request", problem)
         return body
 
-    def parse(body: bytes) -> Any:
+    def too_big(limit: int) -> FieldProblem:
+        what = "batch request" if limit >= MAX_BATCH_BYTES else "call"
+        return FieldProblem(
+            "body", f"over {limit} bytes", f"a {what} may be at most {limit // 1024} KB"
+        )
+
+    def parse(body: bytes, trusted: bool) -> Any:
         try:
             return json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             problem = FieldProblem("body", None, f"not valid JSON: {exc}")
-            keep(body.decode("utf-8", "replace"), [problem])
+            if trusted:
+                keep(body.decode("utf-8", "replace"), [problem])
             return _refusal(400, "invalid_request", problem)
+
+    def key_in_body(request: Request, data: Any, body: bytes, limit: int) -> JSONResponse | None:
+        """The body's ``writeKey`` checked as the header's would be (raises 401/403/429);
+        then the key's own body limit."""
+        raw = data.get("writeKey") if isinstance(data, dict) else None
+        keyring: Keyring = request.app.state.keyring
+        key = keyring.check(raw if isinstance(raw, str) and raw else None, "ingest", engine.clock())
+        request.state.api_key = key
+        if key is not None and len(body) > min(limit, key.max_body):
+            problem = too_big(min(limit, key.max_body))
+            keep(body[:65_536].decode("utf-8", "replace"), [problem])
+            return _refusal(400, "invalid_request", problem)
+        return None
 
     def ingest(calls: list[Any], check_surrogates: bool, using: SegmentRules) -> None:
         """Map, validate and ingest; what cannot be an event is quarantined as sent."""
@@ -786,16 +889,23 @@ def segment_routes(
     async def handle(request: Request, kind: str | None) -> Response:
         app_rules = getattr(request.app.state, "segment_rules", None)
         using = rules or (app_rules if isinstance(app_rules, SegmentRules) else DEFAULT_RULES)
-        body = await read(request, MAX_BATCH_BYTES if kind is None else MAX_CALL_BYTES)
+        limit = MAX_BATCH_BYTES if kind is None else MAX_CALL_BYTES
+        trusted = not getattr(request.state, "key_in_body", False)
+        body = await read(request, limit, trusted)
         if isinstance(body, JSONResponse):
             return body
-        data = parse(body)
+        data = parse(body, trusted)
         if isinstance(data, JSONResponse):
             return data
+        if not trusted:
+            unread = key_in_body(request, data, body, limit)
+            if unread is not None:
+                return unread
         if not isinstance(data, dict):
             problem = FieldProblem("body", type(data).__name__, "must be a JSON object")
             keep(body.decode("utf-8", "replace"), [problem])
             return _refusal(400, "invalid_request", problem)
+        data.pop("writeKey", None)  # the credential is not part of the call
         if kind is not None:
             calls: list[Any] = [{**data, "type": kind}]
         else:
@@ -809,7 +919,7 @@ def segment_routes(
                 keep(body.decode("utf-8", "replace"), [refused])
                 return _refusal(400, "invalid_request", refused)
             shared = data.get("context")
-            calls = [_with_context(c, shared) for c in batch]
+            calls = [_with_context(_without_key(c), shared) for c in batch]
         if not calls:
             return JSONResponse(SegmentOk().model_dump())
         if publisher is None:
@@ -838,7 +948,23 @@ def segment_routes(
                 )
         return None
 
-    def register(path: str, kind: str | None, summary: str, schema: dict[str, Any]) -> None:
+    async def preflight(request: Request) -> Response:
+        """A browser asking whether a page on its origin may post here (CORS)."""
+        origin = request.headers.get("origin", "")
+        if not origin or (origins != "*" and origin.lower() not in origins):
+            return Response(status_code=403)
+        asked = request.headers.get("access-control-request-headers", "")
+        headers = {
+            "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
+            "Access-Control-Max-Age": "600",
+        }
+        if asked:
+            headers["Access-Control-Allow-Headers"] = asked
+        return Response(status_code=204, headers=headers)
+
+    def register(
+        path: str, kind: str | None, summary: str, schema: dict[str, Any], hidden: bool = False
+    ) -> None:
         async def endpoint(request: Request) -> Response:
             return await handle(request, kind)
 
@@ -847,10 +973,11 @@ def segment_routes(
             path,
             endpoint,
             methods=["POST"],
-            dependencies=[scope("ingest")],
+            dependencies=[Depends(_ingest_key)],
             response_model=SegmentOk,
             responses=_RESPONSES,
             summary=summary,
+            include_in_schema=not hidden,
             openapi_extra={
                 "requestBody": {
                     "required": True,
@@ -858,12 +985,64 @@ def segment_routes(
                 }
             },
         )
+        router.add_api_route(path, preflight, methods=["OPTIONS"], include_in_schema=False)
 
     register(
         "/v1/batch", None, "Segment: a batch of calls (up to 500 KB, 32 KB each)", _BATCH_SCHEMA
     )
+    register("/v1/b", None, "analytics.js: /v1/batch", _BATCH_SCHEMA, hidden=True)
     for kind in ("track", "identify", "page", "group", "screen"):
         register(f"/v1/{kind}", kind, f"Segment: one {kind} call (up to 32 KB)", _CALL_SCHEMA)
+    for short, kind in _SHORT.items():
+        register(f"/v1/{short}", kind, f"analytics.js: one {kind} call", _CALL_SCHEMA, hidden=True)
+
+    @router.get("/v1/projects/{write_key}/settings", include_in_schema=False)
+    async def segment_settings(write_key: str, request: Request) -> Response:
+        """What analytics.js loads before it sends (``cdnURL``): the Segment.io
+        integration pointed back here, nothing else (no destinations, plugins or
+        middleware to fetch from elsewhere, no metrics). It holds no secret, so the key is
+        checked on each call sent, not here."""
+        base = _base_url(request)
+        scheme, _, host = base.partition("://")
+        segment_io = {"apiKey": write_key, "apiHost": f"{host}/v1", "protocol": scheme}
+        return JSONResponse(
+            {
+                "integrations": {"Segment.io": segment_io},
+                "remotePlugins": [],
+                "enabledMiddleware": {},
+                "middlewareSettings": {},
+                "metrics": {"sampleRate": 0},
+                "legacyVideoPluginsEnabled": False,
+            }
+        )
+
+    async def source_config(request: Request) -> Response:
+        """What RudderStack's JavaScript SDK loads before it sends (``configUrl``): a
+        source with no device-mode destinations and no error or metrics reporting."""
+        return JSONResponse(
+            {
+                "isHosted": False,
+                "source": {
+                    "id": "tactful",
+                    "name": "tactful",
+                    "workspaceId": "tactful",
+                    "enabled": True,
+                    "writeKey": request.query_params.get("writeKey", ""),
+                    "config": {
+                        "statsCollection": {
+                            "errors": {"enabled": False},
+                            "metrics": {"enabled": False},
+                        }
+                    },
+                    "destinations": [],
+                },
+            }
+        )
+
+    for path in ("/sourceConfig", "/sourceConfig/"):
+        router.add_api_route(path, source_config, methods=["GET"], include_in_schema=False)
+    for path in ("/v1/projects/{write_key}/settings", "/sourceConfig", "/sourceConfig/"):
+        router.add_api_route(path, preflight, methods=["OPTIONS"], include_in_schema=False)
     return router
 
 
@@ -873,6 +1052,13 @@ def _as_sent(problem: FieldProblem, sources: Mapping[str, str]) -> FieldProblem:
     if source is None:
         return problem
     return FieldProblem(f"{source} (as {problem.field})", problem.value, problem.why)
+
+
+def _without_key(call: Any) -> Any:
+    """A call without the ``writeKey`` analytics.js puts in each (the credential)."""
+    if isinstance(call, dict) and "writeKey" in call:
+        return {k: v for k, v in call.items() if k != "writeKey"}
+    return call
 
 
 def _with_context(call: Any, shared: Any) -> Any:
