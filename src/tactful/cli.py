@@ -898,6 +898,67 @@ def worker(
 
 
 @app.command()
+def rewind(
+    since: Annotated[
+        str,
+        typer.Option(
+            "--since",
+            metavar="TIME",
+            help="ISO 8601 with timezone: a moment before the backup the store was restored "
+            "from; every event JetStream received since is delivered to the workers again.",
+        ),
+    ],
+    broker: Annotated[str, typer.Option("--broker", help="nats://HOST:PORT")],
+    db: DbOpt = "tactful.db",
+    stream: StreamOpt = "TACTFUL",
+    max_ack_pending: Annotated[
+        int, typer.Option("--max-ack-pending", min=1, help="As the workers are started with.")
+    ] = 1000,
+    ack_wait: Annotated[
+        float, typer.Option("--ack-wait", min=0.5, help="As the workers are started with.")
+    ] = 10.0,
+) -> None:
+    """After restoring the store from a backup (docs/backup.md): replay the stream from
+    --since. Recreates each partition's consumer to deliver from that time; the workers
+    then re-apply what the backup lacks, and what it holds comes back as duplicates that
+    change nothing. Stop the workers first (it refuses while partitions are owned)."""
+    import asyncio
+
+    from tactful.broker.nats import BrokerUnavailable
+    from tactful.broker.rewind import WorkersRunning
+    from tactful.broker.rewind import rewind as rewind_stream
+    from tactful.broker.worker import WorkerOptions
+
+    try:
+        start = datetime.fromisoformat(since.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{since!r}: not an ISO 8601 time", param_hint="--since") from None
+    if start.tzinfo is None:
+        raise typer.BadParameter(f"{since!r}: give a timezone (Z or +HH:MM)", param_hint="--since")
+    if not is_postgres(db):
+        err.print(f"[red]--db {db!r}:[/] the broker's store is PostgreSQL: give its URL")
+        raise typer.Exit(2)
+    store = _open(db)
+    try:
+        config = _broker_config(broker, store, stream, None)
+    finally:
+        store.close()
+    options = WorkerOptions(max_ack_pending=max_ack_pending, ack_wait=ack_wait)
+    try:
+        pending = asyncio.run(rewind_stream(config, db, start, options))
+    except WorkersRunning as exc:
+        err.print(f"[red]refused:[/] {exc}")
+        raise typer.Exit(2) from None
+    except BrokerUnavailable as exc:
+        err.print(f"[red]broker unavailable:[/] {exc}")
+        raise typer.Exit(2) from None
+    console.print(
+        f"rewound {len(pending)} partitions of {config.stream} to {start.isoformat()}: "
+        f"{sum(pending.values()):,} events to deliver again; start the workers"
+    )
+
+
+@app.command()
 def migrate(db: DbOpt = "tactful.db") -> None:
     """Apply the store's schema (and the workers' table on PostgreSQL); print its version."""
     store = _open(db)
