@@ -100,15 +100,16 @@ def embedded(events: list[dict[str, Any]], tmp: Path) -> float:
 
 
 def serve(
-    db: str, nats: NatsServer, stream: str, tmp: Path, *extra: str
+    db: str, nats: NatsServer, stream: str, tmp: Path, *extra: str, port: int | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """``tactful serve --broker`` on a free port, healthy; (process, its URL)."""
-    port = free_port()
+    """``tactful serve --broker`` on ``port`` (a free one by default), healthy; (process,
+    its URL). Its output is appended to ``serve-STREAM.log`` (a restart adds to it)."""
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp / f"serve-{stream}.log"
     cmd = [sys.executable, "-m", "tactful.cli", "serve", "--db", db, "--port", str(port)]
     cmd += ["--broker", nats.url, "--stream", stream, "--actions-log", str(tmp / "a.jsonl")]
-    with log.open("wb") as fh:
+    with log.open("ab") as fh:
         proc = subprocess.Popen([*cmd, *extra], stdout=fh, stderr=subprocess.STDOUT, cwd=tmp)
     wait_healthy(proc, url, log, deadline_s=60)
     return proc, url

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import timedelta
@@ -101,10 +101,15 @@ async def _quiet(_: Exception) -> None:
     """nats-py's error callback: connection trouble is reported by our own retries."""
 
 
-async def connect(url: str, wait: float, log: Callable[[str], None] | None = None) -> NatsClient:
+async def connect(
+    url: str,
+    wait: float,
+    log: Callable[[str], None] | None = None,
+    reconnected: Callable[[], Awaitable[None]] | None = None,
+) -> NatsClient:
     """A connection to ``url``, retried with backoff (0.1 s doubling to 2 s) for ``wait``
     seconds; then :class:`BrokerUnavailable` naming the server. Once connected, the client
-    reconnects by itself (forever) if the server goes away."""
+    reconnects by itself (forever) if the server goes away, then awaits ``reconnected``."""
     started = time.monotonic()
     delay = 0.1
     attempts = 0
@@ -124,6 +129,7 @@ async def connect(url: str, wait: float, log: Callable[[str], None] | None = Non
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=1,
                     error_cb=_quiet,
+                    reconnected_cb=reconnected,
                 ),
                 timeout=min(2.0, max(left, 0.2)),
             )

@@ -155,6 +155,7 @@ class Worker:
         self.pending: dict[int, list[Msg]] = {}  # batches that failed, retried in order
         self.tries: dict[int, int] = {}  # failed tries of the pending batch
         self.wait_until: dict[int, float] = {}  # partitions waiting for redeliveries
+        self.reconnects = 0  # NATS reconnections not yet answered by a wait (_round)
         self.stopping = asyncio.Event()
         self.nc: NatsClient | None = None
         self.js: JetStreamContext | None = None
@@ -163,7 +164,9 @@ class Worker:
 
     async def run(self) -> WorkerStats:
         opts = self.options
-        self.nc = await connect(self.config.url, self.config.connect_wait, self.log)
+        self.nc = await connect(
+            self.config.url, self.config.connect_wait, self.log, self._reconnected
+        )
         self.js = self.nc.jetstream(timeout=max(self.config.publish_timeout, 5.0))
         await ensure_stream(self.js, self.config, update=False)  # the API sets limits
         self.owner = await asyncio.to_thread(
@@ -206,9 +209,27 @@ class Worker:
             await asyncio.to_thread(self.owner.close)
         return self.stats
 
+    async def _reconnected(self) -> None:
+        self.reconnects += 1
+
     async def _round(self) -> bool:
         """Fetch from every owned partition, apply each batch; whether any failed."""
         owned = sorted(self.subs)
+        if self.reconnects:
+            # The connection to NATS dropped (nats-server restarted): what a pull request
+            # delivered just before may have been lost with it, still unacked on the
+            # server, and comes back only after ack_wait. Fetching newer events first
+            # would apply a customer's events out of order (bench/crash.py --kill nats:
+            # 17 of 250 customers decided differently), so wait for the redeliveries, as
+            # a new owner does after a crash.
+            self.reconnects = 0
+            until = time.monotonic() + self.options.ack_wait + 0.1
+            for p in owned:  # (a batch kept for a retry still goes first: _fetch)
+                self.wait_until[p] = until
+            self.log(
+                f"reconnected to NATS: waiting {self.options.ack_wait:g}s for redeliveries "
+                f"on partitions {owned}"
+            )
         fetched = await asyncio.gather(*(self._fetch(p) for p in owned))
         assert self.owner is not None
         if any(fetched) and not await asyncio.to_thread(self.owner.holding):
@@ -484,7 +505,19 @@ class Worker:
         target = owner.target(live)
         extra = sorted(self.subs)[target:] if len(self.subs) > target else []
         for p in extra:
-            await self._give_back(p)
+            try:
+                await self._give_back(p)
+            except psycopg.Error as exc:
+                # PostgreSQL went between the heartbeat and the hand-over (bench/crash.py
+                # --kill postgres: the worker died here, the error out of the rebalance):
+                # the lock connection's locks went with it, so give up every partition
+                # and compete again once it is back, as after a failed heartbeat.
+                self.log(
+                    f"PostgreSQL failed giving back partition {p} ({type(exc).__name__}); "
+                    "giving back partitions"
+                )
+                await self._drop_all()
+                return
         if len(self.subs) >= target:
             return
         for p in owner.candidates():
