@@ -268,3 +268,14 @@ def test_command_on_the_real_dialogues(cli, tmp_path):
     assert result.exit_code == 0, result.output
     last = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(last) == {"uss-sgd", "uss-mwoz"}
+
+
+def test_command_exits_2_when_vader_is_not_installed(cli, uss, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "vaderSentiment", None)  # import fails
+    monkeypatch.setitem(sys.modules, "vaderSentiment.vaderSentiment", None)
+    args = ["conversations", "--data", str(uss), "--corpus", "uss-sgd", "--no-progress"]
+    result = cli.invoke(eval_app, [*args, "--report", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "vaderSentiment" in result.output and "tactful[eval]" in result.output

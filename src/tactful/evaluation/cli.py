@@ -45,6 +45,20 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _root(data: Path | None) -> Path:
+    """The labeled data's folder, or exit 2 saying where it was looked for."""
+    try:
+        return data_dir(data)
+    except DataError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _missing_extra(exc: ImportError) -> typer.Exit:
+    return _fail(
+        f"the evaluation needs {exc.name or 'its libraries'}: pip install 'tactful[{EXTRA}]'"
+    )
+
+
 def _scorers(requested: list[str]) -> list[Scorer]:
     from tactful.evaluation.scorers import SCORERS, ScorerUnavailable, make_scorer
 
@@ -120,16 +134,11 @@ def text(
     unknown = [t for t in task or [] if t not in TASKS]
     if unknown:
         raise _fail(f"unknown task {', '.join(unknown)}; choose from {', '.join(TASKS)}")
-    try:
-        root = data_dir(data)
-    except DataError as exc:
-        raise _fail(str(exc)) from None
+    root = _root(data)
     try:
         from tactful.evaluation.text import run_text_eval
     except ImportError as exc:
-        raise _fail(
-            f"the evaluation needs {exc.name or 'its libraries'}: pip install 'tactful[{EXTRA}]'"
-        ) from None
+        raise _missing_extra(exc) from None
     scorers = _scorers(scorer or [])
     tasks = [TASKS[t] for t in dict.fromkeys(task)] if task else list(TASKS.values())
     try:
@@ -216,20 +225,16 @@ def conversations(
     unknown = [c for c in corpus or [] if c not in USS_CORPORA]
     if unknown:
         raise _fail(f"unknown corpus {', '.join(unknown)}; choose from {', '.join(USS_CORPORA)}")
-    try:
-        root = data_dir(data)
-    except DataError as exc:
-        raise _fail(str(exc)) from None
+    root = _root(data)
     try:
         from tactful.evaluation.conversations import check_targets, run_conversation_eval
+        from tactful.evaluation.scorers import ScorerUnavailable
     except ImportError as exc:
-        raise _fail(
-            f"the evaluation needs {exc.name or 'its libraries'}: pip install 'tactful[{EXTRA}]'"
-        ) from None
+        raise _missing_extra(exc) from None
     chosen = list(dict.fromkeys(corpus)) if corpus else list(USS_CORPORA)
     try:
         result = run_conversation_eval(chosen, root, progress=progress, limit=limit)
-    except DataError as exc:
+    except (DataError, ScorerUnavailable) as exc:  # no data; VADER not installed
         raise _fail(str(exc)) from None
     Console(width=max(console.width, 150)).print(result.to_table())  # nine columns
     misses = check_targets(result)

@@ -62,13 +62,11 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sklearn.metrics import roc_auc_score
 
 from tactful.evaluation.tasks import USS_CORPORA, DataError, Split, data_dir, majority_rating
-from tactful.evaluation.text import choose_threshold, f1_at
+from tactful.evaluation.text import choose_threshold, f1_at, progress_bar
 
 __all__ = [
     "CORPORA",
@@ -773,9 +771,9 @@ def run_conversation_eval(
     dialogues of each split, for a quick look). Raises DataError when data is missing."""
     import time
 
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
     from tactful.detect.learned import load_scorer
+    from tactful.evaluation.scorers import VaderScorer
+    from tactful.evaluation.tasks import Example
     from tactful.policy import load_policy
 
     started = time.perf_counter()
@@ -792,25 +790,18 @@ def run_conversation_eval(
             splits[corpus, split] = dialogues[:limit] if limit else dialogues
             skipped[corpus].add(s)
     scorer = load_scorer()
-    vader = SentimentIntensityAnalyzer()
+    vader = VaderScorer()
 
     def text_only(texts: list[str]) -> NDArray[np.float64]:
         rows = scorer.score_batch(texts, [() for _ in texts])
         return np.array([r.scores["frustration"] for r in rows], dtype=np.float64)
 
     def negated_compound(texts: list[str]) -> NDArray[np.float64]:
-        return np.array([-vader.polarity_scores(t)["compound"] for t in texts], dtype=np.float64)
+        return vader.score([Example(t, 0) for t in texts], "frustration")  # -compound
 
     total = sum(len(v) for v in splits.values()) * 2
     results: list[CorpusResult] = []
-    with Progress(
-        TextColumn("[bold]eval conversations[/] {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=not progress,
-    ) as bar:
+    with progress_bar("eval conversations", progress) as bar:
         job = bar.add_task("starting", total=total)
         for corpus in corpora:
             scores: dict[str, dict[str, list[list[float]]]] = {s: {} for s in SYSTEMS}

@@ -565,6 +565,18 @@ def _labels(examples: Sequence[Example]) -> NDArray[np.bool_]:
     return np.fromiter((ex.label for ex in examples), dtype=bool, count=len(examples))
 
 
+def progress_bar(label: str, enabled: bool = True) -> Progress:
+    """The evaluations' progress bar on stderr: ``label``, then what it is doing now."""
+    return Progress(
+        TextColumn(f"[bold]{label}[/] {{task.description}}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+    )
+
+
 def run_text_eval(
     scorers: Sequence[Scorer],
     tasks: Mapping[str, Task] | Iterable[Task] = TASKS,
@@ -588,14 +600,7 @@ def run_text_eval(
     cache = _ScoreCache()
     results: list[TaskResult] = []
     label_results: tuple[LabelResult, ...] = ()
-    with Progress(
-        TextColumn("[bold]eval[/] {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=not progress,
-    ) as bar:
+    with progress_bar("eval", progress) as bar:
         job = bar.add_task("loading", total=steps)
         for task in task_list:
             dev, test = task.load("dev", root), task.load("test", root)
