@@ -28,7 +28,7 @@ from tactful.api.acting import acting_routes
 from tactful.api.auth import Keyring, Sessions, scope
 from tactful.api.helpdesks import helpdesk_routes
 from tactful.api.learning import drift_now, learning_routes
-from tactful.api.params import aware
+from tactful.api.params import ERRORS_CONTENT, aware
 from tactful.api.reviews import reviews_routes
 from tactful.api.segment import segment_routes
 from tactful.dashboard import dashboard_routes, static_mount
@@ -74,29 +74,6 @@ class IncidentSwitch(BaseModel):
     reason: Annotated[str, Field(max_length=1_000)] = ""
 
 
-# The body of an error answered with _problem, for the OpenAPI spec's responses.
-_ERRORS_CONTENT = {
-    "application/json": {
-        "schema": {
-            "type": "object",
-            "required": ["errors"],
-            "properties": {
-                "errors": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["field", "value", "why"],
-                        "properties": {
-                            "field": {"type": "string"},
-                            "value": {},
-                            "why": {"type": "string"},
-                        },
-                    },
-                }
-            },
-        }
-    }
-}
 # serve --broker only: the stream is at its limits, or JetStream did not ack in time.
 _BROKER_BUSY = {
     "description": "With serve --broker: the stream is full or JetStream did not acknowledge "
@@ -108,7 +85,7 @@ _BROKER_BUSY = {
             "schema": {"type": "integer", "minimum": 0},
         }
     },
-    "content": _ERRORS_CONTENT,
+    "content": ERRORS_CONTENT,
 }
 
 
@@ -360,7 +337,7 @@ def create_app(
             501: {
                 "description": "With serve --broker: not available (deciding in the moment "
                 "needs the customer's owner); POST /v1/events instead",
-                "content": _ERRORS_CONTENT,
+                "content": ERRORS_CONTENT,
             },
         },
         summary="Ingest one event and answer with the decision and the next move, in the moment",

@@ -58,6 +58,7 @@ from pydantic import BaseModel
 
 from tactful.actions.redact import redact
 from tactful.actions.signing import SignatureError
+from tactful.api.params import ERRORS_CONTENT
 from tactful.events import MAX_TEXT_CHARS, EventError, FieldProblem, parse_event
 from tactful.runtime.engine import Engine
 from tactful.state.store.base import QuarantineItem
@@ -592,36 +593,20 @@ class HelpdeskAnswer(BaseModel):
     ignored: str | None = None
 
 
-_ERRORS = {
-    "application/json": {
-        "schema": {
-            "type": "object",
-            "required": ["errors"],
-            "properties": {
-                "errors": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["field", "value", "why"],
-                        "properties": {
-                            "field": {"type": "string"},
-                            "value": {},
-                            "why": {"type": "string"},
-                        },
-                    },
-                }
-            },
-        }
-    }
-}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Signed, but not JSON (kept in the quarantine)", "content": _ERRORS},
-    401: {"description": "Not signed, or not with the configured secret", "content": _ERRORS},
-    404: {"description": "No secret is configured for this helpdesk", "content": _ERRORS},
-    413: {"description": f"Body over {MAX_BODY_BYTES} bytes", "content": _ERRORS},
+    400: {
+        "description": "Signed, but not JSON (kept in the quarantine)",
+        "content": ERRORS_CONTENT,
+    },
+    401: {
+        "description": "Not signed, or not with the configured secret",
+        "content": ERRORS_CONTENT,
+    },
+    404: {"description": "No secret is configured for this helpdesk", "content": ERRORS_CONTENT},
+    413: {"description": f"Body over {MAX_BODY_BYTES} bytes", "content": ERRORS_CONTENT},
     503: {
         "description": "With serve --broker: the stream is full; retry after Retry-After",
-        "content": _ERRORS,
+        "content": ERRORS_CONTENT,
     },
 }
 _SUMMARIES = {

@@ -3,10 +3,36 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi import HTTPException
 
-__all__ = ["aware", "in_range"]
+__all__ = ["ERRORS_CONTENT", "aware", "in_range"]
+
+# The body of an error the API answers with ({"errors": [{"field", "value", "why"}]}), for
+# the OpenAPI spec's responses.
+ERRORS_CONTENT: dict[str, Any] = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "required": ["errors"],
+            "properties": {
+                "errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["field", "value", "why"],
+                        "properties": {
+                            "field": {"type": "string"},
+                            "value": {},
+                            "why": {"type": "string"},
+                        },
+                    },
+                }
+            },
+        }
+    }
+}
 
 # Times outside this range are typos or probes; date arithmetic on them would overflow.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
