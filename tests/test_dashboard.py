@@ -6,7 +6,6 @@ unless TACTFUL_REQUIRE_BROWSER=1 (CI sets it), when it fails instead."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -26,10 +25,10 @@ from tactful.runtime.engine import Engine
 from tactful.state.customer import DEFAULT_MEMORY
 from tactful.state.store import SQLiteStore
 
+from .browsers import launch_chromium
 from .serving import Launch
 from .test_auth import make_key
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
@@ -67,26 +66,7 @@ def test_pages_render_and_unknown_customers_are_404(store, make_event):
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        if os.environ.get("TACTFUL_REQUIRE_BROWSER") == "1":
-            pytest.fail("the dashboard test needs /usr/bin/chromium: apt-get install -y chromium")
-        pytest.skip("no /usr/bin/chromium (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield b
-        b.close()
+    yield from launch_chromium("the dashboard test")
 
 
 LEAD = ["keys", "create", "--name", "lead", "--scope", "read", "--scope", "act"]

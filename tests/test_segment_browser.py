@@ -15,7 +15,6 @@ tested in-process below too.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -34,11 +33,11 @@ from tactful.policy import PolicyEngine, load_policy
 from tactful.runtime.engine import Engine
 from tactful.state.store import SQLiteStore
 
+from .browsers import launch_chromium
 from .serving import Launch, Server, free_port
 from .test_auth import make_key
 from .test_segment_sdks import RULES, add_key, customer, unmapped
 
-CHROMIUM = Path("/usr/bin/chromium")
 SDKS = Path(__file__).parent / "fixtures" / "browser-sdks"
 SEGMENT_JS = "analytics-next-1.84.3.umd.js"
 RUDDER_JS = "rudderstack-analytics-js-3.34.1.bundled.umd.js"
@@ -101,26 +100,7 @@ def test_the_bundles_are_the_packages_own():
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        if os.environ.get("TACTFUL_REQUIRE_BROWSER") == "1":
-            pytest.fail("the browser SDK test needs /usr/bin/chromium: apt-get install chromium")
-        pytest.skip("no /usr/bin/chromium (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield browser
-        browser.close()
+    yield from launch_chromium("the browser SDK test")
 
 
 class _Quiet(SimpleHTTPRequestHandler):
