@@ -25,13 +25,22 @@ import httpx
 import psycopg
 import pytest
 
-from tactful.broker.ownership import ACCOUNT_NAMESPACE, LOCK_NAMESPACE
+from tactful.broker.ownership import ACCOUNT_NAMESPACE
 from tactful.state.store.postgres import PostgresStore
 
 from .natsserver import NatsServer, nats_server, start_nats  # noqa: F401  (the fixture)
 from .pgserver import PgServer, pg_server, start_server  # noqa: F401  (the fixture)
 from .serving import Launch
-from .test_broker import POLL, Workers, make_events, outcome, reference, wait_for, workers  # noqa: F401
+from .test_broker import (  # noqa: F401  (workers: the fixture)
+    POLL,
+    Workers,
+    make_events,
+    outcome,
+    owners,
+    reference,
+    wait_for,
+    workers,
+)
 
 PARTITIONS = 4
 
@@ -278,16 +287,6 @@ def test_nats_goes_down_between_a_workers_commit_and_its_acks(
         assert worker.poll() is None, pool.logs()
         assert_exactly_once(url, events, tmp_path)
         assert_counted(pool, len(events))
-
-
-def owners(url: str) -> dict[int, int]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT objid::int, pid FROM pg_locks WHERE locktype = 'advisory' "
-            "AND classid::bigint = %s AND objsubid = 2 AND granted",
-            (LOCK_NAMESPACE,),
-        ).fetchall()
-    return {int(p): int(pid) for p, pid in rows}
 
 
 def account_lock_waiters(url: str) -> int:
