@@ -8,6 +8,7 @@ command says what to install when they are missing.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -59,14 +60,20 @@ def _missing_extra(exc: ImportError) -> typer.Exit:
     )
 
 
+def _chosen(kind: str, requested: list[str] | None, known: Collection[str]) -> list[str]:
+    """The names asked for, each once and in order (every known one when none is);
+    exit 2 naming any unknown and what there is to choose from."""
+    unknown = [n for n in requested or [] if n not in known]
+    if unknown:
+        raise _fail(f"unknown {kind} {', '.join(unknown)}; choose from {', '.join(known)}")
+    return list(dict.fromkeys(requested or known))
+
+
 def _scorers(requested: list[str]) -> list[Scorer]:
     from tactful.evaluation.scorers import SCORERS, ScorerUnavailable, make_scorer
 
-    unknown = [n for n in requested if n not in SCORERS]
-    if unknown:
-        raise _fail(f"unknown scorer {', '.join(unknown)}; choose from {', '.join(SCORERS)}")
     scorers: list[Scorer] = []
-    for name in dict.fromkeys(requested or SCORERS):
+    for name in _chosen("scorer", requested, SCORERS):
         try:
             scorers.append(make_scorer(name))
         except ScorerUnavailable as exc:
@@ -131,16 +138,13 @@ def text(
 ) -> None:
     """Score every task's dev and test splits with each scorer: test ROC AUC, and test F1
     at the threshold that maximises F1 on dev. Exit 2 when data or a scorer is missing."""
-    unknown = [t for t in task or [] if t not in TASKS]
-    if unknown:
-        raise _fail(f"unknown task {', '.join(unknown)}; choose from {', '.join(TASKS)}")
+    tasks = [TASKS[t] for t in _chosen("task", task, TASKS)]
     root = _root(data)
     try:
         from tactful.evaluation.text import run_text_eval
     except ImportError as exc:
         raise _missing_extra(exc) from None
     scorers = _scorers(scorer or [])
-    tasks = [TASKS[t] for t in dict.fromkeys(task)] if task else list(TASKS.values())
     try:
         result = run_text_eval(scorers, tasks, data_dir=root, progress=progress)
     except DataError as exc:
@@ -222,16 +226,13 @@ def conversations(
     numbers are on test. Exit 2 when data or the evaluation's libraries are missing."""
     from tactful.evaluation.tasks import USS_CORPORA
 
-    unknown = [c for c in corpus or [] if c not in USS_CORPORA]
-    if unknown:
-        raise _fail(f"unknown corpus {', '.join(unknown)}; choose from {', '.join(USS_CORPORA)}")
+    chosen = _chosen("corpus", corpus, USS_CORPORA)
     root = _root(data)
     try:
         from tactful.evaluation.conversations import check_targets, run_conversation_eval
         from tactful.evaluation.scorers import ScorerUnavailable
     except ImportError as exc:
         raise _missing_extra(exc) from None
-    chosen = list(dict.fromkeys(corpus)) if corpus else list(USS_CORPORA)
     try:
         result = run_conversation_eval(chosen, root, progress=progress, limit=limit)
     except (DataError, ScorerUnavailable) as exc:  # no data; VADER not installed
