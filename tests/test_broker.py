@@ -36,7 +36,7 @@ from tactful.state.store.postgres import PostgresStore
 
 from .natsserver import NatsServer, nats_server  # noqa: F401  (the fixture)
 from .pgserver import PgServer, pg_server  # noqa: F401  (the fixture)
-from .serving import Launch
+from .serving import Launch, Server
 
 POLL = 0.05
 PARTITIONS = 6
@@ -202,6 +202,29 @@ def workers(tmp_path: Path) -> Iterator[list[Workers]]:
         w.stop()
 
 
+def deployment(
+    launch: Launch,
+    workers: list[Workers],
+    tmp_path: Path,
+    url: str,
+    nats: NatsServer,
+    stream: str,
+    *serve_extra: str,
+    partitions: int = PARTITIONS,
+) -> tuple[Server, Workers]:
+    """The scale-out shape on ``url``: `serve --broker` publishing to ``stream`` in
+    ``partitions`` partitions, and a pool for its workers (none started; every worker is
+    stopped at the end by the ``workers`` fixture)."""
+    server = launch(
+        url,
+        tmp_path / "actions.jsonl",
+        *nats.serve_args(stream, "--partitions", str(partitions), *serve_extra),
+    )
+    pool = Workers(tmp_path, url, nats.url, stream)
+    workers.append(pool)
+    return server, pool
+
+
 def wait_for(check, deadline_s: float, what: str, logs=lambda: "") -> None:
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
@@ -248,13 +271,7 @@ def test_two_workers_decide_what_one_process_decides(
     expected = outcome(reference(events, tmp_path), customers)
     stream = nats_server.stream()
     with pg_server.database() as url:
-        server = launch(
-            url,
-            tmp_path / "actions.jsonl",
-            *nats_server.serve_args(stream, "--partitions", str(PARTITIONS)),
-        )
-        pool = Workers(tmp_path, url, nats_server.url, stream)
-        workers.append(pool)
+        server, pool = deployment(launch, workers, tmp_path, url, nats_server, stream)
         pool.start()
         pool.start()
         started = time.monotonic()
@@ -296,13 +313,7 @@ def test_a_killed_worker_passes_its_partitions_on_nothing_lost_or_doubled(
     expected = outcome(reference(events, tmp_path), customers)
     stream = nats_server.stream()
     with pg_server.database() as url:
-        server = launch(
-            url,
-            tmp_path / "actions.jsonl",
-            *nats_server.serve_args(stream, "--partitions", str(PARTITIONS)),
-        )
-        pool = Workers(tmp_path, url, nats_server.url, stream)
-        workers.append(pool)
+        server, pool = deployment(launch, workers, tmp_path, url, nats_server, stream)
         victim = pool.start()
         survivor = pool.start()
         wait_for(lambda: len(set(owners(url).values())) == 2, 15, "two owners", pool.logs)
@@ -342,13 +353,7 @@ def test_accounts_shared_across_partitions_lose_no_update(
     assert ref is not None
     stream = nats_server.stream()
     with pg_server.database() as url:
-        server = launch(
-            url,
-            tmp_path / "actions.jsonl",
-            *nats_server.serve_args(stream, "--partitions", str(PARTITIONS)),
-        )
-        pool = Workers(tmp_path, url, nats_server.url, stream)
-        workers.append(pool)
+        server, pool = deployment(launch, workers, tmp_path, url, nats_server, stream)
         pool.start("--batch", "5")
         pool.start("--batch", "5")
         wait_for(lambda: len(set(owners(url).values())) == 2, 15, "two owners", pool.logs)

@@ -31,15 +31,16 @@ from tactful.state.store.postgres import PostgresStore
 from .natsserver import NatsServer, nats_server, start_nats  # noqa: F401  (the fixture)
 from .pgserver import PgServer, pg_server, start_server  # noqa: F401  (the fixture)
 from .serving import Launch
-from .test_broker import (  # noqa: F401  (workers: the fixture)
+from .test_broker import (
     POLL,
     Workers,
+    deployment,
     make_events,
     outcome,
     owners,
     reference,
     wait_for,
-    workers,
+    workers,  # noqa: F401  (the fixture)
 )
 
 PARTITIONS = 4
@@ -156,13 +157,9 @@ def test_postgres_stops_and_starts_under_a_running_worker(
     first, during, after = events[:50], events[50:110], events[110:]
     stream = nats_server.stream()
     with own_pg.database() as url:
-        server = launch(
-            url,
-            tmp_path / "actions.jsonl",
-            *nats_server.serve_args(stream, "--partitions", str(PARTITIONS)),
+        server, pool = deployment(
+            launch, workers, tmp_path, url, nats_server, stream, partitions=PARTITIONS
         )
-        pool = Workers(tmp_path, url, nats_server.url, stream)
-        workers.append(pool)
         worker = pool.start("--batch", "10")
         post_all(server.url, first)
         wait_for(lambda: applied(url) == len(first), 30, "the first events applied", pool.logs)
@@ -203,13 +200,17 @@ def test_nats_restarts_under_serve_and_a_worker(
     first, during, after = events[:50], events[50:110], events[110:]
     stream = own_nats.stream()
     with pg_server.database() as url:
-        server = launch(
+        server, pool = deployment(
+            launch,
+            workers,
+            tmp_path,
             url,
-            tmp_path / "actions.jsonl",
-            *own_nats.serve_args(stream, "--partitions", str(PARTITIONS), "--publish-timeout", "1"),
+            own_nats,
+            stream,
+            "--publish-timeout",
+            "1",
+            partitions=PARTITIONS,
         )
-        pool = Workers(tmp_path, url, own_nats.url, stream)
-        workers.append(pool)
         worker = pool.start("--batch", "10")
         post_all(server.url, first)
         wait_for(lambda: applied(url) == len(first), 30, "the first events applied", pool.logs)
@@ -262,13 +263,9 @@ def test_nats_goes_down_between_a_workers_commit_and_its_acks(
     first, rest = events[:40], events[40:]
     stream = own_nats.stream()
     with pg_server.database() as url:
-        server = launch(
-            url,
-            tmp_path / "actions.jsonl",
-            *own_nats.serve_args(stream, "--partitions", str(PARTITIONS)),
+        server, pool = deployment(
+            launch, workers, tmp_path, url, own_nats, stream, partitions=PARTITIONS
         )
-        pool = Workers(tmp_path, url, own_nats.url, stream)
-        workers.append(pool)
         worker = pool.start("--batch", "10")
         wait_for(lambda: len(owners(url)) == PARTITIONS, 15, "the worker owns all", pool.logs)
         with psycopg.connect(url, autocommit=True) as holder:
@@ -314,13 +311,9 @@ def test_both_down_postgres_back_first(
     first, rest = events[:40], events[40:]
     stream = own_nats.stream()
     with own_pg.database() as url:
-        server = launch(
-            url,
-            tmp_path / "actions.jsonl",
-            *own_nats.serve_args(stream, "--partitions", str(PARTITIONS)),
+        server, pool = deployment(
+            launch, workers, tmp_path, url, own_nats, stream, partitions=PARTITIONS
         )
-        pool = Workers(tmp_path, url, own_nats.url, stream)
-        workers.append(pool)
         worker = pool.start("--batch", "10")
         post_all(server.url, first)
         wait_for(lambda: applied(url) == len(first), 30, "the first events applied", pool.logs)

@@ -19,15 +19,16 @@ from tactful.state.store.postgres import PostgresStore
 from .natsserver import NatsServer, nats_server  # noqa: F401  (the fixture)
 from .pgserver import PgServer, pg_server  # noqa: F401  (the fixture)
 from .serving import Launch
-from .test_broker import (  # noqa: F401  (workers: the fixture)
+from .test_broker import (
     PARTITIONS,
     Workers,
+    deployment,
     events_in,
     make_events,
     outcome,
     post,
     wait_for,
-    workers,
+    workers,  # noqa: F401  (the fixture)
 )
 
 
@@ -45,13 +46,7 @@ def test_a_restored_store_replays_the_stream_from_before_its_backup(
     dump = tmp_path / "backup.dump"
     cli = CliRunner()
     with pg_server.database() as original, pg_server.database() as restored:
-        server = launch(
-            original,
-            tmp_path / "actions.jsonl",
-            *nats_server.serve_args(stream, "--partitions", str(PARTITIONS)),
-        )
-        pool = Workers(tmp_path, original, nats_server.url, stream)
-        workers.append(pool)
+        server, pool = deployment(launch, workers, tmp_path, original, nats_server, stream)
         pool.start()
         post(server.url, events[:half])
         wait_for(lambda: events_in(original) == half, 30, "the first half applied", pool.logs)

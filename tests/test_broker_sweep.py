@@ -22,7 +22,7 @@ from tactful.state.store import SQLiteStore
 from .natsserver import NatsServer, nats_server  # noqa: F401  (the fixture)
 from .pgserver import PgServer, pg_server  # noqa: F401  (the fixture)
 from .serving import Launch
-from .test_broker import PARTITIONS, Workers, events_in, post, wait_for, workers  # noqa: F401
+from .test_broker import PARTITIONS, Workers, deployment, events_in, post, wait_for, workers  # noqa: F401
 
 HOLD = {
     "version": "short-holds",
@@ -83,13 +83,7 @@ def test_workers_end_their_partitions_holds_in_broker_mode(
     assert len({partition_of(c, PARTITIONS) for c in customers}) > 2  # spread out
     stream = nats_server.stream()
     with pg_server.database() as url:
-        server = launch(
-            url,
-            tmp_path / "actions.jsonl",
-            *nats_server.serve_args(stream, "--partitions", str(PARTITIONS)),
-        )
-        pool = Workers(tmp_path, url, nats_server.url, stream)
-        workers.append(pool)
+        server, pool = deployment(launch, workers, tmp_path, url, nats_server, stream)
         for _ in range(2):
             pool.start("--policy", str(policy), "--sweep-interval", "0.2")
         # the holds last 2 s from the events' time: now
@@ -150,13 +144,7 @@ def test_peoples_changes_and_a_workers_batches_lose_nothing_of_each_other(
         for i in range(120)
     ]
     with pg_server.database() as url:
-        server = launch(
-            url,
-            tmp_path / "actions.jsonl",
-            *nats_server.serve_args(stream, "--partitions", str(PARTITIONS)),
-        )
-        pool = Workers(tmp_path, url, nats_server.url, stream)
-        workers.append(pool)
+        server, pool = deployment(launch, workers, tmp_path, url, nats_server, stream)
         pool.start("--batch", "5")
         post(server.url, events[:5])
         wait_for(lambda: events_in(url) == 5, 30, "the customer known", pool.logs)
