@@ -16,6 +16,8 @@ from tactful.runtime.engine import Engine
 from tactful.state.conversation import (
     DEFAULT_CONVERSATION,
     HALF_LIFE_S,
+    OUTRIGHT_FLOOR,
+    REPLY_CHARS,
     Conversation,
     ConversationModel,
     logit,
@@ -66,6 +68,45 @@ def test_the_level_fades_over_a_pause_and_old_replies_stop_counting():
     assert MODEL.features(replied, T0 + timedelta(seconds=5), 0.2)[1] > 0
 
 
+def test_the_exchange_counts_only_for_a_message_answering_a_recent_reply():
+    model = ConversationModel(
+        version="t", message=1.0, reply=0.0, exchange=0.8, memory=0.0, bias=0.0, prior=0.06
+    )
+    asked = model.replied(Conversation(), T0, 0.1, "Booking 2 tickets for 7 pm, right?")
+    assert asked.reply_text == "Booking 2 tickets for 7 pm, right?"
+    soon = T0 + timedelta(seconds=20)
+    assert asked.answering(soon) == asked.reply_text
+    f, _, pair, _ = model.features(asked, soon, 0.2, 0.7)
+    assert pair == pytest.approx(logit(0.7) - logit(0.06))
+    corrected = model.read(asked, soon, 0.2, 0.7)
+    assert corrected.frustration == pytest.approx(sigmoid(f + 0.8 * pair))
+    # no reply to answer (the first message, or one long after the reply): no exchange term
+    assert model.features(Conversation(), soon, 0.2, 0.7)[2] == 0.0
+    later = T0 + timedelta(seconds=HALF_LIFE_S + 1)
+    assert asked.answering(later) is None
+    assert model.features(asked, later, 0.2, 0.7)[2] == 0.0
+    # the scorer had no exchange head: nothing to weigh
+    assert model.features(asked, soon, 0.2, None)[2] == 0.0
+
+
+def test_an_openly_frustrated_message_is_a_floor_under_the_level():
+    """Weights fitted on task dialogues must not hide a customer who swears at the bot."""
+    quiet = ConversationModel(
+        version="t", message=0.1, reply=0.0, exchange=0.0, memory=0.0, bias=-3.0, prior=0.06
+    )
+    fitted = quiet.read(Conversation(), T0, 0.9)
+    assert fitted.frustration < 0.1
+    assert quiet.read(Conversation(), T0, 0.9, outright=0.8).frustration == pytest.approx(0.8)
+    below = quiet.read(Conversation(), T0, 0.9, outright=OUTRIGHT_FLOOR - 0.01)
+    assert below.frustration == pytest.approx(fitted.frustration)
+
+
+def test_only_the_start_of_a_long_reply_is_kept():
+    replied = MODEL.replied(Conversation(), T0, 0.1, "x" * (REPLY_CHARS + 500))
+    assert replied.reply_text == "x" * REPLY_CHARS
+    assert MODEL.replied(Conversation(), T0, 0.1).reply_text is None
+
+
 def test_a_late_reply_does_not_replace_a_newer_one():
     newer = MODEL.replied(Conversation(), T0 + timedelta(seconds=30), 0.2)
     assert MODEL.replied(newer, T0, 0.9) is newer
@@ -76,8 +117,8 @@ def test_the_weights_round_trip_through_the_model_card():
     assert DEFAULT_CONVERSATION.reply == 0.0  # the lexical scorer reads no replies
 
 
-def test_the_engine_keeps_the_conversation_and_the_policy_reads_it(tmp_path):
-    policy = PolicyEngine(
+def souring_policy() -> PolicyEngine:
+    return PolicyEngine(
         Policy.model_validate(
             {
                 "version": "t",
@@ -98,6 +139,10 @@ def test_the_engine_keeps_the_conversation_and_the_policy_reads_it(tmp_path):
             }
         )
     )
+
+
+def test_the_engine_keeps_the_conversation_and_the_policy_reads_it(tmp_path):
+    policy = souring_policy()
     engine = Engine(SQLiteStore(tmp_path / "t.db"), policy, text_scorer=load_scorer())
     base = {"customer_id": "c1"}
     events = [
@@ -130,6 +175,7 @@ def test_the_engine_keeps_the_conversation_and_the_policy_reads_it(tmp_path):
     calm, replied, upset = (s.conversation for s in states)
     assert calm.messages == 1 and calm.frustration < 0.3
     assert replied.reply_risk is not None and replied.reply_at is not None
+    assert replied.reply_text == "Sorry, I could not find any restaurant matching that."
     assert upset.messages == 2 and upset.frustration >= 0.3
     decided = results[2].processed.decisions if results[2].processed else []
     assert [d.rule_id for d in decided] == ["souring"]
@@ -137,3 +183,45 @@ def test_the_engine_keeps_the_conversation_and_the_policy_reads_it(tmp_path):
     # kept in the store, as the rest of the state is
     stored = engine.store.load_states(["c1"])["c1"]
     assert stored.conversation.messages == 2
+
+
+def test_the_engine_reads_a_message_with_the_reply_it_answers_across_batches(tmp_path):
+    """A customer's answer is read against the bot's turn before it whether the two come
+    in one batch or the bot's turn was stored by an earlier one."""
+    scorer = load_scorer()
+    assert scorer.reads_exchanges
+    offer = "Would you like me to book it for you?"
+    events = [
+        {
+            "customer_id": "c1",
+            "event_id": "b1",
+            "type": "bot_turn",
+            "step_id": "offer",
+            "outcome": "success",
+            "text": offer,
+            "timestamp": "2026-03-01T12:00:00Z",
+        },
+        {
+            "customer_id": "c1",
+            "event_id": "m1",
+            "type": "message",
+            "text": "No, not now.",
+            "timestamp": "2026-03-01T12:00:20Z",
+        },
+    ]
+    policy = souring_policy()
+    together = Engine(SQLiteStore(tmp_path / "a.db"), policy, text_scorer=scorer)
+    one = together.ingest(events)[1].processed
+    first = SQLiteStore(tmp_path / "b.db")
+    Engine(first, policy, text_scorer=scorer).ingest(events[:1])
+    first.close()
+    # a new engine: the bot's turn comes back from the store, not a cache
+    apart = Engine(SQLiteStore(tmp_path / "b.db"), policy, text_scorer=scorer)
+    two = apart.ingest(events[1:])[0].processed
+    assert one is not None and two is not None
+    assert one.state.conversation.frustration == pytest.approx(two.state.conversation.frustration)
+    # and the exchange made a difference: without the bot's turn the reading differs
+    alone = Engine(SQLiteStore(tmp_path / "c.db"), policy, text_scorer=scorer)
+    bare = alone.ingest(events[1:])[0].processed
+    assert bare is not None
+    assert bare.state.conversation.frustration != pytest.approx(one.state.conversation.frustration)

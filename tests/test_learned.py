@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from tactful.cli import app
 from tactful.detect.learned import MAX_CHARS, clean_text, load_scorer
-from tactful.signals import DIMENSIONS, TOPICS
+from tactful.signals import DIMENSIONS, EMOTIONS, TOPICS
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +133,7 @@ def test_score_command_streams_and_survives_bad_lines():
     # 0.40 since frustration became a mixture of experts: the gate sends this line to the
     # GoEmotions-calibrated expert, whose base rate is 0.16 (it was 0.5+ from one pooled head).
     assert rows[0]["frustration"] > 0.35 and "evidence" in rows[0] and "topic" in rows[0]
+    assert set(rows[0]["emotions"]) == set(EMOTIONS)
     assert "not valid JSON" in rows[1]["error"]
     assert "UTF-8" in rows[2]["error"]
     assert "string 'text'" in rows[3]["error"]
@@ -277,3 +278,35 @@ def test_support_exasperation_reads_as_frustrated(scorer):
     assert (
         scorer.score("This is the third time I've watched this movie").scores["frustration"] < 0.5
     )
+
+
+def test_frustration_is_broken_down_into_its_kinds(scorer):
+    assert scorer.emotions == EMOTIONS
+    angry = scorer.score("I am furious, this is outrageous and I hate it!").emotions
+    let_down = scorer.score("I was really hoping for more, what a letdown.").emotions
+    assert set(angry) == set(EMOTIONS) and all(0.0 <= v <= 1.0 for v in angry.values())
+    assert max(angry, key=angry.__getitem__) == "anger"
+    assert let_down["disappointment"] > angry["disappointment"]
+    assert let_down["anger"] < angry["anger"]
+    # nothing to go on: no kind of frustration either
+    assert not any(scorer.score("   ").emotions.values())
+
+
+def test_an_answer_is_read_with_the_reply_it_answers(scorer):
+    """The same words mean more when they correct a bot that got it wrong or answer one that
+    failed (the exchange head, trained on USS system/user turn pairs)."""
+    correction = "No, make it four tickets on March 8th."
+    after_confirm, after_offer, after_failure, after_success = scorer.score_exchanges(
+        [
+            "Please confirm: 2 tickets for Okkervil River on March 6th at 7 pm.",
+            "Is there anything else I can help you with?",
+            "Sorry, I could not find any flights matching that.",
+            "Your reservation is confirmed. Enjoy!",
+        ],
+        [correction] * 4,
+    )
+    assert 0.0 < after_offer < after_confirm < 1.0
+    assert 0.0 < after_success < after_failure < 1.0
+    assert scorer.score_exchanges([], []) == []
+    with pytest.raises(ValueError, match="1 replies but 2 messages"):
+        scorer.score_exchanges(["ok"], ["a", "b"])

@@ -7,12 +7,19 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tactful.detect.embedder import load_embedder
 from tactful.detect.learned import TextScorer
-from tactful.train.conversation import conversation_features, fit_conversation
-from tactful.train.heads import NEGATIVES, _negative_texts, _reply_examples, train_heads
+from tactful.train.conversation import TERMS, choose_terms, conversation_features, fit_conversation
+from tactful.train.heads import (
+    NEGATIVES,
+    _exchange_examples,
+    _negative_texts,
+    _reply_examples,
+    train_heads,
+)
 
 from .test_evaluation import write_data
 
@@ -79,7 +86,7 @@ def test_the_card_records_the_negatives_the_reply_head_and_the_conversation(trai
     assert replies["column"] not in card["dimensions"]  # a column, not a dimension
     conv = replies["conversation"]
     assert conv["version"] == card["version"]
-    assert all(math.isfinite(conv[k]) for k in ("message", "reply", "memory", "bias"))
+    assert all(math.isfinite(conv[k]) for k in ("message", "reply", "exchange", "memory", "bias"))
     assert conv["turns"] > 0 and 0.0 <= conv["dev_auc"] <= 1.0
 
 
@@ -92,7 +99,54 @@ def test_a_scorer_from_those_heads_reads_replies_and_the_conversation(trained: P
 
 
 def test_conversation_features_follow_the_engine(trained: Path, data: Path) -> None:
-    x, y = conversation_features(TextScorer(load_embedder(), trained), data, "dev")
-    assert x.shape == (len(y), 3)
-    assert x[:, 1][0] == 0.0  # a dialogue's first turn answers no reply
-    assert (x[:, 2] >= 0).all()  # earlier evidence is never negative
+    x, y, groups, answering = conversation_features(
+        TextScorer(load_embedder(), trained), data, "dev"
+    )
+    assert x.shape == (len(y), 4) and groups.shape == y.shape == answering.shape
+    assert not answering[0] and answering.any()  # the first turn answers no reply
+    assert (np.diff(groups) >= 0).all() and groups[0] == 1  # turns grouped by dialogue
+    assert x[0, 1] == 0.0 and x[0, 2] == 0.0  # a dialogue's first turn answers no reply
+    assert (x[:, 2] != 0).any()  # later turns are read with the reply they answer
+    assert (x[:, 3] >= 0).all()  # earlier evidence is never negative
+
+
+def test_exchange_examples_pair_a_system_turn_with_the_user_turn_answering_it(
+    data: Path,
+) -> None:
+    replies, messages, labels = _exchange_examples(data, "dev")
+    assert len(replies) == len(messages) == len(labels) > 0
+    at = replies.index("sorry, no tables left")
+    assert messages[at] == "what is the address" and labels[at] == 0  # rated [3, 3, 2]
+    # a dialogue's opening user turn answers nothing, so it is no example
+    assert "can I talk to a human please" not in messages
+
+
+def test_the_emotion_heads_are_one_goemotions_label_each(trained: Path) -> None:
+    card = json.loads((trained / "model_card.json").read_text())
+    # the miniature has anger, annoyance and disappointment comments but no disapproval:
+    # that head is left out, not trained on one class
+    assert set(card["emotions"]) == {"anger", "annoyance", "disappointment"}
+    assert all(e["column"] in card["columns"] for e in card["emotions"].values())
+    assert all(0.0 <= e["dev_f1"][e["column"]] <= 1.0 for e in card["emotions"].values())
+    scorer = TextScorer(load_embedder(), trained)
+    assert scorer.emotions == ("anger", "annoyance", "disappointment")
+    (scores,) = scorer.score_batch(["this is ridiculous and useless"])
+    assert set(scores.emotions) == set(scorer.emotions)
+    assert all(0.0 < v < 1.0 for v in scores.emotions.values())
+
+
+def test_a_term_that_does_not_help_held_out_dialogues_is_left_out() -> None:
+    rng = np.random.default_rng(7)
+    groups = np.repeat(np.arange(200), 10)
+    y = rng.random(len(groups)) < 0.2
+    x = np.column_stack(
+        [
+            y * 1.5 + rng.normal(size=len(y)),  # message: informative
+            rng.normal(size=len(y)),  # reply: noise
+            y * 1.0 + rng.normal(size=len(y)),  # exchange: informative
+            rng.normal(size=len(y)),  # memory: noise
+        ]
+    )
+    kept, tried = choose_terms(x, y.astype(int), groups)
+    assert kept == ["message", "exchange"]
+    assert "+".join(TERMS) in tried and "message+exchange" in tried

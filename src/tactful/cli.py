@@ -1424,6 +1424,7 @@ def score(
             row |= {
                 "topic": s.topic,
                 "topic_scores": {t: round(v, 4) for t, v in s.topic_scores.items()},
+                "emotions": {e: round(v, 4) for e, v in s.emotions.items()},
                 "confidence": s.confidence,
                 "evidence": {d: list(e) for d, e in s.evidence.items()},
                 "notes": list(s.notes),

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-__all__ = ["DIMENSIONS", "TOPICS", "Dimension", "Signal"]
+__all__ = ["DIMENSIONS", "EMOTIONS", "TOPICS", "Dimension", "Signal"]
 
 Dimension = Literal[
     "frustration", "urgency", "confusion", "politeness", "wants_human", "churn_intent", "gratitude"
@@ -20,6 +20,10 @@ DIMENSIONS: tuple[Dimension, ...] = (
     "churn_intent",
     "gratitude",
 )
+# The kinds of frustration the learned tier tells apart (GoEmotions' labels, which the
+# frustration benchmark pools): a breakdown shown beside the frustration score, so a
+# person reads "angry" or "disappointed", not one number.
+EMOTIONS: tuple[str, ...] = ("anger", "annoyance", "disappointment", "disapproval")
 TOPICS: tuple[str, ...] = (
     "billing",
     "refund",

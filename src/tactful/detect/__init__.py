@@ -16,6 +16,7 @@ __all__ = [
     "TextScores",
     "detect",
     "detect_text",
+    "reply_text",
     "score_text",
     "scored_text",
     "text_signals",
@@ -64,6 +65,15 @@ def scored_text(event: Event) -> str | None:
         return event.text
     if event.type == "feedback" and event.comment:
         return event.comment
+    return None
+
+
+def reply_text(event: Event) -> str | None:
+    """The text of a reply to the customer (a bot turn's, a bot's or agent's message)."""
+    if event.type == "bot_turn" and event.text and event.text.strip():
+        return event.text
+    if event.type == "message" and event.role in ("bot", "agent"):
+        return event.text
     return None
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "Embedder",
     "char_grams",
     "context_boost",
+    "exchange_dense",
     "features",
     "token_bag",
 ]
@@ -103,6 +104,15 @@ def features(
         scores = (lexical[i] if lexical is not None else score_text(text, list(history))).scores
         lex[i] = [scores[d] for d in DIMENSIONS]
     return np.hstack([emb, lex])
+
+
+def exchange_dense(messages: Matrix, replies: Matrix) -> Matrix:
+    """The exchange head's dense features for customer messages and the replies they
+    answer, both embedded: [message | reply | message * reply]. The product lets a linear
+    head read the pair, not each side alone: "No, not now" answering "Would you like to
+    book it?" is a customer declining an offer; answering "Booking 2 tickets, right?" it
+    is a customer correcting a bot that got it wrong."""
+    return np.hstack([messages, replies, messages * replies]).astype(np.float32)
 
 
 def context_boost(history: Sequence[str]) -> float:

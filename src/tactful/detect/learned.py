@@ -30,7 +30,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tactful.detect.embedder import MAX_TOKENS, MODELS_DIR, StaticEmbedder, load_embedder
-from tactful.detect.features import TOKEN_SCALE, CharGrams, context_boost, features
+from tactful.detect.features import (
+    TOKEN_SCALE,
+    CharGrams,
+    context_boost,
+    exchange_dense,
+    features,
+)
 from tactful.detect.text import TextScores, explicit_cues, score_text
 from tactful.signals import DIMENSIONS, TOPICS
 from tactful.state.conversation import DEFAULT_CONVERSATION, ConversationModel
@@ -167,6 +173,11 @@ class TextScorer:
             for d, m in self.card.get("mixtures", {}).items()
         ]
         self.topics: list[str] = list(self.card["topics"])
+        # The kinds of frustration (signals.EMOTIONS), where these heads have them.
+        self._emotions = [
+            (e, at[info["column"]]) for e, info in self.card.get("emotions", {}).items()
+        ]
+        self.emotions: tuple[str, ...] = tuple(e for e, _ in self._emotions)
         # The reply head (a column, not a dimension) and the conversation's weights.
         replies = self.card.get("replies")
         self._reply: int | None = at[replies["column"]] if replies else None
@@ -187,6 +198,14 @@ class TextScorer:
             # One gather serves the dimensions' and the topics' columns.
             self._char_all = np.ascontiguousarray(
                 np.hstack([arrays["chars"], arrays["topic_chars"]]).astype(np.float32)
+            )
+        # The exchange head: a customer message read with the reply it answers.
+        self._exchange: tuple[NDArray[np.float32], NDArray[np.float32], float] | None = None
+        if "exchange_dense" in arrays:
+            self._exchange = (
+                arrays["exchange_dense"].astype(np.float32),
+                arrays["exchange_tokens"].astype(np.float32),
+                float(arrays["exchange_bias"]),
             )
         self._vocab = embedder.tokenizer
 
@@ -280,6 +299,41 @@ class TextScorer:
         logits = self._logits(cleaned, [() for _ in cleaned], lexical, ids)[0]
         return [float(p) for p in _sigmoid(logits[:, self._reply])]
 
+    @property
+    def reads_exchanges(self) -> bool:
+        """Whether these heads have an exchange head (score_exchanges reads pairs)."""
+        return self._exchange is not None
+
+    def score_exchanges(self, replies: Sequence[str], messages: Sequence[str]) -> list[float]:
+        """How likely each customer message is a dissatisfied one, read with the bot's or
+        agent's reply it answers (the exchange head, trained on the USS dialogues' (system
+        turn, user turn) pairs). A correction ("No, make it four") after a bot's
+        confirmation reads differently from a decline ("No, not now") after an offer.
+        Raises ValueError when these heads have no exchange head (``reads_exchanges``)."""
+        if self._exchange is None:
+            raise ValueError(f"the {self.version} heads have no exchange head")
+        if len(replies) != len(messages):
+            raise ValueError(f"{len(replies)} replies but {len(messages)} messages")
+        if not messages:
+            return []
+        dense_w, token_w, bias = self._exchange
+        m_clean = [clean_text(t)[0] for t in messages]
+        r_clean = [clean_text(t)[0] for t in replies]
+        m_ids, r_ids = self.embedder.token_ids(m_clean), self.embedder.token_ids(r_clean)
+        if self.encoder is not None:
+            m_emb, r_emb = self.encoder.encode(m_clean), self.encoder.encode(r_clean)
+        else:
+            m_emb, r_emb = self.embedder.embed_ids(m_ids), self.embedder.embed_ids(r_ids)
+        z = exchange_dense(m_emb, r_emb) @ dense_w + bias
+        for i, (m, r) in enumerate(zip(m_ids, r_ids, strict=True)):
+            # a bag of word pieces is count x TOKEN_SCALE / length: the dot product is the
+            # pieces' weights summed, scaled
+            if m:
+                z[i] += token_w[m, 0].sum() * (TOKEN_SCALE / len(m))
+            if r:
+                z[i] += token_w[r, 1].sum() * (TOKEN_SCALE / len(r))
+        return [float(p) for p in _sigmoid(z)]
+
     def _scores(
         self,
         cleaned: Sequence[str],
@@ -308,6 +362,7 @@ class TextScorer:
             probs[:, dim_index[dim]] = np.sum(g * _sigmoid(logits[:, experts]), axis=1)
             pull[:, dim_index[dim]] = np.sum(g[row_of] * contrib[:, experts], axis=1)
 
+        emotion_probs = _sigmoid(logits[:, [j for _, j in self._emotions]])
         out = []
         for i, text in enumerate(cleaned):
             lex = lexical[i]
@@ -341,6 +396,9 @@ class TextScorer:
             if confidence < 0.3:  # nothing to go on: do not let a prior pass for a reading
                 scores = {d: min(v, lex.scores[d]) for d, v in scores.items()}
             topic = self._topics(topic_logits[i], lex.topic_scores)
+            emotions = dict(zip(self.emotions, emotion_probs[i].tolist(), strict=True))
+            if confidence < 0.3:
+                emotions = dict.fromkeys(emotions, 0.0)
             out.append(
                 TextScores(
                     scores=scores,
@@ -350,6 +408,7 @@ class TextScorer:
                     confidence=confidence,
                     notes=row_notes,
                     version=self.version,
+                    emotions=emotions,
                 )
             )
         return out

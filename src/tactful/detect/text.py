@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from tactful.signals import DIMENSIONS, TOPICS
@@ -175,6 +175,9 @@ class TextScores:
     ``confidence`` says how much the scores can be trusted for this text (low for empty,
     non-English or mostly-code text); ``notes`` says why ("truncated to 512 word pieces",
     "code removed", "language unsupported"); ``version`` names the scorer that produced it.
+    ``emotions`` breaks frustration down into its kinds (signals.EMOTIONS: anger,
+    annoyance, disappointment, disapproval), each a calibrated probability of its own;
+    empty from a scorer without emotion heads (the lexical tier).
     """
 
     scores: dict[str, float]
@@ -184,6 +187,7 @@ class TextScores:
     confidence: float = 1.0
     notes: tuple[str, ...] = ()
     version: str = LEXICAL_VERSION
+    emotions: dict[str, float] = field(default_factory=dict)
 
 
 def _noisy_or(values: Sequence[float]) -> float:
@@ -282,6 +286,17 @@ def explicit_cues(text: str) -> dict[str, tuple[float, str]]:
             if m is not None and strength > out.get(dim, (0.0, ""))[0]:
                 out[dim] = (strength, m.group(0).lower())
     return out
+
+
+def outright_frustration(text: str, scores: TextScores) -> float:
+    """How openly a message shows frustration, read with what holds beyond any one corpus:
+    its anger and annoyance (the emotion heads, trained on Reddit comments) and outright
+    statements ("third time I've written", "still not working"). 0 when neither shows."""
+    felt = 1.0 - (1.0 - scores.emotions.get("anger", 0.0)) * (
+        1.0 - scores.emotions.get("annoyance", 0.0)
+    )
+    stated = explicit_cues(text).get("frustration", (0.0, ""))[0]
+    return max(felt, stated)
 
 
 def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:

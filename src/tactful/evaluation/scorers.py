@@ -159,6 +159,8 @@ class TactfulScorer:
 
         self._scorer = scorer or load_scorer()
         self.version = self._scorer.version
+        # the dimensions, and the kinds of frustration where the heads tell them apart
+        self.dimensions = frozenset(DIMENSIONS) | frozenset(self._scorer.emotions)
         self._last: tuple[int, list[dict[str, float]]] | None = None
 
     def score(self, examples: Sequence[Example], dimension: str) -> NDArray[np.float64]:
@@ -171,7 +173,7 @@ class TactfulScorer:
                 scored = self._scorer.score_batch(
                     [ex.text for ex in chunk], [ex.history for ex in chunk]
                 )
-                rows.extend(s.scores for s in scored)
+                rows.extend(s.scores | s.emotions for s in scored)
             self._last = (key, rows)
         return np.array([row[dimension] for row in self._last[1]], dtype=np.float64)
 

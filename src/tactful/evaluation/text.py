@@ -207,6 +207,9 @@ class LabelResult:
     n_test: int
     positives: int
     f1: dict[str, float]  # scorer name -> test F1
+    # scorer name -> what it was read from: the label's own emotion head where the scorer
+    # has one (tactful's anger, annoyance, disappointment), else its dimension
+    scored_as: dict[str, str] = field(default_factory=dict)
 
 
 def _fmt(value: float | None) -> str:
@@ -257,7 +260,7 @@ class EvalReport:
         rows = [
             [
                 f"{lab.label} ({lab.label_id})",
-                lab.dimension,
+                " / ".join(dict.fromkeys(lab.scored_as.values())) or lab.dimension,
                 f"{lab.n_test:,} / {lab.positives:,}",
                 f"{lab.published_f1:.2f}",
                 *(_fmt(lab.f1[s]) if s in lab.f1 else "-" for s in self.scorers),
@@ -363,7 +366,9 @@ class EvalReport:
                 "## GoEmotions per label",
                 "",
                 "Test F1 per label, each at its own threshold chosen on dev, scoring the label "
-                "with the scorer's matching dimension, next to the published BERT-base figures "
+                "with the scorer's emotion head for it where it has one (tactful's anger, "
+                "annoyance and disappointment), else its matching dimension, next to the "
+                "published BERT-base figures "
                 "(fine-tuned on GoEmotions' own train split; Demszky et al., ACL 2020).",
                 "",
                 *table(*self._label_rows()),
@@ -645,17 +650,20 @@ def _goemotions_labels(
     # The same Example objects the GoEmotions tasks score (label unused), so cached.
     examples = {s: [Example(text, 0) for text, _ in r] for s, r in rows.items()}
     f1s: dict[int, dict[str, float]] = {lab.id: {} for lab in GOEMOTIONS_LABELS}
+    scored_as: dict[int, dict[str, str]] = {lab.id: {} for lab in GOEMOTIONS_LABELS}
     for scorer in scorers:
         bar.update(job, description=f"goemotions per label · {scorer.name}")
         for lab in GOEMOTIONS_LABELS:
-            if lab.dimension not in scorer.dimensions:
+            dimension = lab.name if lab.name in scorer.dimensions else lab.dimension
+            if dimension not in scorer.dimensions:
                 continue
             dev_y = np.array([lab.id in ids for _, ids in rows["dev"]], dtype=bool)
             test_y = np.array([lab.id in ids for _, ids in rows["test"]], dtype=bool)
-            dev = cache.score(scorer, examples["dev"], lab.dimension)
-            test = cache.score(scorer, examples["test"], lab.dimension)
+            dev = cache.score(scorer, examples["dev"], dimension)
+            test = cache.score(scorer, examples["test"], dimension)
             threshold, _ = choose_threshold(dev, dev_y)
             f1s[lab.id][scorer.name] = f1_at(test, test_y, threshold)
+            scored_as[lab.id][scorer.name] = dimension
         bar.advance(job)
     return tuple(
         LabelResult(
@@ -666,6 +674,7 @@ def _goemotions_labels(
             len(rows["test"]),
             sum(lab.id in ids for _, ids in rows["test"]),
             f1s[lab.id],
+            scored_as[lab.id],
         )
         for lab in GOEMOTIONS_LABELS
     )

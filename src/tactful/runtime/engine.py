@@ -31,7 +31,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from tactful.actions.lifecycle import Change, LifecycleError, due_releases
 from tactful.actions.redact import redact
-from tactful.detect import BehaviorConfig, TextScores, scored_text
+from tactful.detect import BehaviorConfig, TextScores, reply_text, scored_text
 from tactful.events import Event, EventError, may_hold_surrogates, parse_event
 from tactful.learn.metrics import Metrics
 from tactful.policy.engine import PolicyEngine
@@ -68,13 +68,15 @@ class ReplyScorer(Protocol):
     def score_replies(self, texts: Sequence[str]) -> list[float]: ...
 
 
-def reply_text(event: Event) -> str | None:
-    """The text of a reply to the customer (a bot turn's, a bot's or agent's message)."""
-    if event.type == "bot_turn" and event.text and event.text.strip():
-        return event.text
-    if event.type == "message" and event.role in ("bot", "agent"):
-        return event.text
-    return None
+@runtime_checkable
+class ExchangeScorer(Protocol):
+    """A text scorer that reads a customer message together with the reply it answers
+    (the learned one, when its heads have an exchange head)."""
+
+    @property
+    def reads_exchanges(self) -> bool: ...
+
+    def score_exchanges(self, replies: Sequence[str], messages: Sequence[str]) -> list[float]: ...
 
 
 @dataclass(slots=True)
@@ -440,7 +442,7 @@ class Engine:
         working = self._load([e for _, e in fresh])
         accounts = self._load_accounts([e for _, e in fresh], working)
         with tracing.span("tactful.detect", {"tactful.batch.events": len(fresh)}):
-            texts = self._score_texts([e for _, e in fresh], working)
+            texts, exchanges = self._score_texts([e for _, e in fresh], working)
             replies = self._score_replies([e for _, e in fresh])
         reading = (
             self.text_scorer.conversation
@@ -467,6 +469,7 @@ class Engine:
                 self.shadow,
                 replies.get(event.event_id),
                 reading,
+                exchanges.get(event.event_id),
             )
             handoffs.extend(
                 (d.params["queue"], d.at) for d in out.decisions if d.kind == "escalate"
@@ -498,14 +501,19 @@ class Engine:
 
     def _score_texts(
         self, events: list[Event], states: dict[str, CustomerState]
-    ) -> dict[str, TextScores]:
+    ) -> tuple[dict[str, TextScores], dict[str, float]]:
         """Score the batch's customer-written texts in one call to the text scorer, each
-        with the customer's earlier messages as they will be when it is processed."""
+        with the customer's earlier messages as they will be when it is processed; and,
+        when the scorer reads exchanges, each customer message with the reply it answers
+        (the conversation's latest reply as it will be then)."""
         if self.text_scorer is None:
-            return {}
+            return {}, {}
+        pairs = isinstance(self.text_scorer, ExchangeScorer) and self.text_scorer.reads_exchanges
         histories = {cid: list(s.recent_messages) for cid, s in states.items()}
         latest = {cid: s.last_seen for cid, s in states.items()}
+        talks = {cid: s.conversation for cid, s in states.items()}
         items: list[tuple[str, str, tuple[str, ...]]] = []
+        answers: list[tuple[str, str, str]] = []  # (event id, the reply, the message)
         lateness = self.memory.lateness
         for event in events:
             cid, at = event.customer_id, event.timestamp
@@ -513,6 +521,8 @@ class Engine:
             if too_late(seen, at, lateness):
                 continue  # too late: not scored, not remembered (as process() will do)
             latest[cid] = max(seen, at) if seen is not None else at
+            if pairs and (reply := reply_text(event)) is not None:
+                talks[cid] = DEFAULT_CONVERSATION.replied(talks[cid], at, 0.0, reply)
             written = scored_text(event)
             if written is None:
                 continue
@@ -520,10 +530,20 @@ class Engine:
             items.append((event.event_id, written, tuple(history)))
             if event.type == "message":  # what remember() will keep
                 histories[cid] = with_message(history, written)
+                answered = talks[cid].answering(at) if pairs else None
+                if answered is not None:
+                    answers.append((event.event_id, answered, written))
         if not items:
-            return {}
+            return {}, {}
         scores = self.text_scorer.score_batch([i[1] for i in items], [i[2] for i in items])
-        return {item[0]: s for item, s in zip(items, scores, strict=True)}
+        exchanges: dict[str, float] = {}
+        if answers:
+            assert isinstance(self.text_scorer, ExchangeScorer)
+            read = self.text_scorer.score_exchanges(
+                [a[1] for a in answers], [a[2] for a in answers]
+            )
+            exchanges = {a[0]: p for a, p in zip(answers, read, strict=True)}
+        return {item[0]: s for item, s in zip(items, scores, strict=True)}, exchanges
 
     def _score_replies(self, events: list[Event]) -> dict[str, float]:
         """The batch's bot and agent replies, each read by the scorer's reply head (when

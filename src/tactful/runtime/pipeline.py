@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from tactful.actions import Action, plan_actions
-from tactful.detect import BehaviorConfig, Signal, TextScores, detect, scored_text
-from tactful.detect.text import score_text
+from tactful.detect import BehaviorConfig, Signal, TextScores, detect, reply_text, scored_text
+from tactful.detect.text import outright_frustration, score_text
 from tactful.events import Event
 from tactful.learn.outcomes import Outcome, derive_outcomes
 from tactful.policy.engine import Decision, PolicyEngine
@@ -86,6 +86,7 @@ def process(
     shadow: PolicyEngine | None = None,
     reply_risk: float | None = None,
     conversation: ConversationModel = DEFAULT_CONVERSATION,
+    exchange: float | None = None,
 ) -> Processed:
     """Detect signals on ``event``, fold them into the customer's (and their account's)
     state, decide, plan actions, and note what the event reveals about earlier decisions.
@@ -95,7 +96,9 @@ def process(
     that decides on exactly what ``policy`` saw, for comparison only. ``reply_risk``: for
     a bot's or agent's reply, how likely a reply like it leaves the customer dissatisfied
     (the text scorer's reply head); ``conversation``: the weights that read the
-    conversation's frustration now (state/conversation.py)."""
+    conversation's frustration now (state/conversation.py); ``exchange``: for a customer
+    message answering a recent reply, the scorer's reading of the two together (its
+    exchange head)."""
     if is_too_late(state, event, memory):
         return Processed(
             event,
@@ -121,7 +124,11 @@ def process(
         remembered = remembered.model_copy(
             update={
                 "conversation": conversation.read(
-                    state.conversation, event.timestamp, text.scores["frustration"]
+                    state.conversation,
+                    event.timestamp,
+                    text.scores["frustration"],
+                    exchange,
+                    outright_frustration(written or "", text),
                 )
             }
         )
@@ -129,7 +136,7 @@ def process(
         remembered = remembered.model_copy(
             update={
                 "conversation": conversation.replied(
-                    state.conversation, event.timestamp, reply_risk
+                    state.conversation, event.timestamp, reply_risk, reply_text(event)
                 )
             }
         )

@@ -43,18 +43,24 @@ from tactful.detect.features import (
     TOKEN_SCALE,
     CharGrams,
     Embedder,
+    exchange_dense,
     features,
     token_bag,
 )
 from tactful.detect.learned import SentenceEncoder
 from tactful.evaluation.tasks import TASKS, Example, Split, data_dir
-from tactful.signals import DIMENSIONS
+from tactful.signals import DIMENSIONS, EMOTIONS
 
 __all__ = ["BANKING_TOPICS", "BITEXT_TOPICS", "NEGATIVES", "TrainedHeads", "train_heads"]
 
 SEED = 20261123
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 GATE_C_GRID = (0.3, 3.0)
+# The emotion heads (signals.EMOTIONS) answer one GoEmotions label each; they are read as
+# labels (is this comment angry?), so their C is chosen on dev F1, from fewer values (each
+# fit is on all 43,410 GoEmotions train comments).
+EMOTION_C_GRID = (0.3, 1.0, 3.0)
+EMOTION_SOURCE = "goemotions/frustration"  # the task whose texts the emotion heads read
 CHAR_FEATURES = 100_000  # character n-grams kept (those in the most train texts)
 
 # Dimensions answered by a mixture of experts: one head per kind of text, since what
@@ -177,6 +183,11 @@ class TrainedHeads:
     chars: CharGrams | None = None  # the character n-grams and their weights
     char_weights: NDArray[np.float32] | None = None  # n-grams x columns
     topic_chars: NDArray[np.float32] | None = None
+    # the exchange head: [message | reply | product] weights, each side's word pieces
+    exchange_dense: NDArray[np.float32] | None = None
+    exchange_message: NDArray[np.float32] | None = None
+    exchange_reply: NDArray[np.float32] | None = None
+    exchange_bias: float = 0.0
 
     def save(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
@@ -188,6 +199,15 @@ class TrainedHeads:
                 "char_idf": self.chars.idf,
                 "chars": self.char_weights.astype(np.float16),
                 "topic_chars": self.topic_chars.astype(np.float16),
+            }
+        if self.exchange_dense is not None:
+            assert self.exchange_message is not None and self.exchange_reply is not None
+            extra |= {
+                "exchange_dense": self.exchange_dense,
+                "exchange_tokens": np.stack(
+                    [self.exchange_message, self.exchange_reply], axis=1
+                ).astype(np.float16),
+                "exchange_bias": np.float32(self.exchange_bias),
             }
         np.savez_compressed(
             path / "heads.npz",
@@ -274,6 +294,54 @@ def _reply_examples(root: Path, split: Split) -> tuple[list[str], list[int]]:
     return texts, labels
 
 
+EXCHANGES = "exchanges:uss"  # the exchange head's training set (see _exchange_examples)
+
+
+def _exchange_examples(root: Path, split: Split) -> tuple[list[str], list[str], list[int]]:
+    """USS rated user turns that answer a system turn: (the system turn, the user turn,
+    whether the user turn is dissatisfied)."""
+    from tactful.evaluation.tasks import USS_CORPORA, majority_rating
+
+    replies: list[str] = []
+    messages: list[str] = []
+    labels: list[int] = []
+    for prefix in USS_CORPORA.values():
+        with (root / "uss" / f"{prefix}.{split}.jsonl").open(encoding="utf-8") as fh:
+            for line in fh:
+                turns = json.loads(line)["turns"]
+                for turn, nxt in itertools.pairwise(turns):
+                    if turn["role"] != "SYSTEM" or nxt["role"] != "USER" or not nxt.get("ratings"):
+                        continue
+                    if turn["text"].strip() and nxt["text"].strip():
+                        replies.append(turn["text"])
+                        messages.append(nxt["text"])
+                        labels.append(int(majority_rating(nxt["ratings"]) <= 2))
+    return replies, messages, labels
+
+
+def _best_f1(y: NDArray[np.int_], s: NDArray[np.float64]) -> float:
+    """The best F1 over every threshold on ``s``."""
+    from sklearn.metrics import precision_recall_curve
+
+    if not 0 < y.sum() < len(y):
+        return float("nan")
+    precision, recall, _ = precision_recall_curve(y, s)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    return float(f1.max())
+
+
+def _emotion_labels(root: Path, emotion: str, split: Split) -> NDArray[np.int_]:
+    """1 where a GoEmotions comment carries ``emotion``, in file order (the order of
+    EMOTION_SOURCE's examples)."""
+    from tactful.evaluation.text import load_goemotions_labels
+
+    names = (root / "goemotions" / "labels.txt").read_text(encoding="utf-8").split()
+    if emotion not in names:
+        raise ValueError(f"goemotions/labels.txt has no label {emotion!r}")
+    label = names.index(emotion)
+    return np.array([label in ids for _, ids in load_goemotions_labels(split, root)], np.int_)
+
+
 def _mixes(n: int) -> list[tuple[float, ...]]:
     """Task weightings to choose from on dev: all equal, or one task counting double
     (corpora differ in how hard and how far from support conversations they are)."""
@@ -321,6 +389,26 @@ def train_heads(
             texts, labels = _reply_examples(root, split)
             cache[key] = (matrix(texts, [() for _ in texts]), np.array(labels, dtype=np.int_))
             log(f"  features {task_name}/{split}: {len(texts)} replies")
+        if key not in cache and task_name == EXCHANGES:
+            replies, messages, labels = _exchange_examples(root, split)
+            if encoder is not None:
+                m_emb, r_emb = encoder.encode(messages), encoder.encode(replies)
+            else:
+                m_emb, r_emb = embedder.encode(messages), embedder.encode(replies)
+            blocks = [
+                sparse.csr_matrix(exchange_dense(m_emb, r_emb)),
+                token_bag(embedder, messages),
+                token_bag(embedder, replies),
+            ]
+            cache[key] = (sparse.hstack(blocks).tocsr(), np.array(labels, dtype=np.int_))
+            log(f"  features {task_name}/{split}: {len(labels)} (reply, message) pairs")
+        if key not in cache and task_name.startswith("emotion:"):
+            x = load(EMOTION_SOURCE, split)[0]
+            y = _emotion_labels(root, task_name.split(":")[1], split)
+            if len(y) != x.shape[0]:
+                raise ValueError(f"{task_name}/{split}: {len(y)} labels for {x.shape[0]} texts")
+            cache[key] = (x, y)
+            log(f"  labels {task_name}/{split}: {int(y.sum())} of {len(y)}")
         if key not in cache and task_name.startswith("neg:"):
             _, dimension, name = task_name.split(":")
             texts = _negative_texts(name, dimension, root, split)
@@ -351,19 +439,25 @@ def train_heads(
         return x, np.concatenate([p[1] for p in parts])
 
     def fit_head(
-        label: str, tasks: list[str], negatives: list[str] | None = None
+        label: str,
+        tasks: list[str],
+        negatives: list[str] | None = None,
+        select: str = "auc",
+        c_grid: tuple[float, ...] = C_GRID,
     ) -> tuple[NDArray[np.float32], float, dict[str, Any]]:
-        """A calibrated head over the tasks: mix and C chosen on dev, Platt on dev.
+        """A calibrated head over the tasks: mix and C chosen on dev (by mean AUC, or
+        with ``select="f1"`` by mean best F1), Platt on dev.
         ``negatives``: out-of-domain negative sets, trained on as one more task (its own
         share of the weight) and pooled into every task's dev rows, so choices and
         calibration see them too."""
         negatives = negatives or []
+        metric = _best_f1 if select == "f1" else _auc
         best: tuple[float, float, tuple[float, ...], Any] | None = None
         for mix in _mixes(len(tasks)):
             x_train, y_train, w_train = weighted(
                 [*tasks, *negatives], (*mix, *(1.0,) * len(negatives))
             )
-            for c in C_GRID:
+            for c in c_grid:
                 model = LogisticRegression(
                     C=c, class_weight="balanced", max_iter=3000, random_state=SEED
                 )
@@ -371,10 +465,10 @@ def train_heads(
                 aucs = {}
                 for name in tasks:
                     x_dev, y_dev = dev_set(name, negatives)
-                    aucs[name] = _auc(y_dev, model.decision_function(x_dev))
+                    aucs[name] = metric(y_dev, model.decision_function(x_dev))
                 mean = float(np.nanmean(list(aucs.values())))
                 log(
-                    f"{label}: mix={mix} C={c} dev AUC "
+                    f"{label}: mix={mix} C={c} dev {select.upper()} "
                     + ", ".join(f"{k} {v:.3f}" for k, v in aucs.items())
                 )
                 if best is None or mean > best[0]:
@@ -389,7 +483,7 @@ def train_heads(
         dev_logit = model.decision_function(dev_x).reshape(-1, 1)
         platt = LogisticRegression(C=1e6, max_iter=1000).fit(dev_logit, dev_y)
         a, s = float(platt.coef_[0][0]), float(platt.intercept_[0])
-        log(f"{label}: chose C={c}, mix {mix} (mean dev AUC {mean:.3f})")
+        log(f"{label}: chose C={c}, mix {mix} (mean dev {select.upper()} {mean:.3f})")
         info = {
             "C": c,
             "task_mix": dict(zip(tasks, mix, strict=True)),
@@ -407,8 +501,8 @@ def train_heads(
                 if negatives
                 else {}
             ),
-            "dev_auc": {k: round(v, 4) for k, v in aucs.items()},
-            "dev_auc_mean": round(mean, 4),
+            f"dev_{select}": {k: round(v, 4) for k, v in aucs.items()},
+            f"dev_{select}_mean": round(mean, 4),
             "platt": [round(a, 4), round(s, 4)],
         }
         return (model.coef_[0] * a).astype(np.float32), float(model.intercept_[0] * a + s), info
@@ -502,6 +596,27 @@ def train_heads(
     biases.append(head_b)
     replies = {"column": "reply_risk", **info}
 
+    log("exchange: how likely a customer message is dissatisfied, read with the reply it answers")
+    ex_w, ex_b, info = fit_head("exchange", [EXCHANGES])
+    n_emb = n_dense - len(DIMENSIONS)
+    ex_dense, ex_message, ex_reply = np.split(ex_w, [3 * n_emb, 3 * n_emb + n_tokens])
+    exchange = {
+        "features": "[message | reply | message * reply] embeddings, both word-piece bags",
+        **info,
+    }
+
+    emotions: dict[str, dict[str, Any]] = {}
+    for emotion in EMOTIONS:
+        column = f"emotion:{emotion}"
+        if any(len(set(load(column, split)[1].tolist())) < 2 for split in ("train", "dev")):
+            log(f"{column}: its train or dev split lacks positives or negatives; no head")
+            continue
+        head_w, head_b, info = fit_head(column, [column], select="f1", c_grid=EMOTION_C_GRID)
+        columns.append(column)
+        weights.append(head_w)
+        biases.append(head_b)
+        emotions[emotion] = {"column": column, **info}
+
     w = np.stack(weights, axis=1)
     b = np.array(biases, dtype=np.float32)
 
@@ -541,6 +656,10 @@ def train_heads(
         # a column that reads replies, not a dimension; the conversation's weights are
         # added by train/conversation.py once these heads can score
         "replies": replies,
+        # the kinds of frustration (signals.EMOTIONS), one GoEmotions label each
+        "emotions": emotions,
+        # the exchange head (its own features; train/conversation.py weighs it)
+        "exchange": exchange,
         "lexical_only": [d for d in DIMENSIONS if d not in dims],
         "topics": topics,
         "training": {
@@ -548,7 +667,8 @@ def train_heads(
             "dev; Platt calibration on dev; frustration: a mixture of experts (one head per "
             "kind of text) with a multinomial gate, its C chosen on dev; wants_human and "
             "confusion also learn from out-of-domain negatives (USS user turns, BANKING77 "
-            "queries) pooled into their train and dev rows",
+            "queries) pooled into their train and dev rows; the emotion heads (anger, annoyance, "
+            "disappointment, disapproval) are one GoEmotions label each, C chosen on dev F1",
             "C_grid": list(C_GRID),
             "gate_C_grid": list(GATE_C_GRID),
             "seed": SEED,
@@ -575,4 +695,8 @@ def train_heads(
         chars=chars,
         char_weights=char_w,
         topic_chars=topic_chars,
+        exchange_dense=ex_dense,
+        exchange_message=ex_message,
+        exchange_reply=ex_reply,
+        exchange_bias=ex_b,
     )
