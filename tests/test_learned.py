@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tactful.cli import app
+from tactful.detect import text_signals
 from tactful.detect.learned import MAX_CHARS, clean_text, load_scorer
 from tactful.signals import DIMENSIONS, EMOTIONS, TOPICS
 
@@ -290,6 +291,11 @@ def test_frustration_is_broken_down_into_its_kinds(scorer):
     assert let_down["anger"] < angry["anger"]
     # nothing to go on: no kind of frustration either
     assert not any(scorer.score("   ").emotions.values())
+    # the frustration signal says which kind it is
+    scores = scorer.score("This is ridiculous. I just gave you the order number. Useless!")
+    (frustration,) = [s for s in text_signals(scores, "e1") if s.name == "frustration"]
+    kind = max(scores.emotions, key=scores.emotions.__getitem__)
+    assert frustration.reason.endswith(f"reads as {kind} {scores.emotions[kind]:.2f}")
 
 
 def test_an_answer_is_read_with_the_reply_it_answers(scorer):

@@ -29,11 +29,14 @@ TEXT_SIGNAL_FLOOR = 0.2
 def text_signals(scores: TextScores, event_id: str) -> list[Signal]:
     """Signals from a message's scores; the reason names the scorer version behind them."""
     reason = f"message text ({scores.version})"
+    # Which kind of frustration, when one stands out: "... ; reads as annoyance 0.61".
+    kind = max(scores.emotions.items(), key=lambda kv: kv[1], default=None)
+    felt = f"{reason}; reads as {kind[0]} {kind[1]:.2f}" if kind and kind[1] >= 0.3 else reason
     out = [
         Signal(
             name=dim,
             strength=value,
-            reason=reason,
+            reason=felt if dim == "frustration" else reason,
             evidence=scores.evidence.get(dim, ()),
             dimensions={dim: value},
             topic=scores.topic,
