@@ -273,12 +273,19 @@ def test_support_exasperation_reads_as_frustrated(scorer):
         "WHY IS THIS STILL NOT WORKING?? I have a deadline",
         "still not fixed after two days",
         "Nobody has answered my ticket",
+        "This is the third time I'm telling you: four people!!",
+        "I already told you my order number",
+        "Unbelievable. Forget it.",
+        "How many times do I have to say it?",
     ]
     for text, s in zip(said, scorer.score_batch(said), strict=True):
         assert s.scores["frustration"] >= 0.6, text
-    assert (
-        scorer.score("This is the third time I've watched this movie").scores["frustration"] < 0.5
-    )
+    calm = [
+        "This is the third time I've watched this movie",
+        "He is unbelievable, so glad he is on our team",
+    ]
+    for text, s in zip(calm, scorer.score_batch(calm), strict=True):
+        assert s.scores["frustration"] < 0.5, text
 
 
 def test_frustration_is_broken_down_into_its_kinds(scorer):

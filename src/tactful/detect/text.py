@@ -245,8 +245,8 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
         # (Reddit comments, scripted complaints, task dialogues) hardly contain: on their
         # dev splits these fire on 16 of ~12,000 texts and move no AUC by more than .001
         (
-            r"\b(?:third|fourth|fifth|\d+(?:rd|th)) time (?:i|we)(?:'ve|'m| am| have)?"
-            r" ?(?:ask|writ|contact|call|report|tr|explain|email|chas)",
+            r"\b(?:second|third|fourth|fifth|\d+(?:nd|rd|th)) time (?:i|we)(?:'ve|'m| am| have)?"
+            r" ?(?:ask|writ|contact|call|report|tr|explain|email|chas|tell|say|repeat)",
             "frustration",
             0.6,
         ),
@@ -259,6 +259,14 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
         (
             r"\b(?:this is|that'?s|it'?s|so|absolutely|completely) (?:ridiculous|unacceptable"
             r"|absurd|a joke|useless)",
+            "frustration",
+            0.6,
+        ),
+        (
+            r"\b(?:i|we) (?:already|just) (?:told you|said (?:that|it|so)|gave you|sent you"
+            r"|explained|answered)|\bhow many times (?:do|must|have) (?:i|we)\b"
+            r"|\bare you (?:even )?(?:listening|reading)\b"
+            r"|^unbelievable\b|\b(?:this|that|it)(?: is|'s) unbelievable\b",
             "frustration",
             0.6,
         ),
