@@ -114,7 +114,37 @@ def test_a_late_reply_does_not_replace_a_newer_one():
 
 def test_the_weights_round_trip_through_the_model_card():
     assert ConversationModel.from_card(MODEL.as_card()) == MODEL
+    paired = ConversationModel(
+        version="t", message=0.0, exchange=1.0, memory=0.0, bias=-2.7, alone=(0.97, 0.09, -0.16)
+    )
+    assert ConversationModel.from_card(paired.as_card()) == paired
     assert DEFAULT_CONVERSATION.reply == 0.0  # the lexical scorer reads no replies
+    # a card from before the exchange head: no exchange weight, one set of weights
+    old = {"version": "h", "message": 0.84, "reply": 0.69, "memory": 0.13, "bias": -0.57}
+    read = ConversationModel.from_card({**old, "prior": 0.06})
+    assert read.exchange == 0.0 and read.alone is None and read.reply == 0.69
+
+
+def test_a_message_answering_no_reply_is_read_with_its_own_weights():
+    model = ConversationModel(
+        version="t",
+        message=0.0,
+        reply=0.0,
+        exchange=1.0,
+        memory=0.0,
+        bias=-3.0,
+        alone=(1.0, 0.5, 0.0),
+    )
+    asked = model.replied(Conversation(), T0, 0.1, "Please confirm: a table for 2.")
+    soon = T0 + timedelta(seconds=20)
+    # answering the reply: the exchange reading, not the words alone
+    paired = model.read(asked, soon, 0.9, 0.2)
+    assert paired.frustration == pytest.approx(sigmoid(logit(0.2) - logit(0.06) - 3.0))
+    # no exchange reading (none to read, or nothing to go on): the words, at full weight
+    alone = model.read(asked, soon, 0.9, None)
+    assert alone.frustration == pytest.approx(0.9)
+    first = model.read(Conversation(), T0, 0.9, 0.2)  # no reply to answer at all
+    assert first.frustration == pytest.approx(0.9)
 
 
 def souring_policy() -> PolicyEngine:

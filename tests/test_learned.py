@@ -275,6 +275,7 @@ def test_support_exasperation_reads_as_frustrated(scorer):
         "Nobody has answered my ticket",
         "This is the third time I'm telling you: four people!!",
         "I already told you my order number",
+        "Are you even listening to me?",
         "Unbelievable. Forget it.",
         "How many times do I have to say it?",
     ]
@@ -283,6 +284,12 @@ def test_support_exasperation_reads_as_frustrated(scorer):
     calm = [
         "This is the third time I've watched this movie",
         "He is unbelievable, so glad he is on our team",
+        "I just sent you the photo.",
+        "Unbelievable, thank you so much!!",
+        "The second time I tried, it worked.",
+        "Are you reading the attachment I sent?",
+        "I just gave you a 5 star review :)",
+        "I already answered the survey",
     ]
     for text, s in zip(calm, scorer.score_batch(calm), strict=True):
         assert s.scores["frustration"] < 0.5, text
@@ -321,5 +328,7 @@ def test_an_answer_is_read_with_the_reply_it_answers(scorer):
     assert 0.0 < after_offer < after_confirm < 1.0
     assert 0.0 < after_success < after_failure < 1.0
     assert scorer.score_exchanges([], []) == []
+    # nothing to go on in the message: no reading, as score_batch gives none
+    assert scorer.score_exchanges(["Anything else?"] * 2, ["   ", "🙂🙂"]) == [None, None]
     with pytest.raises(ValueError, match="1 replies but 2 messages"):
         scorer.score_exchanges(["ok"], ["a", "b"])

@@ -88,6 +88,9 @@ def test_the_card_records_the_negatives_the_reply_head_and_the_conversation(trai
     assert conv["version"] == card["version"]
     assert all(math.isfinite(conv[k]) for k in ("message", "reply", "exchange", "memory", "bias"))
     assert conv["turns"] > 0 and 0.0 <= conv["dev_auc"] <= 1.0
+    # no term weighs below 0: more frustrated words never lower the level
+    assert all(conv[k] >= 0.0 for k in ("message", "reply", "exchange", "memory"))
+    assert set(conv["terms"]) <= set(TERMS) and 0.0 <= conv["cv_auc"] <= 1.0
 
 
 def test_a_scorer_from_those_heads_reads_replies_and_the_conversation(trained: Path) -> None:

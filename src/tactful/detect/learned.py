@@ -304,11 +304,15 @@ class TextScorer:
         """Whether these heads have an exchange head (score_exchanges reads pairs)."""
         return self._exchange is not None
 
-    def score_exchanges(self, replies: Sequence[str], messages: Sequence[str]) -> list[float]:
+    def score_exchanges(
+        self, replies: Sequence[str], messages: Sequence[str]
+    ) -> list[float | None]:
         """How likely each customer message is a dissatisfied one, read with the bot's or
         agent's reply it answers (the exchange head, trained on the USS dialogues' (system
         turn, user turn) pairs). A correction ("No, make it four") after a bot's
         confirmation reads differently from a decline ("No, not now") after an offer.
+        None for a message there is nothing to go on in (empty, no words, a language it
+        cannot read), as ``score_batch`` gives such a message no reading either.
         Raises ValueError when these heads have no exchange head (``reads_exchanges``)."""
         if self._exchange is None:
             raise ValueError(f"the {self.version} heads have no exchange head")
@@ -317,7 +321,9 @@ class TextScorer:
         if not messages:
             return []
         dense_w, token_w, bias = self._exchange
-        m_clean = [clean_text(t)[0] for t in messages]
+        m_read = [clean_text(t) for t in messages]
+        m_clean = [text for text, _ in m_read]
+        unread = [_confidence(text, notes) < 0.3 for text, notes in m_read]
         r_clean = [clean_text(t)[0] for t in replies]
         m_ids, r_ids = self.embedder.token_ids(m_clean), self.embedder.token_ids(r_clean)
         if self.encoder is not None:
@@ -332,7 +338,7 @@ class TextScorer:
                 z[i] += token_w[m, 0].sum() * (TOKEN_SCALE / len(m))
             if r:
                 z[i] += token_w[r, 1].sum() * (TOKEN_SCALE / len(r))
-        return [float(p) for p in _sigmoid(z)]
+        return [None if skip else float(p) for p, skip in zip(_sigmoid(z), unread, strict=True)]
 
     def _scores(
         self,
@@ -397,8 +403,11 @@ class TextScorer:
                 scores = {d: min(v, lex.scores[d]) for d, v in scores.items()}
             topic = self._topics(topic_logits[i], lex.topic_scores)
             emotions = dict(zip(self.emotions, emotion_probs[i].tolist(), strict=True))
+            felt = 1.0 - (1.0 - emotions.get("anger", 0.0)) * (1.0 - emotions.get("annoyance", 0.0))
+            outright = max(felt, stated["frustration"][0] if "frustration" in stated else 0.0)
             if confidence < 0.3:
                 emotions = dict.fromkeys(emotions, 0.0)
+                outright = 0.0
             out.append(
                 TextScores(
                     scores=scores,
@@ -409,6 +418,7 @@ class TextScorer:
                     notes=row_notes,
                     version=self.version,
                     emotions=emotions,
+                    outright=outright,
                 )
             )
         return out

@@ -177,7 +177,10 @@ class TextScores:
     "code removed", "language unsupported"); ``version`` names the scorer that produced it.
     ``emotions`` breaks frustration down into its kinds (signals.EMOTIONS: anger,
     annoyance, disappointment, disapproval), each a calibrated probability of its own;
-    empty from a scorer without emotion heads (the lexical tier).
+    empty from a scorer without emotion heads (the lexical tier). ``outright``: how
+    openly the message shows frustration, read with what holds beyond any one corpus (its
+    anger and annoyance, and outright statements such as "third time I've written"); 0
+    from the lexical tier.
     """
 
     scores: dict[str, float]
@@ -188,6 +191,7 @@ class TextScores:
     notes: tuple[str, ...] = ()
     version: str = LEXICAL_VERSION
     emotions: dict[str, float] = field(default_factory=dict)
+    outright: float = 0.0
 
 
 def _noisy_or(values: Sequence[float]) -> float:
@@ -245,7 +249,7 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
         # (Reddit comments, scripted complaints, task dialogues) hardly contain: on their
         # dev splits these fire on 16 of ~12,000 texts and move no AUC by more than .001
         (
-            r"\b(?:second|third|fourth|fifth|\d+(?:nd|rd|th)) time (?:i|we)(?:'ve|'m| am| have)?"
+            r"\b(?:third|fourth|fifth|\d+(?:rd|th)) time (?:i|we)(?:'ve|'m| am| have)?"
             r" ?(?:ask|writ|contact|call|report|tr|explain|email|chas|tell|say|repeat)",
             "frustration",
             0.6,
@@ -263,10 +267,11 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
             0.6,
         ),
         (
-            r"\b(?:i|we) (?:already|just) (?:told you|said (?:that|it|so)|gave you|sent you"
-            r"|explained|answered)|\bhow many times (?:do|must|have) (?:i|we)\b"
-            r"|\bare you (?:even )?(?:listening|reading)\b"
-            r"|^unbelievable\b|\b(?:this|that|it)(?: is|'s) unbelievable\b",
+            r"\b(?:i|we) (?:already|just) (?:told you|said (?:that|it|so)"
+            r"|explained (?:it|this|that))|\bhow many times (?:do|must|have) (?:i|we)\b"
+            r"|\bare you (?:even )?listening\b"
+            r"|\bare you even reading\b|^unbelievable[.!]*$"
+            r"|\b(?:this|that|it)(?: is|'s) unbelievable[.!]*$",
             "frustration",
             0.6,
         ),
@@ -294,17 +299,6 @@ def explicit_cues(text: str) -> dict[str, tuple[float, str]]:
             if m is not None and strength > out.get(dim, (0.0, ""))[0]:
                 out[dim] = (strength, m.group(0).lower())
     return out
-
-
-def outright_frustration(text: str, scores: TextScores) -> float:
-    """How openly a message shows frustration, read with what holds beyond any one corpus:
-    its anger and annoyance (the emotion heads, trained on Reddit comments) and outright
-    statements ("third time I've written", "still not working"). 0 when neither shows."""
-    felt = 1.0 - (1.0 - scores.emotions.get("anger", 0.0)) * (
-        1.0 - scores.emotions.get("annoyance", 0.0)
-    )
-    stated = explicit_cues(text).get("frustration", (0.0, ""))[0]
-    return max(felt, stated)
 
 
 def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:

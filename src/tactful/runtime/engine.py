@@ -76,7 +76,9 @@ class ExchangeScorer(Protocol):
     @property
     def reads_exchanges(self) -> bool: ...
 
-    def score_exchanges(self, replies: Sequence[str], messages: Sequence[str]) -> list[float]: ...
+    def score_exchanges(
+        self, replies: Sequence[str], messages: Sequence[str]
+    ) -> list[float | None]: ...
 
 
 @dataclass(slots=True)
@@ -542,7 +544,7 @@ class Engine:
             read = self.text_scorer.score_exchanges(
                 [a[1] for a in answers], [a[2] for a in answers]
             )
-            exchanges = {a[0]: p for a, p in zip(answers, read, strict=True)}
+            exchanges = {a[0]: p for a, p in zip(answers, read, strict=True) if p is not None}
         return {item[0]: s for item, s in zip(items, scores, strict=True)}, exchanges
 
     def _score_replies(self, events: list[Event]) -> dict[str, float]:

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from tactful.actions import Action, plan_actions
 from tactful.detect import BehaviorConfig, Signal, TextScores, detect, reply_text, scored_text
-from tactful.detect.text import outright_frustration, score_text
+from tactful.detect.text import score_text
 from tactful.events import Event
 from tactful.learn.outcomes import Outcome, derive_outcomes
 from tactful.policy.engine import Decision, PolicyEngine
@@ -128,7 +128,7 @@ def process(
                     event.timestamp,
                     text.scores["frustration"],
                     exchange,
-                    outright_frustration(written or "", text),
+                    text.outright,
                 )
             }
         )

@@ -196,8 +196,8 @@ class ConversationModel:
         with the reply it answers (else, with ``alone`` weights, it is read alone)."""
         f, reply, pair, memory = terms
         if self.alone is not None and not answering:
-            message, memory_w, bias = self.alone
-            return message * f + self.reply * reply + memory_w * memory + bias
+            message, memory_w, bias = self.alone  # fitted on the message and memory only
+            return message * f + memory_w * memory + bias
         return (
             self.message * f
             + self.reply * reply

@@ -1,19 +1,20 @@
 """Fit the conversation's weights (state/conversation.py) on the USS dev dialogues.
 
 The heads it reads (the message's frustration, the reply head, the exchange head) are
-trained on the train dialogues; what is fitted here is five numbers, how much the
-message, the reply it answers, the two read together and the conversation's earlier
-evidence each weigh, and a bias: a logistic
-regression on the dev dialogues' rated user turns, with each turn's features computed
-exactly as the engine computes them (the scorer's history is the customer's recent
-messages; replies scored by the reply head; turns 20 seconds apart, as
-``tactful eval conversations`` replays them). Test splits are never read.
+trained on the train dialogues; what is fitted here is how much the message, the reply it
+answers, the two read together and the conversation's earlier evidence each weigh, and a
+bias: a logistic regression on the dev dialogues' rated user turns that answer a reply,
+with each turn's features computed exactly as the engine computes them (the scorer's
+history is the customer's recent messages; turns 20 seconds apart, as ``tactful eval
+conversations`` replays them); and, for a message answering no reply, the message and
+memory weights alone, fitted on every rated turn. Test splits are never read.
 
-Which terms it keeps is chosen on dev too, by cross-validation over dialogues: a term
-that does not raise the cross-validated AUC by more than ``KEEP_GAIN`` is left out (its
-weight 0), since a term that fits dev without helping held-out dev dialogues will not
-help unseen ones either. The reply head alone was such a term once the exchange head read
-the reply with the message (pooled 5-fold AUC .844 with and without it).
+Which terms it keeps is chosen on dev too, by cross-validation over dialogues: a term that
+does not raise the cross-validated AUC by more than ``KEEP_GAIN`` is left out (its weight
+0), since a term that fits dev without helping held-out dev dialogues will not help unseen
+ones either. The reply head alone was such a term once the exchange head read the reply
+with the message (pooled 5-fold AUC .844 with and without it). No term may weigh below 0
+(more frustrated words never lower the level): one fitted below 0 is left out too.
 """
 
 from __future__ import annotations
@@ -158,9 +159,16 @@ def fit_conversation(
     # read alone, fitted on all the turns with their replies unseen.
     paired = answering if answering.any() else np.ones(len(y), dtype=bool)
     kept, tried = choose_terms(x[paired], y[paired], groups[paired])
-    columns = [TERMS.index(t) for t in kept]
-    model = LogisticRegression(C=1.0, max_iter=2000, random_state=SEED)
-    model.fit(x[paired][:, columns], y[paired])
+    while True:
+        columns = [TERMS.index(t) for t in kept]
+        model = LogisticRegression(C=1.0, max_iter=2000, random_state=SEED)
+        model.fit(x[paired][:, columns], y[paired])
+        # A more frustrated message, a riskier reply, more earlier evidence: none of them
+        # may lower the level. A term fitted below 0 is left out, and the rest refitted.
+        negative = [t for t, w in zip(kept, model.coef_[0], strict=True) if w < 0]
+        if not negative:
+            break
+        kept = [t for t in kept if t not in negative]
     alone: tuple[float, float, float] | None = None
     solo = [TERMS.index("message"), TERMS.index("memory")]
     if answering.any():
@@ -197,6 +205,7 @@ def fit_conversation(
         "answering_a_reply": int(answering.sum()),
         "terms": kept,
         "cv_auc_by_terms": tried,
+        "cv_auc": round(_cv_auc(x[paired], y[paired], groups[paired], columns), 4),
         "dev_auc": round(float(roc_auc_score(y, level)), 4),
         "dev_auc_message_alone": round(float(roc_auc_score(y, x[:, 0])), 4),
     }
