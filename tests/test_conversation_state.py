@@ -101,6 +101,27 @@ def test_an_openly_frustrated_message_is_a_floor_under_the_level():
     assert below.frustration == pytest.approx(fitted.frustration)
 
 
+def test_each_reading_says_how_it_came_about():
+    model = ConversationModel(
+        version="t", message=0.0, exchange=1.0, memory=0.0, bias=-3.0, alone=(1.0, 0.0, 0.0)
+    )
+    assert Conversation().explain() is None  # nothing read yet
+    asked = model.replied(Conversation(), T0, 0.1, "Please confirm:   a table for 2 " + "x" * 80)
+    soon = T0 + timedelta(seconds=20)
+    paired = model.read(asked, soon, 0.2, 0.4)
+    assert paired.basis == "exchange" and paired.answered is not None
+    assert (
+        paired.answered.startswith("Please confirm: a table for 2 x") and len(paired.answered) == 60
+    )
+    assert "read with the reply it answers ('Please confirm" in (paired.explain() or "")
+    alone = model.read(asked, soon, 0.2, None)
+    assert alone.basis == "alone" and alone.answered is None
+    assert "answers no recent reply" in (alone.explain() or "")
+    floored = model.read(asked, soon, 0.2, 0.01, outright=0.6)
+    assert floored.basis == "outright" and floored.frustration == pytest.approx(0.6)
+    assert "said outright" in (floored.explain() or "")
+
+
 def test_only_the_start_of_a_long_reply_is_kept():
     replied = MODEL.replied(Conversation(), T0, 0.1, "x" * (REPLY_CHARS + 500))
     assert replied.reply_text == "x" * REPLY_CHARS
@@ -210,6 +231,9 @@ def test_the_engine_keeps_the_conversation_and_the_policy_reads_it(tmp_path):
     decided = results[2].processed.decisions if results[2].processed else []
     assert [d.rule_id for d in decided] == ["souring"]
     assert decided[0].factors["state.frustration_now"] == pytest.approx(upset.frustration, abs=1e-3)
+    # and the card says how that reading came about
+    assert upset.explain() in decided[0].reasons
+    assert upset.explain().startswith(f"frustration now {upset.frustration:.2f}: ")
     # kept in the store, as the rest of the state is
     stored = engine.store.load_states(["c1"])["c1"]
     assert stored.conversation.messages == 2

@@ -344,6 +344,9 @@ class PolicyEngine:
             why = rule.description or rule.id
             factor_text = ", ".join(f"{k}={v}" for k, v in factors.items())
             reasons = (f"{rule.id}: {why}", f"because {factor_text}", *evidence)
+            now_read = state.conversation.explain() if "state.frustration_now" in factors else None
+            if now_read:
+                reasons = (*reasons, now_read)
             if in_incident and incident is not None:
                 reasons = (*reasons, incident.note())
             for kind, params in self._then[rule.id]:

@@ -46,7 +46,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -85,6 +85,12 @@ def _sigmoid(z: float) -> float:
     return e / (1.0 + e)
 
 
+def _snippet(text: str, limit: int = 60) -> str:
+    """The start of a reply, for a decision card."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def _decay(seconds: float, half_life: float) -> float:
     return 0.5 ** (seconds / half_life) if seconds > 0 else 1.0
 
@@ -102,12 +108,27 @@ class Conversation(BaseModel):
     reply_risk: float | None = None  # the latest reply's risk
     reply_at: Instant | None = None
     reply_text: str | None = None  # the latest reply's text (its first REPLY_CHARS)
+    # how the latest message was read: with the reply it answered, alone, or as outright
+    # frustration (the floor); what the decision card says of frustration_now
+    basis: Literal["exchange", "alone", "outright"] | None = None
+    answered: str | None = None  # the start of the reply it answered (basis "exchange")
 
     def level(self, now: datetime) -> float:
         """The level at ``now``: the latest reading, fading over the pause since."""
         if self.at is None:
             return 0.0
         return self.frustration * _decay((now - self.at).total_seconds(), HALF_LIFE_S)
+
+    def explain(self) -> str | None:
+        """How the latest reading came about, in words for a decision card."""
+        if self.basis is None:
+            return None
+        level = f"frustration now {self.frustration:.2f}"
+        if self.basis == "outright":
+            return f"{level}: said outright (anger, annoyance, or words like 'third time')"
+        if self.basis == "exchange":
+            return f"{level}: the message read with the reply it answers ({self.answered!r})"
+        return f"{level}: the message read on its own (it answers no recent reply)"
 
     def answering(self, at: datetime) -> str | None:
         """The reply a customer message at ``at`` answers: the latest reply's text, if it
@@ -218,14 +239,18 @@ class ConversationModel:
         (``exchange``: see ``features``; ``outright``: how openly the message shows
         frustration, a floor under the level from OUTRIGHT_FLOOR)."""
         terms = self.features(conv, at, frustration, exchange)
-        z = self.level_logit(terms, exchange is not None and conv.answering(at) is not None)
+        answered = conv.answering(at) if exchange is not None else None
+        z = self.level_logit(terms, answered is not None)
         level = _sigmoid(z)
-        if outright >= OUTRIGHT_FLOOR:
-            level = max(level, outright)
+        basis: Literal["exchange", "alone", "outright"] = "exchange" if answered else "alone"
+        if outright >= OUTRIGHT_FLOOR and outright > level:
+            level, basis = outright, "outright"
         return conv.model_copy(
             update={
                 "at": at,
                 "frustration": level,
+                "basis": basis,
+                "answered": _snippet(answered) if answered else None,
                 "evidence": terms[3] + max(0.0, terms[0] - logit(self.prior)),
                 "messages": conv.messages + 1,
             }
