@@ -57,7 +57,10 @@ def test_pages_render_and_unknown_customers_are_404(store, make_event):
         home = client.get("/")
         assert home.status_code == 200 and "escalation precision" in home.text
         assert 'id="m-precision">—' in home.text  # no verdicts yet
-        assert client.get("/customers/c1").status_code == 200
+        page = client.get("/customers/c1")
+        assert page.status_code == 200
+        # the conversation's reading now, and how it came about (lexical scorer: alone)
+        assert 'id="frustration-now"' in page.text and "read on its own" in page.text
         assert client.get("/customers/nobody").status_code == 404
         queue = client.get("/queue")
         assert "Resolve" in queue.text and "c1" in queue.text

@@ -197,6 +197,8 @@ def dashboard_routes(engine: Engine) -> APIRouter:
             "customer.html",
             state=state,
             levels=state.levels(now, engine.memory.trend),
+            now_level=state.conversation.level(now),
+            now_reading=state.conversation.explain(),
             series=trend_series(events, engine.memory, now),
             events=events,
             by_event=by_event,
