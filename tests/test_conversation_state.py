@@ -279,3 +279,48 @@ def test_the_engine_reads_a_message_with_the_reply_it_answers_across_batches(tmp
     bare = alone.ingest(events[1:])[0].processed
     assert bare is not None
     assert bare.state.conversation.frustration != pytest.approx(one.state.conversation.frustration)
+
+
+def test_an_agent_s_message_is_a_reply_and_a_late_reply_is_not_answered(tmp_path):
+    """Replies come as bot turns or as bot/agent messages; a reply that arrives after the
+    customer's answer (an older timestamp than the reply already kept) is not what the
+    next message answers."""
+    engine = Engine(SQLiteStore(tmp_path / "t.db"), souring_policy(), text_scorer=load_scorer())
+    base = {"customer_id": "c1", "type": "message"}
+    results = engine.ingest(
+        [
+            {
+                **base,
+                "event_id": "a1",
+                "role": "agent",
+                "text": "I have refunded the duplicate charge.",
+                "timestamp": "2026-03-01T12:00:00Z",
+            },
+            {
+                **base,
+                "event_id": "m1",
+                "text": "Thanks, that was quick.",
+                "timestamp": "2026-03-01T12:00:30Z",
+            },
+            {
+                **base,
+                "event_id": "a0",
+                "role": "agent",
+                "text": "Let me check that for you.",
+                "timestamp": "2026-03-01T11:59:50Z",
+            },
+            {
+                **base,
+                "event_id": "m2",
+                "text": "Will it show on this month's statement?",
+                "timestamp": "2026-03-01T12:00:40Z",
+            },
+        ]
+    )
+    states = [r.processed.state.conversation for r in results if r.processed is not None]
+    assert states[0].reply_text == "I have refunded the duplicate charge."
+    assert states[1].basis == "exchange"
+    assert states[1].answered == "I have refunded the duplicate charge."
+    # the late reply (11:59:50) did not replace the newer one
+    assert states[2].reply_text == "I have refunded the duplicate charge."
+    assert states[3].answered == "I have refunded the duplicate charge."
