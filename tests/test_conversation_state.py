@@ -122,6 +122,26 @@ def test_each_reading_says_how_it_came_about():
     assert "said outright" in (floored.explain() or "")
 
 
+def test_a_reply_said_again_after_the_customer_answered_counts_as_a_repeat():
+    ask = "Sure! What is your order number?"
+    conv = MODEL.replied(Conversation(), T0, 0.1, ask)
+    assert conv.repeats == 0
+    # said again with no answer in between: the bot double-posted, not a repeat
+    assert MODEL.replied(conv, T0 + timedelta(seconds=2), 0.1, ask).repeats == 0
+    t = T0
+    for n in (1, 2):
+        t += timedelta(seconds=20)
+        conv = MODEL.read(conv, t, 0.1)  # the customer answers
+        t += timedelta(seconds=5)
+        conv = MODEL.replied(conv, t, 0.1, ask.upper().replace(" ", "  "))  # case, spacing
+        assert conv.repeats == n and conv.repeating(t + timedelta(seconds=10)) == n
+    # the conversation has gone quiet: no longer going in circles
+    assert conv.repeating(t + timedelta(seconds=HALF_LIFE_S + 1)) == 0
+    # a different reply starts the count again
+    conv = MODEL.read(conv, t + timedelta(seconds=20), 0.1)
+    assert MODEL.replied(conv, t + timedelta(seconds=25), 0.1, "Found it!").repeats == 0
+
+
 def test_only_the_start_of_a_long_reply_is_kept():
     replied = MODEL.replied(Conversation(), T0, 0.1, "x" * (REPLY_CHARS + 500))
     assert replied.reply_text == "x" * REPLY_CHARS
@@ -233,7 +253,7 @@ def test_the_engine_keeps_the_conversation_and_the_policy_reads_it(tmp_path):
     assert decided[0].factors["state.frustration_now"] == pytest.approx(upset.frustration, abs=1e-3)
     # and the card says how that reading came about
     assert upset.explain() in decided[0].reasons
-    assert upset.explain().startswith(f"frustration now {upset.frustration:.2f}: ")
+    assert (upset.explain() or "").startswith(f"frustration now {upset.frustration:.2f}: ")
     # kept in the store, as the rest of the state is
     stored = engine.store.load_states(["c1"])["c1"]
     assert stored.conversation.messages == 2

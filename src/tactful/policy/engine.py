@@ -144,6 +144,7 @@ _STATE_FIELDS: dict[str, StateField] = {
     "active_holds": lambda s, now, c: len(s.active_holds(now)),
     "open_handoffs": lambda s, now, c: len(s.handoffs),
     "frustration_now": lambda s, now, c: s.conversation.level(now),
+    "bot_repeats": lambda s, now, c: s.conversation.repeating(now),
 }
 assert set(_STATE_FIELDS) == NAMESPACES["state"]
 

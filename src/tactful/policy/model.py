@@ -102,6 +102,9 @@ NAMESPACES: dict[str, frozenset[str]] = {
             # message, the reply it answered and the conversation's earlier evidence,
             # fading within minutes of quiet); the dimensions above remember for days
             "frustration_now",
+            # how many times in a row the bot's (or agent's) latest reply repeated the one
+            # before it while the customer kept answering: a bot going in circles
+            "bot_repeats",
         }
     ),
     "event": frozenset(

@@ -85,6 +85,11 @@ def _sigmoid(z: float) -> float:
     return e / (1.0 + e)
 
 
+def _same(a: str, b: str) -> bool:
+    """Two replies that say the same thing (case and spacing aside)."""
+    return " ".join(a.lower().split()) == " ".join(b.lower().split())
+
+
 def _snippet(text: str, limit: int = 60) -> str:
     """The start of a reply, for a decision card."""
     text = " ".join(text.split())
@@ -112,6 +117,9 @@ class Conversation(BaseModel):
     # frustration (the floor); what the decision card says of frustration_now
     basis: Literal["exchange", "alone", "outright"] | None = None
     answered: str | None = None  # the start of the reply it answered (basis "exchange")
+    # how many times in a row the latest reply said again what the one before it said,
+    # the customer having written in between: a bot going in circles
+    repeats: int = 0
 
     def level(self, now: datetime) -> float:
         """The level at ``now``: the latest reading, fading over the pause since."""
@@ -129,6 +137,13 @@ class Conversation(BaseModel):
         if self.basis == "exchange":
             return f"{level}: the message read with the reply it answers ({self.answered!r})"
         return f"{level}: the message read on its own (it answers no recent reply)"
+
+    def repeating(self, now: datetime) -> int:
+        """``repeats`` while the latest reply belongs to the conversation at ``now``."""
+        if self.reply_at is None:
+            return 0
+        since = (now - self.reply_at).total_seconds()
+        return self.repeats if 0 <= since <= HALF_LIFE_S else 0
 
     def answering(self, at: datetime) -> str | None:
         """The reply a customer message at ``at`` answers: the latest reply's text, if it
@@ -264,7 +279,22 @@ class ConversationModel:
         if conv.reply_at is not None and at < conv.reply_at:
             return conv  # a late reply: an earlier one than we already have
         kept = text[:REPLY_CHARS] if text else None
-        return conv.model_copy(update={"reply_risk": risk, "reply_at": at, "reply_text": kept})
+        again = (
+            kept is not None
+            and conv.answering(at) is not None  # the previous reply, in this conversation
+            and conv.at is not None
+            and conv.reply_at is not None
+            and conv.at >= conv.reply_at  # and the customer answered it
+            and _same(kept, conv.reply_text or "")
+        )
+        return conv.model_copy(
+            update={
+                "reply_risk": risk,
+                "reply_at": at,
+                "reply_text": kept,
+                "repeats": conv.repeats + 1 if again else 0,
+            }
+        )
 
 
 DEFAULT_CONVERSATION = ConversationModel()
