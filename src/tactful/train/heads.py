@@ -28,7 +28,7 @@ import hashlib
 import itertools
 import json
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -277,51 +277,36 @@ def _negative_texts(name: str, dimension: str, root: Path, split: Split) -> list
 
 
 REPLIES = "replies:uss"  # the reply head's training set (see _reply_examples)
+EXCHANGES = "exchanges:uss"  # the exchange head's training set (see _exchange_examples)
 
 
-def _reply_examples(root: Path, split: Split) -> tuple[list[str], list[int]]:
-    """USS system turns, each labeled by whether the user's next turn is dissatisfied
-    (majority rating <= 2); turns followed by no rated user turn are left out."""
+def _answered_turns(root: Path, split: Split) -> Iterator[tuple[str, str, int]]:
+    """Every USS system turn followed by a rated user turn: (the system turn, the user
+    turn, whether the user turn is dissatisfied: majority rating <= 2)."""
     from tactful.evaluation.tasks import USS_CORPORA, majority_rating
 
-    texts: list[str] = []
-    labels: list[int] = []
     for prefix in USS_CORPORA.values():
         with (root / "uss" / f"{prefix}.{split}.jsonl").open(encoding="utf-8") as fh:
             for line in fh:
                 turns = json.loads(line)["turns"]
                 for turn, nxt in itertools.pairwise(turns):
-                    if turn["role"] != "SYSTEM" or nxt["role"] != "USER" or not nxt.get("ratings"):
-                        continue
-                    if turn["text"].strip():
-                        texts.append(turn["text"])
-                        labels.append(int(majority_rating(nxt["ratings"]) <= 2))
-    return texts, labels
+                    if turn["role"] == "SYSTEM" and nxt["role"] == "USER" and nxt.get("ratings"):
+                        label = int(majority_rating(nxt["ratings"]) <= 2)
+                        yield turn["text"], nxt["text"], label
 
 
-EXCHANGES = "exchanges:uss"  # the exchange head's training set (see _exchange_examples)
+def _reply_examples(root: Path, split: Split) -> tuple[list[str], list[int]]:
+    """USS system turns, each labeled by whether the user's next turn is dissatisfied;
+    turns followed by no rated user turn are left out."""
+    rows = [(reply, label) for reply, _, label in _answered_turns(root, split) if reply.strip()]
+    return [r for r, _ in rows], [y for _, y in rows]
 
 
 def _exchange_examples(root: Path, split: Split) -> tuple[list[str], list[str], list[int]]:
     """USS rated user turns that answer a system turn: (the system turn, the user turn,
     whether the user turn is dissatisfied)."""
-    from tactful.evaluation.tasks import USS_CORPORA, majority_rating
-
-    replies: list[str] = []
-    messages: list[str] = []
-    labels: list[int] = []
-    for prefix in USS_CORPORA.values():
-        with (root / "uss" / f"{prefix}.{split}.jsonl").open(encoding="utf-8") as fh:
-            for line in fh:
-                turns = json.loads(line)["turns"]
-                for turn, nxt in itertools.pairwise(turns):
-                    if turn["role"] != "SYSTEM" or nxt["role"] != "USER" or not nxt.get("ratings"):
-                        continue
-                    if turn["text"].strip() and nxt["text"].strip():
-                        replies.append(turn["text"])
-                        messages.append(nxt["text"])
-                        labels.append(int(majority_rating(nxt["ratings"]) <= 2))
-    return replies, messages, labels
+    rows = [r for r in _answered_turns(root, split) if r[0].strip() and r[1].strip()]
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
 
 def _best_f1(y: NDArray[np.int_], s: NDArray[np.float64]) -> float:
