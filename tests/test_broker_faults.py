@@ -140,6 +140,25 @@ def assert_counted(pool: Workers, events: int) -> None:
     assert sum(done) == events, logs
 
 
+def all_applied_once(
+    url: str,
+    nats_url: str,
+    stream: str,
+    pool: Workers,
+    worker: Any,
+    events: list[dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    """The end of every fault test: every event applied (waiting up to 45 s), the worker
+    still the one started (it recovered by itself, not restarted), each event once with
+    the outcome one process on SQLite decides, and each counted once by the workers."""
+    why = explain(url, nats_url, stream, pool, events)
+    wait_for(lambda: applied(url) == len(events), 45, "every event applied", why)
+    assert worker.poll() is None, pool.logs()
+    assert_exactly_once(url, events, tmp_path)
+    assert_counted(pool, len(events))
+
+
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
 def test_postgres_stops_and_starts_under_a_running_worker(
     mode: str,
@@ -177,11 +196,7 @@ def test_postgres_stops_and_starts_under_a_running_worker(
         own_pg.resume()
 
         post_all(server.url, after)
-        why = explain(url, nats_server.url, stream, pool, events)
-        wait_for(lambda: applied(url) == len(events), 45, "every event applied", why)
-        assert worker.poll() is None, pool.logs()  # recovered by itself, not restarted
-        assert_exactly_once(url, events, tmp_path)
-        assert_counted(pool, len(events))
+        all_applied_once(url, nats_server.url, stream, pool, worker, events, tmp_path)
 
 
 def test_nats_restarts_under_serve_and_a_worker(
@@ -240,11 +255,7 @@ def test_nats_restarts_under_serve_and_a_worker(
                 assert time.monotonic() < deadline, f"still 503 after the restart: {r.text}"
                 time.sleep(POLL)
         post_all(server.url, after)
-        why = explain(url, own_nats.url, stream, pool, events)
-        wait_for(lambda: applied(url) == len(events), 45, "every event applied", why)
-        assert worker.poll() is None, pool.logs()  # reconnected by itself, not restarted
-        assert_exactly_once(url, events, tmp_path)
-        assert_counted(pool, len(events))
+        all_applied_once(url, own_nats.url, stream, pool, worker, events, tmp_path)
 
 
 def test_nats_goes_down_between_a_workers_commit_and_its_acks(
@@ -279,11 +290,7 @@ def test_nats_goes_down_between_a_workers_commit_and_its_acks(
         assert worker.poll() is None, pool.logs()
         own_nats.restart()
         post_all(server.url, rest)
-        why = explain(url, own_nats.url, stream, pool, events)
-        wait_for(lambda: applied(url) == len(events), 45, "every event applied", why)
-        assert worker.poll() is None, pool.logs()
-        assert_exactly_once(url, events, tmp_path)
-        assert_counted(pool, len(events))
+        all_applied_once(url, own_nats.url, stream, pool, worker, events, tmp_path)
 
 
 def account_lock_waiters(url: str) -> int:
@@ -332,11 +339,7 @@ def test_both_down_postgres_back_first(
         own_nats.restart()
         wait_for(lambda: len(owners(url)) == PARTITIONS, 20, "partitions owned", pool.logs)
         post_all(server.url, rest)
-        why = explain(url, own_nats.url, stream, pool, events)
-        wait_for(lambda: applied(url) == len(events), 45, "every event applied", why)
-        assert worker.poll() is None, pool.logs()
-        assert_exactly_once(url, events, tmp_path)
-        assert_counted(pool, len(events))
+        all_applied_once(url, own_nats.url, stream, pool, worker, events, tmp_path)
 
 
 def retaking(pool: Workers) -> bool:
