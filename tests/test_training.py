@@ -18,6 +18,7 @@ from tactful.train.heads import (
     _exchange_examples,
     _negative_texts,
     _reply_examples,
+    planned_heads,
     train_heads,
 )
 
@@ -165,7 +166,31 @@ def test_the_dialogue_expert_can_learn_from_a_teacher(trained: Path, data: Path)
     assert soft.shape == (2,) and ((soft > 0) & (soft < 1)).all()
     with pytest.raises(ValueError, match="no column 'nope'"):
         teacher.column_probabilities(texts, [(), ()], "nope")
-    heads = train_heads(embedder, embedder.name, data, log=lambda m: None, teacher=teacher)
+    started: list[str] = []
+    heads = train_heads(
+        embedder, embedder.name, data, log=lambda m: None, teacher=teacher, step=started.append
+    )
+    # each head announced as it starts, in the planned order (the progress bar's count);
+    # the miniature has no disapproval comments, so that head is the one never started
+    plan = planned_heads()
+    assert started == [h for h in plan if h != "emotion:disapproval"]
     experts = heads.card["training"]["heads"]["frustration"]["mixture_of_experts"]["experts"]
     assert experts["dialogue"]["distilled_from"] == teacher.version
     assert "distilled_from" not in experts["emotion"]  # only the DISTILLED experts
+
+
+def test_the_train_command_writes_heads_a_card_and_the_conversation(
+    data: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from tactful.cli import app
+
+    out = tmp_path / "heads"
+    args = ["train", "--data", str(data), "--out", str(out), "--no-teacher"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}" in result.output
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["replies"]["conversation"]["turns"] > 0
+    assert TextScorer(load_embedder(), out).score("this is ridiculous").scores["frustration"] > 0

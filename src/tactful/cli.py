@@ -1490,6 +1490,9 @@ def train(
             "those first (--transformer). --no-teacher: from the labels alone.",
         ),
     ] = True,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
+    ] = True,
 ) -> None:
     """Train the text heads on the labeled data's train splits (dev for choices and
     calibration; test never read), with fixed seeds, and write them with a model card."""
@@ -1529,30 +1532,43 @@ def train(
             err.print(f"teacher: {mentor.version} (the dialogue expert learns from it)")
         except (TransformerUnavailable, FileNotFoundError) as exc:
             err.print(f"no teacher ({exc}); the dialogue expert learns from labels alone")
-    try:
-        heads = train_heads(
-            embedder,
-            embedder.name,
-            data,
-            log=lambda m: err.print(m),
-            encoder=encoder,
-            teacher=mentor,
-        )
-    except DataError as exc:
-        err.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from None
-    heads.save(target)
-    # The conversation's weights read what these heads score, so they are fitted second.
     from tactful.detect.learned import TextScorer
     from tactful.evaluation.tasks import data_dir
+    from tactful.evaluation.text import progress_bar
     from tactful.train.conversation import fit_conversation
+    from tactful.train.heads import planned_heads
 
-    err.print("conversation: fitting its weights on the USS dev dialogues")
-    reading, info = fit_conversation(
-        TextScorer(embedder, target, encoder), data_dir(data), heads.card["version"]
-    )
-    heads.card["replies"]["conversation"] = {**reading.as_card(), **info}
-    heads.save(target)
+    plan = planned_heads()
+    with progress_bar("train", progress) as bar:
+        job = bar.add_task("features", total=len(plan) + 1)
+
+        def step(head: str) -> None:
+            done = plan.index(head) if head in plan else None
+            bar.update(job, description=head, completed=done)
+
+        try:
+            heads = train_heads(
+                embedder,
+                embedder.name,
+                data,
+                log=lambda m: bar.console.print(m, highlight=False),
+                encoder=encoder,
+                teacher=mentor,
+                step=step,
+            )
+        except DataError as exc:
+            err.print(f"[red]{exc}[/]")
+            raise typer.Exit(2) from None
+        heads.save(target)
+        # The conversation's weights read what these heads score, so they come second.
+        bar.update(job, description="conversation weights", completed=len(plan))
+        bar.console.print("conversation: fitting its weights on the USS dev dialogues")
+        reading, info = fit_conversation(
+            TextScorer(embedder, target, encoder), data_dir(data), heads.card["version"]
+        )
+        heads.card["replies"]["conversation"] = {**reading.as_card(), **info}
+        heads.save(target)
+        bar.update(job, description="done", completed=len(plan) + 1)
     err.print(
         f"conversation: dev AUC {info['dev_auc']} (the message alone "
         f"{info['dev_auc_message_alone']})"

@@ -51,7 +51,14 @@ from tactful.detect.learned import SentenceEncoder, TextScorer
 from tactful.evaluation.tasks import TASKS, Example, Split, data_dir
 from tactful.signals import DIMENSIONS, EMOTIONS
 
-__all__ = ["BANKING_TOPICS", "BITEXT_TOPICS", "NEGATIVES", "TrainedHeads", "train_heads"]
+__all__ = [
+    "BANKING_TOPICS",
+    "BITEXT_TOPICS",
+    "NEGATIVES",
+    "TrainedHeads",
+    "planned_heads",
+    "train_heads",
+]
 
 SEED = 20261123
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
@@ -333,6 +340,18 @@ def _emotion_labels(root: Path, emotion: str, split: Split) -> NDArray[np.int_]:
     return np.array([label in ids for _, ids in load_goemotions_labels(split, root)], np.int_)
 
 
+def planned_heads() -> list[str]:
+    """The heads train_heads fits, in the order it fits them (what a progress bar counts;
+    train_heads reports each through ``step`` as it starts it)."""
+    plan: list[str] = []
+    for dim in DIMENSIONS:
+        if not any(t.dimension == dim for t in TASKS.values()):
+            continue
+        families = EXPERTS.get(dim)
+        plan += [f"{dim}/{f}" for f in families] + [f"{dim} gate"] if families else [dim]
+    return [*plan, "reply_risk", "exchange", *(f"emotion:{e}" for e in EMOTIONS), "topic"]
+
+
 def _mixes(n: int) -> list[tuple[float, ...]]:
     """Task weightings to choose from on dev: all equal, or one task counting double
     (corpora differ in how hard and how far from support conversations they are)."""
@@ -349,11 +368,13 @@ def train_heads(
     log: Log = print,
     encoder: SentenceEncoder | None = None,
     teacher: TextScorer | None = None,
+    step: Callable[[str], None] = lambda head: None,
 ) -> TrainedHeads:
     """``encoder``: where the embedding features come from when not ``embedder`` (the
     full transformer, through an embedding cache); the bag of word pieces is always
     ``embedder``'s. ``teacher``: a scorer whose DISTILLED experts the same experts here
-    learn from (soft labels on the train texts); without one they learn from labels."""
+    learn from (soft labels on the train texts); without one they learn from labels.
+    ``step``: called with each head's name (as in planned_heads) as its fitting starts."""
     from sklearn.linear_model import LogisticRegression
 
     root = data_dir(root)
@@ -457,6 +478,7 @@ def train_heads(
         share of the weight) and pooled into every task's dev rows, so choices and
         calibration see them too."""
         negatives = negatives or []
+        step(label)
         metric = _best_f1 if select == "f1" else _auc
         best: tuple[float, float, tuple[float, ...], Any] | None = None
         for mix in _mixes(len(tasks)):
@@ -573,6 +595,7 @@ def train_heads(
         counts = {f: int((g_gate == f).sum()) for f in families}
         w_gate = np.array([len(g_gate) / (len(families) * counts[f]) for f in g_gate])
         best_gate: tuple[float, float, Any, dict[str, float]] | None = None
+        step(f"{dim} gate")
         for c in GATE_C_GRID:
             gate = LogisticRegression(C=c, max_iter=3000, random_state=SEED)
             gate.fit(x_gate, g_gate, sample_weight=w_gate)
@@ -642,6 +665,7 @@ def train_heads(
     w = np.stack(weights, axis=1)
     b = np.array(biases, dtype=np.float32)
 
+    step("topic")
     log("topic: multinomial head on bitext intents and BANKING77 categories")
     topic_texts, topic_labels = _topic_examples(root, "train")
     topic_model = LogisticRegression(C=1.0, max_iter=3000, random_state=SEED)
