@@ -70,23 +70,10 @@ def conversation_features(scorer: TextScorer, root: Path, split: str) -> Turns:
                     histories.append(tuple(recent))
                     recent = with_message(recent, t.text)
         frustration = iter(s.scores["frustration"] for s in scorer.score_batch(texts, histories))
-        # The reply each user turn answers, as the engine finds it (the conversation's
-        # latest reply, if recent), read with it by the exchange head.
-        answered: list[tuple[str, str]] = []
-        for d in dialogues:
-            conv = Conversation()
-            at = START
-            for t in d.turns:
-                if t.role == "SYSTEM":
-                    conv = reading.replied(conv, at, 0.0, t.text)
-                elif (reply := conv.answering(at)) is not None:
-                    answered.append((reply, t.text))
-                at += TURN_GAP
-        pairs = iter(
-            scorer.score_exchanges([a[0] for a in answered], [a[1] for a in answered])
-            if scorer.reads_exchanges
-            else [None] * len(answered)
-        )
+        # Each rated turn's conversation as the engine holds it when the turn arrives, and
+        # the reply it answers (if recent). The exchange reading changes only the level,
+        # not what later turns' features read, so it is scored once the walk is done.
+        rated: list[tuple[Conversation, Any, float, str | None, str]] = []
         for d in dialogues:
             conv = Conversation()
             at = START
@@ -96,14 +83,22 @@ def conversation_features(scorer: TextScorer, root: Path, split: str) -> Turns:
                     conv = reading.replied(conv, at, next(risks), t.text)
                 else:
                     f = next(frustration)
-                    x = next(pairs) if conv.answering(at) is not None else None
                     if t.dissatisfied is not None:
-                        rows.append(reading.features(conv, at, f, x))
+                        rated.append((conv, at, f, conv.answering(at), t.text))
                         labels.append(int(t.dissatisfied))
                         groups.append(dialogue_no)
-                        answering.append(x is not None)
-                    conv = reading.read(conv, at, f, x)
+                    conv = reading.read(conv, at, f)
                 at += TURN_GAP
+        asked = [(reply, text) for _, _, _, reply, text in rated if reply is not None]
+        pairs = iter(
+            scorer.score_exchanges([a[0] for a in asked], [a[1] for a in asked])
+            if scorer.reads_exchanges
+            else [None] * len(asked)
+        )
+        for conv, at, f, reply, _ in rated:
+            x = next(pairs) if reply is not None else None
+            rows.append(reading.features(conv, at, f, x))
+            answering.append(x is not None)
     return Turns(
         np.array(rows, dtype=np.float64).reshape(-1, len(TERMS)),
         np.array(labels, dtype=np.int_),
