@@ -37,7 +37,7 @@ from tactful.detect.features import (
     exchange_dense,
     features,
 )
-from tactful.detect.text import TextScores, explicit_cues, score_text
+from tactful.detect.text import TextScores, explicit_cues, noisy_or, score_text
 from tactful.signals import DIMENSIONS, TOPICS
 from tactful.state.conversation import DEFAULT_CONVERSATION, ConversationModel
 
@@ -416,7 +416,7 @@ class TextScorer:
                 scores = {d: min(v, lex.scores[d]) for d, v in scores.items()}
             topic = self._topics(topic_logits[i], lex.topic_scores)
             emotions = dict(zip(self.emotions, emotion_probs[i].tolist(), strict=True))
-            felt = 1.0 - (1.0 - emotions.get("anger", 0.0)) * (1.0 - emotions.get("annoyance", 0.0))
+            felt = noisy_or([emotions.get("anger", 0.0), emotions.get("annoyance", 0.0)])
             outright = max(felt, stated["frustration"][0] if "frustration" in stated else 0.0)
             if confidence < 0.3:
                 emotions = dict.fromkeys(emotions, 0.0)

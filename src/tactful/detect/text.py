@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from tactful.signals import DIMENSIONS, TOPICS
 
-__all__ = ["LEXICAL_VERSION", "TextScores", "score_text"]
+__all__ = ["LEXICAL_VERSION", "TextScores", "explicit_cues", "noisy_or", "score_text"]
 
 LEXICAL_VERSION = "lexical-1"
 
@@ -194,7 +194,8 @@ class TextScores:
     outright: float = 0.0
 
 
-def _noisy_or(values: Sequence[float]) -> float:
+def noisy_or(values: Sequence[float]) -> float:
+    """The chance at least one of several independent readings is right."""
     miss = 1.0
     for v in values:
         miss *= 1.0 - v
@@ -353,7 +354,7 @@ def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
             hits[dim] = [w * 0.25 for w in hits[dim]]
             evidence[dim].append(f"damped by '{m.group(0).lower()}'")
 
-    scores: dict[str, float] = {d: _noisy_or(hits[d]) for d in DIMENSIONS}
+    scores: dict[str, float] = {d: noisy_or(hits[d]) for d in DIMENSIONS}
 
     topic_scores = {t: 0.0 for t in TOPICS}
     for topic, pattern in _TOPIC_CUES.items():

@@ -138,20 +138,21 @@ class Conversation(BaseModel):
             return f"{level}: the message read with the reply it answers ({self.answered!r})"
         return f"{level}: the message read on its own (it answers no recent reply)"
 
+    def _reply_current(self, at: datetime) -> bool:
+        """Whether the latest reply belongs to the conversation at ``at`` (came within
+        HALF_LIFE_S before it)."""
+        if self.reply_at is None:
+            return False
+        return 0 <= (at - self.reply_at).total_seconds() <= HALF_LIFE_S
+
     def repeating(self, now: datetime) -> int:
         """``repeats`` while the latest reply belongs to the conversation at ``now``."""
-        if self.reply_at is None:
-            return 0
-        since = (now - self.reply_at).total_seconds()
-        return self.repeats if 0 <= since <= HALF_LIFE_S else 0
+        return self.repeats if self._reply_current(now) else 0
 
     def answering(self, at: datetime) -> str | None:
         """The reply a customer message at ``at`` answers: the latest reply's text, if it
         came in this conversation (within HALF_LIFE_S before)."""
-        if self.reply_text is None or self.reply_at is None:
-            return None
-        since = (at - self.reply_at).total_seconds()
-        return self.reply_text if 0 <= since <= HALF_LIFE_S else None
+        return self.reply_text if self._reply_current(at) else None
 
 
 ALONE = ("message", "memory", "bias")  # the weights for a message read alone
