@@ -293,11 +293,8 @@ class TextScorer:
         reply when these heads have no reply head."""
         if self._reply is None or not texts:
             return [self.conversation.prior for _ in texts]
-        cleaned = [clean_text(t)[0] for t in texts]
-        lexical = [score_text(t) for t in cleaned]
-        ids = self.embedder.token_ids(cleaned)
-        logits = self._logits(cleaned, [() for _ in cleaned], lexical, ids)[0]
-        return [float(p) for p in _sigmoid(logits[:, self._reply])]
+        risks = self.column_probabilities(texts, [() for _ in texts], self.columns[self._reply])
+        return [float(p) for p in risks]
 
     def column_probabilities(
         self, texts: Sequence[str], histories: Sequence[Sequence[str]], column: str
