@@ -332,3 +332,20 @@ def test_an_answer_is_read_with_the_reply_it_answers(scorer):
     assert scorer.score_exchanges(["Anything else?"] * 2, ["   ", "🙂🙂"]) == [None, None]
     with pytest.raises(ValueError, match="1 replies but 2 messages"):
         scorer.score_exchanges(["ok"], ["a", "b"])
+
+
+def test_score_answering_reads_each_message_once_for_both_readings(scorer):
+    """The engine's one call per batch gives what score_batch and score_exchanges give
+    apart, and no exchange reading where a message answers no reply or says nothing."""
+    texts = ["No, make it four tickets.", "Thanks, that works!", "   ", "Still broken!!"]
+    histories: list[tuple[str, ...]] = [(), (), (), ("It is broken",)]
+    replies = ["Please confirm: 2 tickets.", None, "Anything else?", "Try restarting it."]
+    scores, exchanges = scorer.score_answering(texts, histories, replies)
+    assert scores == scorer.score_batch(texts, histories)
+    expected = scorer.score_exchanges(
+        ["Please confirm: 2 tickets.", "Try restarting it."], [texts[0], texts[3]]
+    )
+    assert exchanges == pytest.approx([expected[0], None, None, expected[1]])
+    assert scorer.score_answering([], [], []) == ([], [])
+    with pytest.raises(ValueError, match="2 texts, 2 histories and 1 replies"):
+        scorer.score_answering(["a", "b"], [(), ()], [None])

@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -140,6 +140,16 @@ def _sigmoid(x: NDArray[np.float32]) -> NDArray[np.float32]:
     return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
 
 
+class _Read(NamedTuple):
+    """Messages as the heads read them: cleaned (and what the cleaning noted), their word
+    pieces, and their sentence embeddings."""
+
+    cleaned: list[str]
+    notes: list[tuple[str, ...]]
+    ids: list[list[int]]
+    embeddings: NDArray[np.float32]
+
+
 class TextScorer:
     """The default text scorer: lexical cues fused with heads over static embeddings."""
 
@@ -218,20 +228,63 @@ class TextScorer:
         histories = histories if histories is not None else [() for _ in texts]
         if not texts:
             return []
-        cleaned, notes = zip(*(clean_text(t) for t in texts), strict=True)
-        lexical = [score_text(t, list(h)) for t, h in zip(cleaned, histories, strict=True)]
-        ids = self.embedder.token_ids(cleaned)  # tokenised once: embedding and bag
-        logits, topic_logits, rows, cols, contrib, spans = self._logits(
-            cleaned, histories, lexical, ids
-        )
+        return self._score(self._read(texts), histories)
 
+    def score_answering(
+        self,
+        texts: Sequence[str],
+        histories: Sequence[Sequence[str]],
+        replies: Sequence[str | None],
+    ) -> tuple[list[TextScores], list[float | None]]:
+        """``score_batch``, and each message read with the reply it answers, as
+        ``score_exchanges`` reads it (None where ``replies`` has None, or where the message
+        has nothing to go on). Each message is cleaned, tokenised and embedded once for
+        both readings. Raises ValueError when these heads have no exchange head."""
+        if self._exchange is None:
+            raise ValueError(f"the {self.version} heads have no exchange head")
+        if not len(texts) == len(histories) == len(replies):
+            raise ValueError(
+                f"{len(texts)} texts, {len(histories)} histories and {len(replies)} replies"
+            )
+        if not texts:
+            return [], []
+        read = self._read(texts)
+        scores = self._score(read, histories)
+        asked = [i for i, r in enumerate(replies) if r is not None and scores[i].confidence >= 0.3]
+        exchanges: list[float | None] = [None] * len(texts)
+        if asked:
+            z = self._exchange_logits(
+                [read.ids[i] for i in asked],
+                read.embeddings[asked],
+                [r for i in asked if (r := replies[i]) is not None],
+            )
+            for i, p in zip(asked, _sigmoid(z).tolist(), strict=True):
+                exchanges[i] = p
+        return scores, exchanges
+
+    def _read(self, texts: Sequence[str]) -> _Read:
+        """Texts cleaned, tokenised (once: for the embedding and the bag) and embedded."""
+        cleaned, notes = zip(*(clean_text(t) for t in texts), strict=True)
+        ids = self.embedder.token_ids(cleaned)
+        embeddings = (
+            self.encoder.encode(list(cleaned))
+            if self.encoder is not None
+            else self.embedder.embed_ids(ids)
+        )
+        return _Read(list(cleaned), list(notes), ids, embeddings)
+
+    def _score(self, read: _Read, histories: Sequence[Sequence[str]]) -> list[TextScores]:
+        if len(histories) != len(read.cleaned):
+            raise ValueError(f"{len(read.cleaned)} texts but {len(histories)} histories")
+        lexical = [score_text(t, list(h)) for t, h in zip(read.cleaned, histories, strict=True)]
+        logits, topic_logits, rows, cols, contrib, spans = self._logits(read, histories, lexical)
         # Per dimension: its probability, and the word pieces' pull on it.
         return self._scores(
-            cleaned,
+            read.cleaned,
             histories,
-            notes,
+            read.notes,
             lexical,
-            ids,
+            read.ids,
             logits,
             topic_logits,
             rows,
@@ -241,20 +294,12 @@ class TextScorer:
         )
 
     def _logits(
-        self,
-        cleaned: Sequence[str],
-        histories: Sequence[Sequence[str]],
-        lexical: Sequence[TextScores],
-        ids: list[list[int]],
+        self, read: _Read, histories: Sequence[Sequence[str]], lexical: Sequence[TextScores]
     ) -> tuple[Any, Any, list[int], list[int], Any, list[tuple[int, int]]]:
         """Every column's and topic's logit for the batch, and the word pieces' part in
         them (rows, word piece ids, contributions, each message's span)."""
-        embeddings = (
-            self.encoder.encode(list(cleaned))
-            if self.encoder is not None
-            else self.embedder.embed_ids(ids)
-        )
-        dense = features(self.embedder, cleaned, histories, lexical, embeddings)
+        cleaned, ids = read.cleaned, read.ids
+        dense = features(self.embedder, cleaned, histories, lexical, read.embeddings)
         logits = dense @ self._dense + self._bias
         topic_logits = dense @ self._topic_dense + self._topic_bias
         # The bag of word pieces for the whole batch: one gather and one scatter-add.
@@ -303,10 +348,9 @@ class TextScorer:
         before any fusion: what a student model learns from when this scorer teaches."""
         if column not in self.columns:
             raise ValueError(f"the {self.version} heads have no column {column!r}")
-        cleaned = [clean_text(t)[0] for t in texts]
-        lexical = [score_text(t, list(h)) for t, h in zip(cleaned, histories, strict=True)]
-        ids = self.embedder.token_ids(cleaned)
-        logits = self._logits(cleaned, histories, lexical, ids)[0]
+        read = self._read(texts)
+        lexical = [score_text(t, list(h)) for t, h in zip(read.cleaned, histories, strict=True)]
+        logits = self._logits(read, histories, lexical)[0]
         return _sigmoid(logits[:, self.columns.index(column)])
 
     @property
@@ -330,17 +374,25 @@ class TextScorer:
             raise ValueError(f"{len(replies)} replies but {len(messages)} messages")
         if not messages:
             return []
+        read = self._read(messages)
+        unread = [_confidence(t, n) < 0.3 for t, n in zip(read.cleaned, read.notes, strict=True)]
+        z = self._exchange_logits(read.ids, read.embeddings, replies)
+        return [None if skip else float(p) for p, skip in zip(_sigmoid(z), unread, strict=True)]
+
+    def _exchange_logits(
+        self, m_ids: Sequence[Sequence[int]], m_emb: NDArray[np.float32], replies: Sequence[str]
+    ) -> NDArray[np.float32]:
+        """The exchange head's logit for messages already read, with the replies they
+        answer."""
+        assert self._exchange is not None
         dense_w, token_w, bias = self._exchange
-        m_read = [clean_text(t) for t in messages]
-        m_clean = [text for text, _ in m_read]
-        unread = [_confidence(text, notes) < 0.3 for text, notes in m_read]
         r_clean = [clean_text(t)[0] for t in replies]
-        m_ids, r_ids = self.embedder.token_ids(m_clean), self.embedder.token_ids(r_clean)
+        r_ids = self.embedder.token_ids(r_clean)
         if self.encoder is not None:
-            m_emb, r_emb = self.encoder.encode(m_clean), self.encoder.encode(r_clean)
+            r_emb = self.encoder.encode(r_clean)
         else:
-            m_emb, r_emb = self.embedder.embed_ids(m_ids), self.embedder.embed_ids(r_ids)
-        z = exchange_dense(m_emb, r_emb) @ dense_w + bias
+            r_emb = self.embedder.embed_ids(r_ids)
+        z: NDArray[np.float32] = exchange_dense(m_emb, r_emb) @ dense_w + bias
         for i, (m, r) in enumerate(zip(m_ids, r_ids, strict=True)):
             # a bag of word pieces is count x TOKEN_SCALE / length: the dot product is the
             # pieces' weights summed, scaled
@@ -348,7 +400,7 @@ class TextScorer:
                 z[i] += token_w[m, 0].sum() * (TOKEN_SCALE / len(m))
             if r:
                 z[i] += token_w[r, 1].sum() * (TOKEN_SCALE / len(r))
-        return [None if skip else float(p) for p, skip in zip(_sigmoid(z), unread, strict=True)]
+        return z
 
     def _scores(
         self,

@@ -76,9 +76,12 @@ class ExchangeScorer(Protocol):
     @property
     def reads_exchanges(self) -> bool: ...
 
-    def score_exchanges(
-        self, replies: Sequence[str], messages: Sequence[str]
-    ) -> list[float | None]: ...
+    def score_answering(
+        self,
+        texts: Sequence[str],
+        histories: Sequence[Sequence[str]],
+        replies: Sequence[str | None],
+    ) -> tuple[list[TextScores], list[float | None]]: ...
 
 
 @dataclass(slots=True)
@@ -514,8 +517,8 @@ class Engine:
         histories = {cid: list(s.recent_messages) for cid, s in states.items()}
         latest = {cid: s.last_seen for cid, s in states.items()}
         talks = {cid: s.conversation for cid, s in states.items()}
-        items: list[tuple[str, str, tuple[str, ...]]] = []
-        answers: list[tuple[str, str, str]] = []  # (event id, the reply, the message)
+        # (event id, the text, the earlier messages, the reply it answers)
+        items: list[tuple[str, str, tuple[str, ...], str | None]] = []
         lateness = self.memory.lateness
         for event in events:
             cid, at = event.customer_id, event.timestamp
@@ -529,22 +532,20 @@ class Engine:
             if written is None:
                 continue
             history = histories[cid]
-            items.append((event.event_id, written, tuple(history)))
+            answered = None
             if event.type == "message":  # what remember() will keep
                 histories[cid] = with_message(history, written)
                 answered = talks[cid].answering(at) if pairs else None
-                if answered is not None:
-                    answers.append((event.event_id, answered, written))
+            items.append((event.event_id, written, tuple(history), answered))
         if not items:
             return {}, {}
-        scores = self.text_scorer.score_batch([i[1] for i in items], [i[2] for i in items])
-        exchanges: dict[str, float] = {}
-        if answers:
-            assert isinstance(self.text_scorer, ExchangeScorer)
-            read = self.text_scorer.score_exchanges(
-                [a[1] for a in answers], [a[2] for a in answers]
-            )
-            exchanges = {a[0]: p for a, p in zip(answers, read, strict=True) if p is not None}
+        texts, earlier = [i[1] for i in items], [i[2] for i in items]
+        if not pairs or all(i[3] is None for i in items):
+            scores = self.text_scorer.score_batch(texts, earlier)
+            return {item[0]: s for item, s in zip(items, scores, strict=True)}, {}
+        assert isinstance(self.text_scorer, ExchangeScorer)
+        scores, read = self.text_scorer.score_answering(texts, earlier, [i[3] for i in items])
+        exchanges = {item[0]: p for item, p in zip(items, read, strict=True) if p is not None}
         return {item[0]: s for item, s in zip(items, scores, strict=True)}, exchanges
 
     def _score_replies(self, events: list[Event]) -> dict[str, float]:
