@@ -349,3 +349,23 @@ def test_score_answering_reads_each_message_once_for_both_readings(scorer):
     assert scorer.score_answering([], [], []) == ([], [])
     with pytest.raises(ValueError, match="2 texts, 2 histories and 1 replies"):
         scorer.score_answering(["a", "b"], [(), ()], [None])
+
+
+def test_confusion_reads_reddit_like_text_with_a_goemotions_expert(scorer):
+    """Confusion is read through frustration's gate (which kind of text a message is): a
+    comment like GoEmotions' by an expert trained on GoEmotions alone, other text by the
+    head that also learned a plain question to a task bot is not confusion. The card says
+    the mixture beat that one head on dev."""
+    card = scorer.card
+    mixture = card["mixtures"]["confusion"]
+    assert mixture["gates"] == card["mixtures"]["frustration"]["gates"]
+    assert mixture["experts"][0] == "confusion/emotion"
+    assert set(mixture["experts"][1:]) == {"confusion/support"}
+    info = card["training"]["heads"]["confusion"]
+    one_head = sum(info["dev_auc_one_head"].values()) / len(info["dev_auc_one_head"])
+    assert info["dev_auc_mean"] > one_head
+    assert set(info["mixture_of_experts"]["experts"]["support"]["negatives"]) == {"uss-user-turns"}
+    lost, plain = scorer.score_batch(
+        ["Wait what? I'm so confused, what does that even mean??", "What else can you find?"]
+    )
+    assert lost.scores["confusion"] > 0.5 > 0.2 > plain.scores["confusion"]

@@ -13,6 +13,8 @@ Frustration is a mixture of experts (``EXPERTS``): one such head per kind of tex
 gate trained to tell the kinds apart; a message's frustration is the gate-weighted mean
 of the experts' calibrated probabilities. One pooled head had to trade the corpora off
 against each other (GoEmotions dev AUC .816 pooled vs .839 for a GoEmotions-only head).
+Confusion is read through the same gate (``GATED``): Reddit-like text by a GoEmotions-only
+expert, every other kind by the head that also learned from USS user turns.
 A multinomial head predicts the topic from bitext intents and BANKING77 categories
 mapped onto tactful's topics.
 
@@ -102,6 +104,16 @@ EXPERTS: dict[str, dict[str, list[str]]] = {
 NEGATIVES: dict[str, tuple[str, ...]] = {
     "wants_human": ("uss-user-turns", "banking77-queries"),
     "confusion": ("uss-user-turns",),
+}
+
+# Dimensions read through another mixture's gate (which kind of text a message is), with
+# an expert per kind. Confusion's negatives taught it that a plain question to a task bot
+# is not confusion, and cost it on Reddit comments, where a question often is ("What do
+# you mean?"): its "emotion" expert learns from GoEmotions alone, and every other kind of
+# text keeps the head that learned from the negatives ("support"). Kept only if the
+# mixture's dev AUC (the negatives' dev rows pooled in) beats that one head's.
+GATED: dict[str, tuple[str, dict[str, str]]] = {
+    "confusion": ("frustration", {"emotion": "emotion"}),
 }
 
 BITEXT_TOPICS: dict[str, str] = {
@@ -349,6 +361,8 @@ def planned_heads() -> list[str]:
             continue
         families = EXPERTS.get(dim)
         plan += [f"{dim}/{f}" for f in families] + [f"{dim} gate"] if families else [dim]
+        if dim in GATED:
+            plan += [f"{dim}/{kind}" for kind in dict.fromkeys(GATED[dim][1].values())]
     return [*plan, "reply_risk", "exchange", *(f"emotion:{e}" for e in EMOTIONS), "topic"]
 
 
@@ -557,6 +571,63 @@ def train_heads(
     dev_scores: dict[str, dict[str, Any]] = {}
     mixtures: dict[str, dict[str, list[str]]] = {}
     dims: list[str] = []
+
+    def gated_experts(
+        dim: str,
+        tasks: list[str],
+        negatives: list[str],
+        head_w: NDArray[np.float32],
+        head_b: float,
+        info: dict[str, Any],
+    ) -> dict[str, Any] | None:
+        """A dimension in GATED read through its gate's mixture: its experts' columns and
+        the mixture added, and the card's entry returned; None (nothing added) when the
+        gate is not trained or the mixture does not beat the one head on dev."""
+        if dim not in GATED or GATED[dim][0] not in mixtures:
+            return None
+        gate_dim, own = GATED[dim]
+        gates = mixtures[gate_dim]["gates"]
+        kinds = [g.split("/", 1)[1] for g in gates]
+        experts: dict[str, tuple[NDArray[np.float32], float, dict[str, Any]]] = {}
+        for kind in dict.fromkeys(own.values()):
+            # one corpus's label, as the emotion heads are: their grid of C
+            experts[kind] = fit_head(f"{dim}/{kind}", tasks, c_grid=EMOTION_C_GRID)
+        experts["support"] = (head_w, head_b, info)
+        reads = [own.get(k, "support") for k in kinds]
+        at = {c: j for j, c in enumerate(columns)}
+        gate_w = np.stack([weights[at[g]] for g in gates], axis=1)
+        gate_b = np.array([biases[at[g]] for g in gates])
+        aucs: dict[str, dict[str, float]] = {}
+        for name in tasks:
+            x_dev, y_dev = dev_set(name, negatives)
+            g = x_dev @ gate_w + gate_b
+            g = np.exp(g - g.max(axis=1, keepdims=True))
+            g /= g.sum(axis=1, keepdims=True)
+            p = {k: 1.0 / (1.0 + np.exp(-(x_dev @ w + b))) for k, (w, b, _) in experts.items()}
+            mixed = np.sum([g[:, i] * p[r] for i, r in enumerate(reads)], axis=0)
+            aucs[name] = {"mixture": _auc(y_dev, mixed), "support": _auc(y_dev, p["support"])}
+        mixture = float(np.mean([a["mixture"] for a in aucs.values()]))
+        alone = float(np.mean([a["support"] for a in aucs.values()]))
+        log(f"{dim}: through the {gate_dim} gate, dev AUC {mixture:.4f} (one head {alone:.4f})")
+        if mixture <= alone:
+            return None
+        for kind, (w, b, _) in experts.items():
+            columns.append(f"{dim}/{kind}")
+            weights.append(w)
+            biases.append(b)
+        mixtures[dim] = {"experts": [f"{dim}/{r}" for r in reads], "gates": list(gates)}
+        return {
+            "mixture_of_experts": {
+                "experts": {k: e[2] for k, e in experts.items()},
+                "gate": f"{gate_dim}'s",
+                "reads": dict(zip(kinds, reads, strict=True)),
+            },
+            "dev_auc": {k: round(a["mixture"], 4) for k, a in aucs.items()},
+            "dev_auc_one_head": {k: round(a["support"], 4) for k, a in aucs.items()},
+            "dev_auc_with": "each task's dev rows pooled with the negatives' dev rows",
+            "dev_auc_mean": round(mixture, 4),
+        }
+
     for dim in DIMENSIONS:
         tasks = by_dimension.get(dim, [])
         if not tasks:
@@ -565,9 +636,12 @@ def train_heads(
         dims.append(dim)
         families = EXPERTS.get(dim)
         if families is None:
-            head_w, head_b, info = fit_head(
-                dim, tasks, [f"neg:{dim}:{n}" for n in NEGATIVES.get(dim, ())]
-            )
+            negatives = [f"neg:{dim}:{n}" for n in NEGATIVES.get(dim, ())]
+            head_w, head_b, info = fit_head(dim, tasks, negatives)
+            gated = gated_experts(dim, tasks, negatives, head_w, head_b, info)
+            if gated is not None:
+                dev_scores[dim] = gated
+                continue
             columns.append(dim)
             weights.append(head_w)
             biases.append(head_b)
@@ -713,7 +787,9 @@ def train_heads(
             "dev; Platt calibration on dev; frustration: a mixture of experts (one head per "
             "kind of text) with a multinomial gate, its C chosen on dev; wants_human and "
             "confusion also learn from out-of-domain negatives (USS user turns, BANKING77 "
-            "queries) pooled into their train and dev rows; the emotion heads (anger, annoyance, "
+            "queries) pooled into their train and dev rows; confusion is read through "
+            "frustration's gate, Reddit-like text by a GoEmotions-only expert, where that "
+            "beats the one head on dev; the emotion heads (anger, annoyance, "
             "disappointment, disapproval) are one GoEmotions label each, C chosen on dev F1",
             "C_grid": list(C_GRID),
             "gate_C_grid": list(GATE_C_GRID),
