@@ -509,6 +509,47 @@ def test_cli_runs_tasks_and_prints_json_last(cli, tmp_path, data):
     assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md", "roc.png"]
 
 
+def test_update_card_writes_the_table_into_the_cards_of_the_heads_it_scored(
+    cli, tmp_path, data, monkeypatch
+):
+    """The default heads' card always, the transformer mode's only when it was scored (its
+    column of the table is the one about it)."""
+    import shutil
+
+    import tactful.detect.embedder as embedder
+    from tactful.detect.learned import DEFAULT_HEADS, TRANSFORMER_HEADS
+
+    models = tmp_path / "models"
+    for name in (DEFAULT_HEADS, TRANSFORMER_HEADS):
+        (models / name).mkdir(parents=True)
+        shutil.copy(embedder.MODELS_DIR / name / "model_card.json", models / name)
+    static = embedder.DEFAULT_EMBEDDER
+    (models / static).symlink_to(embedder.MODELS_DIR / static)
+    monkeypatch.setattr(embedder, "MODELS_DIR", models)  # where the cards are written
+    args = ["text", "--data", str(data), "--report", str(tmp_path / "r"), "--no-progress"]
+    args += ["--task", "bitext/complaint", "--update-card"]
+
+    def card(name: str) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads((models / name / "model_card.json").read_text())
+        return loaded
+
+    before = card(TRANSFORMER_HEADS)
+    result = cli.invoke(eval_app, [*args, "--scorer", "lexical"])
+    assert result.exit_code == 0, result.output
+    written = card(DEFAULT_HEADS)["eval"]
+    assert written["split"] == "test" and written["threshold_from"] == "dev"
+    assert set(written["results"]["bitext/complaint"]) == {"lexical"}
+    assert card(TRANSFORMER_HEADS) == before  # not scored: its card is left alone
+    if "tactful-transformer" not in _available():
+        pytest.skip("the transformer mode is not installed")
+    scorers = ["--scorer", "lexical", "--scorer", "tactful-transformer"]
+    result = cli.invoke(eval_app, [*args, *scorers])
+    assert result.exit_code == 0, result.output
+    for name in (DEFAULT_HEADS, TRANSFORMER_HEADS):
+        results = card(name)["eval"]["results"]["bitext/complaint"]
+        assert set(results) == {"lexical", "tactful-transformer"}, name
+
+
 # --- the real data, when it is there ----------------------------------------------------
 
 

@@ -132,7 +132,8 @@ def text(
         bool,
         typer.Option(
             "--update-card",
-            help="Write the results into the shipped text model's card (model_card.json).",
+            help="Write the results into the shipped heads' model cards (model_card.json): "
+            "the default heads', and the transformer mode's when it was scored.",
         ),
     ] = False,
 ) -> None:
@@ -163,13 +164,17 @@ def text(
     console.print(f"report: {', '.join(str(p) for p in written)}", highlight=False, soft_wrap=True)
     if update_card:
         from tactful.detect.embedder import MODELS_DIR
-        from tactful.detect.learned import DEFAULT_HEADS
+        from tactful.detect.learned import DEFAULT_HEADS, TRANSFORMER_HEADS
 
-        card_path = MODELS_DIR / DEFAULT_HEADS / "model_card.json"
-        card = json.loads(card_path.read_text())
-        card["eval"] = {"split": "test", "threshold_from": "dev", "results": result.to_json()}
-        card_path.write_text(json.dumps(card, indent=2) + "\n")
-        console.print(f"eval table written into {card_path}", highlight=False)
+        results = result.to_json()
+        scored = {s for task_results in results.values() for s in task_results}
+        heads = [DEFAULT_HEADS] + [TRANSFORMER_HEADS] * ("tactful-transformer" in scored)
+        for name in heads:
+            card_path = MODELS_DIR / name / "model_card.json"
+            card = json.loads(card_path.read_text())
+            card["eval"] = {"split": "test", "threshold_from": "dev", "results": results}
+            card_path.write_text(json.dumps(card, indent=2) + "\n")
+            console.print(f"eval table written into {card_path}", highlight=False)
     if as_json:
         typer.echo(json.dumps(result.to_json()))
 
