@@ -66,6 +66,8 @@ def test_the_level_fades_over_a_pause_and_old_replies_stop_counting():
     later = T0 + timedelta(seconds=HALF_LIFE_S + 1)
     assert MODEL.features(replied, later, 0.2)[1] == 0.0  # another conversation by now
     assert MODEL.features(replied, T0 + timedelta(seconds=5), 0.2)[1] > 0
+    # a message that arrives late, written before the reply, is not read against it
+    assert MODEL.features(replied, T0 - timedelta(seconds=5), 0.2)[1] == 0.0
 
 
 def test_the_exchange_counts_only_for_a_message_answering_a_recent_reply():

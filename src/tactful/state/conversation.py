@@ -219,10 +219,10 @@ class ConversationModel:
         if conv.at is not None:
             memory = conv.evidence * _decay((at - conv.at).total_seconds(), HALF_LIFE_S)
         reply = 0.0
-        if conv.reply_risk is not None and conv.reply_at is not None:
-            since = (at - conv.reply_at).total_seconds()
-            if since <= HALF_LIFE_S:  # a reply to this conversation, not an old one
-                reply = logit(conv.reply_risk) - logit(self.prior)
+        # a reply to this conversation before the message: not an old one, nor a later one
+        # (a message that arrives late is not read against a reply sent after it)
+        if conv.reply_risk is not None and conv._reply_current(at):
+            reply = logit(conv.reply_risk) - logit(self.prior)
         pair = 0.0
         if exchange is not None and conv.answering(at) is not None:
             pair = logit(exchange) - logit(self.prior)
