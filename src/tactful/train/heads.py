@@ -764,6 +764,7 @@ def train_heads(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "embedder": encoder.name if encoder is not None else embedder_name,
         "token_vocabulary": embedder_name,
+        "static_embedder_version": getattr(embedder, "version", embedder_name),
         "features": {
             "embedding": int(n_dense - len(DIMENSIONS)),
             "lexical": list(DIMENSIONS),
