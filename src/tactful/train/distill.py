@@ -123,11 +123,8 @@ REQUIREMENTS = "src/tactful/train/distill-requirements.txt"
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def write_card(out: Path, base_folder: Path, eval_: dict[str, Any] | None = None) -> dict[str, Any]:
