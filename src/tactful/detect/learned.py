@@ -256,15 +256,16 @@ class TextScorer:
             return [], []
         read = self._read(texts)
         scores = self._score(read, histories)
-        asked = [i for i, r in enumerate(replies) if r is not None and scores[i].confidence >= 0.3]
+        asked = [
+            (i, r) for i, r in enumerate(replies) if r is not None and scores[i].confidence >= 0.3
+        ]
         exchanges: list[float | None] = [None] * len(texts)
         if asked:
+            rows = [i for i, _ in asked]
             z = self._exchange_logits(
-                [read.ids[i] for i in asked],
-                read.embeddings[asked],
-                [r for i in asked if (r := replies[i]) is not None],
+                [read.ids[i] for i in rows], read.embeddings[rows], [r for _, r in asked]
             )
-            for i, p in zip(asked, _sigmoid(z).tolist(), strict=True):
+            for i, p in zip(rows, _sigmoid(z).tolist(), strict=True):
                 exchanges[i] = p
         return scores, exchanges
 

@@ -540,12 +540,13 @@ class Engine:
         if not items:
             return {}, {}
         texts, earlier = [i[1] for i in items], [i[2] for i in items]
-        if not pairs or all(i[3] is None for i in items):
+        exchanges: dict[str, float] = {}
+        if pairs and any(i[3] is not None for i in items):
+            assert isinstance(self.text_scorer, ExchangeScorer)
+            scores, read = self.text_scorer.score_answering(texts, earlier, [i[3] for i in items])
+            exchanges = {item[0]: p for item, p in zip(items, read, strict=True) if p is not None}
+        else:
             scores = self.text_scorer.score_batch(texts, earlier)
-            return {item[0]: s for item, s in zip(items, scores, strict=True)}, {}
-        assert isinstance(self.text_scorer, ExchangeScorer)
-        scores, read = self.text_scorer.score_answering(texts, earlier, [i[3] for i in items])
-        exchanges = {item[0]: p for item, p in zip(items, read, strict=True) if p is not None}
         return {item[0]: s for item, s in zip(items, scores, strict=True)}, exchanges
 
     def _score_replies(self, events: list[Event]) -> dict[str, float]:
