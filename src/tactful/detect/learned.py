@@ -177,6 +177,11 @@ class TextScorer:
             )
         self.embedder = embedder
         self.encoder = encoder
+        # Emotion-tuned vectors of the same word pieces, read beside the embedding when
+        # the heads were trained with them (card["tuned_vectors"]).
+        self.tuned: StaticEmbedder | None = None
+        if (tuned := self.card.get("tuned_vectors")) is not None:
+            self.tuned = _tuned_vectors(tuned, embedder, heads_dir)
         self.version = f"{self.card['version']}+{dense_name}"
         self.dimensions: list[str] = list(self.card["dimensions"])
         # The heads' columns: a dimension's own head, or the experts and gate of a
@@ -273,12 +278,19 @@ class TextScorer:
         """Texts cleaned, tokenised (once: for the embedding and the bag) and embedded."""
         cleaned, notes = zip(*(clean_text(t) for t in texts), strict=True)
         ids = self.embedder.token_ids(cleaned)
-        embeddings = (
+        return _Read(list(cleaned), list(notes), ids, self._embed(cleaned, ids))
+
+    def _embed(self, cleaned: Sequence[str], ids: Sequence[Sequence[int]]) -> NDArray[np.float32]:
+        """The heads' embedding features: the encoder's (or the static vectors') and,
+        when the heads read them, the tuned vectors' beside them."""
+        base = (
             self.encoder.encode(list(cleaned))
             if self.encoder is not None
             else self.embedder.embed_ids(ids)
         )
-        return _Read(list(cleaned), list(notes), ids, embeddings)
+        if self.tuned is None:
+            return base
+        return np.hstack([base, self.tuned.embed_ids(ids)])
 
     def _score(self, read: _Read, histories: Sequence[Sequence[str]]) -> list[TextScores]:
         if len(histories) != len(read.cleaned):
@@ -395,10 +407,7 @@ class TextScorer:
         dense_w, token_w, bias = self._exchange
         r_clean = [clean_text(t)[0] for t in replies]
         r_ids = self.embedder.token_ids(r_clean)
-        if self.encoder is not None:
-            r_emb = self.encoder.encode(r_clean)
-        else:
-            r_emb = self.embedder.embed_ids(r_ids)
+        r_emb = self._embed(r_clean, r_ids)
         z: NDArray[np.float32] = exchange_dense(m_emb, r_emb) @ dense_w + bias
         for i, (m, r) in enumerate(zip(m_ids, r_ids, strict=True)):
             # a bag of word pieces is count x TOKEN_SCALE / length: the dot product is the
@@ -502,6 +511,22 @@ class TextScorer:
         out.update(zip(self.topics, learned, strict=True))
         out.update(sales)
         return out
+
+
+def _tuned_vectors(
+    named: dict[str, Any], embedder: StaticEmbedder, heads_dir: Path
+) -> StaticEmbedder:
+    """The tuned vectors a heads card names, checked: the version the heads were trained
+    on, and the static embedder's word pieces (the scorer tokenises once for both)."""
+    tuned = load_embedder(str(named["name"]))
+    if tuned.version != named["version"]:
+        raise ValueError(
+            f"heads in {heads_dir} were trained on the tuned vectors {named['version']}, not "
+            f"{tuned.version}; retrain them with `tactful train`"
+        )
+    if tuned.tokenizer.get_vocab() != embedder.tokenizer.get_vocab():
+        raise ValueError(f"{tuned.name} and {embedder.name} do not share their word pieces")
+    return tuned
 
 
 @cache

@@ -127,9 +127,23 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def write_card(out: Path, base_folder: Path, eval_: dict[str, Any] | None = None) -> dict[str, Any]:
+DISTILLED = (
+    "model2vec distillation: every token of the base model's vocabulary through the base "
+    "model, PCA, SIF weighting; a text is the mean of its word pieces' vectors, L2-normalised"
+)
+
+
+def write_card(
+    out: Path,
+    base_folder: Path,
+    eval_: dict[str, Any] | None = None,
+    method: str = DISTILLED,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Write ``out``'s model card (see the module docstring) and return it. The
-    parameters are read from the folder's config.json, as model2vec wrote them."""
+    parameters are read from the folder's config.json, as model2vec wrote them.
+    ``method`` says how the vectors were made; ``extra`` adds fields (a fine-tuning
+    recipe)."""
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
     vectors = _sha256(out / "model.safetensors")
     base = base_folder / "model.safetensors"
@@ -143,9 +157,7 @@ def write_card(out: Path, base_folder: Path, eval_: dict[str, Any] | None = None
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "base_model": BASE_MODEL,
         "base_weights": {"package": package, "model.safetensors": _sha256(base)},
-        "method": "model2vec distillation: every token of the base model's vocabulary "
-        "through the base model, PCA, SIF weighting; a text is the mean of its word pieces' "
-        "vectors, L2-normalised",
+        "method": method,
         "parameters": {
             "pca_dims": config.get("apply_pca"),
             "sif_coefficient": config.get("sif_coefficient"),
@@ -153,6 +165,7 @@ def write_card(out: Path, base_folder: Path, eval_: dict[str, Any] | None = None
             "max_length": config.get("max_length"),
             "seed": SEED,
         },
+        **(extra or {}),
         "environment": {"pins": REQUIREMENTS, "python": platform.python_version()},
         "files": {
             p.name: _sha256(p) for p in sorted(out.iterdir()) if p.is_file() and p.name != CARD

@@ -40,6 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
 
+from tactful.detect.embedder import StaticEmbedder
 from tactful.detect.features import (
     CHAR_RANGE,
     TOKEN_SCALE,
@@ -380,12 +381,15 @@ def train_heads(
     encoder: SentenceEncoder | None = None,
     teacher: TextScorer | None = None,
     step: Callable[[str], None] = lambda head: None,
+    tuned: StaticEmbedder | None = None,
 ) -> TrainedHeads:
     """``encoder``: where the embedding features come from when not ``embedder`` (the
     full transformer, through an embedding cache); the bag of word pieces is always
     ``embedder``'s. ``teacher``: a scorer whose DISTILLED experts the same experts here
     learn from (soft labels on the train texts); without one they learn from labels.
-    ``step``: called with each head's name (as in planned_heads) as its fitting starts."""
+    ``step``: called with each head's name (as in planned_heads) as its fitting starts.
+    ``tuned``: emotion-tuned vectors of ``embedder``'s word pieces, read beside the
+    embedding (the card names them, and the scorer loads them)."""
     from sklearn.linear_model import LogisticRegression
 
     root = data_dir(root)
@@ -402,9 +406,13 @@ def train_heads(
 
     cache: dict[tuple[str, Split], tuple[Any, NDArray[np.int_]]] = {}
 
+    def embed(texts: list[str]) -> NDArray[np.float32]:
+        """The embedding features, as TextScorer._embed builds them."""
+        base = encoder.encode(texts) if encoder is not None else embedder.encode(texts)
+        return base if tuned is None else np.hstack([base, tuned.encode(texts)])
+
     def matrix(texts: list[str], histories: list[tuple[str, ...]]) -> Any:
-        emb = encoder.encode(texts) if encoder is not None else None
-        dense = features(embedder, texts, histories, embeddings=emb)
+        dense = features(embedder, texts, histories, embeddings=embed(texts))
         blocks = [sparse.csr_matrix(dense), token_bag(embedder, texts), chars.matrix(texts)]
         return sparse.hstack(blocks).tocsr()
 
@@ -416,10 +424,7 @@ def train_heads(
             log(f"  features {task_name}/{split}: {len(texts)} replies")
         if key not in cache and task_name == EXCHANGES:
             replies, messages, labels = _exchange_examples(root, split)
-            if encoder is not None:
-                m_emb, r_emb = encoder.encode(messages), encoder.encode(replies)
-            else:
-                m_emb, r_emb = embedder.encode(messages), embedder.encode(replies)
+            m_emb, r_emb = embed(messages), embed(replies)
             blocks = [
                 sparse.csr_matrix(exchange_dense(m_emb, r_emb)),
                 token_bag(embedder, messages),
@@ -559,8 +564,7 @@ def train_heads(
         }
         return (model.coef_[0] * a).astype(np.float32), float(model.intercept_[0] * a + s), info
 
-    probe = encoder.encode(["x"]) if encoder is not None else None
-    n_dense = len(features(embedder, ["x"], [()], embeddings=probe)[0])
+    n_dense = len(features(embedder, ["x"], [()], embeddings=embed(["x"]))[0])
     n_tokens = embedder.vocabulary_size
     columns: list[str] = []
     weights: list[NDArray[np.float32]] = []
@@ -762,6 +766,11 @@ def train_heads(
         "embedder": encoder.name if encoder is not None else embedder_name,
         "token_vocabulary": embedder_name,
         "static_embedder_version": getattr(embedder, "version", embedder_name),
+        **(
+            {"tuned_vectors": {"name": tuned.name, "version": tuned.version, "dim": tuned.dim}}
+            if tuned is not None
+            else {}
+        ),
         "features": {
             "embedding": int(n_dense - len(DIMENSIONS)),
             "lexical": list(DIMENSIONS),
