@@ -1,6 +1,7 @@
-"""The static embedding model's card (tactful.train.distill): what the shipped vectors
-are, where they came from, how faithful they are to the transformer; and heads refusing
-vectors other than the ones they were trained on."""
+"""The static embedding models' cards (tactful.train.distill, tactful.train.finetune):
+what the shipped vectors are, where they came from, how faithful they are to the
+transformer or what they were tuned on; and heads refusing vectors other than the ones
+they were trained on."""
 
 from __future__ import annotations
 
@@ -11,9 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from tactful.detect.embedder import DEFAULT_EMBEDDER, MODELS_DIR, StaticEmbedder, load_embedder
+from tactful.detect.embedder import (
+    DEFAULT_EMBEDDER,
+    MODELS_DIR,
+    TUNED_EMBEDDER,
+    StaticEmbedder,
+    load_embedder,
+)
 from tactful.detect.learned import DEFAULT_HEADS, TextScorer
+from tactful.evaluation.tasks import DEFAULT_DATA_DIR
 from tactful.train.distill import CARD, main, write_card
+from tactful.train.finetune import main as finetune_main
+from tactful.train.finetune import read_goemotions
 
 SHIPPED = MODELS_DIR / DEFAULT_EMBEDDER
 
@@ -82,3 +92,89 @@ def test_heads_refuse_vectors_other_than_those_they_were_trained_on(tmp_path: Pa
     (heads / "model_card.json").write_text(json.dumps(card))
     with pytest.raises(ValueError, match=r"trained on the static vectors .*retrain them"):
         TextScorer(embedder, heads)
+
+
+# --- the emotion-tuned vectors (tactful.train.finetune) ----------------------------------
+
+TUNED = MODELS_DIR / TUNED_EMBEDDER
+
+
+def test_the_tuned_vectors_carry_a_card_with_their_recipe_and_data() -> None:
+    card = json.loads((TUNED / CARD).read_text())
+    assert card["version"] == f"{TUNED_EMBEDDER}-{_sha(TUNED / 'model.safetensors')[:12]}"
+    assert load_embedder(TUNED_EMBEDDER).version == card["version"]
+    assert card["files"] == {
+        p.name: _sha(p) for p in sorted(TUNED.iterdir()) if p.is_file() and p.name != CARD
+    }
+    assert card["parameters"]["pca_dims"] == 128
+    tuning = card["fine_tuning"]
+    assert tuning["epochs"] == 3 and tuning["seed"] == 0
+    assert tuning["data"]["texts"] > 40_000
+    assert len(tuning["data"]["goemotions/train.tsv"]) == 64
+
+
+def test_the_tuned_vectors_card_names_the_train_split_they_learned_from() -> None:
+    train = DEFAULT_DATA_DIR / "goemotions" / "train.tsv"
+    if not train.is_file():
+        pytest.skip("shared/data is not checked out")
+    card = json.loads((TUNED / CARD).read_text())
+    assert card["fine_tuning"]["data"]["goemotions/train.tsv"] == _sha(train)
+
+
+def test_the_tuned_vectors_share_the_default_vectors_word_pieces() -> None:
+    tuned, base = load_embedder(TUNED_EMBEDDER), load_embedder()
+    assert tuned.tokenizer.get_vocab() == base.tokenizer.get_vocab()
+    assert tuned.token_ids(["still not working!!"]) == base.token_ids(["still not working!!"])
+
+
+def test_heads_refuse_tuned_vectors_other_than_those_they_were_trained_on(
+    tmp_path: Path,
+) -> None:
+    heads = tmp_path / "heads"
+    shutil.copytree(MODELS_DIR / DEFAULT_HEADS, heads)
+    scorer = TextScorer(load_embedder(), heads)
+    assert scorer.tuned is not None and scorer.tuned.name == TUNED_EMBEDDER
+    card = json.loads((heads / "model_card.json").read_text())
+    card["tuned_vectors"]["version"] = f"{TUNED_EMBEDDER}-000000000000"
+    (heads / "model_card.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match=r"trained on the tuned vectors .*retrain them"):
+        TextScorer(load_embedder(), heads)
+
+
+def test_read_goemotions_names_the_line_it_cannot_read(tmp_path: Path) -> None:
+    good = tmp_path / "train.tsv"
+    good.write_text("so annoying\t3\tid1\nthank you!\t15,0\tid2\n", encoding="utf-8")
+    assert read_goemotions(good) == (["so annoying", "thank you!"], [[3], [15, 0]])
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("fine\t27\tid1\nbroken\t3;4\tid2\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad.tsv:2: labels '3;4' are not ids"):
+        read_goemotions(bad)
+    bad.write_text("out of range\t28\tid1\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad.tsv:1: label ids \[28\] outside 0-27"):
+        read_goemotions(bad)
+
+
+def test_the_finetune_command_says_when_the_data_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = finetune_main(["--out", str(tmp_path / "out"), "--data", str(tmp_path)])
+    assert code == 2
+    assert "no GoEmotions train split at" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_tuned_vectors_place_words_by_the_feeling_they_carry() -> None:
+    base, tuned = load_embedder(), load_embedder(TUNED_EMBEDDER)
+
+    def cosines(a: str, b: str) -> tuple[float, float]:
+        x, y = base.encode([a, b]), tuned.encode([a, b])
+        return float(x[0] @ x[1]), float(y[0] @ y[1])
+
+    # the same feeling in other words: closer than the base vectors put them
+    for same in (("annoying", "irritating"), ("confused", "unclear"), ("thanks", "thank you")):
+        b, t = cosines(*same)
+        assert t > b + 0.1 and t > 0.8, (same, b, t)
+    # opposite feelings in the same frame: further apart
+    for opposite in (("love it", "hate it"), ("i am furious", "i am delighted")):
+        b, t = cosines(*opposite)
+        assert t < b - 0.1, (opposite, b, t)
