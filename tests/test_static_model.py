@@ -20,10 +20,12 @@ from tactful.detect.embedder import (
     load_embedder,
 )
 from tactful.detect.learned import DEFAULT_HEADS, TextScorer
-from tactful.evaluation.tasks import DEFAULT_DATA_DIR
+from tactful.evaluation.tasks import DEFAULT_DATA_DIR, TASKS
 from tactful.train.distill import CARD, main, write_card
+from tactful.train.finetune import USS_TASKS, read_goemotions, read_uss
 from tactful.train.finetune import main as finetune_main
-from tactful.train.finetune import read_goemotions
+
+from .test_evaluation import write_data
 
 SHIPPED = MODELS_DIR / DEFAULT_EMBEDDER
 
@@ -109,7 +111,8 @@ def test_the_tuned_vectors_carry_a_card_with_their_recipe_and_data() -> None:
     assert card["parameters"]["pca_dims"] == 128
     tuning = card["fine_tuning"]
     assert tuning["epochs"] == 3 and tuning["seed"] == 0
-    assert tuning["data"]["texts"] > 40_000
+    texts = tuning["data"]["texts"]  # a count per task (one number before --uss)
+    assert (sum(texts.values()) if isinstance(texts, dict) else texts) > 40_000
     assert len(tuning["data"]["goemotions/train.tsv"]) == 64
 
 
@@ -152,6 +155,18 @@ def test_read_goemotions_names_the_line_it_cannot_read(tmp_path: Path) -> None:
     bad.write_text("out of range\t28\tid1\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"bad.tsv:1: label ids \[28\] outside 0-27"):
         read_goemotions(bad)
+
+
+def test_read_uss_reads_the_train_user_turns_as_the_eval_does(tmp_path: Path) -> None:
+    data = write_data(tmp_path / "data")
+    task, files = read_uss(data)
+    # the rated user turns, in file order, SGD then MultiWOZ
+    expected = [e for name in USS_TASKS for e in TASKS[name].load("train", data)]
+    assert task.name == "uss" and task.outputs == 1
+    assert task.texts == [e.text for e in expected]
+    assert task.labels == [[0] if e.label else [] for e in expected]
+    assert any(task.labels) and not all(task.labels)
+    assert set(files) == {"uss/SGD.train.jsonl", "uss/MWOZ.train.jsonl"}
 
 
 def test_the_finetune_command_says_when_the_data_is_missing(

