@@ -118,6 +118,17 @@ def _finish_folder(out: Path) -> None:
             path.chmod(0o644)
 
 
+def save_static(model: Any, out: Path) -> None:
+    """Write a distilled model2vec ``StaticModel`` into ``out`` as tactful ships it."""
+    # Keep machine-specific paths out of the artifact: name the base model instead.
+    model.config["tokenizer_name"] = BASE_MODEL
+    model.base_model_name = BASE_MODEL
+    model.language = ["en"]
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out), model_name=out.name)
+    _finish_folder(out)
+
+
 CARD = "model_card.json"
 REQUIREMENTS = "src/tactful/train/distill-requirements.txt"
 
@@ -234,13 +245,7 @@ def distill(out: Path, pca_dims: int, dtype: str) -> dict[str, Any]:
     )
     seconds = time.perf_counter() - start
 
-    # Keep machine-specific paths out of the artifact: name the base model instead.
-    model.config["tokenizer_name"] = BASE_MODEL
-    model.base_model_name = BASE_MODEL
-    model.language = ["en"]
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out), model_name=out.name)
-    _finish_folder(out)
+    save_static(model, out)
     card = write_card(out, folder)
 
     embedding = model.embedding

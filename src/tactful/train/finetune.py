@@ -53,10 +53,10 @@ from tactful.train.distill import (
     BASE_MODEL,
     SEED,
     MissingDependencyError,
-    _finish_folder,
     _require,
     _seed_everything,
     _sha256,
+    save_static,
     write_card,
 )
 
@@ -245,12 +245,7 @@ def run(
     finally:
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)
-    model.config["tokenizer_name"] = BASE_MODEL
-    model.base_model_name = BASE_MODEL
-    model.language = ["en"]
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out), model_name=out.name)
-    _finish_folder(out)
+    save_static(model, out)
     card = write_card(
         out,
         base,
