@@ -20,9 +20,10 @@ from tactful.detect.embedder import (
     load_embedder,
 )
 from tactful.detect.learned import DEFAULT_HEADS, TextScorer
-from tactful.evaluation.tasks import DEFAULT_DATA_DIR, TASKS
+from tactful.evaluation.tasks import DEFAULT_DATA_DIR, TASKS, DataError
+from tactful.evaluation.text import load_goemotions_labels
 from tactful.train.distill import CARD, main, write_card
-from tactful.train.finetune import USS_TASKS, read_goemotions, read_uss
+from tactful.train.finetune import USS_TASKS, read_uss
 from tactful.train.finetune import main as finetune_main
 
 from .test_evaluation import write_data
@@ -144,17 +145,24 @@ def test_heads_refuse_tuned_vectors_other_than_those_they_were_trained_on(
         TextScorer(load_embedder(), heads)
 
 
-def test_read_goemotions_names_the_line_it_cannot_read(tmp_path: Path) -> None:
-    good = tmp_path / "train.tsv"
-    good.write_text("so annoying\t3\tid1\nthank you!\t15,0\tid2\n", encoding="utf-8")
-    assert read_goemotions(good) == (["so annoying", "thank you!"], [[3], [15, 0]])
-    bad = tmp_path / "bad.tsv"
-    bad.write_text("fine\t27\tid1\nbroken\t3;4\tid2\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"bad.tsv:2: labels '3;4' are not ids"):
-        read_goemotions(bad)
-    bad.write_text("out of range\t28\tid1\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"bad.tsv:1: label ids \[28\] outside 0-27"):
-        read_goemotions(bad)
+def test_the_goemotions_loader_names_the_line_it_cannot_read(tmp_path: Path) -> None:
+    # what train.finetune (and the eval) read GoEmotions with
+    (tmp_path / "goemotions").mkdir()
+    train = tmp_path / "goemotions" / "train.tsv"
+    train.write_text("so annoying\t3\tid1\nthank you!\t15,0\tid2\n", encoding="utf-8")
+    assert load_goemotions_labels("train", tmp_path) == [
+        ("so annoying", frozenset({3})),
+        ("thank you!", frozenset({0, 15})),
+    ]
+    train.write_text("fine\t27\tid1\nbroken\t3;4\tid2\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"train.tsv:2: labels '3;4' are not ids"):
+        load_goemotions_labels("train", tmp_path)
+    train.write_text("out of range\t28\tid1\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"train.tsv:1: label ids \[28\] outside 0-27"):
+        load_goemotions_labels("train", tmp_path)
+    train.write_text("two columns\t3\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"train.tsv:1: expected text, label ids, comment id"):
+        load_goemotions_labels("train", tmp_path)
 
 
 def test_read_uss_reads_the_train_user_turns_as_the_eval_does(tmp_path: Path) -> None:

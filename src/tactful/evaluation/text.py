@@ -45,6 +45,7 @@ from tactful.evaluation.tasks import data_dir as resolve_data_dir
 
 __all__ = [
     "GOEMOTIONS_LABELS",
+    "GOEMOTIONS_LABEL_COUNT",
     "EvalReport",
     "LabelResult",
     "ScorerResult",
@@ -497,6 +498,9 @@ class EvalReport:
 # --- GoEmotions per label ---------------------------------------------------------------
 
 
+GOEMOTIONS_LABEL_COUNT = 28  # labels.txt: 27 emotions and neutral
+
+
 def load_goemotions_labels(
     split: Split, root: Path | None = None
 ) -> list[tuple[str, frozenset[int]]]:
@@ -509,12 +513,22 @@ def load_goemotions_labels(
             if lab.id >= len(names) or names[lab.id] != lab.name:
                 raise DataError(f"{names_file}: label {lab.id} should be {lab.name}")
     rows: list[tuple[str, frozenset[int]]] = []
-    for line in _open(base / f"{split}.tsv"):
+    path = base / f"{split}.tsv"
+    for number, line in enumerate(_open(path), 1):
         parts = line.rstrip("\n").split("\t")
         if len(parts) != 3:
-            raise DataError(f"{base / f'{split}.tsv'}: expected text, label ids, comment id")
+            raise DataError(f"{path}:{number}: expected text, label ids, comment id")
         text, ids, _ = parts
-        rows.append((text, frozenset(int(i) for i in ids.split(",") if i)))
+        try:
+            labels = frozenset(int(i) for i in ids.split(",") if i)
+        except ValueError:
+            raise DataError(f"{path}:{number}: labels {ids!r} are not ids") from None
+        if not all(0 <= i < GOEMOTIONS_LABEL_COUNT for i in labels):
+            raise DataError(
+                f"{path}:{number}: label ids {sorted(labels)} outside "
+                f"0-{GOEMOTIONS_LABEL_COUNT - 1}"
+            )
+        rows.append((text, labels))
     if not rows:
         raise DataError(f"goemotions: the {split} split is empty")
     return rows

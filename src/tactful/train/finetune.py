@@ -46,6 +46,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from tactful.evaluation.tasks import TASKS, DataError
+from tactful.evaluation.text import GOEMOTIONS_LABEL_COUNT, load_goemotions_labels
 from tactful.train.distill import (
     _INSTALL_GT,
     _INSTALL_MODEL2VEC,
@@ -60,7 +62,6 @@ from tactful.train.distill import (
     write_card,
 )
 
-LABELS = 28
 RECIPE: dict[str, Any] = {
     "trained_layers": "all 6 (embeddings frozen)",
     "pooling": "mean",
@@ -94,7 +95,6 @@ def read_uss(data: Path) -> tuple[Task, dict[str, str]]:
     """The USS user turns of the train splits (SGD and MultiWOZ) as one task with one
     label, dissatisfied (majority rating <= 2), read as tactful's eval reads them; and the
     SHA-256 of the files read."""
-    from tactful.evaluation.tasks import TASKS
 
     texts: list[str] = []
     labels: list[list[int]] = []
@@ -106,26 +106,6 @@ def read_uss(data: Path) -> tuple[Task, dict[str, str]]:
         f"uss/{c}.train.jsonl": _sha256(data / "uss" / f"{c}.train.jsonl") for c in ("SGD", "MWOZ")
     }
     return Task("uss", texts, labels, 1), files
-
-
-def read_goemotions(path: Path) -> tuple[list[str], list[list[int]]]:
-    """GoEmotions' TSV (text, comma-separated label ids, comment id): texts and labels."""
-    texts: list[str] = []
-    labels: list[list[int]] = []
-    with path.open(encoding="utf-8", newline="") as fh:
-        for number, line in enumerate(fh, 1):
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) < 2:
-                raise ValueError(f"{path}:{number}: expected text<TAB>labels, got {line!r}")
-            try:
-                ids = [int(k) for k in parts[1].split(",")]
-            except ValueError as exc:
-                raise ValueError(f"{path}:{number}: labels {parts[1]!r} are not ids") from exc
-            if not all(0 <= k < LABELS for k in ids):
-                raise ValueError(f"{path}:{number}: label ids {ids} outside 0-{LABELS - 1}")
-            texts.append(parts[0])
-            labels.append(ids)
-    return texts, labels
 
 
 def finetune(base: Path, tasks: Sequence[Task], work: Path) -> float:
@@ -218,8 +198,15 @@ def run(
     train = data / "goemotions" / "train.tsv"
     if not train.is_file():
         raise FileNotFoundError(f"no GoEmotions train split at {train}; pass --data DIR")
-    texts, labels = read_goemotions(train)
-    tasks = [Task("goemotions", texts, labels, LABELS)]
+    rows = load_goemotions_labels("train", data)
+    tasks = [
+        Task(
+            "goemotions",
+            [text for text, _ in rows],
+            [sorted(ids) for _, ids in rows],
+            GOEMOTIONS_LABEL_COUNT,
+        )
+    ]
     files = {"goemotions/train.tsv": _sha256(train)}
     if uss:
         task, uss_files = read_uss(data)
@@ -307,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--pca-dims {args.pca_dims}: must be at least 2")
     try:
         summary = run(args.out, args.data, args.pca_dims, args.keep_model, args.uss)
-    except (MissingDependencyError, FileNotFoundError, ValueError) as exc:
+    except (MissingDependencyError, FileNotFoundError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=2))
