@@ -95,7 +95,6 @@ def read_uss(data: Path) -> tuple[Task, dict[str, str]]:
     """The USS user turns of the train splits (SGD and MultiWOZ) as one task with one
     label, dissatisfied (majority rating <= 2), read as tactful's eval reads them; and the
     SHA-256 of the files read."""
-
     texts: list[str] = []
     labels: list[list[int]] = []
     for name in USS_TASKS:
