@@ -10,6 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tactful.detect.embedder import (
@@ -129,6 +130,16 @@ def test_the_tuned_vectors_share_the_default_vectors_word_pieces() -> None:
     tuned, base = load_embedder(TUNED_EMBEDDER), load_embedder()
     assert tuned.tokenizer.get_vocab() == base.tokenizer.get_vocab()
     assert tuned.token_ids(["still not working!!"]) == base.token_ids(["still not working!!"])
+
+
+def test_a_loaded_table_is_held_once_as_float32() -> None:
+    # model2vec loads the float16 table; keeping it beside the float32 copy the sums use
+    # cost ~23 MB of resident memory for the two tables.
+    for name in (DEFAULT_EMBEDDER, TUNED_EMBEDDER):
+        embedder = load_embedder(name)
+        assert embedder.model.embedding is embedder._table
+        assert embedder._table.dtype == np.float32
+        assert embedder.model.encode(["still not working"]).shape == (1, embedder.dim)
 
 
 def test_heads_refuse_tuned_vectors_other_than_those_they_were_trained_on(
