@@ -22,6 +22,7 @@ from tactful.evaluation.conversations import (
     intervention_curve,
     interventions,
     parse_dialogues,
+    rater_agreement,
     run_engine,
 )
 from tactful.evaluation.tasks import DEFAULT_DATA_DIR
@@ -83,6 +84,29 @@ def test_majority_ties_go_to_the_lower_rating_and_bad_ratings_are_ignored():
     )
     assert dialogues[0].labels == [True, False, None]
     assert skipped.unrated_turns == 1
+
+
+def test_one_rater_is_set_against_the_majority_of_the_others():
+    dialogues, _ = parse_dialogues(
+        [
+            _line(
+                "d",
+                [
+                    user("no!", 1, 1, 1, 5),  # the fourth rater alone saw no trouble
+                    user("fine", 4, 4, 4, 4),
+                    user("ok", 1, 1, 1),  # three ratings: left out
+                ],
+            )
+        ]
+    )
+    assert dialogues[0].user_turns[0].ratings == (1, 1, 1, 5)
+    agreement = rater_agreement(dialogues)
+    assert (agreement.turns, agreement.pairs) == (2, 8)
+    # each of the first turn's raters faces a dissatisfied majority; three of them rate it
+    # below every rating of the calm turn, the fourth above: 3 of 4 pairs ranked right
+    assert agreement.turn_auc == pytest.approx(0.75)
+    calm, _ = parse_dialogues([_line("c", [user("fine", 4, 4, 4, 4)])])
+    assert rater_agreement(calm).turn_auc is None  # one class only: no AUC
 
 
 # --- dialogues as events ----------------------------------------------------------------
@@ -201,10 +225,10 @@ def _corpus(n: int, seed: int) -> list[str]:
     """n small dialogues; every third has a dissatisfied turn after a failed bot reply."""
     lines = []
     for i in range(n):
-        turns = [user(CALM[(i + seed) % len(CALM)], 3, 3, 4), system("Here you go.", "OFFER")]
+        turns = [user(CALM[(i + seed) % len(CALM)], 3, 3, 4, 4), system("Here you go.", "OFFER")]
         if i % 3 == 0:
             turns += [system("Sorry, I could not book that.", "NOTIFY_FAILURE")]
-            turns += [user(UPSET[(i + seed) % len(UPSET)], 1, 2, 2)]
+            turns += [user(UPSET[(i + seed) % len(UPSET)], 1, 2, 2, 2)]
         turns += [user(CALM[(i + seed + 2) % len(CALM)], 3, 4, 3)]
         lines.append(_line(f"SGD-{seed}-{i}", turns))
     return lines
@@ -234,7 +258,9 @@ def test_command_writes_the_report_and_ends_with_json(cli, uss, tmp_path):
     last = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(last) == {"uss-sgd"}
     systems = {"tactful", "tactful-trend", "tactful-no-behaviour", "text-only", "vader"}
-    assert set(last["uss-sgd"]) == systems | {"catch_ratio_vs_vader"}
+    assert set(last["uss-sgd"]) == systems | {"catch_ratio_vs_vader", "one_rater_turn_auc"}
+    # the miniature's raters agree: each one's rating ranks the others' verdicts perfectly
+    assert last["uss-sgd"]["one_rater_turn_auc"] == 1.0
     for name in systems:
         assert set(last["uss-sgd"][name]) == {"turn_auc", "catch_rate", "false_intervention_rate"}
         assert 0.0 <= last["uss-sgd"][name]["turn_auc"] <= 1.0
@@ -244,6 +270,7 @@ def test_command_writes_the_report_and_ends_with_json(cli, uss, tmp_path):
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "report.md").read_text()
     assert "| uss-sgd | vader |" in md
+    assert "| uss-sgd | one rater (people) | 1.000 |" in md
     assert "bad lines 2, no user turns 2" in md  # dev and test had one each
     full = json.loads((out / "report.json").read_text())["uss-sgd"]
     assert full["skipped"]["bad_lines"] == 2 and full["skipped"]["no_user_turns"] == 2

@@ -43,6 +43,12 @@ The shipped policy itself is also reported as one operating point: the turn at w
 the engine first decided to intervene (clarify, offer_choices, i.e. change strategy, or
 escalate) rather than a threshold on its state.
 
+People are reported too, as a reference for how far the labels can be read at all: *one
+rater*, each rater's 1-5 rating of a test turn with at least ``AGREEMENT_RATERS``
+ratings, scored (negated) against the majority of that turn's other raters. Its turn AUC
+is how well one person agrees with the others about "this turn is dissatisfied"; a score
+that reads the text is not expected to do much better than that.
+
 Malformed input is skipped and counted, never a crash: lines that are not JSON objects,
 dialogues with no user turn, user turns without ratings (processed as events, not
 scored), and turns with unknown roles (left out).
@@ -65,7 +71,13 @@ from numpy.typing import NDArray
 from rich.table import Table
 from sklearn.metrics import roc_auc_score
 
-from tactful.evaluation.tasks import USS_CORPORA, DataError, Split, data_dir, majority_rating
+from tactful.evaluation.tasks import (
+    USS_CORPORA,
+    DataError,
+    Split,
+    data_dir,
+    majority_rating,
+)
 from tactful.evaluation.text import choose_threshold, f1_at, progress_bar
 
 if TYPE_CHECKING:
@@ -78,6 +90,7 @@ __all__ = [
     "ConversationReport",
     "CorpusResult",
     "Dialogue",
+    "RaterAgreement",
     "Skipped",
     "SystemResult",
     "Turn",
@@ -85,6 +98,7 @@ __all__ = [
     "dialogue_events",
     "intervention_curve",
     "load_dialogues",
+    "rater_agreement",
     "run_conversation_eval",
 ]
 
@@ -101,6 +115,10 @@ FAILED_ACTS = ("NOTIFY_FAILURE", "NoOffer", "NoBook")
 TURN_GAP = timedelta(seconds=20)
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 ROLES = {"USER", "SYSTEM"}
+# A turn with this many ratings leaves at least three others to take a majority of, when
+# one rater is set against the rest (the human reference).
+AGREEMENT_RATERS = 4
+RATER = "one rater (people)"
 
 
 # --- loading ----------------------------------------------------------------------------
@@ -113,6 +131,7 @@ class Turn:
     action: str
     # user turns: True/False from the majority rating, None when unrated
     dissatisfied: bool | None = None
+    ratings: tuple[int, ...] = ()  # user turns: the valid 1-5 ratings
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +197,7 @@ def _turn(raw: Any, skipped: Skipped) -> Turn | None:
             label = majority_rating(valid) <= 2
         else:
             skipped.unrated_turns += 1
+        return Turn(role, text, action or "", label, tuple(valid))
     return Turn(role, text, action or "", label)
 
 
@@ -441,6 +461,38 @@ def interventions(at: Sequence[int | None], firsts: Sequence[int | None]) -> Int
     )
 
 
+@dataclass(frozen=True, slots=True)
+class RaterAgreement:
+    """One rater against the others' majority, over turns with AGREEMENT_RATERS or more
+    ratings: each (rater, turn) pair scores -rating for "the others' majority is <= 2"."""
+
+    turn_auc: float | None
+    turns: int
+    pairs: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"turn_auc": _round(self.turn_auc), "turns": self.turns, "pairs": self.pairs}
+
+
+def rater_agreement(dialogues: Sequence[Dialogue]) -> RaterAgreement:
+    """How well one person's rating of a turn predicts the other raters' verdict."""
+    scores: list[int] = []
+    labels: list[bool] = []
+    turns = 0
+    for d in dialogues:
+        for t in d.user_turns:
+            if len(t.ratings) < AGREEMENT_RATERS:
+                continue
+            turns += 1
+            for k, rating in enumerate(t.ratings):
+                others = [*t.ratings[:k], *t.ratings[k + 1 :]]
+                scores.append(-rating)
+                labels.append(majority_rating(others) <= 2)
+    y = np.array(labels, dtype=bool)
+    auc = float(roc_auc_score(y, scores)) if y.any() and not y.all() else None
+    return RaterAgreement(auc, turns, len(y))
+
+
 def first_at(scores: Sequence[float], threshold: float) -> int | None:
     return next((i for i, s in enumerate(scores) if s >= threshold), None)
 
@@ -529,6 +581,7 @@ class CorpusResult:
     policy: Intervention  # the shipped policy's own decisions, on test
     policy_decisions: dict[str, int]
     skipped: Skipped
+    one_rater: RaterAgreement = RaterAgreement(None, 0, 0)  # on test: the human reference
 
     @property
     def catch_ratio_vs_vader(self) -> float | None:
@@ -546,6 +599,7 @@ class CorpusResult:
             **{name: r.as_dict() for name, r in self.systems.items()},
             POLICY_POINT: self.policy.as_dict(),
             "catch_ratio_vs_vader": _round(self.catch_ratio_vs_vader),
+            RATER: self.one_rater.as_dict(),
             "policy_decisions": self.policy_decisions,
             "dev_dialogues": self.dev_dialogues,
             "test_dialogues": self.test_dialogues,
@@ -566,6 +620,7 @@ class CorpusResult:
             for name, r in self.systems.items()
         }
         out["catch_ratio_vs_vader"] = _round(self.catch_ratio_vs_vader)
+        out["one_rater_turn_auc"] = _round(self.one_rater.turn_auc)
         return out
 
 
@@ -625,6 +680,7 @@ class ConversationReport:
                     "",
                 ]
             )
+            rows.append([c.corpus, RATER, _fmt(c.one_rater.turn_auc), *[""] * 6])
         return rows
 
     def markdown(self) -> str:
@@ -651,6 +707,10 @@ class ConversationReport:
             "VADER's false-intervention rate over VADER's catch rate.",
             f"- {POLICY_POINT}: the turn at which the default policy first decided "
             f"{', '.join(sorted(INTERVENTIONS))}.",
+            f"- {RATER}: each rater's rating of a test turn with at least "
+            f"{AGREEMENT_RATERS} ratings, against the majority of its other raters: how "
+            "well one person agrees with the others (a reference for the labels' noise, "
+            "not a system).",
             "",
             "## Data",
             "",
@@ -662,7 +722,8 @@ class ConversationReport:
             lines.append(
                 f"- {c.corpus}: {c.dev_dialogues} dev and {c.test_dialogues} test dialogues; "
                 f"{c.test_turns} rated test user turns, {c.test_dissatisfied_turns} "
-                f"dissatisfied. Skipped (dev and test): {skipped}. Policy decisions on test: "
+                f"dissatisfied ({c.one_rater.turns} with at least {AGREEMENT_RATERS} "
+                f"ratings). Skipped (dev and test): {skipped}. Policy decisions on test: "
                 + (", ".join(f"{k} {v}" for k, v in sorted(c.policy_decisions.items())) or "none")
                 + "."
             )
@@ -864,6 +925,7 @@ def run_conversation_eval(
                     interventions(runs["test"].policy_first, test_firsts),
                     dict(runs["test"].decisions),
                     skipped[corpus],
+                    rater_agreement(test),
                 )
             )
     policy = load_policy(None)
