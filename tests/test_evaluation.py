@@ -345,6 +345,14 @@ def test_markdown_has_every_task_and_the_goemotions_labels(report):
         assert f"| {lab.name} ({lab.id}) |" in md
         assert f"| {lab.published_f1:.2f} |" in md
     assert len(report.goemotions_labels) == 5
+    # the people reference: the miniature's one test turn with four ratings splits 2-2
+    # ([2, 2, 4, 4]), so each rater faces a majority of the others that says the opposite
+    assert "## People" in md
+    assert [(p.task, p.auc, p.turns) for p in report.people] == [
+        ("uss-sgd/dissatisfied", 0.0, 1),
+        ("uss-mwoz/dissatisfied", 0.0, 1),
+    ]
+    assert "| uss-mwoz/dissatisfied | 0.000 | 1 |" in md
 
 
 def test_write_produces_markdown_json_and_png(report, data, tmp_path):

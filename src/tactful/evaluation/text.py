@@ -35,6 +35,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from tactful.evaluation.scorers import Scorer
 from tactful.evaluation.tasks import (
     TASKS,
+    USS_CORPORA,
     DataError,
     Example,
     Split,
@@ -48,6 +49,7 @@ __all__ = [
     "GOEMOTIONS_LABEL_COUNT",
     "EvalReport",
     "LabelResult",
+    "PeopleResult",
     "ScorerResult",
     "TaskResult",
     "calibration_bins",
@@ -226,10 +228,21 @@ def _round(value: float | None) -> float | None:
 
 
 @dataclass(frozen=True, slots=True)
+class PeopleResult:
+    """A USS task's human reference: each rater of a test turn with at least four ratings
+    against the majority of its other raters (evaluation.conversations.rater_agreement)."""
+
+    task: str
+    auc: float | None
+    turns: int
+
+
+@dataclass(frozen=True, slots=True)
 class EvalReport:
     scorers: tuple[str, ...]
     tasks: tuple[TaskResult, ...]
     goemotions_labels: tuple[LabelResult, ...] = field(default=())
+    people: tuple[PeopleResult, ...] = field(default=())
 
     def _compared(self) -> list[str]:
         """The scorers shown against the VADER baseline (when VADER was run)."""
@@ -360,6 +373,21 @@ class EvalReport:
                 "diagrams: reliability.png.",
                 "",
                 *table(*self._calibration_rows()),
+            ]
+        if self.people:
+            lines += [
+                "",
+                "## People",
+                "",
+                "How well one person agrees with the others on the USS tasks: on the test "
+                "turns with at least four ratings, each rater's 1-5 rating (lower: more "
+                "dissatisfied) against the majority of the turn's other raters. Not a scorer: "
+                "a reference for how noisy the labels are.",
+                "",
+                *table(
+                    ["task", "one rater's test AUC", "turns"],
+                    [[p.task, _fmt(p.auc), f"{p.turns:,}"] for p in self.people],
+                ),
             ]
         if self.goemotions_labels:
             lines += [
@@ -654,7 +682,21 @@ def run_text_eval(
             )
         if with_labels:
             label_results = _goemotions_labels(scorers, root, cache, bar, job)
-    return EvalReport(tuple(names), tuple(results), label_results)
+    return EvalReport(tuple(names), tuple(results), label_results, _people(task_list, root))
+
+
+def _people(tasks: Sequence[Task], root: Path) -> tuple[PeopleResult, ...]:
+    """The human reference for each USS task in ``tasks``."""
+    from tactful.evaluation.conversations import load_dialogues, rater_agreement
+
+    out: list[PeopleResult] = []
+    for task in tasks:
+        corpus = task.name.split("/")[0]
+        if corpus in USS_CORPORA:
+            dialogues, _ = load_dialogues(corpus, "test", root)
+            agreement = rater_agreement(dialogues)
+            out.append(PeopleResult(task.name, agreement.turn_auc, agreement.turns))
+    return tuple(out)
 
 
 def _goemotions_labels(
