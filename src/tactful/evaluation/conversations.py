@@ -71,13 +71,7 @@ from numpy.typing import NDArray
 from rich.table import Table
 from sklearn.metrics import roc_auc_score
 
-from tactful.evaluation.tasks import (
-    USS_CORPORA,
-    DataError,
-    Split,
-    data_dir,
-    majority_rating,
-)
+from tactful.evaluation.tasks import USS_CORPORA, DataError, Split, data_dir, majority_rating
 from tactful.evaluation.text import choose_threshold, f1_at, progress_bar
 
 if TYPE_CHECKING:
@@ -186,19 +180,16 @@ def _turn(raw: Any, skipped: Skipped) -> Turn | None:
         return None
     action = raw.get("action") if isinstance(raw.get("action"), str) else ""
     label: bool | None = None
+    valid: list[int] = []
     if role == "USER":
         ratings = raw.get("ratings")
-        valid = (
-            [r for r in ratings if isinstance(r, int) and 1 <= r <= 5]
-            if isinstance(ratings, list)
-            else []
-        )
+        if isinstance(ratings, list):
+            valid = [r for r in ratings if isinstance(r, int) and 1 <= r <= 5]
         if valid:
             label = majority_rating(valid) <= 2
         else:
             skipped.unrated_turns += 1
-        return Turn(role, text, action or "", label, tuple(valid))
-    return Turn(role, text, action or "", label)
+    return Turn(role, text, action or "", label, tuple(valid))
 
 
 def parse_dialogues(lines: Iterable[str]) -> tuple[list[Dialogue], Skipped]:
