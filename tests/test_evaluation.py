@@ -347,7 +347,7 @@ def test_markdown_has_every_task_and_the_goemotions_labels(report):
     assert len(report.goemotions_labels) == 5
     # the people reference: the miniature's one test turn with four ratings splits 2-2
     # ([2, 2, 4, 4]), so each rater faces a majority of the others that says the opposite
-    assert "## People" in md
+    assert "## People" in md and "at least 4 ratings" in md
     assert [(p.task, p.auc, p.turns) for p in report.people] == [
         ("uss-sgd/dissatisfied", 0.0, 1),
         ("uss-mwoz/dissatisfied", 0.0, 1),

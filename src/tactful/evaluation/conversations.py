@@ -71,7 +71,14 @@ from numpy.typing import NDArray
 from rich.table import Table
 from sklearn.metrics import roc_auc_score
 
-from tactful.evaluation.tasks import USS_CORPORA, DataError, Split, data_dir, majority_rating
+from tactful.evaluation.tasks import (
+    AGREEMENT_RATERS,
+    USS_CORPORA,
+    DataError,
+    Split,
+    data_dir,
+    majority_rating,
+)
 from tactful.evaluation.text import choose_threshold, f1_at, progress_bar
 
 if TYPE_CHECKING:
@@ -109,9 +116,6 @@ FAILED_ACTS = ("NOTIFY_FAILURE", "NoOffer", "NoBook")
 TURN_GAP = timedelta(seconds=20)
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 ROLES = {"USER", "SYSTEM"}
-# A turn with this many ratings leaves at least three others to take a majority of, when
-# one rater is set against the rest (the human reference).
-AGREEMENT_RATERS = 4
 RATER = "one rater (people)"
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 __all__ = [
+    "AGREEMENT_RATERS",
     "DEFAULT_DATA_DIR",
     "TASKS",
     "USS_CORPORA",
@@ -175,6 +176,9 @@ def _politeness(root: Path, split: Split) -> Iterator[Example]:
 
 # The USS corpora by the name reports use, and their file prefix.
 USS_CORPORA: dict[str, str] = {"uss-sgd": "SGD", "uss-mwoz": "MWOZ"}
+# A USS turn with this many ratings leaves at least three others to take a majority of,
+# when one rater is set against the rest (the reports' human reference).
+AGREEMENT_RATERS = 4
 
 
 def majority_rating(ratings: list[int]) -> int:

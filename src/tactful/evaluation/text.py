@@ -34,6 +34,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from tactful.evaluation.scorers import Scorer
 from tactful.evaluation.tasks import (
+    AGREEMENT_RATERS,
     TASKS,
     USS_CORPORA,
     DataError,
@@ -229,8 +230,9 @@ def _round(value: float | None) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class PeopleResult:
-    """A USS task's human reference: each rater of a test turn with at least four ratings
-    against the majority of its other raters (evaluation.conversations.rater_agreement)."""
+    """A USS task's human reference: each rater of a test turn with at least
+    AGREEMENT_RATERS ratings against the majority of its other raters
+    (evaluation.conversations.rater_agreement)."""
 
     task: str
     auc: float | None
@@ -380,9 +382,9 @@ class EvalReport:
                 "## People",
                 "",
                 "How well one person agrees with the others on the USS tasks: on the test "
-                "turns with at least four ratings, each rater's 1-5 rating (lower: more "
-                "dissatisfied) against the majority of the turn's other raters. Not a scorer: "
-                "a reference for how noisy the labels are.",
+                f"turns with at least {AGREEMENT_RATERS} ratings, each rater's 1-5 rating "
+                "(lower: more dissatisfied) against the majority of the turn's other raters. "
+                "Not a scorer: a reference for how noisy the labels are.",
                 "",
                 *table(
                     ["task", "one rater's test AUC", "turns"],
