@@ -280,6 +280,9 @@ def test_uss_turns_labeled_by_majority_with_earlier_user_turns(data):
     examples = TASKS["uss-sgd/dissatisfied"].load("dev", data)
     # Dialogue 1, turn 2: ratings [2, 2, 4, 4] tie -> 2 -> dissatisfied.
     assert [e.label for e in examples] == [0, 1, 0, 0, 1, 0]
+    # the share of raters who rated the turn 1 or 2: the label's softer form
+    assert [e.share for e in examples] == pytest.approx([0, 2 / 3, 0, 0, 0.5, 0])
+    assert all(e.share is None for e in TASKS["goemotions/frustration"].load("dev", data))
     assert examples[0].history == ()
     assert examples[2].history == (examples[0].text, examples[1].text)  # user turns only
     assert examples[3].history == ()  # a new dialogue

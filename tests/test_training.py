@@ -167,16 +167,25 @@ def test_the_dialogue_expert_can_learn_from_a_teacher(trained: Path, data: Path)
     with pytest.raises(ValueError, match="no column 'nope'"):
         teacher.column_probabilities(texts, [(), ()], "nope")
     started: list[str] = []
+    logged: list[str] = []
     heads = train_heads(
-        embedder, embedder.name, data, log=lambda m: None, teacher=teacher, step=started.append
+        embedder, embedder.name, data, log=logged.append, teacher=teacher, step=started.append
     )
     # each head announced as it starts, in the planned order (the progress bar's count);
     # the miniature has no disapproval comments, so that head is the one never started
     plan = planned_heads()
     assert started == [h for h in plan if h != "emotion:disapproval"]
     experts = heads.card["training"]["heads"]["frustration"]["mixture_of_experts"]["experts"]
-    assert experts["dialogue"]["distilled_from"] == teacher.version
-    assert "distilled_from" not in experts["emotion"]  # only the DISTILLED experts
+    # the USS turns were rated by several people: the share of them who said
+    # dissatisfied is tried on dev too, alone and averaged with the teacher's
+    for source in ("teacher", "raters", "teacher+raters"):
+        assert any(m.startswith(f"frustration/dialogue: {source} mix=") for m in logged)
+    dialogue = experts["dialogue"]
+    assert dialogue["learned_from"] in ("teacher", "raters", "teacher+raters")
+    assert ("teacher" in dialogue["learned_from"]) == ("distilled_from" in dialogue)
+    assert dialogue.get("distilled_from", teacher.version) == teacher.version
+    # only the DISTILLED experts learn from the teacher, and only USS has raters' shares
+    assert "distilled_from" not in experts["emotion"] and "learned_from" not in experts["emotion"]
 
 
 def test_the_train_command_writes_heads_a_card_and_the_conversation(

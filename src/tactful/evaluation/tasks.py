@@ -53,6 +53,9 @@ class Example:
     text: str
     label: int
     history: tuple[str, ...] = ()
+    # where several people rated the text: the share of them who said yes (USS: rated it
+    # 1 or 2), the label's softer form; None where there is one label only
+    share: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,9 +201,10 @@ def _uss(corpus: str) -> Callable[[Path, Split], Iterator[Example]]:
             for turn in dialogue["turns"]:
                 if turn["role"] != "USER":
                     continue
-                if turn.get("ratings"):
-                    label = int(majority_rating(turn["ratings"]) <= 2)
-                    yield Example(turn["text"], label, tuple(earlier[-5:]))
+                if ratings := turn.get("ratings"):
+                    label = int(majority_rating(ratings) <= 2)
+                    share = sum(r <= 2 for r in ratings) / len(ratings)
+                    yield Example(turn["text"], label, tuple(earlier[-5:]), share)
                 earlier.append(turn["text"])
 
     return load
