@@ -18,6 +18,7 @@ from tactful.train.heads import (
     _exchange_examples,
     _negative_texts,
     _reply_examples,
+    heads_digest,
     planned_heads,
     train_heads,
 )
@@ -86,6 +87,9 @@ def test_the_card_records_the_negatives_the_reply_head_and_the_conversation(trai
     assert replies["column"] == "reply_risk" and replies["column"] in card["columns"]
     assert replies["column"] not in card["dimensions"]  # a column, not a dimension
     conv = replies["conversation"]
+    # the version names the day and the weights (a digest of the saved arrays)
+    day = card["created"][:10].replace("-", "")
+    assert card["version"] == f"heads-{day}-{heads_digest(trained / 'heads.npz')[:8]}"
     assert conv["version"] == card["version"]
     assert all(math.isfinite(conv[k]) for k in ("message", "reply", "exchange", "memory", "bias"))
     assert conv["turns"] > 0 and 0.0 <= conv["dev_auc"] <= 1.0
@@ -227,3 +231,5 @@ def test_heads_trained_with_tuned_vectors_read_them_beside_the_embedding(
     # without them (the fixture's heads) the card names none and the scorer reads none
     assert "tuned_vectors" not in json.loads((trained / "model_card.json").read_text())
     assert TextScorer(embedder, trained).tuned is None
+    # trained the same day on other features: other weights, another version
+    assert scorer.version != TextScorer(embedder, trained).version

@@ -67,6 +67,7 @@ __all__ = [
     "BITEXT_TOPICS",
     "NEGATIVES",
     "TrainedHeads",
+    "heads_digest",
     "planned_heads",
     "train_heads",
 ]
@@ -253,7 +254,23 @@ class TrainedHeads:
             topic_bias=self.topic_bias,
             **extra,
         )
+        # The version names the weights, so two trainings on one day differ in it (and a
+        # decision's detector version says which weights scored it).
+        day = datetime.fromisoformat(self.card["created"])
+        self.card["version"] = f"heads-{day:%Y%m%d}-{heads_digest(path / 'heads.npz')[:8]}"
         (path / "model_card.json").write_text(json.dumps(self.card, indent=2) + "\n")
+
+
+def heads_digest(path: Path) -> str:
+    """SHA-256 over the arrays in a heads.npz (name, dtype, shape and bytes, in name
+    order): the file itself carries the zip's timestamps, the arrays only the weights."""
+    digest = hashlib.sha256()
+    with np.load(path) as arrays:
+        for name in sorted(arrays.files):
+            array = np.ascontiguousarray(arrays[name])
+            digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def _sha256(path: Path) -> str:
