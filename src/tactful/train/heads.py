@@ -12,8 +12,8 @@ What a head learns from is chosen on dev too. Where several people rated every e
 (the USS dialogue turns, each rated by three to seven), the share of them who called a
 turn dissatisfied is a softer label than their majority: a turn two of five people found
 unsatisfying is not the same as one nobody did. On the raters' shares a head over the
-default features reached dev AUC .884 (SGD) and .806 (MultiWOZ) against .877 and .792
-on the majority labels, the best C of each. A head that learns from a teacher (below)
+embeddings and word pieces alone reached dev AUC .884 (SGD) and .806 (MultiWOZ) against
+.877 and .792 on the majority labels, the best C of each. A head that learns from a teacher (below)
 may also take the mean of the teacher's probability and the raters' share.
 
 Frustration is a mixture of experts (``EXPERTS``): one such head per kind of text
