@@ -58,3 +58,22 @@ def test_every_endpoint_against_its_spec(case: Any) -> None:
         response,
         checks=[not_a_server_error, response_schema_conformance, content_type_conformance],
     )
+
+
+def test_the_plain_words_export_is_in_the_spec() -> None:
+    """Found by the fuzzing above, by chance (a customer it knew, with ?format=text): the
+    export answered text/plain where the spec documented JSON only."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(APP) as client:
+        response = client.get(
+            "/v1/customers/ana/export",
+            params={"format": "text"},
+            headers={"Authorization": f"Bearer {KEY}"},
+        )
+        documented = client.get("/openapi.json").json()
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "What tactful knows about customer ana" in response.text
+    ok = documented["paths"]["/v1/customers/{customer_id}/export"]["get"]["responses"]["200"]
+    assert set(ok["content"]) == {"application/json", "text/plain"}

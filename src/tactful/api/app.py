@@ -438,6 +438,13 @@ def create_app(
     @app.get(
         "/v1/customers/{customer_id}/export",
         dependencies=[scope("admin")],
+        responses={
+            200: {
+                "description": "The record as JSON, or in plain words with ?format=text",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+            404: {"description": "Nothing is known about the customer"},
+        },
         summary="Everything tactful knows about a customer (JSON, or ?format=text)",
     )
     def export_customer(customer_id: str, format: Literal["json", "text"] = "json") -> Any:
