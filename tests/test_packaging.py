@@ -51,6 +51,8 @@ PACKAGE_DATA = [
     "tactful/detect/models/minilm-goemotions-128/config.json",
     "tactful/detect/models/minilm-goemotions-128/modules.json",
     "tactful/detect/models/minilm-goemotions-128/model_card.json",
+    "tactful/detect/models/minilm-goemotions-encoder/layers.safetensors",
+    "tactful/detect/models/minilm-goemotions-encoder/model_card.json",
     "tactful/dashboard/templates/base.html",
     "tactful/dashboard/templates/overview.html",
     "tactful/dashboard/static/htmx-2.0.11.min.js",

