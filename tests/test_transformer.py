@@ -141,3 +141,21 @@ def test_the_emotion_classifier_refuses_other_base_weights(tmp_path):
         EmotionClassifier(folder)
     with pytest.raises(FileNotFoundError, match="no fine-tuned encoder"):
         EmotionClassifier(tmp_path / "missing")
+
+
+@needs_weights
+def test_the_emotion_classifier_shares_the_base_encoders_embeddings():
+    from tactful.detect.embedder import MODELS_DIR
+    from tactful.detect.transformer import (
+        EMOTION_ENCODER,
+        EmotionClassifier,
+        load_emotion_classifier,
+        load_transformer,
+    )
+
+    shared = load_emotion_classifier()
+    assert shared._encoder._words is load_transformer()._words  # one copy of ~47 MB
+    own = EmotionClassifier(MODELS_DIR / EMOTION_ENCODER)  # loads its own copy
+    assert own._encoder._words is not load_transformer()._words
+    texts = ["where is my refund, this is ridiculous", "ok"]
+    np.testing.assert_allclose(shared.encode(texts), own.encode(texts), atol=1e-5)

