@@ -317,5 +317,6 @@ def test_command_reads_text_in_the_transformer_mode_when_asked(cli, uss, tmp_pat
     assert result.exit_code == 0, result.output
     last = json.loads(result.stdout.strip().splitlines()[-1])
     assert last["uss-sgd"]["text-only"]["turn_auc"] > 0.9
-    # the report names the detector that read the text: the transformer mode's heads
-    assert "+minilm-l6-v2," in (out / "report.md").read_text()
+    # the report names the detector that read the text: the transformer mode's heads,
+    # over the transformer and fused with its GoEmotions-tuned copy
+    assert "+minilm-l6-v2+minilm-goemotions-encoder-" in (out / "report.md").read_text()

@@ -217,10 +217,8 @@ class FakeTransformer:
 def test_the_transformer_mode_uses_its_own_heads_and_encoder():
     import pytest
 
-    from tactful.detect.learned import load_transformer_scorer
-
     from tactful.detect.embedder import MODELS_DIR
-    from tactful.detect.learned import TRANSFORMER_HEADS
+    from tactful.detect.learned import TRANSFORMER_HEADS, load_transformer_scorer
 
     fake = FakeTransformer()
     card = json.loads((MODELS_DIR / TRANSFORMER_HEADS / "model_card.json").read_text())
