@@ -467,6 +467,22 @@ def test_fused_columns_add_the_tuned_transformers_label_logits(tmp_path):
     got = [s.emotions["anger"] for s in scorer.score_batch(texts)]
     assert got == pytest.approx(p.tolist(), rel=1e-4)
 
+    # reading a column the fusion leaves alone (the reply head, say) needs no tuned pass
+    assert scorer.fused == {"emotion:anger"}
+    calls: list[int] = []
+
+    class Counting(FakeEmotions):
+        def encode(self, texts):
+            calls.append(len(texts))
+            return super().encode(texts)
+
+    counted = TextScorer(embedder, fused_dir, encoder, Counting())
+    counted.column_probabilities(texts, [(), ()], "reply_risk")
+    assert calls == []
+    probs = counted.column_probabilities(texts, [(), ()], "emotion:anger")
+    assert calls == [2]
+    np.testing.assert_allclose(probs, p, rtol=1e-4)
+
     class Other(FakeEmotions):
         name = "fake-emotions-4567"
 

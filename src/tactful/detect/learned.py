@@ -257,6 +257,12 @@ class TextScorer:
                 arrays["fusion_weights"].astype(np.float32),
                 arrays["fusion_shift"].astype(np.float32),
             )
+        # the columns the fusion changes (reading another needs no second transformer pass)
+        self.fused: frozenset[str] = frozenset()
+        if self._fusion is not None:
+            own, weights, shift = self._fusion
+            changed = (own != 1.0) | weights.any(axis=0) | (shift != 0.0)
+            self.fused = frozenset(c for c, on in zip(self.columns, changed, strict=True) if on)
 
     def score(self, text: str, history: Sequence[str] = ()) -> TextScores:
         return self.score_batch([text], [history])[0]
@@ -341,10 +347,16 @@ class TextScorer:
         )
 
     def _logits(
-        self, read: _Read, histories: Sequence[Sequence[str]], lexical: Sequence[TextScores]
+        self,
+        read: _Read,
+        histories: Sequence[Sequence[str]],
+        lexical: Sequence[TextScores],
+        fuse: bool = True,
     ) -> tuple[Any, Any, list[int], list[int], Any, list[tuple[int, int]]]:
         """Every column's and topic's logit for the batch, and the word pieces' part in
-        them (rows, word piece ids, contributions, each message's span)."""
+        them (rows, word piece ids, contributions, each message's span). ``fuse=False``:
+        the fused columns without the tuned transformer (for a caller that reads none of
+        them)."""
         cleaned, ids = read.cleaned, read.ids
         dense = features(self.embedder, cleaned, histories, lexical, read.embeddings)
         logits = dense @ self._dense + self._bias
@@ -377,7 +389,7 @@ class TextScorer:
                 k = logits.shape[1]
                 logits[c_rows[starts]] += summed[:, :k]
                 topic_logits[c_rows[starts]] += summed[:, k:]
-        if self._fusion is not None:
+        if self._fusion is not None and fuse:
             assert self.emotion_model is not None
             own, weights, shift = self._fusion
             logits *= own
@@ -398,19 +410,23 @@ class TextScorer:
         self, texts: Sequence[str], histories: Sequence[Sequence[str]], column: str
     ) -> NDArray[np.float32]:
         """One head column's calibrated probability for each text (an expert's, say),
-        before any fusion: what a student model learns from when this scorer teaches."""
+        before the experts are mixed and the lexical cues fused: what a student model
+        learns from when this scorer teaches. The tuned transformer runs only if the
+        column is fused with it."""
         if column not in self.columns:
             raise ValueError(f"the {self.version} heads have no column {column!r}")
-        return _sigmoid(self.column_logits(texts, histories)[:, self.columns.index(column)])
+        logits = self.column_logits(texts, histories, fuse=column in self.fused)
+        return _sigmoid(logits[:, self.columns.index(column)])
 
     def column_logits(
-        self, texts: Sequence[str], histories: Sequence[Sequence[str]]
+        self, texts: Sequence[str], histories: Sequence[Sequence[str]], fuse: bool = True
     ) -> NDArray[np.float32]:
-        """Every head column's logit for each text (texts x ``columns``), as calibrated,
+        """Every head column's logit for each text (texts x ``columns``), as calibrated
+        (with the tuned transformer's part in the fused columns; ``fuse=False``: without),
         before the experts are mixed and the lexical cues fused."""
         read = self._read(texts)
         lexical = [score_text(t, list(h)) for t, h in zip(read.cleaned, histories, strict=True)]
-        logits: NDArray[np.float32] = self._logits(read, histories, lexical)[0]
+        logits: NDArray[np.float32] = self._logits(read, histories, lexical, fuse)[0]
         return logits
 
     @property
