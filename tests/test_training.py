@@ -16,8 +16,10 @@ from tactful.train.conversation import TERMS, choose_terms, conversation_feature
 from tactful.train.heads import (
     NEGATIVES,
     _exchange_examples,
+    _exchange_rows,
     _negative_texts,
     _reply_examples,
+    _reply_rows,
     heads_digest,
     planned_heads,
     train_heads,
@@ -127,6 +129,14 @@ def test_exchange_examples_pair_a_system_turn_with_the_user_turn_answering_it(
     assert messages[at] == "what is the address" and labels[at] == 0  # rated [3, 3, 2]
     # a dialogue's opening user turn answers nothing, so it is no example
     assert "can I talk to a human please" not in messages
+    # beside the majority, the share of raters who found the answer unsatisfying (one of
+    # three here): what the reply and exchange heads may learn from instead, on dev
+    rows = _exchange_rows(data, "dev")
+    assert [r.message for r in rows] == messages
+    assert rows[at].share == pytest.approx(1 / 3)
+    replies_only = _reply_rows(data, "dev")
+    at = [r.reply for r in replies_only].index("sorry, no tables left")
+    assert replies_only[at].share == pytest.approx(1 / 3)
 
 
 def test_the_emotion_heads_are_one_goemotions_label_each(trained: Path) -> None:

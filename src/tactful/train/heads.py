@@ -13,8 +13,9 @@ What a head learns from is chosen on dev too. Where several people rated every e
 turn dissatisfied is a softer label than their majority: a turn two of five people found
 unsatisfying is not the same as one nobody did. On the raters' shares a head over the
 embeddings and word pieces alone reached dev AUC .884 (SGD) and .806 (MultiWOZ) against
-.877 and .792 on the majority labels, the best C of each. A head that learns from a teacher (below)
-may also take the mean of the teacher's probability and the raters' share.
+.877 and .792 on the majority labels, the best C of each. A head that learns from a
+teacher (below) may also take the mean of the teacher's probability and the raters' share.
+The reply and exchange heads may learn from the shares of the user turn that answers.
 
 Frustration is a mixture of experts (``EXPERTS``): one such head per kind of text
 (Reddit emotion, support complaints, task-oriented dialogue turns) and a multinomial
@@ -42,7 +43,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -334,9 +335,17 @@ REPLIES = "replies:uss"  # the reply head's training set (see _reply_examples)
 EXCHANGES = "exchanges:uss"  # the exchange head's training set (see _exchange_examples)
 
 
-def _answered_turns(root: Path, split: Split) -> Iterator[tuple[str, str, int]]:
-    """Every USS system turn followed by a rated user turn: (the system turn, the user
-    turn, whether the user turn is dissatisfied: majority rating <= 2)."""
+class _Answered(NamedTuple):
+    """A USS system turn and the rated user turn answering it."""
+
+    reply: str
+    message: str
+    label: int  # the user turn is dissatisfied: majority rating <= 2
+    share: float  # the share of its raters who rated it 1 or 2
+
+
+def _answered_turns(root: Path, split: Split) -> Iterator[_Answered]:
+    """Every USS system turn followed by a rated user turn."""
     from tactful.evaluation.tasks import USS_CORPORA, majority_rating
 
     for prefix in USS_CORPORA.values():
@@ -345,22 +354,37 @@ def _answered_turns(root: Path, split: Split) -> Iterator[tuple[str, str, int]]:
                 turns = json.loads(line)["turns"]
                 for turn, nxt in itertools.pairwise(turns):
                     if turn["role"] == "SYSTEM" and nxt["role"] == "USER" and nxt.get("ratings"):
-                        label = int(majority_rating(nxt["ratings"]) <= 2)
-                        yield turn["text"], nxt["text"], label
+                        ratings = nxt["ratings"]
+                        yield _Answered(
+                            turn["text"],
+                            nxt["text"],
+                            int(majority_rating(ratings) <= 2),
+                            sum(r <= 2 for r in ratings) / len(ratings),
+                        )
+
+
+def _reply_rows(root: Path, split: Split) -> list[_Answered]:
+    """The reply head's rows: turns followed by no rated user turn are left out."""
+    return [r for r in _answered_turns(root, split) if r.reply.strip()]
+
+
+def _exchange_rows(root: Path, split: Split) -> list[_Answered]:
+    """The exchange head's rows: both sides have text."""
+    return [r for r in _answered_turns(root, split) if r.reply.strip() and r.message.strip()]
 
 
 def _reply_examples(root: Path, split: Split) -> tuple[list[str], list[int]]:
     """USS system turns, each labeled by whether the user's next turn is dissatisfied;
     turns followed by no rated user turn are left out."""
-    rows = [(reply, label) for reply, _, label in _answered_turns(root, split) if reply.strip()]
-    return [r for r, _ in rows], [y for _, y in rows]
+    rows = _reply_rows(root, split)
+    return [r.reply for r in rows], [r.label for r in rows]
 
 
 def _exchange_examples(root: Path, split: Split) -> tuple[list[str], list[str], list[int]]:
     """USS rated user turns that answer a system turn: (the system turn, the user turn,
     whether the user turn is dissatisfied)."""
-    rows = [r for r in _answered_turns(root, split) if r[0].strip() and r[1].strip()]
-    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+    rows = _exchange_rows(root, split)
+    return [r.reply for r in rows], [r.message for r in rows], [r.label for r in rows]
 
 
 def _best_f1(y: NDArray[np.int_], s: NDArray[np.float64]) -> float:
@@ -617,11 +641,12 @@ def train_heads(
         """The share of raters who said yes, per train example, where every example of
         the task has one (the USS turns); None otherwise."""
         if task_name not in share_cache:
-            shares = (
-                [e.share for e in TASKS[task_name].load("train", root)]
-                if task_name in TASKS
-                else [None]
-            )
+            shares: list[float | None] = [None]
+            if task_name in TASKS:
+                shares = [e.share for e in TASKS[task_name].load("train", root)]
+            elif task_name in (REPLIES, EXCHANGES):  # the rated user turn's raters
+                rows = (_reply_rows if task_name == REPLIES else _exchange_rows)(root, "train")
+                shares = [r.share for r in rows]
             share_cache[task_name] = (
                 None if any(v is None for v in shares) else np.array(shares, dtype=np.float64)
             )
