@@ -58,7 +58,7 @@ PACKAGE_DATA = [
     "tactful/dashboard/static/htmx-2.0.11.min.js",
     "tactful/dashboard/static/chart-4.6.1.umd.min.js",
 ]
-# The wheel is ~38.6 MB: 15 of them the static embedder, 7.5 the emotion-tuned vectors and
+# The wheel is ~38.6 MiB: 15 of them the static embedder, 7.5 the emotion-tuned vectors and
 # ~10 the GoEmotions-tuned transformer's int8 layers (the transformer mode); a jump past
 # this means something that should not ship (data sets, caches, a model's training copy)
 # was swept in.
