@@ -38,9 +38,9 @@ output row (biases and LayerNorm at float32) and its linear layer to the 28 labe
 10.7 MB. Against float16 (21 MB), on 1,500 GoEmotions dev texts: mean absolute logit
 difference 0.016, label AUCs within 0.0004, the same top label for 99%. The embeddings
 were frozen, so they are read from the base weights at run time (the export checks they
-did not move). The export is checked against torch
-on GoEmotions dev texts and the card says by how much they differ. ``--from-model DIR``
-exports from a model an earlier run kept (``--keep-model``) instead of fine-tuning again.
+did not move). The export is checked against torch on GoEmotions dev texts and the card
+says by how much they differ. ``--from-model DIR`` exports from a model an earlier run
+kept (``--keep-model``) instead of fine-tuning again.
 """
 
 from __future__ import annotations
@@ -206,10 +206,9 @@ def export_encoder(
     """Write the fine-tuned transformer in ``model`` (as :func:`finetune` saved it) into
     ``out`` for tactful's numpy encoder (detect/transformer.EmotionClassifier): the six
     layers (weight matrices int8 with a scale per row), the GoEmotions linear layer at
-    float32, and a card with the
-    fine-tuning record of ``vectors``, the card of the static vectors distilled from the
-    same model. Raises ValueError when the
-    embeddings differ from ``base``'s (they are read from there at run time)."""
+    float32, and a card with the fine-tuning record of ``vectors``, the card of the
+    static vectors distilled from the same model. Raises ValueError when the embeddings
+    differ from ``base``'s (they are read from there at run time)."""
     torch = _require("torch", _INSTALL_TORCH, "torch reads the classifier and checks the export")
     transformers = _require("transformers", _INSTALL_MODEL2VEC, "transformers runs the check")
     np = _require("numpy", _INSTALL_MODEL2VEC, "numpy holds the weights")
