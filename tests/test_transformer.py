@@ -130,7 +130,11 @@ def test_the_emotion_classifier_refuses_other_base_weights(tmp_path):
     import shutil
 
     from tactful.detect.embedder import MODELS_DIR
-    from tactful.detect.transformer import EMOTION_ENCODER, EmotionClassifier
+    from tactful.detect.transformer import (
+        EMOTION_ENCODER,
+        EmotionClassifier,
+        TransformerUnavailable,
+    )
 
     folder = tmp_path / EMOTION_ENCODER
     shutil.copytree(MODELS_DIR / EMOTION_ENCODER, folder)
@@ -139,8 +143,25 @@ def test_the_emotion_classifier_refuses_other_base_weights(tmp_path):
     (folder / "model_card.json").write_text(json.dumps(card))
     with pytest.raises(ValueError, match="fine-tuned from other base weights"):
         EmotionClassifier(folder)
-    with pytest.raises(FileNotFoundError, match="no fine-tuned encoder"):
+    with pytest.raises(TransformerUnavailable, match="no fine-tuned encoder"):
         EmotionClassifier(tmp_path / "missing")
+
+
+@needs_weights
+def test_the_emotion_classifier_refuses_layers_its_card_does_not_name(tmp_path):
+    import shutil
+
+    from tactful.detect.embedder import MODELS_DIR
+    from tactful.detect.transformer import EMOTION_ENCODER, EmotionClassifier
+
+    folder = tmp_path / EMOTION_ENCODER
+    shutil.copytree(MODELS_DIR / EMOTION_ENCODER, folder)
+    layers = folder / "layers.safetensors"
+    data = bytearray(layers.read_bytes())
+    data[-1] ^= 0xFF  # one weight changed: the name (the cache key) would lie
+    layers.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="not the file its card names"):
+        EmotionClassifier(folder)
 
 
 @needs_weights

@@ -300,7 +300,7 @@ def _text_scorer(name: str) -> Any:
         return load_scorer()
     try:
         return load_transformer_scorer()
-    except TransformerUnavailable as exc:
+    except (TransformerUnavailable, ValueError) as exc:  # missing, or not the heads' models
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
     except FileNotFoundError:
@@ -1546,13 +1546,19 @@ def train(
     embedder = load_embedder()
     tuned_vectors = load_embedder(TUNED_EMBEDDER) if tuned else None
     encoder = None
+    emotions = None
     if transformer:
-        from tactful.detect.transformer import TransformerUnavailable, load_transformer
+        from tactful.detect.transformer import (
+            TransformerUnavailable,
+            load_emotion_classifier,
+            load_transformer,
+        )
         from tactful.evaluation.embeddings import EmbeddingCache
 
-        try:
+        try:  # both before training: a missing one should not cost the run
             encoder = EmbeddingCache(load_transformer(), log=lambda m: err.print(m))
-        except TransformerUnavailable as exc:
+            emotions = EmbeddingCache(load_emotion_classifier(), log=lambda m: err.print(m))
+        except (TransformerUnavailable, ValueError) as exc:
             err.print(f"[red]{exc}[/]")
             raise typer.Exit(2) from None
     mentor = None
@@ -1569,7 +1575,7 @@ def train(
                 EmbeddingCache(load_emotion_classifier(), log=lambda m: err.print(m)),
             )
             err.print(f"teacher: {mentor.version} (the dialogue expert learns from it)")
-        except (TransformerUnavailable, FileNotFoundError) as exc:
+        except (TransformerUnavailable, FileNotFoundError, ValueError) as exc:
             err.print(f"no teacher ({exc}); the dialogue expert learns from labels alone")
     from tactful.detect.learned import TextScorer
     from tactful.evaluation.tasks import data_dir
@@ -1600,14 +1606,11 @@ def train(
             err.print(f"[red]{exc}[/]")
             raise typer.Exit(2) from None
         heads.save(target)
-        emotions = None
-        if transformer:
+        if emotions is not None:
             # The emotion columns fused with the GoEmotions-tuned transformer (on dev).
-            from tactful.detect.transformer import load_emotion_classifier
             from tactful.train.heads import fuse_emotions
 
             bar.update(job, description="fusion with the tuned transformer")
-            emotions = EmbeddingCache(load_emotion_classifier(), log=lambda m: err.print(m))
             fuse_emotions(
                 heads,
                 TextScorer(embedder, target, encoder),

@@ -7,8 +7,11 @@ go through linear heads trained on ../shared/data and calibrated on its dev spli
 of text (emotion, complaint, dialogue). A dimension with no labeled data (urgency) is
 answered by the lexical tier alone. In the transformer mode the GoEmotions columns (the
 emotion expert, the emotions, confusion's emotion expert) are also fused with a copy of
-the transformer fine-tuned on GoEmotions: each such logit is a weighted sum of the head's
-and the tuned model's logits for its labels, the weights fitted on dev (train/heads.py).
+the transformer fine-tuned on GoEmotions where that helped on dev: such a logit is a
+weighted sum of the head's and the tuned model's logits for its labels, the weights
+fitted on dev (train/heads.py; the card's "fusion" says which columns). In a fused
+column the word pieces' pull is scaled by the head's weight, so fewer of them clear the
+evidence bar there.
 The evidence for a dimension is the cue phrases that fired plus the word pieces that
 pushed the learned score up the most, so a decision can say "frustration 0.91 because:
 'third time', 'still'".

@@ -268,6 +268,11 @@ class TransformerEncoder:
         return pooled
 
 
+def _sha256(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
 def _dequantize(weights: dict[str, Any]) -> dict[str, Any]:
     """int8 matrices times their per-row ``<name>.scale``, as float32; the rest as is."""
     out: dict[str, Any] = {}
@@ -294,19 +299,26 @@ class EmotionClassifier:
         one then reads instead of a copy of its own."""
         card_file = folder / "model_card.json"
         if not card_file.is_file():
-            raise FileNotFoundError(f"no fine-tuned encoder in {folder} (no model_card.json)")
+            raise TransformerUnavailable(
+                f"no fine-tuned encoder in {folder} (no model_card.json); export one with "
+                "python -m tactful.train.finetune --encoder-out"
+            )
         self.card: dict[str, Any] = json.loads(card_file.read_text(encoding="utf-8"))
         self.name: str = self.card["version"]
+        layers_file = folder / "layers.safetensors"
+        expected = self.card.get("files", {}).get(layers_file.name)
+        if expected is not None and _sha256(layers_file) != expected:
+            # the name keys cached logits: a file that is not the card's must not pass
+            raise ValueError(f"{layers_file} is not the file its card names (SHA-256 differs)")
         base = base or model_path()
-        with (base / "model.safetensors").open("rb") as fh:
-            base_sha = hashlib.file_digest(fh, "sha256").hexdigest()
+        base_sha = _sha256(base / "model.safetensors")
         if base_sha != self.card["base_weights"]["model.safetensors"]:
             raise ValueError(
                 f"{folder} was fine-tuned from other base weights than {base} "
                 f"(SHA-256 {base_sha[:12]}…, the card says "
                 f"{self.card['base_weights']['model.safetensors'][:12]}…)"
             )
-        weights = _dequantize(_load_file(folder / "layers.safetensors"))
+        weights = _dequantize(_load_file(layers_file))
         self._encoder = TransformerEncoder(base, layers=weights, share=share)
         self._w = np.ascontiguousarray(weights["classifier.weight"].T, dtype=np.float32)
         self._b = np.asarray(weights["classifier.bias"], dtype=np.float32)

@@ -35,7 +35,7 @@ the recipe, the final training loss and every file's hash.
 ``--encoder-out DIR`` also keeps the fine-tuned transformer itself for the transformer
 mode (:func:`export_encoder`): its six layers' weight matrices as int8 with one scale per
 output row (biases and LayerNorm at float32) and its linear layer to the 28 labels,
-10.7 MB. Against float16 (21 MB), on 1,500 GoEmotions dev texts: mean absolute logit
+10.9 MB. Against float16 (21 MB), on 1,500 GoEmotions dev texts: mean absolute logit
 difference 0.016, label AUCs within 0.0004, the same top label for 99%. The embeddings
 were frozen, so they are read from the base weights at run time (the export checks they
 did not move). The export is checked against torch on GoEmotions dev texts and the card
@@ -243,9 +243,7 @@ def export_encoder(
     weights["classifier.weight"] = head["weight"].numpy().astype(np.float32)
     weights["classifier.bias"] = head["bias"].numpy().astype(np.float32)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.iterdir():
-        if stale.is_file():
-            stale.unlink()
+    (out / "model_card.json").unlink(missing_ok=True)  # a card from before would not match
     st.save_file(weights, str(out / ENCODER_FILE))
     sha = _sha256(out / ENCODER_FILE)
     card: dict[str, Any] = {
@@ -265,8 +263,8 @@ def export_encoder(
     card["export_check"] = _check_export(torch, transformers, model, base, out, card, data)
     card["files"] = {ENCODER_FILE: sha}
     (out / "model_card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    for path in out.iterdir():
-        path.chmod(0o644)
+    for name in (ENCODER_FILE, "model_card.json"):
+        (out / name).chmod(0o644)
     return card
 
 

@@ -59,7 +59,7 @@ from tactful.detect.features import (
     features,
     token_bag,
 )
-from tactful.detect.learned import SentenceEncoder, TextScorer
+from tactful.detect.learned import SentenceEncoder, TextScorer, clean_text
 from tactful.evaluation.tasks import TASKS, Example, Split, data_dir
 from tactful.signals import DIMENSIONS, EMOTIONS
 
@@ -453,12 +453,16 @@ def fuse_emotions(
     from tactful.evaluation.text import GOEMOTIONS_LABEL_COUNT, load_goemotions_labels
 
     root = data_dir(root)
+    columns = heads.dimensions
+    if getattr(scorer, "columns", columns) != columns:
+        raise ValueError("the scorer does not read these heads' columns")
     rows = load_goemotions_labels("dev", root)
     texts = [text for text, _ in rows]
     log(f"fusion: {len(texts):,} GoEmotions dev texts through {classifier.name}")
-    own = scorer.column_logits(texts, [() for _ in texts]).astype(np.float64)
-    tuned = classifier.encode(texts).astype(np.float64)
-    columns = heads.dimensions
+    # the heads' own logits (never a fusion already there), and the tuned model's on the
+    # text as the scorer reads it
+    own = scorer.column_logits(texts, [() for _ in texts], fuse=False).astype(np.float64)
+    tuned = classifier.encode([clean_text(t)[0] for t in texts]).astype(np.float64)
     scale = np.ones(len(columns), np.float32)
     weights = np.zeros((GOEMOTIONS_LABEL_COUNT, len(columns)), np.float32)
     shift = np.zeros(len(columns), np.float32)
