@@ -295,7 +295,12 @@ def test_a_column_is_fused_with_the_tuned_transformer_only_where_dev_says_it_hel
     tuned[:, 2] += 3.0 * anger
     row = {f"comment {i}": i for i in range(n)}
 
+    columns = ["emotion:anger", "gratitude", "politeness"]
+
     class Scorer:
+        def __init__(self) -> None:
+            self.columns = columns
+
         def column_logits(self, texts, histories, fuse=True):
             assert not fuse  # the heads as they are, before any fusion
             return own[[row[t] for t in texts]]
@@ -307,7 +312,6 @@ def test_a_column_is_fused_with_the_tuned_transformer_only_where_dev_says_it_hel
         def encode(self, texts):
             return tuned[[row[t] for t in texts]].astype(np.float32)
 
-    columns = ["emotion:anger", "gratitude", "politeness"]
     zeros = np.zeros((1, 3), np.float32)
     heads = TrainedHeads(columns, zeros, zeros, zeros[0], [], zeros, zeros, zeros[0])
     record = fuse_emotions(heads, Scorer(), Classifier(), tmp_path, log=lambda m: None)  # type: ignore[arg-type]

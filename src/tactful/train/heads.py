@@ -454,7 +454,7 @@ def fuse_emotions(
 
     root = data_dir(root)
     columns = heads.dimensions
-    if getattr(scorer, "columns", columns) != columns:
+    if scorer.columns != columns:
         raise ValueError("the scorer does not read these heads' columns")
     rows = load_goemotions_labels("dev", root)
     texts = [text for text, _ in rows]
