@@ -193,6 +193,12 @@ def majority_rating(ratings: list[int]) -> int:
     return min(r for r, n in counts.items() if n == best)
 
 
+def rated_dissatisfied(ratings: list[int]) -> tuple[int, float]:
+    """A rated USS turn's label, dissatisfied (1) when the majority rating is 1 or 2, and
+    the share of its raters who rated it 1 or 2."""
+    return int(majority_rating(ratings) <= 2), sum(r <= 2 for r in ratings) / len(ratings)
+
+
 def _uss(corpus: str) -> Callable[[Path, Split], Iterator[Example]]:
     def load(root: Path, split: Split) -> Iterator[Example]:
         for line in _open(root / "uss" / f"{corpus}.{split}.jsonl"):
@@ -202,8 +208,7 @@ def _uss(corpus: str) -> Callable[[Path, Split], Iterator[Example]]:
                 if turn["role"] != "USER":
                     continue
                 if ratings := turn.get("ratings"):
-                    label = int(majority_rating(ratings) <= 2)
-                    share = sum(r <= 2 for r in ratings) / len(ratings)
+                    label, share = rated_dissatisfied(ratings)
                     yield Example(turn["text"], label, tuple(earlier[-5:]), share)
                 earlier.append(turn["text"])
 

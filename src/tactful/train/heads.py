@@ -346,7 +346,7 @@ class _Answered(NamedTuple):
 
 def _answered_turns(root: Path, split: Split) -> Iterator[_Answered]:
     """Every USS system turn followed by a rated user turn."""
-    from tactful.evaluation.tasks import USS_CORPORA, majority_rating
+    from tactful.evaluation.tasks import USS_CORPORA, rated_dissatisfied
 
     for prefix in USS_CORPORA.values():
         with (root / "uss" / f"{prefix}.{split}.jsonl").open(encoding="utf-8") as fh:
@@ -354,13 +354,8 @@ def _answered_turns(root: Path, split: Split) -> Iterator[_Answered]:
                 turns = json.loads(line)["turns"]
                 for turn, nxt in itertools.pairwise(turns):
                     if turn["role"] == "SYSTEM" and nxt["role"] == "USER" and nxt.get("ratings"):
-                        ratings = nxt["ratings"]
-                        yield _Answered(
-                            turn["text"],
-                            nxt["text"],
-                            int(majority_rating(ratings) <= 2),
-                            sum(r <= 2 for r in ratings) / len(ratings),
-                        )
+                        label, share = rated_dissatisfied(nxt["ratings"])
+                        yield _Answered(turn["text"], nxt["text"], label, share)
 
 
 def _reply_rows(root: Path, split: Split) -> list[_Answered]:
