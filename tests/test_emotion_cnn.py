@@ -57,7 +57,8 @@ def _reference(weights: dict[str, np.ndarray], ids: list[int]) -> np.ndarray:
         ]
     )
     pooled = np.concatenate([hidden.max(0), hidden.mean(0), table[ids].mean(0)])
-    return weights["out.weight"] @ pooled + weights["out.bias"]
+    logits: np.ndarray = weights["out.weight"] @ pooled + weights["out.bias"]
+    return logits
 
 
 def test_the_batched_pass_reads_each_message_as_it_would_alone(tmp_path: Path) -> None:

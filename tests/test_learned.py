@@ -488,3 +488,42 @@ def test_fused_columns_add_the_tuned_transformers_label_logits(tmp_path):
 
     with pytest.raises(ValueError, match="are fused with fake-emotions-0123, not"):
         TextScorer(embedder, fused_dir, encoder, Other())
+
+
+def test_default_heads_fused_with_the_emotion_cnn_load_it_by_name(tmp_path):
+    """A default heads card whose fusion names the emotion CNN gets the CNN (numpy, no
+    transformer), and a fused column adds its label logits, read from the same word
+    pieces the heads read."""
+    import numpy as np
+
+    from tactful.detect.embedder import MODELS_DIR, load_embedder
+    from tactful.detect.emotion_cnn import EmotionCNN, load_emotion_cnn
+    from tactful.detect.learned import DEFAULT_HEADS, TextScorer
+
+    source = MODELS_DIR / DEFAULT_HEADS
+    arrays = dict(np.load(source / "heads.npz").items())
+    card = json.loads((source / "model_card.json").read_text())
+    n = len(card["columns"])
+    anger = card["columns"].index("emotion:anger")
+    weights = np.zeros((28, n), np.float32)
+    weights[2, anger] = 1.5
+    arrays |= {
+        "fusion_scale": np.ones(n, np.float32),
+        "fusion_weights": weights,
+        "fusion_shift": np.zeros(n, np.float32),
+    }
+    cnn = load_emotion_cnn()
+    card["fusion"] = {"model": cnn.name, "columns": {}}
+    folder = tmp_path / "fused"
+    folder.mkdir()
+    np.savez(folder / "heads.npz", **arrays)
+    (folder / "model_card.json").write_text(json.dumps(card))
+
+    fused = TextScorer(load_embedder(), folder)
+    assert isinstance(fused.emotion_model, EmotionCNN)
+    assert fused.version.endswith(f"+{cnn.name}") and fused.fused == {"emotion:anger"}
+    texts = ["This is infuriating, stop wasting my time", "thanks"]
+    plain = TextScorer(load_embedder(), source).column_logits(texts, [(), ()])
+    got = fused.column_logits(texts, [(), ()])
+    expected = plain[:, anger] + 1.5 * cnn.encode(texts)[:, 2]
+    np.testing.assert_allclose(got[:, anger], expected, rtol=1e-5, atol=1e-5)

@@ -1527,6 +1527,17 @@ def train(
             "python -m tactful.train.finetune) beside the embedding. --no-tuned: without.",
         ),
     ] = True,
+    fuse: Annotated[
+        bool | None,
+        typer.Option(
+            "--fuse/--no-fuse",
+            help="Fuse the GoEmotions columns with an emotion model's label logits where "
+            "that helps on dev: the transformer mode's with the tuned transformer (on unless "
+            "--no-fuse), the default heads with detect/models/minilm-goemotions-cnn (python "
+            "-m tactful.train.emotion_cnn; off unless --fuse: it raises GoEmotions AUC but "
+            "changed two gold-set journeys' decisions, see the README).",
+        ),
+    ] = None,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
     ] = True,
@@ -1534,7 +1545,7 @@ def train(
     """Train the text heads on the labeled data's train splits (dev for choices and
     calibration; test never read), with fixed seeds, and write them with a model card."""
     from tactful.detect.embedder import MODELS_DIR, TUNED_EMBEDDER, load_embedder
-    from tactful.detect.learned import DEFAULT_HEADS, TRANSFORMER_HEADS
+    from tactful.detect.learned import DEFAULT_HEADS, TRANSFORMER_HEADS, SentenceEncoder
     from tactful.evaluation.tasks import DataError
 
     try:
@@ -1546,7 +1557,8 @@ def train(
     embedder = load_embedder()
     tuned_vectors = load_embedder(TUNED_EMBEDDER) if tuned else None
     encoder = None
-    emotions = None
+    emotions: SentenceEncoder | None = None
+    fuse = transformer if fuse is None else fuse
     if transformer:
         from tactful.detect.transformer import (
             TransformerUnavailable,
@@ -1557,9 +1569,18 @@ def train(
 
         try:  # both before training: a missing one should not cost the run
             encoder = EmbeddingCache(load_transformer(), log=lambda m: err.print(m))
-            emotions = EmbeddingCache(load_emotion_classifier(), log=lambda m: err.print(m))
+            if fuse:
+                emotions = EmbeddingCache(load_emotion_classifier(), log=lambda m: err.print(m))
         except (TransformerUnavailable, ValueError) as exc:
             err.print(f"[red]{exc}[/]")
+            raise typer.Exit(2) from None
+    elif fuse:
+        from tactful.detect.emotion_cnn import load_emotion_cnn
+
+        try:
+            emotions = load_emotion_cnn()
+        except (FileNotFoundError, ValueError) as exc:
+            err.print(f"[red]{exc}[/] (or train without it: --no-fuse)")
             raise typer.Exit(2) from None
     mentor = None
     if teacher and not transformer:
@@ -1607,10 +1628,10 @@ def train(
             raise typer.Exit(2) from None
         heads.save(target)
         if emotions is not None:
-            # The emotion columns fused with the GoEmotions-tuned transformer (on dev).
+            # The emotion columns fused with the emotion model's label logits (on dev).
             from tactful.train.heads import fuse_emotions
 
-            bar.update(job, description="fusion with the tuned transformer")
+            bar.update(job, description=f"fusion with {emotions.name}")
             fuse_emotions(
                 heads,
                 TextScorer(embedder, target, encoder),

@@ -7,9 +7,10 @@ the word pieces' vectors, then the max and the mean of its outputs and the mean 
 vectors, then a linear layer to the 28 labels. It was trained (``python -m
 tactful.train.emotion_cnn``) to give the transformer's probabilities on the train texts
 of every benchmark task, so it reads word order a bag of vectors cannot ("not happy",
-"no idea"), for the price of a few small matrix products per message. The default
-heads' emotion columns are fused with its logits, as the transformer mode's are with the
-transformer's (train/heads.fuse_emotions).
+"no idea"), for the price of a few small matrix products per message. Default heads
+trained with ``tactful train --fuse`` have their emotion columns fused with its logits,
+as the transformer mode's are with the transformer's (train/heads.fuse_emotions); the
+shipped default heads are not fused yet (README: two gold-set journeys changed).
 
 Shipped in ``detect/models/minilm-goemotions-cnn``: the word pieces' table int8 with one
 scale per row (the static embedder's vocabulary), the convolution and the output layer at

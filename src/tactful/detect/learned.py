@@ -5,13 +5,14 @@ sentence embedding, the bag of word pieces and the character n-grams (detect/fea
 go through linear heads trained on ../shared/data and calibrated on its dev splits
 (train/heads.py). Frustration is a mixture of experts: a gate weighs one head per kind
 of text (emotion, complaint, dialogue). A dimension with no labeled data (urgency) is
-answered by the lexical tier alone. In the transformer mode the GoEmotions columns (the
-emotion expert, the emotions, confusion's emotion expert) are also fused with a copy of
-the transformer fine-tuned on GoEmotions where that helped on dev: such a logit is a
-weighted sum of the head's and the tuned model's logits for its labels, the weights
-fitted on dev (train/heads.py; the card's "fusion" says which columns). In a fused
-column the word pieces' pull is scaled by the head's weight, so fewer of them clear the
-evidence bar there.
+answered by the lexical tier alone. The GoEmotions columns (the emotion expert, the
+emotions, confusion's emotion expert) are also fused, where that helped on dev, with a
+model's logits for their labels: in the transformer mode a copy of the transformer
+fine-tuned on GoEmotions, in the default mode a small convolutional network distilled
+from it (detect/emotion_cnn.py). Such a logit is a weighted sum of the head's and the
+model's logits for its labels, the weights fitted on dev (train/heads.py; the card's
+"fusion" says which model and columns). In a fused column the word pieces' pull is
+scaled by the head's weight, so fewer of them clear the evidence bar there.
 The evidence for a dimension is the cue phrases that fired plus the word pieces that
 pushed the learned score up the most, so a decision can say "frustration 0.91 because:
 'third time', 'still'".
@@ -37,6 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tactful.detect.embedder import MAX_TOKENS, MODELS_DIR, StaticEmbedder, load_embedder
+from tactful.detect.emotion_cnn import EMOTION_CNN, EmotionCNN, load_emotion_cnn
 from tactful.detect.features import (
     TOKEN_SCALE,
     CharGrams,
@@ -248,11 +250,12 @@ class TextScorer:
         self._fusion: tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]] | None
         self._fusion = None
         if (fusion := self.card.get("fusion")) is not None:
-            self.emotion_model = emotions or _emotion_classifier()
+            self.emotion_model = emotions or _emotion_model(fusion["model"])
             if self.emotion_model.name != fusion["model"]:  # its name is its version
                 raise ValueError(
                     f"heads in {heads_dir} are fused with {fusion['model']}, not "
-                    f"{self.emotion_model.name}; retrain them with `tactful train --transformer`"
+                    f"{self.emotion_model.name}; retrain them with `tactful train"
+                    + (" --transformer`" if encoder is not None else "`")
                 )
             self.version += f"+{fusion['model']}"
             self._fusion = (
@@ -396,7 +399,11 @@ class TextScorer:
             assert self.emotion_model is not None
             own, weights, shift = self._fusion
             logits *= own
-            logits += self.emotion_model.encode(cleaned) @ weights + shift
+            model = self.emotion_model
+            labels = (
+                model.encode_ids(ids) if isinstance(model, EmotionCNN) else model.encode(cleaned)
+            )
+            logits += labels @ weights + shift
             contrib *= own  # the word pieces' part in a fused logit
         return logits, topic_logits, rows, cols, contrib, spans
 
@@ -589,7 +596,11 @@ def _tuned_vectors(
     return tuned
 
 
-def _emotion_classifier() -> SentenceEncoder:
+def _emotion_model(version: str) -> SentenceEncoder:
+    """The model a heads card's fusion names: the default mode's emotion CNN (numpy,
+    shipped in the package) or the transformer mode's tuned transformer."""
+    if version.startswith(f"{EMOTION_CNN}-"):
+        return load_emotion_cnn()
     from tactful.detect.transformer import load_emotion_classifier
 
     return load_emotion_classifier()
