@@ -59,6 +59,7 @@ import numpy as np
 from tactful.evaluation.tasks import TASKS, DataError, data_dir
 from tactful.evaluation.text import GOEMOTIONS_LABEL_COUNT, load_goemotions_labels
 from tactful.train.distill import (
+    _INSTALL_MODEL2VEC,
     _INSTALL_TORCH,
     SEED,
     MissingDependencyError,
@@ -151,8 +152,10 @@ def _dev_aucs(scores: np.ndarray, labels: list[set[int]]) -> dict[str, float]:
 
 
 def train(out: Path, data: Path, log: Any = print) -> dict[str, Any]:
+    """Distil the tuned transformer into the student, export it into ``out`` with its
+    card, and check the export against torch; returns a summary."""
     torch = _require("torch", _INSTALL_TORCH, "torch trains the student")
-    st = _require("safetensors.numpy", _INSTALL_TORCH, "safetensors writes the weights")
+    st = _require("safetensors.numpy", _INSTALL_MODEL2VEC, "safetensors writes the weights")
     from tactful.detect.embedder import TUNED_EMBEDDER, load_embedder
     from tactful.detect.emotion_cnn import EMOTION_CNN, EmotionCNN
     from tactful.detect.learned import clean_text
