@@ -523,7 +523,20 @@ def test_default_heads_fused_with_the_emotion_cnn_load_it_by_name(tmp_path):
     assert isinstance(fused.emotion_model, EmotionCNN)
     assert fused.version.endswith(f"+{cnn.name}") and fused.fused == {"emotion:anger"}
     texts = ["This is infuriating, stop wasting my time", "thanks"]
-    plain = TextScorer(load_embedder(), source).column_logits(texts, [(), ()])
+    plain = TextScorer(load_embedder(), source).column_logits(texts, [(), ()], fuse=False)
     got = fused.column_logits(texts, [(), ()])
     expected = plain[:, anger] + 1.5 * cnn.encode(texts)[:, 2]
     np.testing.assert_allclose(got[:, anger], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_the_shipped_default_heads_read_emotions_with_the_emotion_cnn(scorer):
+    """No transformer in the default mode: its fused columns read the emotion CNN, the
+    frustration emotion expert is left alone (train.heads.STATIC_FUSED), and the scorer's
+    version names the CNN."""
+    from tactful.detect.emotion_cnn import EmotionCNN
+    from tactful.train.heads import STATIC_FUSED
+
+    assert isinstance(scorer.emotion_model, EmotionCNN)
+    assert scorer.version.endswith(f"+{scorer.emotion_model.name}")
+    assert scorer.fused and scorer.fused <= set(STATIC_FUSED)
+    assert "frustration/emotion" not in scorer.fused

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -325,3 +326,80 @@ def test_a_column_is_fused_with_the_tuned_transformer_only_where_dev_says_it_hel
     assert not heads.fusion_weights[:, 1:].any()
     assert "politeness" not in record  # not a GoEmotions column
     assert heads.card["fusion"]["model"] == "tuned-abc"
+
+
+def test_fusion_pools_the_dimensions_negatives_and_fuses_only_the_columns_asked(
+    tmp_path: Path,
+) -> None:
+    """A plain question to a bot is not confusion: where the tuned model reads the
+    confusion negatives (USS user turns) as confused, the fit sees them as negatives, so
+    the fused column leans on the model less than a GoEmotions-only fit would."""
+    from tactful.train.heads import TrainedHeads, fuse_emotions
+
+    rng = np.random.default_rng(11)
+    n, k = 400, 200
+    confused = np.arange(n) % 4 == 0
+    (tmp_path / "goemotions").mkdir()
+    (tmp_path / "goemotions" / "dev.tsv").write_text(
+        "".join(f"comment {i}\t{'6' if confused[i] else '27'}\tid{i}\n" for i in range(n))
+    )
+    (tmp_path / "uss").mkdir()
+    for prefix in ("SGD", "MWOZ"):
+        turns = [
+            {"role": "USER", "text": f"{prefix} question {i}", "ratings": [3, 3, 3]}
+            for i in range(k // 2)
+        ]
+        (tmp_path / "uss" / f"{prefix}.dev.jsonl").write_text(
+            json.dumps({"dialogue_id": prefix, "turns": turns}) + "\n"
+        )
+    texts = [f"comment {i}" for i in range(n)] + [
+        f"{p} question {i}" for p in ("SGD", "MWOZ") for i in range(k // 2)
+    ]
+    row = {t: i for i, t in enumerate(texts)}
+    own = np.column_stack([1.0 * confused + rng.normal(size=n), rng.normal(size=n)])
+    own = np.vstack([own, rng.normal(size=(k, 2)) - 1.0])  # the heads: negatives are low
+    tuned = rng.normal(size=(n + k, 28))
+    tuned[:n, 6] += 2.0 * confused
+    tuned[n:, 6] += 2.0  # the tuned model reads every plain question as confused
+    columns = ["confusion/emotion", "emotion:anger"]
+
+    class Scorer:
+        def __init__(self) -> None:
+            self.columns = columns
+
+        def column_logits(self, texts, histories, fuse=True):
+            return own[[row[t] for t in texts]]
+
+    class Classifier:
+        name = "tuned-abc"
+        dim = 28
+
+        def encode(self, texts):
+            return tuned[[row[t] for t in texts]].astype(np.float32)
+
+    def fit(asked: tuple[str, ...]) -> tuple[dict[str, Any], TrainedHeads]:
+        zeros = np.zeros((1, 2), np.float32)
+        heads = TrainedHeads(columns, zeros, zeros, zeros[0], [], zeros, zeros, zeros[0])
+        scorer: Any = Scorer()  # stands in for a TextScorer
+        record = fuse_emotions(
+            heads, scorer, Classifier(), tmp_path, log=lambda m: None, columns=asked
+        )
+        return record, heads
+
+    record, heads = fit(("confusion/emotion",))
+    assert set(record) == {"confusion/emotion"}  # anger was not asked for
+    assert record["confusion/emotion"]["negatives_pooled"] == {"uss-user-turns": k}
+    assert record["confusion/emotion"]["fused"] is True
+    assert heads.fusion_weights is not None and heads.fusion_shift is not None
+    assert heads.fusion_scale is not None
+    # fused on the negatives too, a plain question reads lower than a fit on GoEmotions
+    # alone would read it
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.column_stack([own[:, 0], tuned[:, 6]])
+    alone = LogisticRegression(C=100.0).fit(x[:n], confused).decision_function(x[n:])
+    pooled = x[n:, 0] * heads.fusion_scale[0] + x[n:, 1] * heads.fusion_weights[6, 0]
+    pooled += heads.fusion_shift[0]
+    assert pooled.mean() < alone.mean() - 1.0
+    with pytest.raises(ValueError, match="no GoEmotions labels for politeness"):
+        fit(("politeness",))

@@ -1528,16 +1528,16 @@ def train(
         ),
     ] = True,
     fuse: Annotated[
-        bool | None,
+        bool,
         typer.Option(
             "--fuse/--no-fuse",
             help="Fuse the GoEmotions columns with an emotion model's label logits where "
-            "that helps on dev: the transformer mode's with the tuned transformer (on unless "
-            "--no-fuse), the default heads with detect/models/minilm-goemotions-cnn (python "
-            "-m tactful.train.emotion_cnn; off unless --fuse: it raises GoEmotions AUC but "
-            "changed two gold-set journeys' decisions, see the README).",
+            "that helps on dev: the default heads with detect/models/minilm-goemotions-cnn "
+            "(python -m tactful.train.emotion_cnn; the frustration emotion expert left "
+            "alone), the transformer mode's with the tuned transformer. --no-fuse: the "
+            "heads alone.",
         ),
-    ] = None,
+    ] = True,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
     ] = True,
@@ -1558,7 +1558,6 @@ def train(
     tuned_vectors = load_embedder(TUNED_EMBEDDER) if tuned else None
     encoder = None
     emotions: SentenceEncoder | None = None
-    fuse = transformer if fuse is None else fuse
     if transformer:
         from tactful.detect.transformer import (
             TransformerUnavailable,
@@ -1629,7 +1628,7 @@ def train(
         heads.save(target)
         if emotions is not None:
             # The emotion columns fused with the emotion model's label logits (on dev).
-            from tactful.train.heads import fuse_emotions
+            from tactful.train.heads import FUSED, STATIC_FUSED, fuse_emotions
 
             bar.update(job, description=f"fusion with {emotions.name}")
             fuse_emotions(
@@ -1638,6 +1637,7 @@ def train(
                 emotions,
                 data_dir(data),
                 log=lambda m: bar.console.print(m, highlight=False, emoji=False),
+                columns=tuple(FUSED) if transformer else STATIC_FUSED,
             )
             heads.save(target)
         # The conversation's weights read what these heads score, so they come second.
