@@ -389,6 +389,11 @@ def test_fusion_pools_the_dimensions_negatives_and_fuses_only_the_columns_asked(
     record, heads = fit(("confusion/emotion",))
     assert set(record) == {"confusion/emotion"}  # anger was not asked for
     assert record["confusion/emotion"]["negatives_pooled"] == {"uss-user-turns": k}
+    # the AUC that decides is GoEmotions' own rows' (the negatives would inflate it)
+    from sklearn.metrics import roc_auc_score
+
+    own_auc = roc_auc_score(confused, own[:n, 0])
+    assert record["confusion/emotion"]["dev_auc"] == pytest.approx(own_auc, abs=1e-4)
     assert record["confusion/emotion"]["fused"] is True
     assert heads.fusion_weights is not None and heads.fusion_shift is not None
     assert heads.fusion_scale is not None

@@ -7,10 +7,10 @@ the word pieces' vectors, then the max and the mean of its outputs and the mean 
 vectors, then a linear layer to the 28 labels. It was trained (``python -m
 tactful.train.emotion_cnn``) to give the transformer's probabilities on the train texts
 of every benchmark task, so it reads word order a bag of vectors cannot ("not happy",
-"no idea"), for the price of a few small matrix products per message. Default heads
-trained with ``tactful train --fuse`` have their emotion columns fused with its logits,
-as the transformer mode's are with the transformer's (train/heads.fuse_emotions); the
-shipped default heads are not fused yet (README: two gold-set journeys changed).
+"no idea"), for the price of a few small matrix products per message. The default
+heads' emotion columns are fused with its logits, as the transformer mode's are with the
+transformer's (train/heads.fuse_emotions; the frustration emotion expert is left alone,
+see train/heads.STATIC_FUSED).
 
 Shipped in ``detect/models/minilm-goemotions-cnn``: the word pieces' table int8 with one
 scale per row (the static embedder's vocabulary), the convolution and the output layer at
@@ -117,6 +117,7 @@ class EmotionCNN:
         np.maximum(hidden, 0.0, out=hidden)
         # hidden[t] is centred on flat[t + 1]: each message's own rows, padding left out
         lengths = np.array([len(rows[i]) for i in kept], dtype=np.int64)
+        counts = lengths.astype(np.float32)[:, None]  # float32: the means stay float32
         first = np.array(starts, dtype=np.int64) - 1
         token_rows = np.concatenate(
             [np.arange(s, s + n) for s, n in zip(first, lengths, strict=True)]
@@ -127,8 +128,8 @@ class EmotionCNN:
         pooled = np.hstack(
             [
                 np.maximum.reduceat(h, bounds, axis=0),
-                np.add.reduceat(h, bounds, axis=0) / lengths[:, None],
-                np.add.reduceat(e, bounds, axis=0) / lengths[:, None],
+                np.add.reduceat(h, bounds, axis=0) / counts,
+                np.add.reduceat(e, bounds, axis=0) / counts,
             ]
         )
         out[kept] = pooled @ self._out + self._out_bias

@@ -257,6 +257,13 @@ class TextScorer:
                     f"{self.emotion_model.name}; retrain them with `tactful train"
                     + (" --transformer`" if encoder is not None else "`")
                 )
+            model = self.emotion_model
+            if isinstance(model, EmotionCNN) and model.card["vocabulary"] != embedder.name:
+                # it is handed this embedder's word-piece ids
+                raise ValueError(
+                    f"{model.name} reads {model.card['vocabulary']}'s word pieces, "
+                    f"not {embedder.name}'s"
+                )
             self.version += f"+{fusion['model']}"
             self._fusion = (
                 arrays["fusion_scale"].astype(np.float32),

@@ -220,7 +220,8 @@ def train(out: Path, data: Path, log: Any = print) -> dict[str, Any]:
     }
     card: dict[str, Any] = {
         "name": EMOTION_CNN,
-        # the scorer finds the model a heads card names by this prefix, wherever it was written
+        # a heads card's fusion names the model by this prefix, and the scorer then loads
+        # detect/models/minilm-goemotions-cnn: copy an export there before training heads
         "version": f"{EMOTION_CNN}-{sha[:12]}",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "vocabulary": embedder.name,
