@@ -217,6 +217,11 @@ def test_the_train_command_writes_heads_a_card_and_the_conversation(
     assert f"wrote {out}" in result.output
     card = json.loads((out / "model_card.json").read_text())
     assert card["replies"]["conversation"]["turns"] > 0
+    # the default heads are fused with the emotion CNN where dev can say; a few dev
+    # texts per label cannot (no out-of-fold AUC), so those columns are left alone
+    assert card["fusion"]["model"].startswith("minilm-goemotions-cnn-")
+    few = [c for c in card["fusion"]["columns"].values() if "dev_positives" in c]
+    assert few and not any(c["fused"] for c in few)
     assert TextScorer(load_embedder(), out).score("this is ridiculous").scores["frustration"] > 0
 
 

@@ -114,7 +114,8 @@ def _cv_auc(x: Any, y: Any, groups: Any, columns: list[int]) -> float:
     from sklearn.model_selection import GroupKFold
 
     out = np.zeros(len(y))
-    for train, held in GroupKFold(FOLDS).split(x, y, groups):
+    folds = min(FOLDS, len(np.unique(groups)))  # a small data set has fewer dialogues
+    for train, held in GroupKFold(folds).split(x, y, groups):
         model = LogisticRegression(C=1.0, max_iter=2000, random_state=SEED)
         model.fit(x[train][:, columns], y[train])
         out[held] = model.decision_function(x[held][:, columns])

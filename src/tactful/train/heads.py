@@ -501,6 +501,11 @@ def fuse_emotions(
             x = np.vstack([x, np.column_stack([n_own[:, j], n_tuned[:, list(labels)]])])
             y = np.concatenate([y, np.zeros(len(n_own), np.int_)])
         n_go = len(rows)  # the AUCs that decide are GoEmotions' own rows'
+        positives = int(y[:n_go].sum())
+        if min(positives, n_go - positives) < FUSION_FOLDS:  # no out-of-fold AUC to go by
+            record[column] = {"labels": list(labels), "dev_positives": positives, "fused": False}
+            log(f"  {column}: {positives} dev positives of {n_go}: left alone")
+            continue
         out_of_fold = np.zeros(len(y))
         folds = StratifiedKFold(FUSION_FOLDS, shuffle=True, random_state=SEED)
         for fit_rows, held in folds.split(x, y):
