@@ -272,6 +272,30 @@ def test_heads_trained_with_tuned_vectors_read_them_beside_the_embedding(
     assert scorer.version != TextScorer(embedder, trained).version
 
 
+def _fusion_stand_ins(
+    columns: list[str], own: np.ndarray, tuned: np.ndarray, row: dict[str, int]
+) -> tuple[Any, Any]:
+    """A scorer and a tuned model that give fixed logits per text (``row`` maps a text
+    to its row of ``own``, the heads' column logits, and ``tuned``, the model's 28)."""
+
+    class Scorer:
+        def __init__(self) -> None:
+            self.columns = columns
+
+        def column_logits(self, texts, histories, fuse=True):
+            assert not fuse  # the heads as they are, before any fusion
+            return own[[row[t] for t in texts]]
+
+    class Classifier:
+        name = "tuned-abc"
+        dim = 28
+
+        def encode(self, texts):
+            return tuned[[row[t] for t in texts]].astype(np.float32)
+
+    return Scorer(), Classifier()
+
+
 def test_a_column_is_fused_with_the_tuned_transformer_only_where_dev_says_it_helps(
     tmp_path: Path,
 ) -> None:
@@ -302,25 +326,10 @@ def test_a_column_is_fused_with_the_tuned_transformer_only_where_dev_says_it_hel
     row = {f"comment {i}": i for i in range(n)}
 
     columns = ["emotion:anger", "gratitude", "politeness"]
-
-    class Scorer:
-        def __init__(self) -> None:
-            self.columns = columns
-
-        def column_logits(self, texts, histories, fuse=True):
-            assert not fuse  # the heads as they are, before any fusion
-            return own[[row[t] for t in texts]]
-
-    class Classifier:
-        name = "tuned-abc"
-        dim = 28
-
-        def encode(self, texts):
-            return tuned[[row[t] for t in texts]].astype(np.float32)
-
+    scorer, classifier = _fusion_stand_ins(columns, own, tuned, row)
     zeros = np.zeros((1, 3), np.float32)
     heads = TrainedHeads(columns, zeros, zeros, zeros[0], [], zeros, zeros, zeros[0])
-    record = fuse_emotions(heads, Scorer(), Classifier(), tmp_path, log=lambda m: None)  # type: ignore[arg-type]
+    record = fuse_emotions(heads, scorer, classifier, tmp_path, log=lambda m: None)
 
     assert record["emotion:anger"]["fused"] is True
     assert record["emotion:anger"]["dev_auc_fused_out_of_fold"] > record["emotion:anger"]["dev_auc"]
@@ -367,27 +376,13 @@ def test_fusion_pools_the_dimensions_negatives_and_fuses_only_the_columns_asked(
     tuned[:n, 6] += 2.0 * confused
     tuned[n:, 6] += 2.0  # the tuned model reads every plain question as confused
     columns = ["confusion/emotion", "emotion:anger"]
-
-    class Scorer:
-        def __init__(self) -> None:
-            self.columns = columns
-
-        def column_logits(self, texts, histories, fuse=True):
-            return own[[row[t] for t in texts]]
-
-    class Classifier:
-        name = "tuned-abc"
-        dim = 28
-
-        def encode(self, texts):
-            return tuned[[row[t] for t in texts]].astype(np.float32)
+    scorer, classifier = _fusion_stand_ins(columns, own, tuned, row)
 
     def fit(asked: tuple[str, ...]) -> tuple[dict[str, Any], TrainedHeads]:
         zeros = np.zeros((1, 2), np.float32)
         heads = TrainedHeads(columns, zeros, zeros, zeros[0], [], zeros, zeros, zeros[0])
-        scorer: Any = Scorer()  # stands in for a TextScorer
         record = fuse_emotions(
-            heads, scorer, Classifier(), tmp_path, log=lambda m: None, columns=asked
+            heads, scorer, classifier, tmp_path, log=lambda m: None, columns=asked
         )
         return record, heads
 
