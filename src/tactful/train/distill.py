@@ -144,6 +144,16 @@ DISTILLED = (
 )
 
 
+def int8_rows(matrix: Any) -> tuple[Any, Any]:
+    """``matrix`` as int8 with one float32 scale per row (the row's largest magnitude /
+    127; an all-zero row gets 1), as detect/ reads it back: int8 x scale."""
+    import numpy as np
+
+    scale = np.abs(matrix).max(axis=1, keepdims=True).astype(np.float32) / 127.0
+    scale[scale == 0] = 1.0
+    return np.clip(np.round(matrix / scale), -127, 127).astype(np.int8), scale
+
+
 def write_card(
     out: Path,
     base_folder: Path,

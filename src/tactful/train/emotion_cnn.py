@@ -66,6 +66,7 @@ from tactful.train.distill import (
     _require,
     _seed_everything,
     _sha256,
+    int8_rows,
 )
 
 MAX_TOKENS = 128
@@ -200,11 +201,9 @@ def train(out: Path, data: Path, log: Any = print) -> dict[str, Any]:
     net.load_state_dict(best[2])
     log(f"kept epoch {best[1]} (mean dev AUC {best[0]:.4f})")
 
-    table = net.table.weight.detach().numpy()
-    scale = np.abs(table).max(axis=1, keepdims=True).astype(np.float32) / 127.0
-    scale[scale == 0] = 1.0
+    table, scale = int8_rows(net.table.weight.detach().numpy())
     weights = {
-        "table": np.clip(np.round(table / scale), -127, 127).astype(np.int8),
+        "table": table,
         "table.scale": scale,
         "conv.weight": net.conv.weight.detach().numpy().astype(np.float32),
         "conv.bias": net.conv.bias.detach().numpy().astype(np.float32),

@@ -69,6 +69,7 @@ from tactful.train.distill import (
     _require,
     _seed_everything,
     _sha256,
+    int8_rows,
     save_static,
     write_card,
 )
@@ -233,10 +234,7 @@ def export_encoder(
         if not k.startswith("encoder.layer."):
             continue
         if v.ndim == 2:  # a weight matrix: int8, one scale per output row
-            scale = np.abs(v).max(axis=1, keepdims=True).astype(np.float32) / 127.0
-            scale[scale == 0] = 1.0
-            weights[k] = np.clip(np.round(v / scale), -127, 127).astype(np.int8)
-            weights[f"{k}.scale"] = scale
+            weights[k], weights[f"{k}.scale"] = int8_rows(v)
         else:  # biases and LayerNorm: float32, they are small
             weights[k] = np.ascontiguousarray(v, dtype=np.float32)
     head = torch.load(str(model / "goemotions_head.pt"))
