@@ -171,9 +171,10 @@ class TextScorer:
     ) -> None:
         """``encoder``: the sentence encoder the heads' embedding features come from when
         it is not the static embedder (the full transformer); the bag of word pieces
-        always uses the static embedder's vocabulary. ``emotions``: the GoEmotions-tuned
-        transformer's logits (detect/transformer.EmotionClassifier, or a cache of it)
-        when the heads are fused with it (card["fusion"]); loaded when not given."""
+        always uses the static embedder's vocabulary. ``emotions``: the model whose GoEmotions
+        label logits the heads are fused with (card["fusion"]: the tuned transformer,
+        detect/transformer.EmotionClassifier or a cache of it, or the default mode's
+        detect/emotion_cnn.EmotionCNN); loaded by the name the card gives when not given."""
         arrays = np.load(heads_dir / "heads.npz")
         self.card: dict[str, Any] = json.loads((heads_dir / "model_card.json").read_text())
         dense_name = encoder.name if encoder is not None else embedder.name
@@ -244,8 +245,9 @@ class TextScorer:
                 float(arrays["exchange_bias"]),
             )
         self._vocab = embedder.tokenizer
-        # Columns fused with a fine-tuned transformer's label logits (transformer mode):
-        # logit = scale x the head's logit + the labels' logits @ weights + shift.
+        # Columns fused with an emotion model's label logits (the tuned transformer, or the
+        # emotion CNN): logit = scale x the head's logit + the labels' logits @ weights
+        # + shift.
         self.emotion_model: SentenceEncoder | None = None
         self._fusion: tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]] | None
         self._fusion = None
@@ -270,7 +272,7 @@ class TextScorer:
                 arrays["fusion_weights"].astype(np.float32),
                 arrays["fusion_shift"].astype(np.float32),
             )
-        # the columns the fusion changes (reading another needs no second transformer pass)
+        # the columns the fusion changes (reading another needs no emotion model pass)
         self.fused: frozenset[str] = frozenset()
         if self._fusion is not None:
             own, weights, shift = self._fusion
@@ -368,7 +370,7 @@ class TextScorer:
     ) -> tuple[Any, Any, list[int], list[int], Any, list[tuple[int, int]]]:
         """Every column's and topic's logit for the batch, and the word pieces' part in
         them (rows, word piece ids, contributions, each message's span). ``fuse=False``:
-        the fused columns without the tuned transformer (for a caller that reads none of
+        the fused columns without the emotion model (for a caller that reads none of
         them)."""
         cleaned, ids = read.cleaned, read.ids
         dense = features(self.embedder, cleaned, histories, lexical, read.embeddings)
@@ -428,8 +430,8 @@ class TextScorer:
     ) -> NDArray[np.float32]:
         """One head column's calibrated probability for each text (an expert's, say),
         before the experts are mixed and the lexical cues fused: what a student model
-        learns from when this scorer teaches. The tuned transformer runs only if the
-        column is fused with it."""
+        learns from when this scorer teaches. The emotion model runs only if the column
+        is fused with it."""
         if column not in self.columns:
             raise ValueError(f"the {self.version} heads have no column {column!r}")
         logits = self.column_logits(texts, histories, fuse=column in self.fused)
@@ -439,7 +441,7 @@ class TextScorer:
         self, texts: Sequence[str], histories: Sequence[Sequence[str]], fuse: bool = True
     ) -> NDArray[np.float32]:
         """Every head column's logit for each text (texts x ``columns``), as calibrated
-        (with the tuned transformer's part in the fused columns; ``fuse=False``: without),
+        (with the emotion model's part in the fused columns; ``fuse=False``: without),
         before the experts are mixed and the lexical cues fused."""
         read = self._read(texts)
         lexical = [score_text(t, list(h)) for t, h in zip(read.cleaned, histories, strict=True)]

@@ -224,7 +224,7 @@ class TrainedHeads:
     exchange_message: NDArray[np.float32] | None = None
     exchange_reply: NDArray[np.float32] | None = None
     exchange_bias: float = 0.0
-    # fusion with a fine-tuned transformer's label logits (fuse_emotions): per column a
+    # fusion with an emotion model's label logits (fuse_emotions): per column a
     # scale of its own logit, weights over the labels' logits (labels x columns), a shift
     fusion_scale: NDArray[np.float32] | None = None
     fusion_weights: NDArray[np.float32] | None = None
@@ -405,9 +405,10 @@ def _emotion_labels(root: Path, emotion: str, split: Split) -> NDArray[np.int_]:
     return np.array([label in ids for _, ids in load_goemotions_labels(split, root)], np.int_)
 
 
-# Transformer mode: columns fused with the GoEmotions-fine-tuned transformer's logits for
-# these labels (GoEmotions label ids; detect/transformer.EmotionClassifier). Each column's
-# target on GoEmotions dev is "any of these labels", as the column learned it.
+# Columns fused with an emotion model's logits for these labels (GoEmotions label ids): the
+# transformer mode's tuned transformer (detect/transformer.EmotionClassifier), the default
+# mode's emotion CNN (detect/emotion_cnn.py; STATIC_FUSED below). Each column's target on
+# GoEmotions dev is "any of these labels", as the column learned it.
 FUSED: dict[str, tuple[int, ...]] = {
     "frustration/emotion": (2, 3, 9, 10),  # anger, annoyance, disappointment, disapproval
     "confusion/emotion": (6,),
