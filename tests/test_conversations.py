@@ -16,6 +16,7 @@ from tactful.evaluation.cli import eval_app
 from tactful.evaluation.conversations import (
     Dialogue,
     Turn,
+    bootstrap_intervals,
     bot_outcome,
     dialogue_events,
     first_at,
@@ -205,6 +206,46 @@ def test_curve_counts_only_turns_up_to_the_first_dissatisfied_one_as_catches():
     assert curve.best_catch_at(1.0) == 1.0
 
 
+def _rated(*labels: bool) -> Dialogue:
+    return Dialogue("d", tuple(Turn("USER", "hi", "", y, (1,) if y else (4,)) for y in labels))
+
+
+def test_bootstrap_intervals_tell_a_real_difference_from_a_coin_toss():
+    dialogues = [_rated(False, True) if i % 2 else _rated(False, False) for i in range(40)]
+    rng = [(i * 37 % 11) / 10 for i in range(80)]  # a fixed jumble: no signal
+    sharp = [[0.1, 0.9 if d.first_dissatisfied else 0.2] for d in dialogues]
+    jumble = [[rng[2 * i], rng[2 * i + 1]] for i in range(len(dialogues))]
+    scores = {"tactful": sharp, "text-only": jumble, "vader": jumble}
+    thresholds = {"tactful": 0.5, "text-only": 0.5, "vader": 0.5}
+    got = bootstrap_intervals(scores, thresholds, dialogues, resamples=200)
+    assert got == bootstrap_intervals(scores, thresholds, dialogues, resamples=200)
+    assert set(got) == {
+        "catch_ratio_vs_vader",
+        "turn_auc_minus_text-only",
+        "intervention_auc_minus_text-only",
+        "turn_auc_minus_vader",
+        "intervention_auc_minus_vader",
+    }
+    for low, high in got.values():
+        assert low <= high
+    # tactful ranks every dissatisfied turn first; the jumble does not: a difference the
+    # resamples never erase
+    low, _ = got["turn_auc_minus_text-only"]
+    assert low > 0.2
+    # the same scores for both sides: no difference at all
+    same = bootstrap_intervals(
+        {"tactful": jumble, "text-only": jumble, "vader": jumble}, thresholds, dialogues, 50
+    )
+    assert same["turn_auc_minus_text-only"] == (0.0, 0.0)
+
+
+def test_bootstrap_leaves_out_figures_a_sample_cannot_give():
+    # no dissatisfied dialogue: no catch rate, no turn AUC, no ratio
+    calm = [_rated(False, False) for _ in range(5)]
+    scores = {name: [[0.1, 0.2]] * 5 for name in ("tactful", "text-only", "vader")}
+    assert bootstrap_intervals(scores, dict.fromkeys(scores, 0.5), calm, resamples=20) == {}
+
+
 # --- the command ------------------------------------------------------------------------
 
 CALM = [
@@ -258,7 +299,11 @@ def test_command_writes_the_report_and_ends_with_json(cli, uss, tmp_path):
     last = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(last) == {"uss-sgd"}
     systems = {"tactful", "tactful-trend", "tactful-no-behaviour", "text-only", "vader"}
-    assert set(last["uss-sgd"]) == systems | {"catch_ratio_vs_vader", "one_rater_turn_auc"}
+    assert set(last["uss-sgd"]) == systems | {
+        "catch_ratio_vs_vader",
+        "catch_ratio_vs_vader_interval",
+        "one_rater_turn_auc",
+    }
     # the miniature's raters agree: each one's rating ranks the others' verdicts perfectly
     assert last["uss-sgd"]["one_rater_turn_auc"] == 1.0
     for name in systems:
@@ -272,7 +317,11 @@ def test_command_writes_the_report_and_ends_with_json(cli, uss, tmp_path):
     assert "| uss-sgd | vader |" in md
     assert "| uss-sgd | one rater (people) | 1.000 |" in md
     assert "bad lines 2, no user turns 2" in md  # dev and test had one each
+    assert "## How far these figures could move" in md
+    assert "| uss-sgd | turn AUC: tactful - text-only |" in md
     full = json.loads((out / "report.json").read_text())["uss-sgd"]
+    low, high = full["intervals"]["turn_auc_minus_vader"]
+    assert low <= high
     assert full["skipped"]["bad_lines"] == 2 and full["skipped"]["no_user_turns"] == 2
     assert full["test_dialogues"] == 12
     assert full["test_dissatisfied_turns"] == 4

@@ -39,6 +39,11 @@ against false-intervention rate traces one curve per system (plotted), and
 ``catch_ratio_vs_vader`` reads tactful's curve at VADER's false-intervention rate:
 tactful's best catch rate there over VADER's.
 
+A test split of 200 dialogues moves these figures a lot (a handful of dialogues moves
+the ratio by .1), so the report also gives bootstrap intervals over the test dialogues
+for the ratio and for tactful's turn AUC and intervention AUC minus text-only's and
+VADER's (``bootstrap_intervals``): what a reader can and cannot conclude from one split.
+
 The shipped policy itself is also reported as one operating point: the turn at which
 the engine first decided to intervene (clarify, offer_choices, i.e. change strategy, or
 escalate) rather than a threshold on its state.
@@ -95,6 +100,7 @@ __all__ = [
     "Skipped",
     "SystemResult",
     "Turn",
+    "bootstrap_intervals",
     "check_targets",
     "dialogue_events",
     "intervention_curve",
@@ -391,9 +397,17 @@ def intervention_curve(scores: Sequence[Sequence[float]], firsts: Sequence[int |
     )
     cuts = np.unique(np.r_[dirty, clean])[::-1]
     cuts = cuts[np.isfinite(cuts)]
-    catch = [float((dirty >= t).mean()) if len(dirty) else 0.0 for t in cuts]
-    fir = [float((clean >= t).mean()) if len(clean) else 0.0 for t in cuts]
+    catch = _share_at_least(dirty, cuts)
+    fir = _share_at_least(clean, cuts)
     return Curve((math.inf, *map(float, cuts)), (0.0, *catch), (0.0, *fir))
+
+
+def _share_at_least(values: NDArray[np.float64], cuts: NDArray[np.float64]) -> list[float]:
+    """For each cut, the share of ``values`` at least that high (0 when there are none)."""
+    if not len(values):
+        return [0.0] * len(cuts)
+    below = np.searchsorted(np.sort(values), cuts, side="left")
+    return [float(v) for v in (len(values) - below) / len(values)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -562,6 +576,80 @@ def evaluate_system(
     )
 
 
+BOOTSTRAP = 1_000  # resamples of the test dialogues behind each interval
+INTERVAL = 0.90  # the intervals' coverage
+BOOTSTRAP_SEED = 20261124
+# the systems tactful's turn AUC and intervention AUC are set against in the intervals
+COMPARED = ("text-only", BASELINE)
+_METRIC_NAMES = {"turn_auc": "turn AUC", "intervention_auc": "int. AUC"}
+
+
+def _turn_auc(scores: Sequence[Sequence[float]], dialogues: Sequence[Dialogue]) -> float:
+    x, y = _flat(scores, dialogues)
+    return float(roc_auc_score(y, x)) if y.any() and not y.all() else math.nan
+
+
+def _resample_figures(
+    scores: dict[str, list[list[float]]],
+    thresholds: dict[str, float],
+    dialogues: Sequence[Dialogue],
+) -> dict[str, float]:
+    """The figures that get intervals, on one sample of the test dialogues (NaN where
+    the sample cannot give one: no dissatisfied dialogue, or VADER catches none)."""
+    firsts = [d.first_dissatisfied for d in dialogues]
+    ours = scores[ENGINE]
+    base = interventions([first_at(s, thresholds[BASELINE]) for s in scores[BASELINE]], firsts)
+    curve = intervention_curve(ours, firsts)
+    out = {"catch_ratio_vs_vader": math.nan}
+    if base.catch_rate and base.false_intervention_rate is not None:
+        out["catch_ratio_vs_vader"] = (
+            curve.best_catch_at(base.false_intervention_rate) / base.catch_rate
+        )
+    auc = _turn_auc(ours, dialogues)
+    # an intervention curve needs dialogues of both kinds
+    both = any(f is None for f in firsts) and any(f is not None for f in firsts)
+    area = _area(curve) if both else None
+    for other in COMPARED:
+        out[f"turn_auc_minus_{other}"] = auc - _turn_auc(scores[other], dialogues)
+        theirs = _area(intervention_curve(scores[other], firsts)) if both else None
+        out[f"intervention_auc_minus_{other}"] = (
+            area - theirs if area is not None and theirs is not None else math.nan
+        )
+    return out
+
+
+def bootstrap_intervals(
+    scores: dict[str, list[list[float]]],
+    thresholds: dict[str, float],
+    dialogues: Sequence[Dialogue],
+    resamples: int = BOOTSTRAP,
+    seed: int = BOOTSTRAP_SEED,
+) -> dict[str, tuple[float, float]]:
+    """How far the test figures could move with other dialogues: percentile intervals
+    (INTERVAL coverage) over ``resamples`` samples of the test dialogues drawn with
+    replacement (a dialogue's turns stay together), each system at its dev threshold,
+    for tactful's catch ratio against VADER and for tactful minus text-only and minus
+    VADER in turn AUC and intervention AUC (a difference whose interval excludes 0 is
+    one these dialogues can tell). ``scores``: per system, per test dialogue, per user
+    turn; ``thresholds``: the systems' dev thresholds. Figures a sample cannot give are
+    left out of that figure's interval; a figure no sample gives has none."""
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {}
+    n = len(dialogues)
+    for _ in range(resamples):
+        pick = rng.integers(n, size=n)
+        sample = [dialogues[i] for i in pick]
+        picked = {name: [s[i] for i in pick] for name, s in scores.items()}
+        for key, value in _resample_figures(picked, thresholds, sample).items():
+            if not math.isnan(value):
+                draws.setdefault(key, []).append(value)
+    tail = (1.0 - INTERVAL) / 2 * 100
+    return {
+        key: (float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail)))
+        for key, v in draws.items()
+    }
+
+
 # --- the report -------------------------------------------------------------------------
 
 
@@ -577,6 +665,8 @@ class CorpusResult:
     policy_decisions: dict[str, int]
     skipped: Skipped
     one_rater: RaterAgreement = RaterAgreement(None, 0, 0)  # on test: the human reference
+    # bootstrap_intervals over the test dialogues: figure -> (low, high)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def catch_ratio_vs_vader(self) -> float | None:
@@ -594,6 +684,7 @@ class CorpusResult:
             **{name: r.as_dict() for name, r in self.systems.items()},
             POLICY_POINT: self.policy.as_dict(),
             "catch_ratio_vs_vader": _round(self.catch_ratio_vs_vader),
+            "intervals": {k: [_round(lo), _round(hi)] for k, (lo, hi) in self.intervals.items()},
             RATER: self.one_rater.as_dict(),
             "policy_decisions": self.policy_decisions,
             "dev_dialogues": self.dev_dialogues,
@@ -603,9 +694,25 @@ class CorpusResult:
             "skipped": self.skipped.as_dict(),
         }
 
+    def interval_figure(self, key: str) -> tuple[str, float | None]:
+        """An interval's figure in words, and its value on the whole test split."""
+        if key == "catch_ratio_vs_vader":
+            return "catch x VADER", self.catch_ratio_vs_vader
+        metric, other = key.split("_minus_")
+        label = f"{_METRIC_NAMES[metric]}: tactful - {other}"
+        ours, theirs = self.systems.get(ENGINE), self.systems.get(other)
+        if ours is None or theirs is None:
+            return label, None
+        a, b = (
+            (ours.turn_auc, theirs.turn_auc)
+            if metric == "turn_auc"
+            else (ours.dialogue_auc, theirs.dialogue_auc)
+        )
+        return label, (a - b if a is not None and b is not None else None)
+
     def summary(self) -> dict[str, Any]:
         """The figures the issue names: per system turn AUC, catch and false-intervention
-        rates, and the catch ratio against VADER."""
+        rates, and the catch ratio against VADER (with its bootstrap interval)."""
         out: dict[str, Any] = {
             name: {
                 "turn_auc": _round(r.turn_auc),
@@ -615,6 +722,8 @@ class CorpusResult:
             for name, r in self.systems.items()
         }
         out["catch_ratio_vs_vader"] = _round(self.catch_ratio_vs_vader)
+        ratio = self.intervals.get("catch_ratio_vs_vader")
+        out["catch_ratio_vs_vader_interval"] = [_round(v) for v in ratio] if ratio else None
         out["one_rater_turn_auc"] = _round(self.one_rater.turn_auc)
         return out
 
@@ -706,10 +815,9 @@ class ConversationReport:
             f"{AGREEMENT_RATERS} ratings, against the majority of its other raters: how "
             "well one person agrees with the others (a reference for the labels' noise, "
             "not a system).",
-            "",
-            "## Data",
-            "",
         ]
+        lines += self._interval_lines()
+        lines += ["", "## Data", ""]
         for c in self.corpora:
             skipped = ", ".join(
                 f"{k.replace('_', ' ')} {v}" for k, v in c.skipped.as_dict().items()
@@ -730,6 +838,27 @@ class ConversationReport:
         ]
         lines += [f"- {n}" for n in self.notes]
         return "\n".join(lines) + "\n"
+
+    def _interval_lines(self) -> list[str]:
+        if not any(c.intervals for c in self.corpora):
+            return []
+        lines = [
+            "",
+            "## How far these figures could move",
+            "",
+            f"{INTERVAL:.0%} intervals over {BOOTSTRAP:,} resamples of the test dialogues "
+            "(drawn with replacement; every system at its dev threshold). A difference "
+            "whose interval holds 0, or a ratio whose interval holds the target, is one "
+            "these test dialogues cannot settle.",
+            "",
+            "| corpus | figure | test | interval |",
+            "|---|---|---:|---:|",
+        ]
+        for c in self.corpora:
+            for key, (low, high) in c.intervals.items():
+                label, point = c.interval_figure(key)
+                lines.append(f"| {c.corpus} | {label} | {_fmt(point)} | {low:.3f} to {high:.3f} |")
+        return lines
 
     def write(self, folder: Path) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
@@ -895,6 +1024,12 @@ def run_conversation_eval(
             }
             test_firsts = [d.first_dissatisfied for d in test]
             _, ty = _flat(scores["vader"]["test"], test)
+            bar.update(job, description=f"{corpus} · bootstrap intervals")
+            intervals = bootstrap_intervals(
+                {name: scores[name]["test"] for name in SYSTEMS},
+                {name: r.threshold for name, r in systems.items()},
+                test,
+            )
             results.append(
                 CorpusResult(
                     corpus,
@@ -907,6 +1042,7 @@ def run_conversation_eval(
                     dict(runs["test"].decisions),
                     skipped[corpus],
                     rater_agreement(test),
+                    intervals,
                 )
             )
     policy = load_policy(None)
@@ -955,9 +1091,16 @@ def check_targets(report: ConversationReport) -> list[str]:
         vader_catch = base.intervention.catch_rate or 0.0
         at_vader = ours.curve.best_catch_at(base.intervention.false_intervention_rate)
         if at_vader < min(1.5 * vader_catch, 1.0):
+            interval = c.intervals.get("catch_ratio_vs_vader")
+            spread = (
+                f"; the ratio's {INTERVAL:.0%} interval over resampled test dialogues: "
+                f"{interval[0]:.2f} to {interval[1]:.2f}"
+                if interval
+                else ""
+            )
             misses.append(
                 f"{c.corpus}: at VADER's false-intervention rate "
                 f"({base.intervention.false_intervention_rate:.3f}) tactful catches "
-                f"{at_vader:.3f}, VADER {vader_catch:.3f} (target 1.5x, or all)"
+                f"{at_vader:.3f}, VADER {vader_catch:.3f} (target 1.5x, or all{spread})"
             )
     return misses
