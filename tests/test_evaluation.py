@@ -34,6 +34,7 @@ from tactful.evaluation.text import (
     choose_threshold,
     expected_calibration_error,
     f1_at,
+    f1_interval,
     load_goemotions_labels,
     run_text_eval,
 )
@@ -235,6 +236,22 @@ def test_f1_at_threshold():
         f1_at([0.1], [0, 1], 0.5)
 
 
+def test_f1_interval_brackets_the_f1_and_narrows_with_more_examples():
+    rng = np.random.default_rng(0)
+    labels = rng.random(400) < 0.2
+    scores = labels * 0.3 + rng.random(400)  # some signal, much noise
+    f1 = f1_at(scores, labels, 0.8)
+    low, high = f1_interval(scores, labels, 0.8)
+    assert low < f1 < high
+    assert f1_interval(scores, labels, 0.8) == (low, high)  # seeded
+    assert f1_interval(scores, labels, 0.8, seed=1) != (low, high)
+    # four times the examples, about half the width
+    big_low, big_high = f1_interval(np.tile(scores, 4), np.tile(labels, 4), 0.8)
+    assert big_high - big_low < 0.7 * (high - low)
+    # a perfect split is perfect in every resample
+    assert f1_interval([0.9, 0.1] * 20, [1, 0] * 20, 0.5) == (1.0, 1.0)
+
+
 def test_auc_and_f1_on_a_hand_made_task(data):
     dev = [("d1", 1), ("d2", 0), ("d3", 1), ("d4", 0), ("d5", 0), ("d6", 0)]
     test = [("t1", 1), ("t2", 0), ("t3", 1), ("t4", 1), ("t5", 0)]
@@ -348,6 +365,12 @@ def test_markdown_has_every_task_and_the_goemotions_labels(report):
         assert f"| {lab.name} ({lab.id}) |" in md
         assert f"| {lab.published_f1:.2f} |" in md
     assert len(report.goemotions_labels) == 5
+    # every per-label F1 comes with its bootstrap interval, and sits inside it
+    for lab in report.goemotions_labels:
+        assert set(lab.f1_intervals) == set(lab.f1)
+        for scorer, (low, high) in lab.f1_intervals.items():
+            assert low <= lab.f1[scorer] <= high
+            assert f"{lab.f1[scorer]:.3f} ({low:.2f}-{high:.2f})" in md
     # the people reference: the miniature's one test turn with four ratings splits 2-2
     # ([2, 2, 4, 4]), so each rater faces a majority of the others that says the opposite
     assert "## People" in md and "at least 4 ratings" in md

@@ -124,6 +124,37 @@ def f1_at(scores: ArrayLike, labels: ArrayLike, threshold: float) -> float:
     return 2 * tp / (2 * tp + wrong) if tp or wrong else 0.0
 
 
+F1_RESAMPLES = 1_000  # bootstrap resamples of the test examples behind an F1 interval
+F1_INTERVAL = 0.90
+F1_SEED = 20261124
+
+
+def f1_interval(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    threshold: float,
+    resamples: int = F1_RESAMPLES,
+    seed: int = F1_SEED,
+) -> tuple[float, float]:
+    """How far ``f1_at`` could move on another sample like this one: the F1_INTERVAL
+    percentile interval over ``resamples`` bootstrap samples of the examples (drawn with
+    replacement), the threshold held where dev put it."""
+    s, y = _arrays(scores, labels)
+    pred = s >= threshold
+    rng = np.random.default_rng(seed)
+    tp = np.zeros(resamples)
+    wrong = np.zeros(resamples)
+    hit, miss = (pred & y).astype(np.int64), (pred ^ y).astype(np.int64)
+    for start in range(0, resamples, 100):  # 100 samples at a time bounds the memory
+        rows = rng.integers(len(s), size=(min(100, resamples - start), len(s)))
+        tp[start : start + len(rows)] = hit[rows].sum(axis=1)
+        wrong[start : start + len(rows)] = miss[rows].sum(axis=1)
+    denominator = 2 * tp + wrong
+    f1 = np.divide(2 * tp, denominator, out=np.zeros(resamples), where=denominator > 0)
+    tail = (1.0 - F1_INTERVAL) / 2 * 100
+    return float(np.percentile(f1, tail)), float(np.percentile(f1, 100 - tail))
+
+
 BINS = 10  # equal-width probability bins for calibration
 
 
@@ -214,10 +245,20 @@ class LabelResult:
     # scorer name -> what it was read from: the label's own emotion head where the scorer
     # has one (tactful's anger, annoyance, disappointment), else its dimension
     scored_as: dict[str, str] = field(default_factory=dict)
+    # scorer name -> f1_interval: how far the test F1 could move on another test sample
+    f1_intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def _with_interval(result: LabelResult, scorer: str) -> str:
+    if scorer not in result.f1:
+        return "-"
+    interval = result.f1_intervals.get(scorer)
+    spread = f" ({interval[0]:.2f}-{interval[1]:.2f})" if interval else ""
+    return _fmt(result.f1[scorer]) + spread
 
 
 def _delta(a: float | None, b: float | None) -> str:
@@ -279,7 +320,7 @@ class EvalReport:
                 " / ".join(dict.fromkeys(lab.scored_as.values())) or lab.dimension,
                 f"{lab.n_test:,} / {lab.positives:,}",
                 f"{lab.published_f1:.2f}",
-                *(_fmt(lab.f1[s]) if s in lab.f1 else "-" for s in self.scorers),
+                *(_with_interval(lab, s) for s in self.scorers),
             ]
             for lab in self.goemotions_labels
         ]
@@ -400,7 +441,10 @@ class EvalReport:
                 "with the scorer's emotion head for it where it has one (tactful's anger, "
                 "annoyance and disappointment), else its matching dimension, next to the "
                 "published BERT-base figures "
-                "(fine-tuned on GoEmotions' own train split; Demszky et al., ACL 2020).",
+                "(fine-tuned on GoEmotions' own train split; Demszky et al., ACL 2020). "
+                f"In brackets, a {F1_INTERVAL:.0%} interval over {F1_RESAMPLES:,} bootstrap "
+                "resamples of the test examples at the same threshold: how far the F1 "
+                "could move on another test set of this size.",
                 "",
                 *table(*self._label_rows()),
             ]
@@ -709,6 +753,7 @@ def _goemotions_labels(
     examples = {s: [Example(text, 0) for text, _ in r] for s, r in rows.items()}
     f1s: dict[int, dict[str, float]] = {lab.id: {} for lab in GOEMOTIONS_LABELS}
     scored_as: dict[int, dict[str, str]] = {lab.id: {} for lab in GOEMOTIONS_LABELS}
+    spreads: dict[int, dict[str, tuple[float, float]]] = {lab.id: {} for lab in GOEMOTIONS_LABELS}
     for scorer in scorers:
         bar.update(job, description=f"goemotions per label · {scorer.name}")
         for lab in GOEMOTIONS_LABELS:
@@ -721,6 +766,7 @@ def _goemotions_labels(
             test = cache.score(scorer, examples["test"], dimension)
             threshold, _ = choose_threshold(dev, dev_y)
             f1s[lab.id][scorer.name] = f1_at(test, test_y, threshold)
+            spreads[lab.id][scorer.name] = f1_interval(test, test_y, threshold)
             scored_as[lab.id][scorer.name] = dimension
         bar.advance(job)
     return tuple(
@@ -733,6 +779,7 @@ def _goemotions_labels(
             sum(lab.id in ids for _, ids in rows["test"]),
             f1s[lab.id],
             scored_as[lab.id],
+            spreads[lab.id],
         )
         for lab in GOEMOTIONS_LABELS
     )
