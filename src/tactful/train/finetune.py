@@ -57,6 +57,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from tactful.detect.digest import file_sha256
 from tactful.evaluation.tasks import TASKS, DataError
 from tactful.evaluation.text import GOEMOTIONS_LABEL_COUNT, load_goemotions_labels
 from tactful.train.distill import (
@@ -68,7 +69,6 @@ from tactful.train.distill import (
     MissingDependencyError,
     _require,
     _seed_everything,
-    _sha256,
     int8_rows,
     save_static,
     write_card,
@@ -114,7 +114,8 @@ def read_uss(data: Path) -> tuple[Task, dict[str, str]]:
             texts.append(example.text)
             labels.append([0] if example.label else [])
     files = {
-        f"uss/{c}.train.jsonl": _sha256(data / "uss" / f"{c}.train.jsonl") for c in ("SGD", "MWOZ")
+        f"uss/{c}.train.jsonl": file_sha256(data / "uss" / f"{c}.train.jsonl")
+        for c in ("SGD", "MWOZ")
     }
     return Task("uss", texts, labels, 1), files
 
@@ -243,13 +244,13 @@ def export_encoder(
     out.mkdir(parents=True, exist_ok=True)
     (out / "model_card.json").unlink(missing_ok=True)  # a card from before would not match
     st.save_file(weights, str(out / ENCODER_FILE))
-    sha = _sha256(out / ENCODER_FILE)
+    sha = file_sha256(out / ENCODER_FILE)
     card: dict[str, Any] = {
         "name": out.name,
         "version": f"{out.name}-{sha[:12]}",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "base_model": BASE_MODEL,
-        "base_weights": {"model.safetensors": _sha256(base / "model.safetensors")},
+        "base_weights": {"model.safetensors": file_sha256(base / "model.safetensors")},
         "method": f"{BASE_MODEL} fine-tuned on GoEmotions train (28 labels): its six layers "
         "(weight matrices int8 with one float32 scale per output row; biases and LayerNorm "
         "float32) and a linear layer over the mean of the last hidden states; the "
@@ -337,7 +338,7 @@ def run(
             GOEMOTIONS_LABEL_COUNT,
         )
     ]
-    files = {"goemotions/train.tsv": _sha256(train)}
+    files = {"goemotions/train.tsv": file_sha256(train)}
     if uss:
         task, uss_files = read_uss(data)
         tasks.append(task)

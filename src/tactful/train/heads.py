@@ -49,6 +49,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
 
+from tactful.detect.digest import file_sha256
 from tactful.detect.embedder import StaticEmbedder
 from tactful.detect.features import (
     CHAR_RANGE,
@@ -283,11 +284,6 @@ def heads_digest(path: Path) -> str:
             digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
             digest.update(array.tobytes())
     return digest.hexdigest()
-
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _auc(y: NDArray[np.int_], s: NDArray[np.float64]) -> float:
@@ -1052,7 +1048,7 @@ def train_heads(
             "heads": dev_scores,
             "topic_dev_accuracy": round(topic_acc, 4),
         },
-        "data": {str(p.relative_to(root)): _sha256(p) for p in files},
+        "data": {str(p.relative_to(root)): file_sha256(p) for p in files},
         "environment": {"python": platform.python_version(), "numpy": np.__version__},
     }
     topic_w = topic_model.coef_.T.astype(np.float32)
