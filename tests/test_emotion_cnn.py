@@ -118,3 +118,25 @@ def test_the_shipped_model_matches_its_card_and_reads_feelings() -> None:
     assert logits[:, anger].argmax() == 2
     # the export was checked against torch when it was trained
     assert card["export_check"]["mean_abs_logit_difference"] < 0.05
+
+
+def test_the_distillation_variants_are_new_reproducible_and_made_of_the_texts_words() -> None:
+    from tactful.train.emotion_cnn import augmented_texts
+
+    texts = [
+        "i am so disappointed in this show",
+        "why would you do that to me",
+        "thanks a lot friend",
+        "ok",
+    ]
+    variants = augmented_texts(texts, copies=3, seed=7)
+    assert variants == augmented_texts(texts, copies=3, seed=7)
+    assert variants != augmented_texts(texts, copies=3, seed=8)
+    assert 0 < len(variants) <= 3 * len(texts)
+    assert len(set(variants)) == len(variants)
+    assert not set(variants) & set(texts)
+    vocabulary = {w for t in texts for w in t.split()}
+    for v in variants:
+        assert v.strip() == v and v
+        assert set(v.split()) <= vocabulary
+    assert augmented_texts(texts, copies=0) == []
