@@ -222,8 +222,10 @@ def test_bootstrap_intervals_tell_a_real_difference_from_a_coin_toss():
     assert set(got) == {
         "catch_ratio_vs_vader",
         "turn_auc_minus_text-only",
+        "turn_f1_minus_text-only",
         "intervention_auc_minus_text-only",
         "turn_auc_minus_vader",
+        "turn_f1_minus_vader",
         "intervention_auc_minus_vader",
     }
     for low, high in got.values():
@@ -237,13 +239,16 @@ def test_bootstrap_intervals_tell_a_real_difference_from_a_coin_toss():
         {"tactful": jumble, "text-only": jumble, "vader": jumble}, thresholds, dialogues, 50
     )
     assert same["turn_auc_minus_text-only"] == (0.0, 0.0)
+    assert same["turn_f1_minus_text-only"] == (0.0, 0.0)
 
 
 def test_bootstrap_leaves_out_figures_a_sample_cannot_give():
-    # no dissatisfied dialogue: no catch rate, no turn AUC, no ratio
+    # no dissatisfied dialogue: no catch rate, no turn AUC, no ratio, no curve; F1 is 0
+    # for everyone (nothing to find, nothing flagged at 0.5)
     calm = [_rated(False, False) for _ in range(5)]
     scores = {name: [[0.1, 0.2]] * 5 for name in ("tactful", "text-only", "vader")}
-    assert bootstrap_intervals(scores, dict.fromkeys(scores, 0.5), calm, resamples=20) == {}
+    got = bootstrap_intervals(scores, dict.fromkeys(scores, 0.5), calm, resamples=20)
+    assert got == {"turn_f1_minus_text-only": (0.0, 0.0), "turn_f1_minus_vader": (0.0, 0.0)}
 
 
 # --- the command ------------------------------------------------------------------------

@@ -41,8 +41,9 @@ tactful's best catch rate there over VADER's.
 
 A test split of 200 dialogues moves these figures a lot (a handful of dialogues moves
 the ratio by .1), so the report also gives bootstrap intervals over the test dialogues
-for the ratio and for tactful's turn AUC and intervention AUC minus text-only's and
-VADER's (``bootstrap_intervals``): what a reader can and cannot conclude from one split.
+for the ratio and for tactful's turn AUC, turn F1 and intervention AUC minus
+text-only's and VADER's (``bootstrap_intervals``): what a reader can and cannot conclude
+from one split.
 
 The shipped policy itself is also reported as one operating point: the turn at which
 the engine first decided to intervene (clarify, offer_choices, i.e. change strategy, or
@@ -579,14 +580,21 @@ def evaluate_system(
 BOOTSTRAP = 1_000  # resamples of the test dialogues behind each interval
 INTERVAL = 0.90  # the intervals' coverage
 BOOTSTRAP_SEED = 20261124
-# the systems tactful's turn AUC and intervention AUC are set against in the intervals
+# the systems tactful's turn AUC, turn F1 and intervention AUC are set against in the intervals
 COMPARED = ("text-only", BASELINE)
-_METRIC_NAMES = {"turn_auc": "turn AUC", "intervention_auc": "int. AUC"}
+_METRIC_NAMES = {"turn_auc": "turn AUC", "turn_f1": "turn F1", "intervention_auc": "int. AUC"}
 
 
 def _turn_auc(scores: Sequence[Sequence[float]], dialogues: Sequence[Dialogue]) -> float:
     x, y = _flat(scores, dialogues)
     return float(roc_auc_score(y, x)) if y.any() and not y.all() else math.nan
+
+
+def _turn_f1(
+    scores: Sequence[Sequence[float]], dialogues: Sequence[Dialogue], threshold: float
+) -> float:
+    x, y = _flat(scores, dialogues)
+    return f1_at(x, y, threshold) if len(y) else math.nan
 
 
 def _resample_figures(
@@ -606,11 +614,13 @@ def _resample_figures(
             curve.best_catch_at(base.false_intervention_rate) / base.catch_rate
         )
     auc = _turn_auc(ours, dialogues)
+    f1 = _turn_f1(ours, dialogues, thresholds[ENGINE])
     # an intervention curve needs dialogues of both kinds
     both = any(f is None for f in firsts) and any(f is not None for f in firsts)
     area = _area(curve) if both else None
     for other in COMPARED:
         out[f"turn_auc_minus_{other}"] = auc - _turn_auc(scores[other], dialogues)
+        out[f"turn_f1_minus_{other}"] = f1 - _turn_f1(scores[other], dialogues, thresholds[other])
         theirs = _area(intervention_curve(scores[other], firsts)) if both else None
         out[f"intervention_auc_minus_{other}"] = (
             area - theirs if area is not None and theirs is not None else math.nan
@@ -629,7 +639,7 @@ def bootstrap_intervals(
     (INTERVAL coverage) over ``resamples`` samples of the test dialogues drawn with
     replacement (a dialogue's turns stay together), each system at its dev threshold,
     for tactful's catch ratio against VADER and for tactful minus text-only and minus
-    VADER in turn AUC and intervention AUC (a difference whose interval excludes 0 is
+    VADER in turn AUC, turn F1 and intervention AUC (a difference whose interval excludes 0 is
     one these dialogues can tell). ``scores``: per system, per test dialogue, per user
     turn; ``thresholds``: the systems' dev thresholds. Figures a sample cannot give are
     left out of that figure's interval; a figure no sample gives has none."""
@@ -703,11 +713,11 @@ class CorpusResult:
         ours, theirs = self.systems.get(ENGINE), self.systems.get(other)
         if ours is None or theirs is None:
             return label, None
-        a, b = (
-            (ours.turn_auc, theirs.turn_auc)
-            if metric == "turn_auc"
-            else (ours.dialogue_auc, theirs.dialogue_auc)
-        )
+        a, b = {
+            "turn_auc": (ours.turn_auc, theirs.turn_auc),
+            "turn_f1": (ours.turn_f1, theirs.turn_f1),
+            "intervention_auc": (ours.dialogue_auc, theirs.dialogue_auc),
+        }[metric]
         return label, (a - b if a is not None and b is not None else None)
 
     def summary(self) -> dict[str, Any]:
