@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tactful.detect import detect, score_text
 from tactful.events import parse_event
 from tactful.state.customer import CustomerState, remember
@@ -193,6 +195,7 @@ CORPUS = [
     "how do I export? what does 'seat' mean? not sure which plan should I pick",
     "please, would you kindly help; thanks in advance, sorry to bother you",
     "let me speak to a real person, a live agent, your manager or a supervisor; stop the bot",
+    "get me a manager; I want a supervisor; can I get a real agent? agent please, escalate this",
     "I'm done, cancel everything, close my account, we're switching to a competitor",
     "we won't renew, unsubscribe me; refund and cancel",
     "thanks! thank you, cheers, much appreciated; works now, that fixed it, love it",
@@ -222,6 +225,53 @@ def test_cue_pre_checks_never_skip_a_match():
                 hit.add(p.regex.pattern)
     missed = [p.regex.pattern for p in patterns if p.regex.pattern not in hit]
     assert len(missed) <= 3, missed  # the corpus exercises (nearly) every cue
+
+
+ASKS_FOR_A_PERSON = [
+    "get me a manager",
+    "connect me with an agent",
+    "escalate this to a manager",
+    "put me through to someone",
+    "can I get a real agent",
+    "I want a supervisor",
+    "agent please",
+    "I want to escalate this",
+    "agent",
+    "Operator!!",
+    "a human please",
+    "let me speak to a real person",
+]
+MENTIONS_A_ROLE = [
+    "ask an agent where I can create an account",  # bitext: create_account, not a handover
+    "my travel agent booked this",
+    "the manager page doesn't load",
+    "I am the account manager for our team",
+    "how do I add a user agent header",
+    "the password manager won't autofill",
+    "which plan includes a dedicated account manager?",
+]
+
+
+@pytest.mark.parametrize("text", ASKS_FOR_A_PERSON)
+def test_asking_for_a_person_reaches_the_policys_threshold(text):
+    # default.yaml's human_requested fires at asks_for_human 0.5
+    assert score_text(text).scores["wants_human"] >= 0.6, text
+
+
+@pytest.mark.parametrize("text", MENTIONS_A_ROLE)
+def test_mentioning_an_agent_or_a_manager_is_only_a_hint(text):
+    result = score_text(text)
+    assert result.scores["wants_human"] == pytest.approx(0.15), text
+    assert result.evidence.get("wants_human"), text  # still shown as evidence
+
+
+def test_emoji_alone_are_read_and_beside_words_are_left_to_the_words():
+    rage = score_text("😡 😡 😡 😡 😡")
+    assert rage.scores["frustration"] == pytest.approx(1 - 0.5**3)  # three count at most
+    assert rage.evidence["frustration"] == ("😡",)
+    assert score_text("🙏").scores["gratitude"] == pytest.approx(0.45)
+    assert score_text("🎉").scores == score_text("").scores  # no cue, no reading
+    assert "frustration" not in score_text("ok 😡").evidence
 
 
 def test_api_errors_far_apart_are_not_a_streak():

@@ -83,6 +83,19 @@ def test_inputs_it_cannot_read_get_low_confidence_and_say_why(scorer, text, note
     assert all(0.0 <= v <= 1.0 for v in s.scores.values())
 
 
+def test_emoji_only_messages_are_read_from_the_emoji_at_low_confidence(scorer):
+    rage, thanks, puzzled, party = scorer.score_batch(["😡😡😡", "🙏", "🤔", "🎉"], [()] * 4)
+    assert rage.scores["frustration"] > 0.8 and rage.evidence["frustration"] == ("😡",)
+    assert thanks.scores["gratitude"] == pytest.approx(0.45) and thanks.scores["frustration"] == 0.0
+    assert puzzled.scores["confusion"] == pytest.approx(0.35)
+    # an emoji with no cue is no reading at all, not the heads' prior
+    assert max(party.scores.values()) == 0.0
+    assert all(s.confidence == 0.1 and "no words" in s.notes for s in (rage, thanks, party))
+    # beside words, the emoji are not read by the cues (the heads read the words)
+    worded = scorer.score("the export is done 😡")
+    assert "😡" not in worded.evidence.get("frustration", ())
+
+
 def test_a_pasted_stack_trace_is_not_anger(scorer):
     trace = (
         "Hi, the upload fails:\n"

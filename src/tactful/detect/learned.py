@@ -553,7 +553,9 @@ class TextScorer:
                 scores["frustration"] = 1.0 - (1.0 - scores["frustration"]) * (1.0 - boost)
                 evidence["frustration"].append("after earlier frustrated messages")
             confidence = _confidence(text, row_notes)
-            if confidence < 0.3:  # nothing to go on: do not let a prior pass for a reading
+            if "no words" in row_notes:  # emoji or punctuation: the lexical tier reads it
+                scores = dict(lex.scores)
+            elif confidence < 0.3:  # nothing to go on: do not let a prior pass for a reading
                 scores = {d: min(v, lex.scores[d]) for d, v in scores.items()}
             topic = self._topics(topic_logits[i], lex.topic_scores)
             emotions = dict(zip(self.emotions, emotion_probs[i].tolist(), strict=True))

@@ -80,6 +80,11 @@ def _cues(table: Sequence[tuple[str, dict[str, float]]]) -> tuple[_Cue, ...]:
 
 
 F, U, C, P, H, CH, G = DIMENSIONS
+# whom a customer asks to be handed to
+_ROLE = (
+    r"(?:a |an |your |the )?(?:real |actual |live |human |senior )?"
+    r"(?:agent|manager|supervisor|human|person|someone|somebody|representative|rep|operator)"
+)
 
 _AFFECT_CUES = _cues(
     [
@@ -118,7 +123,24 @@ _AFFECT_CUES = _cues(
             r"|\ba person,? please",
             {H: 0.6},
         ),
-        (r"(?:an? |your )?(?:agent|manager|supervisor)", {H: 0.45}),
+        # asking for one outright: "get me a manager", "connect me with an agent", "I want
+        # a supervisor", "can I get a real agent", "agent please", "escalate this"
+        (
+            rf"(?:get|give|transfer|connect|put|send|pass|forward|route) (?:me|us) (?:through )?"
+            rf"(?:to |with )?{_ROLE}",
+            {H: 0.65},
+        ),
+        (rf"(?:want|need|demand|request) {_ROLE}", {H: 0.65}),
+        (rf"(?:can|could|may) (?:i|we) (?:get|have) {_ROLE}", {H: 0.65}),
+        (
+            r"(?:agent|manager|supervisor|human|representative|operator)[,!.]? (?:please|pls|plz)"
+            r"|(?:want|need|like|going) to escalate"
+            r"|escalate (?:this|it|me|my (?:case|ticket|issue|complaint))",
+            {H: 0.6},
+        ),
+        # the bare word is a weak hint: "my travel agent", "the password manager", "ask an
+        # agent where I can create an account" (a question, not a request to be handed over)
+        (r"(?:an? |your )?(?:agent|manager|supervisor)", {H: 0.15}),
         (r"stop (?:the )?bot|not a bot|this bot", {H: 0.5, F: 0.2}),
         # churn intent
         (r"cancel\w*|close my account|delete my account|terminate", {CH: 0.55}),
@@ -163,6 +185,27 @@ _TOPIC_CUES: dict[str, _Pattern] = {
     }.items()
 }
 
+
+def _each(emoji: str, weights: dict[str, float]) -> dict[str, dict[str, float]]:
+    return {e: dict(weights) for e in emoji}
+
+
+# Emoji written instead of words. Read only in a message with no letters at all ("😡😡",
+# "🙏"): the learned heads read worded messages, and their features never carry these.
+# Each occurrence counts, up to EMOJI_REPEATS of the same one.
+_EMOJI_CUES: dict[str, dict[str, float]] = {
+    **_each("😡🤬", {F: 0.5}),
+    **_each("😠😤💢👎", {F: 0.4}),
+    **_each("🙄😒😩😫😖😣😞", {F: 0.3}),
+    **_each("😕🤔😵❓🤷", {C: 0.35}),
+    **_each("🙏", {G: 0.45, P: 0.3}),
+    **_each("👍❤💙💚💜🧡💛🥰😍😊🤩", {G: 0.35}),
+    **_each("🚨⏰", {U: 0.45}),
+}
+EMOJI_REPEATS = 3
+_LETTER = re.compile(r"[^\W\d_]")
+# a message that is only whom the customer wants: "agent", "a human please", "operator!"
+_ROLE_ONLY = re.compile(rf"{_ROLE}(?: please| pls| plz| now)?|(?:please|pls|plz) {_ROLE}")
 _WORD = re.compile(r"[a-z0-9']+")
 _SHOUT = re.compile(r"\b[A-Z]{3,}\b")
 _LETTER_WORDS = re.compile(r"\b[A-Za-z]{3,}\b")
@@ -316,6 +359,22 @@ def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
         for dim, w in cue.weights.items():
             hits[dim].append(w)
             evidence[dim].append(m.group(0).lower().strip())
+
+    if not _LETTER.search(text):
+        seen: dict[str, int] = {}
+        for ch in text:
+            felt = _EMOJI_CUES.get(ch)
+            if felt is None or seen.get(ch, 0) >= EMOJI_REPEATS:
+                continue
+            seen[ch] = seen.get(ch, 0) + 1
+            for dim, w in felt.items():
+                hits[dim].append(w)
+                evidence[dim].append(ch)
+
+    bare = " ".join(low.strip(" \t\r\n.,!?").split())
+    if _ROLE_ONLY.fullmatch(bare):
+        hits[H].append(0.7)
+        evidence[H].append(bare)
 
     # Structure: escalating punctuation, shouting, repeated questions.
     bangs = max((len(run) for run in re.findall(r"!+", text)), default=0)
