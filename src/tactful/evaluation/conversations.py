@@ -639,10 +639,11 @@ def bootstrap_intervals(
     (INTERVAL coverage) over ``resamples`` samples of the test dialogues drawn with
     replacement (a dialogue's turns stay together), each system at its dev threshold,
     for tactful's catch ratio against VADER and for tactful minus text-only and minus
-    VADER in turn AUC, turn F1 and intervention AUC (a difference whose interval excludes 0 is
-    one these dialogues can tell). ``scores``: per system, per test dialogue, per user
-    turn; ``thresholds``: the systems' dev thresholds. Figures a sample cannot give are
-    left out of that figure's interval; a figure no sample gives has none."""
+    VADER in turn AUC, turn F1 and intervention AUC (a difference whose interval
+    excludes 0 is one these dialogues can tell). ``scores``: per system, per test
+    dialogue, per user turn; ``thresholds``: the systems' dev thresholds. Figures a
+    sample cannot give are left out of that figure's interval; a figure no sample gives
+    has none."""
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {}
     n = len(dialogues)
