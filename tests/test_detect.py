@@ -265,6 +265,16 @@ def test_mentioning_an_agent_or_a_manager_is_only_a_hint(text):
     assert result.evidence.get("wants_human"), text  # still shown as evidence
 
 
+def test_an_outright_statement_is_quoted_in_whole_words():
+    from tactful.detect.text import explicit_cues
+
+    said = explicit_cues("This is the third time I am writing about this. Thanks.")
+    assert said["frustration"] == (0.6, "third time i am writing")
+    assert explicit_cues("It still hasn't been resolved")["frustration"][1] == (
+        "still hasn't been resolved"
+    )
+
+
 def test_emoji_alone_are_read_and_beside_words_are_left_to_the_words():
     rage = score_text("😡 😡 😡 😡 😡")
     assert rage.scores["frustration"] == pytest.approx(1 - 0.5**3)  # three count at most

@@ -334,14 +334,21 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
 )
 
 
+_REST_OF_WORD = re.compile(r"[\w']*")
+
+
 def explicit_cues(text: str) -> dict[str, tuple[float, str]]:
-    """The strongest outright statement per dimension in ``text``: (strength, the words)."""
+    """The strongest outright statement per dimension in ``text``: (strength, the words;
+    a cue that matches a word's stem, "third time I am writ", is quoted to the word's
+    end, "third time i am writing")."""
     out: dict[str, tuple[float, str]] = {}
     for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
         for pattern, dim, strength in EXPLICIT_CUES:
             m = pattern.search(sentence)
             if m is not None and strength > out.get(dim, (0.0, ""))[0]:
-                out[dim] = (strength, m.group(0).lower())
+                rest = _REST_OF_WORD.match(sentence, m.end())
+                words = m.group(0) + (rest.group(0) if rest else "")
+                out[dim] = (strength, words.lower())
     return out
 
 
