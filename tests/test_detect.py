@@ -275,6 +275,20 @@ def test_an_outright_statement_is_quoted_in_whole_words():
     )
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The MFA code never arrives. I have tried 4 times.",
+        "we've asked you three times already",
+        "I've reset it several times and it still fails",
+    ],
+)
+def test_saying_how_many_times_one_tried_is_outright_frustration(text):
+    from tactful.detect.text import explicit_cues
+
+    assert explicit_cues(text)["frustration"][0] == 0.6
+
+
 def test_emoji_alone_are_read_and_beside_words_are_left_to_the_words():
     rage = score_text("😡 😡 😡 😡 😡")
     assert rage.scores["frustration"] == pytest.approx(1 - 0.5**3)  # three count at most

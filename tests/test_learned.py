@@ -96,6 +96,16 @@ def test_emoji_only_messages_are_read_from_the_emoji_at_low_confidence(scorer):
     assert "😡" not in worded.evidence.get("frustration", ())
 
 
+def test_evidence_quotes_whole_words_not_word_pieces(scorer):
+    (s,) = scorer.score_batch(["please refund the extra charge on my invoice"], [()])
+    shown = [w for words in s.evidence.values() for w in words]
+    assert shown, s.evidence
+    # every word shown is a word of the message (or a cue phrase in it), never a piece
+    text = "please refund the extra charge on my invoice"
+    assert all(w in text for w in shown), shown
+    assert all(w in text.split() for w in shown if " " not in w), shown
+
+
 def test_a_pasted_stack_trace_is_not_anger(scorer):
     trace = (
         "Hi, the upload fails:\n"

@@ -543,11 +543,12 @@ class TextScorer:
                     evidence[dim].append(said[1])
                 if scores[dim] < EVIDENCE_FLOOR or stop == start:
                     continue
-                # The word pieces that pushed this score up the most.
+                # The word pieces that pushed this score up the most, as the words
+                # they are part of ("refund", not "ref" and "##und").
                 for k in np.argsort(-pull[start:stop, j])[:5]:
-                    piece = self._vocab.id_to_token(cols[start + k])
-                    if pull[start + k, j] > 0.15 and _meaningful(piece):
-                        evidence[dim].append(piece)
+                    word = self._whole_word(ids[i], cols[start + k])
+                    if pull[start + k, j] > 0.15 and _meaningful(word):
+                        evidence[dim].append(word)
             boost = context_boost(histories[i])
             if boost > 0:
                 scores["frustration"] = 1.0 - (1.0 - scores["frustration"]) * (1.0 - boost)
@@ -578,6 +579,22 @@ class TextScorer:
                 )
             )
         return out
+
+    def _whole_word(self, ids: Sequence[int], piece: int) -> str:
+        """The word a word piece is part of, at its first place in the message's pieces
+        (the piece itself when it is not among them)."""
+        token = self._vocab.id_to_token
+        try:
+            at = list(ids).index(piece)
+        except ValueError:
+            return str(token(piece))
+        first = at
+        while first > 0 and token(ids[first]).startswith("##"):
+            first -= 1
+        last = at + 1
+        while last < len(ids) and token(ids[last]).startswith("##"):
+            last += 1
+        return "".join(token(t).removeprefix("##") for t in ids[first:last])
 
     def _topics(self, logits: NDArray[np.float32], lexical: dict[str, float]) -> dict[str, float]:
         """Learned topics (softmax), with the sales topics the data cannot teach taken from

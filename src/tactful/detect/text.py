@@ -330,6 +330,13 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
             "frustration",
             0.6,
         ),
+        (
+            r"\b(?:i|we)(?:'ve| have)? (?:tried|asked|called|written|emailed|reset it)"
+            r"(?: (?:this|that|it|you|again))? (?:\d+|three|four|five|six|several|many"
+            r"|multiple|so many|countless) times",
+            "frustration",
+            0.6,
+        ),
     )
 )
 
