@@ -242,6 +242,29 @@ def test_bootstrap_intervals_tell_a_real_difference_from_a_coin_toss():
     assert same["turn_f1_minus_text-only"] == (0.0, 0.0)
 
 
+def test_the_policy_is_set_against_vader_at_its_own_false_intervention_rate():
+    from tactful.evaluation.conversations import Intervention, policy_ratio
+
+    # VADER: catches nothing without a false intervention, all at a rate of 0.5
+    vader = intervention_curve([[0.9], [0.1], [0.95], [0.05]], [0, 0, None, None])
+    policy = Intervention(0.75, 0.5, 3, 4, 1, 2, 0.0, 0, 1)
+    assert policy_ratio(policy, vader) == pytest.approx(0.75)
+    quiet = Intervention(0.25, 0.0, 1, 4, 0, 2, 0.0, 0, 3)
+    assert policy_ratio(quiet, vader) is None  # VADER catches none at no false ones
+    # and with the policy's turns, the bootstrap gives the ratio an interval
+    dialogues = [_rated(False, True) if i % 2 else _rated(False, False) for i in range(40)]
+    scores = {n: [[0.1, 0.9 if i % 2 else 0.5] for i in range(40)] for n in SYSTEMS_SCORED}
+    policy_first = [1 if i % 2 else None for i in range(40)]
+    got = bootstrap_intervals(
+        scores, dict.fromkeys(scores, 0.5), dialogues, 50, policy_first=policy_first
+    )
+    low, high = got["policy_catch_ratio_vs_vader"]
+    assert low == high == 1.0  # VADER's scores here are as good as the policy
+
+
+SYSTEMS_SCORED = ("tactful", "text-only", "vader")
+
+
 def test_bootstrap_leaves_out_figures_a_sample_cannot_give():
     # no dissatisfied dialogue: no catch rate, no turn AUC, no ratio, no curve; F1 is 0
     # for everyone (nothing to find, nothing flagged at 0.5)
@@ -307,6 +330,7 @@ def test_command_writes_the_report_and_ends_with_json(cli, uss, tmp_path):
     assert set(last["uss-sgd"]) == systems | {
         "catch_ratio_vs_vader",
         "catch_ratio_vs_vader_interval",
+        "policy_catch_ratio_vs_vader",
         "one_rater_turn_auc",
     }
     # the miniature's raters agree: each one's rating ranks the others' verdicts perfectly

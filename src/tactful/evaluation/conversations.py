@@ -597,10 +597,20 @@ def _turn_f1(
     return f1_at(x, y, threshold) if len(y) else math.nan
 
 
+def policy_ratio(policy: Intervention, vader: Curve) -> float | None:
+    """The shipped policy's catch rate over VADER's best at the policy's own
+    false-intervention rate (None where VADER catches nothing there)."""
+    if policy.catch_rate is None or policy.false_intervention_rate is None:
+        return None
+    theirs = vader.best_catch_at(policy.false_intervention_rate)
+    return policy.catch_rate / theirs if theirs > 0 else None
+
+
 def _resample_figures(
     scores: dict[str, list[list[float]]],
     thresholds: dict[str, float],
     dialogues: Sequence[Dialogue],
+    policy_first: Sequence[int | None] | None = None,
 ) -> dict[str, float]:
     """The figures that get intervals, on one sample of the test dialogues (NaN where
     the sample cannot give one: no dissatisfied dialogue, or VADER catches none)."""
@@ -613,6 +623,11 @@ def _resample_figures(
         out["catch_ratio_vs_vader"] = (
             curve.best_catch_at(base.false_intervention_rate) / base.catch_rate
         )
+    if policy_first is not None:
+        ratio = policy_ratio(
+            interventions(policy_first, firsts), intervention_curve(scores[BASELINE], firsts)
+        )
+        out["policy_catch_ratio_vs_vader"] = math.nan if ratio is None else ratio
     auc = _turn_auc(ours, dialogues)
     f1 = _turn_f1(ours, dialogues, thresholds[ENGINE])
     # an intervention curve needs dialogues of both kinds
@@ -634,6 +649,7 @@ def bootstrap_intervals(
     dialogues: Sequence[Dialogue],
     resamples: int = BOOTSTRAP,
     seed: int = BOOTSTRAP_SEED,
+    policy_first: Sequence[int | None] | None = None,
 ) -> dict[str, tuple[float, float]]:
     """How far the test figures could move with other dialogues: percentile intervals
     (INTERVAL coverage) over ``resamples`` samples of the test dialogues drawn with
@@ -641,9 +657,11 @@ def bootstrap_intervals(
     for tactful's catch ratio against VADER and for tactful minus text-only and minus
     VADER in turn AUC, turn F1 and intervention AUC (a difference whose interval
     excludes 0 is one these dialogues can tell). ``scores``: per system, per test
-    dialogue, per user turn; ``thresholds``: the systems' dev thresholds. Figures a
-    sample cannot give are left out of that figure's interval; a figure no sample gives
-    has none."""
+    dialogue, per user turn; ``thresholds``: the systems' dev thresholds;
+    ``policy_first``: per test dialogue, the user turn at which the shipped policy first
+    intervened (None: never), for the policy's catch rate over VADER's at the policy's
+    false-intervention rate. Figures a sample cannot give are left out of that figure's
+    interval; a figure no sample gives has none."""
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {}
     n = len(dialogues)
@@ -651,7 +669,8 @@ def bootstrap_intervals(
         pick = rng.integers(n, size=n)
         sample = [dialogues[i] for i in pick]
         picked = {name: [s[i] for i in pick] for name, s in scores.items()}
-        for key, value in _resample_figures(picked, thresholds, sample).items():
+        policy = [policy_first[i] for i in pick] if policy_first is not None else None
+        for key, value in _resample_figures(picked, thresholds, sample, policy).items():
             if not math.isnan(value):
                 draws.setdefault(key, []).append(value)
     tail = (1.0 - INTERVAL) / 2 * 100
@@ -693,7 +712,8 @@ class CorpusResult:
     def as_dict(self) -> dict[str, Any]:
         return {
             **{name: r.as_dict() for name, r in self.systems.items()},
-            POLICY_POINT: self.policy.as_dict(),
+            POLICY_POINT: self.policy.as_dict()
+            | {"catch_ratio_vs_vader": _round(self.policy_ratio_vs_vader)},
             "catch_ratio_vs_vader": _round(self.catch_ratio_vs_vader),
             "intervals": {k: [_round(lo), _round(hi)] for k, (lo, hi) in self.intervals.items()},
             RATER: self.one_rater.as_dict(),
@@ -705,10 +725,19 @@ class CorpusResult:
             "skipped": self.skipped.as_dict(),
         }
 
+    @property
+    def policy_ratio_vs_vader(self) -> float | None:
+        """The shipped policy's catch rate over VADER's best at the policy's own
+        false-intervention rate: the product as shipped against VADER at equal cost."""
+        base = self.systems.get(BASELINE)
+        return policy_ratio(self.policy, base.curve) if base is not None else None
+
     def interval_figure(self, key: str) -> tuple[str, float | None]:
         """An interval's figure in words, and its value on the whole test split."""
         if key == "catch_ratio_vs_vader":
             return "catch x VADER", self.catch_ratio_vs_vader
+        if key == "policy_catch_ratio_vs_vader":
+            return "shipped policy's catch x VADER's at its false int.", self.policy_ratio_vs_vader
         metric, other = key.split("_minus_")
         label = f"{_METRIC_NAMES[metric]}: tactful - {other}"
         ours, theirs = self.systems.get(ENGINE), self.systems.get(other)
@@ -735,6 +764,7 @@ class CorpusResult:
         out["catch_ratio_vs_vader"] = _round(self.catch_ratio_vs_vader)
         ratio = self.intervals.get("catch_ratio_vs_vader")
         out["catch_ratio_vs_vader_interval"] = [_round(v) for v in ratio] if ratio else None
+        out["policy_catch_ratio_vs_vader"] = _round(self.policy_ratio_vs_vader)
         out["one_rater_turn_auc"] = _round(self.one_rater.turn_auc)
         return out
 
@@ -792,7 +822,7 @@ class ConversationReport:
                     _fmt(p.false_intervention_rate),
                     _fmt(p.mean_offset),
                     "",
-                    "",
+                    _fmt(c.policy_ratio_vs_vader),
                 ]
             )
             rows.append([c.corpus, RATER, _fmt(c.one_rater.turn_auc), *[""] * 6])
@@ -821,7 +851,9 @@ class ConversationReport:
             "threshold moves (curves.png); catch x VADER: tactful's best catch rate at "
             "VADER's false-intervention rate over VADER's catch rate.",
             f"- {POLICY_POINT}: the turn at which the default policy first decided "
-            f"{', '.join(sorted(INTERVENTIONS))}.",
+            f"{', '.join(sorted(INTERVENTIONS))}; its catch x VADER: its catch rate over "
+            "VADER's best at the policy's own false-intervention rate (the product as "
+            "shipped against VADER at equal cost).",
             f"- {RATER}: each rater's rating of a test turn with at least "
             f"{AGREEMENT_RATERS} ratings, against the majority of its other raters: how "
             "well one person agrees with the others (a reference for the labels' noise, "
@@ -1040,6 +1072,7 @@ def run_conversation_eval(
                 {name: scores[name]["test"] for name in SYSTEMS},
                 {name: r.threshold for name, r in systems.items()},
                 test,
+                policy_first=runs["test"].policy_first,
             )
             results.append(
                 CorpusResult(
