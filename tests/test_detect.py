@@ -240,6 +240,9 @@ ASKS_FOR_A_PERSON = [
     "Operator!!",
     "a human please",
     "let me speak to a real person",
+    "I want to speak to your manager",
+    "let me speak with the supervisor",
+    "I don't want to wait, get me a manager",
 ]
 MENTIONS_A_ROLE = [
     "ask an agent where I can create an account",  # bitext: create_account, not a handover
@@ -249,6 +252,18 @@ MENTIONS_A_ROLE = [
     "how do I add a user agent header",
     "the password manager won't autofill",
     "which plan includes a dedicated account manager?",
+    "Can we get a manager account for our team?",
+    "We need an agent installed on every server",
+    "Open the password manager please",
+    "the manager",
+]
+# no word of a role at all, or the wish for one denied: nothing to read
+NOT_ASKING = [
+    "We need someone to approve the invoice",
+    "need a rep number for the return?",
+    "Send me a human-readable export",
+    "someone",
+    "the person",
 ]
 
 
@@ -281,12 +296,23 @@ def test_an_outright_statement_is_quoted_in_whole_words():
         "The MFA code never arrives. I have tried 4 times.",
         "we've asked you three times already",
         "I've reset it several times and it still fails",
+        "I have tried to log in 5 times",
+        "I've called you guys 3 times",
     ],
 )
 def test_saying_how_many_times_one_tried_is_outright_frustration(text):
     from tactful.detect.text import explicit_cues
 
     assert explicit_cues(text)["frustration"][0] == 0.6
+
+
+@pytest.mark.parametrize(
+    "text", ["I tried 2 times and it worked", "I've tried this many times before, love it"]
+)
+def test_once_or_twice_or_many_times_is_not_outright_frustration(text):
+    from tactful.detect.text import explicit_cues
+
+    assert "frustration" not in explicit_cues(text)
 
 
 def test_emoji_alone_are_read_and_beside_words_are_left_to_the_words():
@@ -296,6 +322,20 @@ def test_emoji_alone_are_read_and_beside_words_are_left_to_the_words():
     assert score_text("🙏").scores["gratitude"] == pytest.approx(0.45)
     assert score_text("🎉").scores == score_text("").scores  # no cue, no reading
     assert "frustration" not in score_text("ok 😡").evidence
+
+
+@pytest.mark.parametrize("text", NOT_ASKING)
+def test_a_person_not_asked_for_reads_nothing(text):
+    assert score_text(text).scores["wants_human"] == 0.0, text
+
+
+@pytest.mark.parametrize(
+    "text", ["I don't want a manager, just fix it", "I don't need a human, the bot is fine"]
+)
+def test_declining_a_person_damps_the_wish(text):
+    result = score_text(text)
+    assert result.scores["wants_human"] < 0.3, text
+    assert any(e.startswith("damped by") for e in result.evidence["wants_human"])
 
 
 def test_api_errors_far_apart_are_not_a_streak():

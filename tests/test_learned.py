@@ -91,6 +91,11 @@ def test_emoji_only_messages_are_read_from_the_emoji_at_low_confidence(scorer):
     # an emoji with no cue is no reading at all, not the heads' prior
     assert max(party.scores.values()) == 0.0
     assert all(s.confidence == 0.1 and "no words" in s.notes for s in (rage, thanks, party))
+    # after frustrated messages the boost applies to the emoji's reading, and says so
+    angry = ["This is broken again!!", "Still not working, this is ridiculous"]
+    (after,) = scorer.score_batch(["😡"], [angry])
+    assert after.scores["frustration"] > 0.5
+    assert "after earlier frustrated messages" in after.evidence["frustration"]
     # beside words, the emoji are not read by the cues (the heads read the words)
     worded = scorer.score("the export is done 😡")
     assert "😡" not in worded.evidence.get("frustration", ())
@@ -104,6 +109,13 @@ def test_evidence_quotes_whole_words_not_word_pieces(scorer):
     text = "please refund the extra charge on my invoice"
     assert all(w in text for w in shown), shown
     assert all(w in text.split() for w in shown if " " not in w), shown
+    # a piece that continues words ("##ing") is credited to none of them; a piece that
+    # begins one stands for its word
+    ids = scorer.embedder.token_ids(["unsubscribing and overcharging"])[0]
+    pieces = [scorer._vocab.id_to_token(i) for i in ids]
+    continuing = next(i for i, p in zip(ids, pieces, strict=True) if p.startswith("##"))
+    assert scorer._whole_word(ids, continuing) == ""
+    assert scorer._whole_word(ids, ids[0]) == "unsubscribing"
 
 
 def test_a_pasted_stack_trace_is_not_anger(scorer):

@@ -549,15 +549,17 @@ class TextScorer:
                     word = self._whole_word(ids[i], cols[start + k])
                     if pull[start + k, j] > 0.15 and _meaningful(word):
                         evidence[dim].append(word)
-            boost = context_boost(histories[i])
-            if boost > 0:
-                scores["frustration"] = 1.0 - (1.0 - scores["frustration"]) * (1.0 - boost)
-                evidence["frustration"].append("after earlier frustrated messages")
             confidence = _confidence(text, row_notes)
-            if "no words" in row_notes:  # emoji or punctuation: the lexical tier reads it
+            no_words = "no words" in row_notes
+            if no_words:  # emoji or punctuation: the lexical tier reads it
                 scores = dict(lex.scores)
-            elif confidence < 0.3:  # nothing to go on: do not let a prior pass for a reading
-                scores = {d: min(v, lex.scores[d]) for d, v in scores.items()}
+            boost = context_boost(histories[i])
+            boosted = 1.0 - (1.0 - scores["frustration"]) * (1.0 - boost)
+            scores["frustration"] = boosted
+            if confidence < 0.3 and not no_words:  # nothing to go on: do not let a prior
+                scores = {d: min(v, lex.scores[d]) for d, v in scores.items()}  # pass as one
+            if boost > 0 and scores["frustration"] >= boosted:  # the boost stands
+                evidence["frustration"].append("after earlier frustrated messages")
             topic = self._topics(topic_logits[i], lex.topic_scores)
             emotions = dict(zip(self.emotions, emotion_probs[i].tolist(), strict=True))
             felt = noisy_or([emotions.get("anger", 0.0), emotions.get("annoyance", 0.0)])
@@ -581,20 +583,20 @@ class TextScorer:
         return out
 
     def _whole_word(self, ids: Sequence[int], piece: int) -> str:
-        """The word a word piece is part of, at its first place in the message's pieces
-        (the piece itself when it is not among them)."""
+        """The word a word piece begins, at its first place in the message's pieces (the
+        piece itself when it is not among them). A piece that continues a word ("##ing")
+        gives "": it is in several words, and its pull is no claim about any one."""
         token = self._vocab.id_to_token
+        if str(token(piece)).startswith("##"):
+            return ""
         try:
             at = list(ids).index(piece)
         except ValueError:
             return str(token(piece))
-        first = at
-        while first > 0 and token(ids[first]).startswith("##"):
-            first -= 1
         last = at + 1
         while last < len(ids) and token(ids[last]).startswith("##"):
             last += 1
-        return "".join(token(t).removeprefix("##") for t in ids[first:last])
+        return "".join(token(t).removeprefix("##") for t in ids[at:last])
 
     def _topics(self, logits: NDArray[np.float32], lexical: dict[str, float]) -> dict[str, float]:
         """Learned topics (softmax), with the sales topics the data cannot teach taken from

@@ -80,10 +80,17 @@ def _cues(table: Sequence[tuple[str, dict[str, float]]]) -> tuple[_Cue, ...]:
 
 
 F, U, C, P, H, CH, G = DIMENSIONS
-# whom a customer asks to be handed to
-_ROLE = (
-    r"(?:a |an |your |the )?(?:real |actual |live |human |senior )?"
-    r"(?:agent|manager|supervisor|human|person|someone|somebody|representative|rep|operator)"
+# whom a customer asks to be handed to: a role, not a product ("a manager account", "an
+# agent installed", "human-readable")
+_ROLE_WORD = (
+    r"(?:agent|manager|supervisor|human|representative|rep|operator)"
+    r"(?!-| (?:accounts?|numbers?|ids?|apps?|roles?|pages?|views?|access|installed|readable"
+    r"|tools?|software|permissions?|settings|dashboard|plugin|script))"
+)
+_ARTICLE = r"(?:a |an |your |the )?(?:real |actual |live |human |senior )?"
+_PERSON = rf"{_ARTICLE}{_ROLE_WORD}"  # "a manager", "your supervisor", "a real agent"
+_ANYONE = (
+    rf"{_ARTICLE}(?:{_ROLE_WORD}|person|someone|somebody)"  # after speak to, put me through to
 )
 
 _AFFECT_CUES = _cues(
@@ -116,8 +123,8 @@ _AFFECT_CUES = _cues(
         (r"please|kindly|would you|could you|would it be possible", {P: 0.35}),
         (r"thanks? (?:in advance|a lot)|appreciate|sorry to bother|grateful", {P: 0.4}),
         # wants a human
-        (r"(?:speak|talk|chat) (?:to|with) (?:a |an |someone|somebody|a real)", {H: 0.6}),
-        (r"human|real person|live (?:agent|person)|representative|operator", {H: 0.6}),
+        (rf"(?:speak|talk|chat) (?:to|with) (?:{_ANYONE}|a |an )", {H: 0.6}),
+        (r"human(?!-)|real person|live (?:agent|person)|representative|operator", {H: 0.6}),
         (
             r"(?:want|need|get me|give me) (?:a |an )?(?:real |actual |live )?person"
             r"|\ba person,? please",
@@ -127,13 +134,13 @@ _AFFECT_CUES = _cues(
         # a supervisor", "can I get a real agent", "agent please", "escalate this"
         (
             rf"(?:get|give|transfer|connect|put|send|pass|forward|route) (?:me|us) (?:through )?"
-            rf"(?:to |with )?{_ROLE}",
+            rf"(?:to |with )?{_ANYONE}",
             {H: 0.65},
         ),
-        (rf"(?:want|need|demand|request) {_ROLE}", {H: 0.65}),
-        (rf"(?:can|could|may) (?:i|we) (?:get|have) {_ROLE}", {H: 0.65}),
+        (rf"(?:want|need|demand|request) {_PERSON}", {H: 0.65}),
+        (rf"(?:can|could|may) (?:i|we) (?:get|have) {_PERSON}", {H: 0.65}),
         (
-            r"(?:agent|manager|supervisor|human|representative|operator)[,!.]? (?:please|pls|plz)"
+            r"(?:agent|supervisor|human|representative|operator)[,!.]? (?:please|pls|plz)"
             r"|(?:want|need|like|going) to escalate"
             r"|escalate (?:this|it|me|my (?:case|ticket|issue|complaint))",
             {H: 0.6},
@@ -162,6 +169,13 @@ _DAMPERS: tuple[tuple[_Pattern, str], ...] = tuple(
         (r"no rush|no hurry|not urgent|whenever you can", U),
         (r"not (?:frustrated|angry|upset)|no worries|no problem", F),
         (r"don'?t (?:want to )?cancel|not (?:cancel\w*|leaving)", CH),
+        (
+            r"(?:don'?t|do not|doesn'?t|does not|no) (?:want|need)"
+            r"(?: to (?:talk|speak) (?:to|with))?"
+            r" (?:a |an |the |your |any )?(?:real |actual |live )?(?:agent|manager|supervisor"
+            r"|human|person|representative|operator|one)",
+            H,
+        ),
     ]
 )
 
@@ -196,7 +210,7 @@ def _each(emoji: str, weights: dict[str, float]) -> dict[str, dict[str, float]]:
 _EMOJI_CUES: dict[str, dict[str, float]] = {
     **_each("😡🤬", {F: 0.5}),
     **_each("😠😤💢👎", {F: 0.4}),
-    **_each("🙄😒😩😫😖😣😞", {F: 0.3}),
+    **_each("🙄😒😩😫😖😣😞😭🤦", {F: 0.3}),
     **_each("😕🤔😵❓🤷", {C: 0.35}),
     **_each("🙏", {G: 0.45, P: 0.3}),
     **_each("👍❤💙💚💜🧡💛🥰😍😊🤩", {G: 0.35}),
@@ -205,7 +219,13 @@ _EMOJI_CUES: dict[str, dict[str, float]] = {
 EMOJI_REPEATS = 3
 _LETTER = re.compile(r"[^\W\d_]")
 # a message that is only whom the customer wants: "agent", "a human please", "operator!"
-_ROLE_ONLY = re.compile(rf"{_ROLE}(?: please| pls| plz| now)?|(?:please|pls|plz) {_ROLE}")
+_ASKED_FOR = (
+    r"(?:a |an |the )?(?:real |live |human )?(?:agent|human|representative|rep|operator"
+    r"|supervisor)|(?:a )?(?:real|live) person"
+)
+_ROLE_ONLY = re.compile(
+    rf"(?:{_ASKED_FOR})(?: please| pls| plz| now)?|(?:please|pls|plz) (?:{_ASKED_FOR})"
+)
 _WORD = re.compile(r"[a-z0-9']+")
 _SHOUT = re.compile(r"\b[A-Z]{3,}\b")
 _LETTER_WORDS = re.compile(r"\b[A-Za-z]{3,}\b")
@@ -332,8 +352,8 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
         ),
         (
             r"\b(?:i|we)(?:'ve| have)? (?:tried|asked|called|written|emailed|reset it)"
-            r"(?: (?:this|that|it|you|again))? (?:\d+|three|four|five|six|several|many"
-            r"|multiple|so many|countless) times",
+            r"(?: [\w']+){0,3}? (?:[3-9]|\d{2,}|three|four|five|six|several|multiple"
+            r"|so many|countless) times",
             "frustration",
             0.6,
         ),

@@ -653,15 +653,19 @@ def bootstrap_intervals(
 ) -> dict[str, tuple[float, float]]:
     """How far the test figures could move with other dialogues: percentile intervals
     (INTERVAL coverage) over ``resamples`` samples of the test dialogues drawn with
-    replacement (a dialogue's turns stay together), each system at its dev threshold,
-    for tactful's catch ratio against VADER and for tactful minus text-only and minus
-    VADER in turn AUC, turn F1 and intervention AUC (a difference whose interval
-    excludes 0 is one these dialogues can tell). ``scores``: per system, per test
-    dialogue, per user turn; ``thresholds``: the systems' dev thresholds;
+    replacement (a dialogue's turns stay together), for tactful's catch ratio against
+    VADER and for tactful minus text-only and minus VADER in turn AUC, turn F1 and
+    intervention AUC (a difference whose interval excludes 0 is one these dialogues can
+    tell). Each figure is computed as on the whole split: turn F1 and VADER's operating
+    point at the dev thresholds, the ratios read off each sample's own curves.
+    ``scores``: per system, per test dialogue, per user turn; ``thresholds``: the
+    systems' dev thresholds;
     ``policy_first``: per test dialogue, the user turn at which the shipped policy first
     intervened (None: never), for the policy's catch rate over VADER's at the policy's
     false-intervention rate. Figures a sample cannot give are left out of that figure's
-    interval; a figure no sample gives has none."""
+    interval (a sample where VADER catches none has no ratio: that cuts the tail most
+    favourable to tactful, so a ratio's interval leans low); a figure no sample gives has
+    none."""
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {}
     n = len(dialogues)
@@ -890,7 +894,7 @@ class ConversationReport:
             "## How far these figures could move",
             "",
             f"{INTERVAL:.0%} intervals over {BOOTSTRAP:,} resamples of the test dialogues "
-            "(drawn with replacement; every system at its dev threshold). A difference "
+            "(drawn with replacement; each figure computed as on the whole split). A difference "
             "whose interval holds 0, or a ratio whose interval holds the target, is one "
             "these test dialogues cannot settle.",
             "",

@@ -39,7 +39,7 @@ __all__ = ["TERMS", "Turns", "choose_terms", "conversation_features", "fit_conve
 
 SEED = 20261123
 TERMS = ("message", "reply", "exchange", "memory")  # the features' columns, in order
-KEEP_GAIN = 0.001  # cross-validated AUC a term must add to be kept
+KEEP_GAIN = 0.001  # cross-validated AUC an optional term must add to be kept
 # terms the design asks for: left out only when they cost held-out AUC (the message is
 # never left out)
 DESIGN_TERMS = frozenset({"memory"})
