@@ -85,7 +85,15 @@ from tactful.evaluation.tasks import (
     data_dir,
     majority_rating,
 )
-from tactful.evaluation.text import choose_threshold, f1_at, progress_bar
+from tactful.evaluation.text import (
+    BOOTSTRAP_SEED,
+    INTERVAL,
+    RESAMPLES,
+    choose_threshold,
+    f1_at,
+    percentile_interval,
+    progress_bar,
+)
 
 if TYPE_CHECKING:
     from tactful.detect.learned import TextScorer
@@ -577,9 +585,6 @@ def evaluate_system(
     )
 
 
-BOOTSTRAP = 1_000  # resamples of the test dialogues behind each interval
-INTERVAL = 0.90  # the intervals' coverage
-BOOTSTRAP_SEED = 20261124
 # the systems tactful's turn AUC, turn F1 and intervention AUC are set against in the intervals
 COMPARED = ("text-only", BASELINE)
 _METRIC_NAMES = {"turn_auc": "turn AUC", "turn_f1": "turn F1", "intervention_auc": "int. AUC"}
@@ -647,7 +652,7 @@ def bootstrap_intervals(
     scores: dict[str, list[list[float]]],
     thresholds: dict[str, float],
     dialogues: Sequence[Dialogue],
-    resamples: int = BOOTSTRAP,
+    resamples: int = RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
     policy_first: Sequence[int | None] | None = None,
 ) -> dict[str, tuple[float, float]]:
@@ -677,11 +682,7 @@ def bootstrap_intervals(
         for key, value in _resample_figures(picked, thresholds, sample, policy).items():
             if not math.isnan(value):
                 draws.setdefault(key, []).append(value)
-    tail = (1.0 - INTERVAL) / 2 * 100
-    return {
-        key: (float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail)))
-        for key, v in draws.items()
-    }
+    return {key: percentile_interval(v) for key, v in draws.items()}
 
 
 # --- the report -------------------------------------------------------------------------
@@ -893,7 +894,7 @@ class ConversationReport:
             "",
             "## How far these figures could move",
             "",
-            f"{INTERVAL:.0%} intervals over {BOOTSTRAP:,} resamples of the test dialogues "
+            f"{INTERVAL:.0%} intervals over {RESAMPLES:,} resamples of the test dialogues "
             "(drawn with replacement; each figure computed as on the whole split). A difference "
             "whose interval holds 0, or a ratio whose interval holds the target, is one "
             "these test dialogues cannot settle.",

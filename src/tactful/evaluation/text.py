@@ -124,19 +124,28 @@ def f1_at(scores: ArrayLike, labels: ArrayLike, threshold: float) -> float:
     return 2 * tp / (2 * tp + wrong) if tp or wrong else 0.0
 
 
-F1_RESAMPLES = 1_000  # bootstrap resamples of the test examples behind an F1 interval
-F1_INTERVAL = 0.90
-F1_SEED = 20261124
+# Bootstrap intervals (here per-label F1; evaluation/conversations.py the dialogues'
+# figures): how many resamples, their coverage, and the seed.
+RESAMPLES = 1_000
+INTERVAL = 0.90
+BOOTSTRAP_SEED = 20261124
+
+
+def percentile_interval(draws: Sequence[float] | NDArray[np.float64]) -> tuple[float, float]:
+    """The central INTERVAL of bootstrap draws."""
+    values = np.asarray(draws, dtype=np.float64)
+    tail = (1.0 - INTERVAL) / 2 * 100
+    return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
 
 
 def f1_interval(
     scores: ArrayLike,
     labels: ArrayLike,
     threshold: float,
-    resamples: int = F1_RESAMPLES,
-    seed: int = F1_SEED,
+    resamples: int = RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
 ) -> tuple[float, float]:
-    """How far ``f1_at`` could move on another sample like this one: the F1_INTERVAL
+    """How far ``f1_at`` could move on another sample like this one: the INTERVAL
     percentile interval over ``resamples`` bootstrap samples of the examples (drawn with
     replacement), the threshold held where dev put it."""
     s, y = _arrays(scores, labels)
@@ -150,9 +159,9 @@ def f1_interval(
         tp[start : start + len(rows)] = hit[rows].sum(axis=1)
         wrong[start : start + len(rows)] = miss[rows].sum(axis=1)
     denominator = 2 * tp + wrong
-    f1 = np.divide(2 * tp, denominator, out=np.zeros(resamples), where=denominator > 0)
-    tail = (1.0 - F1_INTERVAL) / 2 * 100
-    return float(np.percentile(f1, tail)), float(np.percentile(f1, 100 - tail))
+    return percentile_interval(
+        np.divide(2 * tp, denominator, out=np.zeros(resamples), where=denominator > 0)
+    )
 
 
 BINS = 10  # equal-width probability bins for calibration
@@ -442,7 +451,7 @@ class EvalReport:
                 "annoyance and disappointment), else its matching dimension, next to the "
                 "published BERT-base figures "
                 "(fine-tuned on GoEmotions' own train split; Demszky et al., ACL 2020). "
-                f"In brackets, a {F1_INTERVAL:.0%} interval over {F1_RESAMPLES:,} bootstrap "
+                f"In brackets, a {INTERVAL:.0%} interval over {RESAMPLES:,} bootstrap "
                 "resamples of the test examples at the same threshold: how far the F1 "
                 "could move on another test set of this size.",
                 "",
