@@ -590,7 +590,7 @@ class TextScorer:
         if str(token(piece)).startswith("##"):
             return ""
         try:
-            at = list(ids).index(piece)
+            at = ids.index(piece)
         except ValueError:
             return str(token(piece))
         last = at + 1
