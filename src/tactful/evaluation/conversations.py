@@ -622,26 +622,24 @@ def _resample_figures(
     firsts = [d.first_dissatisfied for d in dialogues]
     ours = scores[ENGINE]
     base = interventions([first_at(s, thresholds[BASELINE]) for s in scores[BASELINE]], firsts)
-    curve = intervention_curve(ours, firsts)
+    curves = {name: intervention_curve(scores[name], firsts) for name in (ENGINE, *COMPARED)}
     out = {"catch_ratio_vs_vader": math.nan}
     if base.catch_rate and base.false_intervention_rate is not None:
         out["catch_ratio_vs_vader"] = (
-            curve.best_catch_at(base.false_intervention_rate) / base.catch_rate
+            curves[ENGINE].best_catch_at(base.false_intervention_rate) / base.catch_rate
         )
     if policy_first is not None:
-        ratio = policy_ratio(
-            interventions(policy_first, firsts), intervention_curve(scores[BASELINE], firsts)
-        )
+        ratio = policy_ratio(interventions(policy_first, firsts), curves[BASELINE])
         out["policy_catch_ratio_vs_vader"] = math.nan if ratio is None else ratio
     auc = _turn_auc(ours, dialogues)
     f1 = _turn_f1(ours, dialogues, thresholds[ENGINE])
     # an intervention curve needs dialogues of both kinds
     both = any(f is None for f in firsts) and any(f is not None for f in firsts)
-    area = _area(curve) if both else None
+    area = _area(curves[ENGINE]) if both else None
     for other in COMPARED:
         out[f"turn_auc_minus_{other}"] = auc - _turn_auc(scores[other], dialogues)
         out[f"turn_f1_minus_{other}"] = f1 - _turn_f1(scores[other], dialogues, thresholds[other])
-        theirs = _area(intervention_curve(scores[other], firsts)) if both else None
+        theirs = _area(curves[other]) if both else None
         out[f"intervention_auc_minus_{other}"] = (
             area - theirs if area is not None and theirs is not None else math.nan
         )
