@@ -128,9 +128,9 @@ def clean_text(text: str) -> tuple[str, tuple[str, ...]]:
     return text, tuple(notes)
 
 
-def _meaningful(piece: str) -> bool:
-    """A word piece worth showing as evidence: a word, not punctuation or "the"."""
-    word = piece.removeprefix("##")
+def _meaningful(word: str) -> bool:
+    """A word worth showing as evidence: not punctuation or "the" (TextScorer._whole_word
+    has put a word piece back into its word)."""
     return len(word) > 1 and word.isalpha() and word not in _ENGLISH
 
 
