@@ -328,6 +328,43 @@ def test_outright_statements_of_leaving_count_even_when_the_head_missed_them(sco
         assert s.scores["churn_intent"] < 0.5
 
 
+def test_leaving_said_without_cancel_reads_as_churn(scorer):
+    """How customers who are going actually say it, without the corpora's "cancel" or
+    "delete my account" (the heads read every one of these at 0.0 before the cues): at
+    least the policy's says_leaving (0.5), with the words that said it as evidence and no
+    word pieces the head did not weigh. Near misses (a relocation, a browser, an invoice,
+    a renewal that failed) stay below it."""
+    leaving = [
+        "We are moving to a competitor next month.",
+        "We're switching to Intercom at the end of the quarter.",
+        "We won't be renewing our contract.",
+        "We do not plan to renew in March.",
+        "Honestly thinking about leaving for another provider.",
+        "I'm done with this product, looking at alternatives.",
+        "Not worth the money anymore, we'll probably go with someone else.",
+        "How do I export all my data? We're migrating off your platform.",
+        "We are evaluating other vendors.",
+    ]
+    staying = [
+        "We're moving to Berlin next month.",
+        "I'm switching to Chrome to test it.",
+        "How do I cancel a single invoice?",
+        "Why is my plan not renewing automatically?",
+        "I'm thinking about leaving a review.",
+        "We're moving our team to the new workspace.",
+        "How does your product compare to competitors?",
+        "I'm done with the setup, what now?",
+    ]
+    scored = scorer.score_batch(leaving + staying)
+    for text, s in zip(leaving, scored[: len(leaving)], strict=True):
+        assert s.scores["churn_intent"] >= 0.5, (text, s.scores["churn_intent"])
+        said = s.evidence["churn_intent"]
+        assert any(len(e.split()) >= 2 for e in said), (text, said)
+        assert not {"about", "all", "someone", "done"} & set(said), (text, said)
+    for text, s in zip(staying, scored[len(leaving) :], strict=True):
+        assert s.scores["churn_intent"] < 0.5, (text, s.scores["churn_intent"])
+
+
 def test_support_exasperation_reads_as_frustrated(scorer):
     """Phrasings the labeled corpora hardly contain, said outright in support chats: at
     least the policy's "one clearly frustrated message" (0.6); the same words about a film
@@ -575,3 +612,31 @@ def test_the_shipped_default_heads_read_emotions_with_the_emotion_cnn(scorer):
     assert scorer.version.endswith(f"+{scorer.emotion_model.name}")
     assert scorer.fused and scorer.fused <= set(STATIC_FUSED)
     assert "frustration/emotion" not in scorer.fused
+
+
+def test_closing_and_patient_messages_are_not_read_as_frustrated(scorer):
+    """Short messages that close a chat or wait patiently: at most CALM_CEILING, though
+    the heads read some of them (a "No, ..." GoEmotions calls disapproval) at 0.5-0.7.
+    An outright frustrated statement in the same message, or a long message whose other
+    sentences say more, is left to the heads and cues."""
+    from tactful.detect.text import CALM_CEILING
+
+    calm = [
+        "No, I don't need anything else.",
+        "No rush, whenever you get a chance.",
+        "No problem at all!",
+        "That's all for now, thanks.",
+        "No worries, take your time.",
+    ]
+    upset = [
+        "No rush my foot, this is the third time I'm asking!",
+        "Nothing else works, this is ridiculous.",
+        "That's all I can take, I am furious.",
+    ]
+    scored = scorer.score_batch(calm + upset)
+    for text, s in zip(calm, scored[: len(calm)], strict=True):
+        assert s.scores["frustration"] <= CALM_CEILING + 1e-9, (text, s.scores["frustration"])
+        assert s.outright <= CALM_CEILING, text
+        assert "frustration" not in s.evidence, (text, s.evidence)
+    for text, s in zip(upset, scored[len(calm) :], strict=True):
+        assert s.scores["frustration"] >= 0.5, (text, s.scores["frustration"])

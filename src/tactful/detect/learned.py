@@ -46,7 +46,14 @@ from tactful.detect.features import (
     exchange_dense,
     features,
 )
-from tactful.detect.text import TextScores, explicit_cues, noisy_or, score_text
+from tactful.detect.text import (
+    CALM_CEILING,
+    TextScores,
+    calm_cue,
+    explicit_cues,
+    noisy_or,
+    score_text,
+)
 from tactful.signals import DIMENSIONS, TOPICS
 from tactful.state.conversation import DEFAULT_CONVERSATION, ConversationModel
 
@@ -541,7 +548,9 @@ class TextScorer:
                 if said is not None and said[0] > scores[dim]:
                     scores[dim] = said[0]
                     evidence[dim].append(said[1])
-                if scores[dim] < EVIDENCE_FLOOR or stop == start:
+                # the word pieces are the head's reasons: shown when the head itself reads
+                # a signal (a score the cues raised would otherwise show "about" and "all")
+                if probs[i, j] < EVIDENCE_FLOOR or stop == start:
                     continue
                 # The word pieces that pushed this score up the most, as the words
                 # they are part of ("refund", not "ref" and "##und").
@@ -549,6 +558,10 @@ class TextScorer:
                     word = self._whole_word(ids[i], cols[start + k])
                     if pull[start + k, j] > 0.15 and _meaningful(word):
                         evidence[dim].append(word)
+            calm = "frustration" not in stated and calm_cue(text) is not None
+            if calm and scores["frustration"] > CALM_CEILING:  # "No, that's all, thanks"
+                scores["frustration"] = CALM_CEILING
+                evidence["frustration"] = []
             confidence = _confidence(text, row_notes)
             no_words = "no words" in row_notes
             if no_words:  # emoji or punctuation: the lexical tier reads it
@@ -564,6 +577,8 @@ class TextScorer:
             emotions = dict(zip(self.emotions, emotion_probs[i].tolist(), strict=True))
             felt = noisy_or([emotions.get("anger", 0.0), emotions.get("annoyance", 0.0)])
             outright = max(felt, stated["frustration"][0] if "frustration" in stated else 0.0)
+            if calm:
+                outright = min(outright, CALM_CEILING)
             if confidence < 0.3:
                 emotions = dict.fromkeys(emotions, 0.0)
                 outright = 0.0
