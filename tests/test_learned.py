@@ -635,8 +635,53 @@ def test_closing_and_patient_messages_are_not_read_as_frustrated(scorer):
     ]
     scored = scorer.score_batch(calm + upset)
     for text, s in zip(calm, scored[: len(calm)], strict=True):
-        assert s.scores["frustration"] <= CALM_CEILING + 1e-9, (text, s.scores["frustration"])
+        assert s.scores["frustration"] <= CALM_CEILING, (text, s.scores["frustration"])
         assert s.outright <= CALM_CEILING, text
         assert "frustration" not in s.evidence, (text, s.evidence)
     for text, s in zip(upset, scored[len(calm) :], strict=True):
         assert s.scores["frustration"] >= 0.5, (text, s.scores["frustration"])
+
+
+def test_everyday_support_complaints_read_as_frustrated(scorer):
+    """What support chats say and the labeled corpora hardly do: kept waiting, the worst
+    support, lost data, sarcasm, giving up on us. Each read 0.02-0.41 from the heads; each
+    is at least the policy's one clearly frustrated message (0.6). "Thanks for nothing" is
+    no thanks, and data lost cannot wait."""
+    said = [
+        "I've been waiting three days for a reply.",
+        "This is the worst support I've ever had.",
+        "Your app deleted all my data!!!",
+        "Great, another outage.",
+        "Oh wonderful, it crashed again.",
+        "Thanks for nothing.",
+        "I guess I'll figure it out myself then.",
+        "Whatever.",
+    ]
+    scored = scorer.score_batch(said)
+    for text, s in zip(said, scored, strict=True):
+        assert s.scores["frustration"] >= 0.6, (text, s.scores["frustration"])
+        assert s.evidence["frustration"], text
+    assert scored[5].scores["gratitude"] <= 0.05
+    assert scored[2].scores["urgency"] >= 0.5
+    # praise that shares the words stays praise, and a card on its way is impatience
+    fine = scorer.score_batch(
+        [
+            "Thank you so much, you saved my day!",
+            "Your docs are just wonderful.",
+            "Great, it works!",
+        ]
+    )
+    assert fine[0].scores["gratitude"] >= 0.9
+    assert all(s.scores["frustration"] < 0.45 for s in fine), [s.scores for s in fine]
+    (waiting,) = scorer.score_batch(["I'm still waiting for my card."])
+    assert 0.45 <= waiting.scores["frustration"] < 0.6
+
+
+def test_asking_for_a_team_by_name_is_wanting_a_person(scorer):
+    asks = ["I need to speak with billing directly.", "Can I talk to someone in sales?"]
+    not_asks = ["Where is the billing page?", "Can I talk to the billing settings page?"]
+    scored = scorer.score_batch(asks + not_asks)
+    for text, s in zip(asks, scored[:2], strict=True):
+        assert s.scores["wants_human"] >= 0.5, (text, s.scores["wants_human"])
+    for text, s in zip(not_asks, scored[2:], strict=True):
+        assert s.scores["wants_human"] < 0.5, (text, s.scores["wants_human"])

@@ -48,10 +48,12 @@ from tactful.detect.features import (
 )
 from tactful.detect.text import (
     CALM_CEILING,
+    SARCASM_CEILING,
     TextScores,
     calm_cue,
     explicit_cues,
     noisy_or,
+    sarcastic,
     score_text,
 )
 from tactful.signals import DIMENSIONS, TOPICS
@@ -558,6 +560,13 @@ class TextScorer:
                     word = self._whole_word(ids[i], cols[start + k])
                     if pull[start + k, j] > 0.15 and _meaningful(word):
                         evidence[dim].append(word)
+            for dim, (strength, words) in stated.items():  # the dimensions without heads
+                if dim not in self.dimensions and strength > scores[dim]:
+                    scores[dim] = strength
+                    evidence[dim].append(words)
+            if "gratitude" in scores and sarcastic(text):  # "Thanks for nothing."
+                scores["gratitude"] = min(scores["gratitude"], SARCASM_CEILING)
+                evidence["gratitude"] = []
             calm = "frustration" not in stated and calm_cue(text) is not None
             if calm and scores["frustration"] > CALM_CEILING:  # "No, that's all, thanks"
                 scores["frustration"] = CALM_CEILING
@@ -567,7 +576,9 @@ class TextScorer:
             if no_words:  # emoji or punctuation: the lexical tier reads it
                 scores = dict(lex.scores)
             boost = context_boost(histories[i])
-            boosted = 1.0 - (1.0 - scores["frustration"]) * (1.0 - boost)
+            boosted = scores["frustration"]
+            if boost > 0:  # (not computed at 0: 1 - (1 - 0.45) is 0.44999999999999996)
+                boosted = 1.0 - (1.0 - boosted) * (1.0 - boost)
             scores["frustration"] = boosted
             if confidence < 0.3 and not no_words:  # nothing to go on: do not let a prior
                 scores = {d: min(v, lex.scores[d]) for d, v in scores.items()}  # pass as one

@@ -23,10 +23,12 @@ from tactful.signals import DIMENSIONS, TOPICS
 __all__ = [
     "CALM_CEILING",
     "LEXICAL_VERSION",
+    "SARCASM_CEILING",
     "TextScores",
     "calm_cue",
     "explicit_cues",
     "noisy_or",
+    "sarcastic",
     "score_text",
 ]
 
@@ -429,8 +431,81 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
             "frustration",
             0.6,
         ),
+        # kept waiting: "I've been waiting three days for a reply", "still waiting"
+        (
+            r"\b(?:been )?waiting (?:for )?(?:over |more than |almost |nearly )?(?:\d+|two|three"
+            r"|four|five|six|several|many|a few|a couple of)? ?(?:hours|days|weeks|months)\b"
+            r"|\bwaiting (?:since|for) (?:yesterday|last (?:week|month)|monday|tuesday|wednesday"
+            r"|thursday|friday|days|weeks|ages|forever)\b",
+            "frustration",
+            0.6,
+        ),
+        # "still waiting" by itself (for a card, a refund): overdue, impatient, not yet
+        # upset (the policy's frustration_building, 0.45)
+        (
+            r"^still waiting\b|\b(?:i|we)(?:'m| am|'re| are) still waiting\b",
+            "frustration",
+            0.45,
+        ),
+        (
+            r"\b(?:the )?worst (?:support|service|customer (?:service|support|experience)"
+            r"|experience|product|app|software|company)\b",
+            "frustration",
+            0.6,
+        ),
+        # the thing they came for, lost: frustrated, and it cannot wait
+        (
+            r"\b(?:deleted|lost|wiped|erased) (?:all (?:of )?)?(?:my|our) (?:data|work|files"
+            r"|projects|documents|photos|emails|contacts|history)\b",
+            "frustration",
+            0.6,
+        ),
+        (
+            r"\b(?:deleted|lost|wiped|erased) (?:all (?:of )?)?(?:my|our) (?:data|work|files"
+            r"|projects|documents|photos|emails|contacts|history)\b",
+            "urgency",
+            0.55,
+        ),
+        # sarcasm (SARCASM below also keeps its "thanks" from reading as gratitude) and
+        # giving up on us
+        (
+            r"\bthanks? (?:you )?for nothing\b|^(?:oh,? )?(?:great|wonderful|fantastic|perfect"
+            r"|awesome|brilliant|lovely)[.,!]* (?:another (?:outage|bug|error|crash|problem)"
+            r"|(?:it|this|the \w+)(?: has)? (?:crashed|broke|failed|died|stopped working)"
+            r"(?: again)?)\b",
+            "frustration",
+            0.6,
+        ),
+        (
+            r"\b(?:i|we)(?:'ll| will) (?:just )?(?:figure it out|fix it|sort it out|do it"
+            r"|deal with it|find (?:it|a way)) (?:by )?(?:my|our)sel(?:f|ves)\b|^whatever[.!]*$",
+            "frustration",
+            0.6,
+        ),
+        # asking for a team by name: "I need to speak with billing directly"
+        (
+            r"\b(?:speak|talk|chat)(?:ing)? (?:to|with) (?:someone (?:in|from|on) )?(?:your |the )?"
+            r"(?:billing|sales|support|accounts?|finance|technical|tech)(?: (?:team|department"
+            r"|people|directly))?\b(?! (?:page|docs|article|section|settings|feature)\b)",
+            "wants_human",
+            0.6,
+        ),
     )
 )
+
+# Thanks that are not: a score for gratitude is held to SARCASM_CEILING when one of these
+# is in the message ("Thanks for nothing" read 1.00 gratitude).
+_SARCASM = re.compile(
+    r"\bthanks? (?:you )?for nothing\b|\bthanks? (?:a lot|so much)? ?for (?:wasting|ruining"
+    r"|breaking)\b",
+    re.IGNORECASE,
+)
+SARCASM_CEILING = 0.05
+
+
+def sarcastic(text: str) -> bool:
+    """Whether ``text`` thanks without meaning it (see _SARCASM)."""
+    return _SARCASM.search(text) is not None
 
 
 _REST_OF_WORD = re.compile(r"[\w']*")
