@@ -18,6 +18,7 @@ from tactful.evaluation.conversations import (
     Turn,
     bootstrap_intervals,
     bot_outcome,
+    chance_curve,
     dialogue_events,
     first_at,
     intervention_curve,
@@ -206,6 +207,38 @@ def test_curve_counts_only_turns_up_to_the_first_dissatisfied_one_as_catches():
     assert curve.best_catch_at(1.0) == 1.0
 
 
+def test_chance_curve_is_exact_and_below_the_diagonal_when_satisfied_dialogues_run_longer():
+    """Random scores: a dialogue first dissatisfied at its k-th user turn is caught unless
+    all k score below t (t**k); a satisfied one of n turns is flagged unless all n do."""
+    dialogues = [_rated(False, True), _rated(True), _rated(False, False, False, False)]
+    curve = chance_curve(dialogues, points=5)
+    assert curve.thresholds == (1.0, 0.75, 0.5, 0.25, 0.0)
+    t = 0.5
+    assert curve.catch[2] == pytest.approx(1 - (t**2 + t**1) / 2)
+    assert curve.false_intervention[2] == pytest.approx(1 - t**4)
+    assert (curve.catch[0], curve.false_intervention[0]) == (0.0, 0.0)
+    assert (curve.catch[-1], curve.false_intervention[-1]) == (1.0, 1.0)
+    # the satisfied dialogue is longer: at every threshold between, chance flags it more
+    # often than it catches the others
+    pairs = zip(curve.catch[1:-1], curve.false_intervention[1:-1], strict=True)
+    assert all(c < f for c, f in pairs)
+    # random scores, drawn, give the same curve (intervention_curve over the draws)
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    firsts = [d.first_dissatisfied for d in dialogues]
+    caught, flagged = [], []
+    for _ in range(4000):
+        drawn = intervention_curve(
+            [rng.random(len(d.user_turns)).tolist() for d in dialogues], firsts
+        )
+        at = max(i for i, cut in enumerate(drawn.thresholds) if cut >= t)
+        caught.append(drawn.catch[at])
+        flagged.append(drawn.false_intervention[at])
+    assert np.mean(caught) == pytest.approx(curve.catch[2], abs=0.02)
+    assert np.mean(flagged) == pytest.approx(curve.false_intervention[2], abs=0.02)
+
+
 def _rated(*labels: bool) -> Dialogue:
     return Dialogue("d", tuple(Turn("USER", "hi", "", y, (1,) if y else (4,)) for y in labels))
 
@@ -331,6 +364,7 @@ def test_command_writes_the_report_and_ends_with_json(cli, uss, tmp_path):
         "catch_ratio_vs_vader",
         "catch_ratio_vs_vader_interval",
         "policy_catch_ratio_vs_vader",
+        "chance_catch_at_vader_fir",
         "one_rater_turn_auc",
     }
     # the miniature's raters agree: each one's rating ranks the others' verdicts perfectly
@@ -345,6 +379,7 @@ def test_command_writes_the_report_and_ends_with_json(cli, uss, tmp_path):
     md = (out / "report.md").read_text()
     assert "| uss-sgd | vader |" in md
     assert "| uss-sgd | one rater (people) | 1.000 |" in md
+    assert "| uss-sgd | chance (random scores) | 0.500 |" in md
     assert "bad lines 2, no user turns 2" in md  # dev and test had one each
     assert "## How far these figures could move" in md
     assert "| uss-sgd | turn AUC: tactful - text-only |" in md

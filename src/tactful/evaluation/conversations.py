@@ -132,6 +132,7 @@ TURN_GAP = timedelta(seconds=20)
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 ROLES = {"USER", "SYSTEM"}
 RATER = "one rater (people)"
+CHANCE = "chance (random scores)"
 
 
 # --- loading ----------------------------------------------------------------------------
@@ -419,6 +420,26 @@ def _share_at_least(values: NDArray[np.float64], cuts: NDArray[np.float64]) -> l
     return [float(v) for v in (len(values) - below) / len(values)]
 
 
+def chance_curve(dialogues: Sequence[Dialogue], points: int = 2001) -> Curve:
+    """The curve of scores drawn at random (independent and uniform per user turn),
+    exactly rather than by simulation: a dissatisfied dialogue whose first dissatisfied
+    turn is its k-th user turn is caught at threshold t unless all k score below t
+    (probability t**k); a satisfied one with n user turns is intervened on unless all n
+    do (t**n). Not the diagonal: satisfied dialogues run longer than the stretch before a
+    first dissatisfied turn, so at any threshold chance intervenes on more of them than it
+    catches. This is the floor every system's curve is read against."""
+    firsts = [d.first_dissatisfied for d in dialogues]
+    k = np.array([f + 1 for f in firsts if f is not None], dtype=np.float64)
+    n = np.array(
+        [len(d.user_turns) for d, f in zip(dialogues, firsts, strict=True) if f is None],
+        dtype=np.float64,
+    )
+    t = np.linspace(1.0, 0.0, points)
+    catch = 1.0 - (t[:, None] ** k).mean(axis=1) if len(k) else np.zeros(points)
+    fir = 1.0 - (t[:, None] ** n).mean(axis=1) if len(n) else np.zeros(points)
+    return Curve(tuple(map(float, t)), tuple(map(float, catch)), tuple(map(float, fir)))
+
+
 @dataclass(frozen=True, slots=True)
 class Intervention:
     catch_rate: float | None  # among dissatisfied dialogues
@@ -700,6 +721,17 @@ class CorpusResult:
     one_rater: RaterAgreement = RaterAgreement(None, 0, 0)  # on test: the human reference
     # bootstrap_intervals over the test dialogues: figure -> (low, high)
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    chance: Curve | None = None  # chance_curve of the test dialogues
+
+    @property
+    def chance_catch_at_vader(self) -> float | None:
+        """What random scores catch at VADER's false-intervention rate: the floor the
+        catch ratio's two catch rates stand on."""
+        base = self.systems.get(BASELINE)
+        if self.chance is None or base is None:
+            return None
+        fir = base.intervention.false_intervention_rate
+        return self.chance.best_catch_at(fir) if fir is not None else None
 
     @property
     def catch_ratio_vs_vader(self) -> float | None:
@@ -718,6 +750,10 @@ class CorpusResult:
             POLICY_POINT: self.policy.as_dict()
             | {"catch_ratio_vs_vader": _round(self.policy_ratio_vs_vader)},
             "catch_ratio_vs_vader": _round(self.catch_ratio_vs_vader),
+            CHANCE: {
+                "intervention_auc": _round(_area(self.chance) if self.chance else None),
+                "catch_at_vader_false_intervention_rate": _round(self.chance_catch_at_vader),
+            },
             "intervals": {k: [_round(lo), _round(hi)] for k, (lo, hi) in self.intervals.items()},
             RATER: self.one_rater.as_dict(),
             "policy_decisions": self.policy_decisions,
@@ -768,6 +804,7 @@ class CorpusResult:
         ratio = self.intervals.get("catch_ratio_vs_vader")
         out["catch_ratio_vs_vader_interval"] = [_round(v) for v in ratio] if ratio else None
         out["policy_catch_ratio_vs_vader"] = _round(self.policy_ratio_vs_vader)
+        out["chance_catch_at_vader_fir"] = _round(self.chance_catch_at_vader)
         out["one_rater_turn_auc"] = _round(self.one_rater.turn_auc)
         return out
 
@@ -829,6 +866,23 @@ class ConversationReport:
                 ]
             )
             rows.append([c.corpus, RATER, _fmt(c.one_rater.turn_auc), *[""] * 6])
+            if c.chance is not None:
+                base = c.systems.get(BASELINE)
+                catch = base.intervention.catch_rate if base is not None else None
+                at_vader = c.chance_catch_at_vader
+                rows.append(
+                    [
+                        c.corpus,
+                        CHANCE,
+                        "0.500",
+                        "",
+                        "",
+                        "",
+                        "",
+                        _fmt(_area(c.chance)),
+                        _fmt(at_vader / catch if at_vader is not None and catch else None),
+                    ]
+                )
         return rows
 
     def markdown(self) -> str:
@@ -857,6 +911,11 @@ class ConversationReport:
             f"{', '.join(sorted(INTERVENTIONS))}; its catch x VADER: its catch rate over "
             "VADER's best at the policy's own false-intervention rate (the product as "
             "shipped against VADER at equal cost).",
+            f"- {CHANCE}: every user turn scored at random, computed exactly; its catch "
+            "x VADER is what chance catches at VADER's false-intervention rate over what "
+            "VADER catches. Its int. AUC is below 0.5 because satisfied dialogues run "
+            "longer than the turns before a first dissatisfied one: every curve is read "
+            "against this one, not the diagonal.",
             f"- {RATER}: each rater's rating of a test turn with at least "
             f"{AGREEMENT_RATERS} ratings, against the majority of its other raters: how "
             "well one person agrees with the others (a reference for the labels' noise, "
@@ -928,7 +987,15 @@ class ConversationReport:
         FigureCanvasAgg(fig)
         axes = fig.subplots(1, n, squeeze=False).ravel()
         for ax, c in zip(axes, self.corpora, strict=False):
-            ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)
+            if c.chance is not None:
+                ax.plot(
+                    c.chance.false_intervention,
+                    c.chance.catch,
+                    linestyle=":",
+                    color="grey",
+                    linewidth=1.2,
+                    label=f"{CHANCE} (area {_fmt(_area(c.chance))})",
+                )
             for name, r in c.systems.items():
                 line = ax.step(
                     r.curve.false_intervention,
@@ -1090,6 +1157,7 @@ def run_conversation_eval(
                     skipped[corpus],
                     rater_agreement(test),
                     intervals,
+                    chance_curve(test),
                 )
             )
     policy = load_policy(None)
@@ -1145,9 +1213,12 @@ def check_targets(report: ConversationReport) -> list[str]:
                 if interval
                 else ""
             )
+            chance = c.chance_catch_at_vader
+            floor = f", random scores {chance:.3f}" if chance is not None else ""
             misses.append(
                 f"{c.corpus}: at VADER's false-intervention rate "
                 f"({base.intervention.false_intervention_rate:.3f}) tactful catches "
-                f"{at_vader:.3f}, VADER {vader_catch:.3f} (target 1.5x, or all{spread})"
+                f"{at_vader:.3f}, VADER {vader_catch:.3f}{floor} (target 1.5x, or "
+                f"all{spread})"
             )
     return misses
