@@ -115,6 +115,10 @@ def test_default_policy_loads_with_hard_triggers_first():
         ("unused_threshold.yaml", "thresholds: ['forgotten'] defined but no rule reads them"),
         ("never_matches.yaml", "(impossible).when: can never match"),
         ("unknown_queue.yaml", "escalate.queue: unknown queue 'biling'; queues are: billing"),
+        (
+            "unknown_queue_topic.yaml",
+            "escalate.queue: unknown topic 'cancelation' in 'topic:cancelation'; topics are: ",
+        ),
         ("unknown_channel.yaml", "notify.channel: unknown channel 'pager'; channels are: log"),
         ("unreachable.yaml", "rule catch_all: always true and stop, so these rules are"),
         ("conflicting_override.yaml", "rule human_again: same condition as hard trigger"),
@@ -477,3 +481,16 @@ def test_quiet_hours_span_midnight(start, end, hh_mm, quiet):
     assert hours.covers(datetime(2026, 10, 1, h, m, tzinfo=UTC)) is quiet
     with pytest.raises(ValueError, match="not a time of day"):
         QuietHours(start="9pm")
+
+
+def test_a_rule_can_route_by_a_named_topic_whatever_the_customers_topic():
+    """queue "topic:cancellation": the queue the policy's `queues` gives cancellations,
+    though the message that said it was about SSO (sales_security)."""
+    policy = load_policy(None)
+    assert (
+        policy.resolve_queue("topic:cancellation", "sales_security")
+        == policy.queues["cancellation"]
+    )
+    assert policy.resolve_queue("auto", "sales_security") == policy.queues["sales_security"]
+    assert policy.resolve_queue("technical", "billing") == "technical"
+    assert policy.resolve_queue("topic:other", "billing") == policy.fallback_queue

@@ -356,8 +356,10 @@ class PolicyEngine:
                     out.suppressed.append(f"{rule.id}/{kind}: {note}")
                     continue
                 if kind == "escalate":
-                    if params["queue"] == "auto":
-                        params = {**params, "queue": self.policy.queue_for(state.topic)}
+                    params = {
+                        **params,
+                        "queue": self.policy.resolve_queue(params["queue"], state.topic),
+                    }
                     params, capped = self._within_cap(params, queue_load, pending)
                     if capped:
                         out.suppressed.append(f"{rule.id}/{kind}: {capped}")

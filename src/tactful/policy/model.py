@@ -45,6 +45,8 @@ __all__ = [
     "parse_duration",
 ]
 
+TOPIC_QUEUE = "topic:"  # an escalation's queue "topic:<topic>": the queue of that topic
+
 DECISION_KINDS = (
     "automate",
     "clarify",
@@ -173,7 +175,10 @@ class Assist(_Strict):
 
 
 class Escalate(_Strict):
-    queue: str = "auto"  # "auto": route by the customer's topic through `queues`
+    # "auto": route by the customer's topic through `queues`; "topic:<topic>": the queue
+    # `queues` gives that topic, whatever the customer's (a rule about leaving routes as
+    # "topic:cancellation" though the message that said it mentioned SSO); else a queue
+    queue: str = "auto"
     priority: Literal["low", "normal", "high", "urgent"] = "normal"
 
 
@@ -653,11 +658,22 @@ class Policy(_Strict):
                     f"of two different types at once: {rule.when!r}"
                 )
             for j, spec in enumerate(rule.then):
-                if spec.escalate is not None and spec.escalate.queue not in (*queues, "auto"):
+                named = spec.escalate.queue if spec.escalate is not None else ""
+                if named.startswith(TOPIC_QUEUE) and named[len(TOPIC_QUEUE) :] not in TOPICS:
+                    problems.append(
+                        f"{where} ({rule.id}).then[{j}].escalate.queue: unknown topic "
+                        f"'{named[len(TOPIC_QUEUE) :]}' in '{named}'; topics are: "
+                        f"{', '.join(TOPICS)}"
+                    )
+                elif (
+                    spec.escalate is not None
+                    and not named.startswith(TOPIC_QUEUE)
+                    and named not in (*queues, "auto")
+                ):
                     problems.append(
                         f"{where} ({rule.id}).then[{j}].escalate.queue: unknown queue "
                         f"'{spec.escalate.queue}'; queues are: {', '.join(sorted(queues))} "
-                        "(or auto, by topic)"
+                        "(or auto, by the customer's topic; or topic:<topic>)"
                     )
                 if spec.notify is not None and spec.notify.channel not in channels:
                     problems.append(
@@ -756,6 +772,15 @@ class Policy(_Strict):
 
     def queue_for(self, topic: str) -> str:
         return self.queues.get(topic, self.fallback_queue)
+
+    def resolve_queue(self, queue: str, topic: str) -> str:
+        """An escalation's queue: "auto" by the customer's ``topic``, "topic:<t>" by t,
+        else the queue named."""
+        if queue == "auto":
+            return self.queue_for(topic)
+        if queue.startswith(TOPIC_QUEUE):
+            return self.queue_for(queue[len(TOPIC_QUEUE) :])
+        return queue
 
     @property
     def all_rules(self) -> list[Rule]:
