@@ -685,3 +685,29 @@ def test_asking_for_a_team_by_name_is_wanting_a_person(scorer):
         assert s.scores["wants_human"] >= 0.5, (text, s.scores["wants_human"])
     for text, s in zip(not_asks, scored[2:], strict=True):
         assert s.scores["wants_human"] < 0.5, (text, s.scores["wants_human"])
+
+
+def test_being_lost_said_outright_reads_as_confusion(scorer):
+    """Support customers say they are lost in words the heads read at 0.09-0.17; each is
+    at least the policy's confused (0.5). Losing a thing is not being lost."""
+    said = [
+        "I'm lost, which page should I be on?",
+        "Huh? That makes no sense.",
+        "Wait, what? I thought it was included.",
+        "I don't understand what this setting does.",
+    ]
+    not_lost = ["I lost my phone, how do I reset MFA?", "I'm lost my password"]
+    scored = scorer.score_batch(said + not_lost)
+    for text, s in zip(said, scored[: len(said)], strict=True):
+        assert s.scores["confusion"] >= 0.5, (text, s.scores["confusion"])
+        assert s.evidence["confusion"], text
+    for text, s in zip(not_lost, scored[len(said) :], strict=True):
+        assert s.scores["confusion"] < 0.5, (text, s.scores["confusion"])
+
+
+def test_evidence_shows_contractions_whole(scorer):
+    """The tokenizer splits "don't" into "don", "'", "t": evidence shows "don't"."""
+    (s,) = scorer.score_batch(["I don't get it, where is the button?"])
+    words = [w for ws in s.evidence.values() for w in ws]
+    assert "don" not in words
+    assert "don't" in words, s.evidence

@@ -137,10 +137,13 @@ def clean_text(text: str) -> tuple[str, tuple[str, ...]]:
     return text, tuple(notes)
 
 
+_CLITICS = frozenset({"t", "s", "re", "ve", "ll", "m", "d"})  # after an apostrophe
+
+
 def _meaningful(word: str) -> bool:
     """A word worth showing as evidence: not punctuation or "the" (TextScorer._whole_word
     has put a word piece back into its word)."""
-    return len(word) > 1 and word.isalpha() and word not in _ENGLISH
+    return len(word) > 1 and word.replace("'", "").isalpha() and word not in _ENGLISH
 
 
 def _confidence(text: str, notes: tuple[str, ...]) -> float:
@@ -622,7 +625,11 @@ class TextScorer:
         last = at + 1
         while last < len(ids) and token(ids[last]).startswith("##"):
             last += 1
-        return "".join(token(t).removeprefix("##") for t in ids[at:last])
+        word = "".join(token(t).removeprefix("##") for t in ids[at:last])
+        # the tokenizer splits "don't" into "don", "'", "t": show the word, not "don"
+        if last + 1 < len(ids) and token(ids[last]) == "'" and token(ids[last + 1]) in _CLITICS:
+            word += "'" + token(ids[last + 1])
+        return str(word)
 
     def _topics(self, logits: NDArray[np.float32], lexical: dict[str, float]) -> dict[str, float]:
         """Learned topics (softmax), with the sales topics the data cannot teach taken from

@@ -482,6 +482,19 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
             "frustration",
             0.6,
         ),
+        # lost, said outright: the heads read "I'm lost, which page should I be on?" at
+        # 0.09 and "Huh? That makes no sense." at 0.17 (the policy asks one clarifying
+        # question at 0.5)
+        (
+            r"\b(?:i'?m|i am) (?:so |completely |totally |a bit |a little |kind of |kinda )?"
+            r"(?:lost|confused)\b(?! (?:my|our|the|a|an|it|them)\b)"
+            r"|\b(?:this|that|it) (?:makes|made) (?:no|zero) sense\b"
+            r"|\b(?:this|that|it) (?:doesn'?t|does not) make (?:any )?sense\b"
+            r"|^(?:huh|wait,? what)\?|\bi (?:don'?t|do not) (?:get it|understand (?:this|that"
+            r"|what|how|why|where|which))\b",
+            "confusion",
+            0.6,
+        ),
         # asking for a team by name: "I need to speak with billing directly"
         (
             r"\b(?:speak|talk|chat)(?:ing)? (?:to|with) (?:someone (?:in|from|on) )?(?:your |the )?"
