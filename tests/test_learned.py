@@ -711,3 +711,18 @@ def test_evidence_shows_contractions_whole(scorer):
     words = [w for ws in s.evidence.values() for w in ws]
     assert "don" not in words
     assert "don't" in words, s.evidence
+
+
+def test_asking_why_something_happened_is_not_confusion(scorer):
+    """One question about why something happened asks for an explanation, not for a
+    clarifying question back: below the policy's confused (0.35). Saying the confusion
+    keeps it."""
+    from tactful.detect.text import WHY_CEILING
+
+    asks = ["Why was my card declined?", "Why can't I log in?", "Why did the export fail?"]
+    confused = ["Why is this so confusing?", "Why don't I understand any of this?"]
+    scored = scorer.score_batch(asks + confused)
+    for text, s in zip(asks, scored[: len(asks)], strict=True):
+        assert s.scores["confusion"] <= WHY_CEILING, (text, s.scores["confusion"])
+    for text, s in zip(confused, scored[len(asks) :], strict=True):
+        assert s.scores["confusion"] >= 0.35, (text, s.scores["confusion"])

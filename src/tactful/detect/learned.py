@@ -49,7 +49,9 @@ from tactful.detect.features import (
 from tactful.detect.text import (
     CALM_CEILING,
     SARCASM_CEILING,
+    WHY_CEILING,
     TextScores,
+    asks_why,
     calm_cue,
     explicit_cues,
     noisy_or,
@@ -570,6 +572,8 @@ class TextScorer:
             if "gratitude" in scores and sarcastic(text):  # "Thanks for nothing."
                 scores["gratitude"] = min(scores["gratitude"], SARCASM_CEILING)
                 evidence["gratitude"] = []
+            if "confusion" not in stated and asks_why(text, lex.scores["confusion"]):
+                scores["confusion"] = min(scores["confusion"], WHY_CEILING)
             calm = "frustration" not in stated and calm_cue(text) is not None
             if calm and scores["frustration"] > CALM_CEILING:  # "No, that's all, thanks"
                 scores["frustration"] = CALM_CEILING

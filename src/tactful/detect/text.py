@@ -24,7 +24,9 @@ __all__ = [
     "CALM_CEILING",
     "LEXICAL_VERSION",
     "SARCASM_CEILING",
+    "WHY_CEILING",
     "TextScores",
+    "asks_why",
     "calm_cue",
     "explicit_cues",
     "noisy_or",
@@ -546,6 +548,28 @@ _CALM = re.compile(
 )
 CALM_WORDS = 20
 CALM_CEILING = 0.15
+
+
+# One question asking why something happened ("Why was my card declined?", "Why can't I
+# log in?") asks for an explanation, not for a clarifying question back: GoEmotions
+# labels many Reddit "why ..." questions confusion, and the heads read these two at 0.53
+# and 0.47, over the policy's confused (0.35), so the customer was asked "what are you
+# trying to set up?". Without a cue of confusion itself ("confused", "don't
+# understand"), such a message reads at most WHY_CEILING. On GoEmotions dev it fires on 2
+# texts, neither labeled confusion.
+_WHY_EVENT = re.compile(
+    r"^why (?:was|were|is|are|did|does|do|has|have|can'?t|won'?t|isn'?t|aren'?t|doesn'?t"
+    r"|didn'?t|wasn'?t|hasn'?t|haven'?t)\b[^.!?]{0,80}\?+$",
+    re.IGNORECASE,
+)
+WHY_CEILING = 0.25
+
+
+def asks_why(text: str, lexical_confusion: float) -> bool:
+    """Whether ``text`` is one question asking why something happened, with no cue of
+    confusion in it (``lexical_confusion``: the lexical tier's confusion, which reads
+    "confused" and "don't understand" at about 0.45 or more)."""
+    return lexical_confusion < 0.4 and _WHY_EVENT.match(text.strip()) is not None
 
 
 def calm_cue(text: str) -> str | None:
