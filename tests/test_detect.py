@@ -419,3 +419,79 @@ def test_toggles_and_steppers_are_not_rage():
     clicks = [ev(i, "click", i, element="button.quantity-increment") for i in range(5)]
     _, sigs = run(clicks)
     assert not any("rage_click" in names(s) for s in sigs)
+
+
+def _explicit_unfiltered(text: str) -> dict[str, tuple[float, str]]:
+    """explicit_cues without its pre-check: every cue on every sentence."""
+    import re
+
+    from tactful.detect.text import _REST_OF_WORD, EXPLICIT_CUES
+
+    out: dict[str, tuple[float, str]] = {}
+    for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
+        for pattern, dim, strength in EXPLICIT_CUES:
+            m = pattern.search(sentence)
+            if m is not None and strength > out.get(dim, (0.0, ""))[0]:
+                rest = _REST_OF_WORD.match(sentence, m.end())
+                out[dim] = (strength, (m.group(0) + (rest.group(0) if rest else "")).lower())
+    return out
+
+
+_OUTRIGHT = [
+    "We've decided to switch to another vendor when our contract renews.",
+    "Please don't auto-renew, we're leaving.",
+    "To be clear: cancel our subscription at renewal.",
+    "We are moving to a competitor next month.",
+    "We're switching to Intercom at the end of the quarter.",
+    "We won't be renewing our contract. We do not plan to renew.",
+    "Honestly thinking about leaving for another provider.",
+    "I'm done with this product, looking at alternatives.",
+    "We'll probably go with someone else. We're going with another vendor.",
+    "How do I export all my data? We're migrating off your platform.",
+    "We are evaluating other vendors. We're leaving your service.",
+    "This is the third time I am writing about this. It still hasn't been resolved",
+    "This is ridiculous. I already told you. Are you even listening?",
+    "I'm fed up, what a waste of time. Nobody has answered.",
+    "I have tried to log in 5 times. I've been waiting three days. I'm still waiting.",
+    "This is the worst support ever. Your app deleted all my data!!!",
+    "Great, another outage. Oh wonderful, it crashed again. Thanks for nothing.",
+    "I guess I'll figure it out myself then. Whatever.",
+    "I'm lost, which page? Huh? That makes no sense. Wait, what? I don't understand this.",
+    "I need to speak with billing directly. Can I talk to someone in sales?",
+    "UNBELIEVABLE. WE ARE LEAVING. FED UP.",
+    "How do I cancel a single invoice? Why is my plan not renewing automatically?",
+    "I'm thinking about leaving a review. We're moving to Berlin next month.",
+    "Can I talk to the billing settings page? I lost my phone.",
+    "",
+    "ok",
+]
+
+
+@pytest.mark.parametrize("text", _OUTRIGHT)
+def test_the_outright_cues_pre_check_never_skips_a_cue_that_matches(text):
+    """explicit_cues runs only the cues whose cover (literal strings every match contains)
+    is in the message; it finds exactly what running every cue finds."""
+    from tactful.detect.text import explicit_cues
+
+    assert explicit_cues(text) == _explicit_unfiltered(text)
+
+
+def test_every_outright_cue_has_a_cover_found_in_what_it_matches():
+    """Each cue's cover is derived from its regex; a match always contains one of its
+    strings (the property the pre-check relies on), and none is left without a cover
+    (it would run on every message)."""
+    from tactful.detect.text import _EXPLICIT_COVERS, EXPLICIT_CUES
+
+    assert all(_EXPLICIT_COVERS)
+    matched = set()
+    for text in _OUTRIGHT:
+        for k, ((pattern, _, _), cover) in enumerate(
+            zip(EXPLICIT_CUES, _EXPLICIT_COVERS, strict=True)
+        ):
+            for m in pattern.finditer(text):
+                assert cover is not None and any(s in m.group(0).lower() for s in cover), (
+                    pattern.pattern,
+                    m.group(0),
+                )
+                matched.add(k)
+    assert len(matched) == len(EXPLICIT_CUES)  # every cue is exercised above

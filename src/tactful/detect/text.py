@@ -14,9 +14,12 @@ a later issue; this module stays the evidence a decision can quote.
 from __future__ import annotations
 
 import re
+import re._constants as _sre  # type: ignore[import-not-found]  # the parser's node kinds
+import re._parser as _sre_parse  # type: ignore[import-not-found]  # (neither has stubs)
 from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from tactful.signals import DIMENSIONS, TOPICS
 
@@ -585,13 +588,67 @@ def calm_cue(text: str) -> str | None:
     return None
 
 
+def _cover(items: Any) -> frozenset[str] | None:
+    """Strings of which every match of a parsed regex (``re._parser`` items) contains at
+    least one, or None when no such set is found: a run of 3+ literal characters, or for
+    an alternation the union of its branches' sets (each branch must have one); a part
+    that may match nothing (optional, repeated from 0, a class) gives none. Of a
+    sequence's parts with a set, the most selective (longest shortest string) is kept."""
+    best: frozenset[str] | None = None
+
+    def keep(found: frozenset[str] | None) -> None:
+        nonlocal best
+        if found and (best is None or min(map(len, found)) > min(map(len, best))):
+            best = found
+
+    run: list[str] = []
+    for op, av in items:
+        if op is _sre.LITERAL:
+            run.append(chr(av).lower())
+            continue
+        if len(run) >= 3:
+            keep(frozenset({"".join(run)}))
+        run = []
+        if op is _sre.SUBPATTERN:
+            keep(_cover(av[-1]))
+        elif op is _sre.BRANCH:
+            branches = [_cover(b) for b in av[1]]
+            if all(branches):
+                keep(frozenset().union(*(b for b in branches if b)))
+        elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) and av[0] >= 1:
+            keep(_cover(av[2]))
+    if len(run) >= 3:
+        keep(frozenset({"".join(run)}))
+    return best
+
+
+# Each outright cue's cover (_cover): a cue none of whose strings is in the lower-cased
+# message cannot match it and is not run. Most messages contain none of these
+# statements, and Python's regex engine is slow at failing over so many (55 us a
+# message for all of them; tests/test_detect.py checks that the pre-check never skips
+# a cue that matches). A cue without a cover always runs.
+_EXPLICIT_COVERS = tuple(
+    _cover(_sre_parse.parse(pattern.pattern, pattern.flags)) for pattern, _, _ in EXPLICIT_CUES
+)
+_EXPLICIT_ALL = frozenset().union(*(c for c in _EXPLICIT_COVERS if c))
+
+
 def explicit_cues(text: str) -> dict[str, tuple[float, str]]:
     """The strongest outright statement per dimension in ``text``: (strength, the words;
     a cue that matches a word's stem, "third time I am writ", is quoted to the word's
     end, "third time i am writing")."""
     out: dict[str, tuple[float, str]] = {}
+    low = text.lower()
+    present = {a for a in _EXPLICIT_ALL if a in low}
+    live = [
+        cue
+        for cue, cover in zip(EXPLICIT_CUES, _EXPLICIT_COVERS, strict=True)
+        if cover is None or not cover.isdisjoint(present)
+    ]
+    if not live:
+        return out
     for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
-        for pattern, dim, strength in EXPLICIT_CUES:
+        for pattern, dim, strength in live:
             m = pattern.search(sentence)
             if m is not None and strength > out.get(dim, (0.0, ""))[0]:
                 rest = _REST_OF_WORD.match(sentence, m.end())
