@@ -495,3 +495,30 @@ def test_every_outright_cue_has_a_cover_found_in_what_it_matches():
                 )
                 matched.add(k)
     assert len(matched) == len(EXPLICIT_CUES)  # every cue is exercised above
+
+
+def test_the_lexical_cues_pre_check_never_skips_a_cue_that_matches():
+    """score_text's cues run only when the message holds their anchors (now the cover of
+    each regex: strings every match contains); a cue whose regex matches a message always
+    has one of its anchors in it."""
+    from tactful.detect.text import _AFFECT_CUES, _anchors_in
+
+    texts = [
+        *_OUTRIGHT,
+        "I was charged twice!! This is URGENT, production is down, losing money",
+        "How do I export invoices? Where is the billing page? I can't find it",
+        "Thanks a lot, really appreciate it. Could you please help? Sorry to bother you",
+        "Get me a manager. I want to talk to a real person, agent please",
+        "It keeps crashing again and again, still broken, doesn't work, error 500",
+        "cancel my subscription, refund, chargeback, not sure which plan should I pick",
+    ]
+    fired = 0
+    for text in texts:
+        low = text.lower()
+        present = _anchors_in(low)
+        for cue in _AFFECT_CUES:
+            if cue.pattern.regex.search(low) is not None:
+                fired += 1
+                assert not cue.pattern.anchors.isdisjoint(present), (cue.pattern.regex, text)
+                assert cue.pattern.search(low, present) is not None
+    assert fired > 30

@@ -47,6 +47,40 @@ _ESCAPE = re.compile(r"\\.|.[?*]")
 _LITERAL = re.compile(r"[a-z0-9']{3,}")
 
 
+def _cover(items: Any) -> frozenset[str] | None:
+    """Strings of which every match of a parsed regex (``re._parser`` items) contains at
+    least one, or None when no such set is found: a run of 3+ literal characters, or for
+    an alternation the union of its branches' sets (each branch must have one); a part
+    that may match nothing (optional, repeated from 0, a class) gives none. Of a
+    sequence's parts with a set, the most selective (longest shortest string) is kept."""
+    best: frozenset[str] | None = None
+
+    def keep(found: frozenset[str] | None) -> None:
+        nonlocal best
+        if found and (best is None or min(map(len, found)) > min(map(len, best))):
+            best = found
+
+    run: list[str] = []
+    for op, av in items:
+        if op is _sre.LITERAL:
+            run.append(chr(av).lower())
+            continue
+        if len(run) >= 3:
+            keep(frozenset({"".join(run)}))
+        run = []
+        if op is _sre.SUBPATTERN:
+            keep(_cover(av[-1]))
+        elif op is _sre.BRANCH:
+            branches = [_cover(b) for b in av[1]]
+            if all(branches):
+                keep(frozenset().union(*(b for b in branches if b)))
+        elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) and av[0] >= 1:
+            keep(_cover(av[2]))
+    if len(run) >= 3:
+        keep(frozenset({"".join(run)}))
+    return best
+
+
 class _Pattern:
     """A word-bounded, lower-case regex with a cheap pre-check.
 
@@ -60,7 +94,11 @@ class _Pattern:
 
     def __init__(self, source: str) -> None:
         self.regex = re.compile(rf"\b(?:{source})\b")
-        self.anchors = frozenset(_LITERAL.findall(_ESCAPE.sub(" ", source)))
+        # the strings every match contains, where the regex has such a set (_cover);
+        # else every literal fragment of it
+        self.anchors = _cover(_sre_parse.parse(self.regex.pattern)) or frozenset(
+            _LITERAL.findall(_ESCAPE.sub(" ", source))
+        )
         _ALL_ANCHORS.update(self.anchors)
 
     def search(self, low: str, present: Set[str] | None = None) -> re.Match[str] | None:
@@ -586,40 +624,6 @@ def calm_cue(text: str) -> str | None:
         if m is not None:
             return m.group(0).lower()
     return None
-
-
-def _cover(items: Any) -> frozenset[str] | None:
-    """Strings of which every match of a parsed regex (``re._parser`` items) contains at
-    least one, or None when no such set is found: a run of 3+ literal characters, or for
-    an alternation the union of its branches' sets (each branch must have one); a part
-    that may match nothing (optional, repeated from 0, a class) gives none. Of a
-    sequence's parts with a set, the most selective (longest shortest string) is kept."""
-    best: frozenset[str] | None = None
-
-    def keep(found: frozenset[str] | None) -> None:
-        nonlocal best
-        if found and (best is None or min(map(len, found)) > min(map(len, best))):
-            best = found
-
-    run: list[str] = []
-    for op, av in items:
-        if op is _sre.LITERAL:
-            run.append(chr(av).lower())
-            continue
-        if len(run) >= 3:
-            keep(frozenset({"".join(run)}))
-        run = []
-        if op is _sre.SUBPATTERN:
-            keep(_cover(av[-1]))
-        elif op is _sre.BRANCH:
-            branches = [_cover(b) for b in av[1]]
-            if all(branches):
-                keep(frozenset().union(*(b for b in branches if b)))
-        elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) and av[0] >= 1:
-            keep(_cover(av[2]))
-    if len(run) >= 3:
-        keep(frozenset({"".join(run)}))
-    return best
 
 
 # Each outright cue's cover (_cover): a cue none of whose strings is in the lower-cased
