@@ -458,6 +458,9 @@ _OUTRIGHT = [
     "I guess I'll figure it out myself then. Whatever.",
     "I'm lost, which page? Huh? That makes no sense. Wait, what? I don't understand this.",
     "I need to speak with billing directly. Can I talk to someone in sales?",
+    "P1 - all logins failing. The API is completely down. Nobody on my team can log in.",
+    "This is time sensitive: payroll runs in an hour, we go live tomorrow, need it by EOD.",
+    "This is not time sensitive. Slow everything down, I'll be there in 20 minutes.",
     "UNBELIEVABLE. WE ARE LEAVING. FED UP.",
     "How do I cancel a single invoice? Why is my plan not renewing automatically?",
     "I'm thinking about leaving a review. We're moving to Berlin next month.",
@@ -522,3 +525,39 @@ def test_the_lexical_cues_pre_check_never_skips_a_cue_that_matches():
                 assert not cue.pattern.anchors.isdisjoint(present), (cue.pattern.regex, text)
                 assert cue.pattern.search(low, present) is not None
     assert fired > 30
+
+
+@pytest.mark.parametrize(
+    ("text", "at_least"),
+    [
+        ("P1 - all logins failing", 0.6),
+        ("Sev 1: checkout down", 0.6),
+        ("All our customers are getting 500 errors.", 0.55),
+        ("Nobody on my team can log in.", 0.55),
+        ("Payroll runs in an hour and the export is broken.", 0.45),
+        ("We go live tomorrow and SSO isn't working.", 0.45),
+        ("This is time sensitive.", 0.45),
+        ("Need an answer by EOD.", 0.45),
+    ],
+)
+def test_urgency_the_lexicon_missed_is_read_outright(text, at_least):
+    """Severities, outages of what customers use and running clocks: urgency has no
+    labeled corpus, so these are read as said (each read 0 before)."""
+    from tactful.detect.text import explicit_cues
+
+    assert explicit_cues(text)["urgency"][0] >= at_least
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "This is not time sensitive.",
+        "They just slow everything down.",
+        "I got to work in 20 minutes today",
+        "Can you tell me the priority of my ticket?",
+    ],
+)
+def test_no_clock_no_outage_no_urgency(text):
+    from tactful.detect.text import explicit_cues
+
+    assert "urgency" not in explicit_cues(text)

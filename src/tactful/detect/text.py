@@ -49,9 +49,10 @@ _LITERAL = re.compile(r"[a-z0-9']{3,}")
 
 def _cover(items: Any) -> frozenset[str] | None:
     """Strings of which every match of a parsed regex (``re._parser`` items) contains at
-    least one, or None when no such set is found: a run of 3+ literal characters, or for
-    an alternation the union of its branches' sets (each branch must have one); a part
-    that may match nothing (optional, repeated from 0, a class) gives none. Of a
+    least one, or None when no such set is found: a run of 2+ literal characters (each
+    choice of a small class of characters, "p[01]", giving its own), or for an
+    alternation the union of its branches' sets (each branch must have one); a part that
+    may match nothing (optional, repeated from 0, a wider class) gives none. Of a
     sequence's parts with a set, the most selective (longest shortest string) is kept."""
     best: frozenset[str] | None = None
 
@@ -60,14 +61,22 @@ def _cover(items: Any) -> frozenset[str] | None:
         if found and (best is None or min(map(len, found)) > min(map(len, best))):
             best = found
 
-    run: list[str] = []
+    run = [""]  # the literal text just read, one string per choice of a small class
+
+    def close() -> None:
+        if min(map(len, run)) >= 2:
+            keep(frozenset(run))
+
     for op, av in items:
         if op is _sre.LITERAL:
-            run.append(chr(av).lower())
+            run = [r + chr(av).lower() for r in run]
             continue
-        if len(run) >= 3:
-            keep(frozenset({"".join(run)}))
-        run = []
+        chars = [chr(c).lower() for kind, c in av if kind is _sre.LITERAL] if op is _sre.IN else []
+        if chars and len(chars) == len(av) and len(run) * len(chars) <= 16:  # "[01]"
+            run = [r + c for r in run for c in chars]
+            continue
+        close()
+        run = [""]
         if op is _sre.SUBPATTERN:
             keep(_cover(av[-1]))
         elif op is _sre.BRANCH:
@@ -76,8 +85,7 @@ def _cover(items: Any) -> frozenset[str] | None:
                 keep(frozenset().union(*(b for b in branches if b)))
         elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) and av[0] >= 1:
             keep(_cover(av[2]))
-    if len(run) >= 3:
-        keep(frozenset({"".join(run)}))
+    close()
     return best
 
 
@@ -537,6 +545,36 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
             r"|what|how|why|where|which))\b",
             "confusion",
             0.6,
+        ),
+        # urgency the lexicon misses (urgency has no labeled corpus: these are read as
+        # said): incident severities, an outage of what customers use, a clock running
+        (
+            r"\b(?:p[01]|sev(?:erity)? ?[01]|priority (?:1|one)|critical (?:incident|issue"
+            r"|bug|outage))\b",
+            "urgency",
+            0.6,
+        ),
+        (
+            r"\b(?:checkout|payments|logins?|sign-?ins?|the api|the app|the dashboard"
+            r"|the website|our site|our store|the server|everything) (?:is|are|went|has gone)"
+            r" (?:completely |totally )?down\b"
+            r"|\b(?:all|every one of) (?:our|my|the) (?:customers|users|logins|orders|payments"
+            r"|requests)\b[^.!?]{0,30}\b(?:fail|error|down|blocked|can'?t|cannot|\d{3}\b)"
+            r"|\b(?:nobody|no one|none of us) (?:on|in|at) (?:my|our|the) (?:team|company"
+            r"|office|org\w*) can\b",
+            "urgency",
+            0.55,
+        ),
+        (
+            r"(?<!not )(?<!isn't )(?<!not that )\btime[- ]sensitive\b"
+            r"|\b(?:runs|due|starts|closes|expires|demo|meeting|call|need (?:it|this)) in"
+            r" (?:an|one|a couple of|two|three|\d+) (?:hours?|minutes?)\b"
+            r"|\bby (?:eod|cob|end of (?:the )?day|tonight|tomorrow(?: morning)?|noon)\b"
+            r"|\bgo(?:es|ing)? live (?:tomorrow|today|tonight|in (?:an|a few|\d+) (?:hours?"
+            r"|days?))\b|\blaunch(?:es|ing)? (?:is )?(?:tomorrow|today|tonight)\b"
+            r"|\bcosting us (?:thousands|money|\$|customers|sales|orders)",
+            "urgency",
+            0.45,
         ),
         # asking for a team by name: "I need to speak with billing directly"
         (
