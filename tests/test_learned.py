@@ -726,3 +726,19 @@ def test_asking_why_something_happened_is_not_confusion(scorer):
         assert s.scores["confusion"] <= WHY_CEILING, (text, s.scores["confusion"])
     for text, s in zip(confused, scored[len(asks) :], strict=True):
         assert s.scores["confusion"] >= 0.35, (text, s.scores["confusion"])
+
+
+def test_software_trouble_is_routed_as_technical(scorer):
+    """The topic head learned from e-commerce and banking requests; where it is unsure,
+    the cues' software words count half: these read billing or other before. A request
+    it knows well keeps its learned topic (banking's card delivery is not billing)."""
+    technical = [
+        "The API returns 500 on /v1/users.",
+        "Webhooks stopped firing yesterday.",
+        "I get an error when uploading a CSV.",
+    ]
+    for text, s in zip(technical, scorer.score_batch(technical), strict=True):
+        assert s.topic == "technical", (text, s.topic_scores)
+        assert sum(s.topic_scores.values()) == pytest.approx(1.0)
+    (card,) = scorer.score_batch(["Where is my card?"])
+    assert card.topic != "billing", card.topic_scores

@@ -82,6 +82,12 @@ EVIDENCE_FLOOR = 0.2  # below this a dimension is not a signal; its word pieces 
 # my reservation", "leaving from Boston".)
 LEXICAL_AT_LEAST = frozenset({"wants_human"})
 SALES_TOPICS = ("sales_pricing", "sales_security", "sales_legal", "sales_procurement")
+# Learned topics under this share are averaged with the cues' (TextScorer._topics). On the
+# topic head's dev split (2,587 bitext and BANKING77 requests) accuracy is 0.9780 without
+# and 0.9784 with (0.7: 0.9733; 0.8: 0.9702, where banking's "Where is my card?" turns to
+# billing): the cutoff that costs those requests nothing.
+TOPIC_UNSURE = 0.6
+TOPIC_CUE_WEIGHT = 0.5
 
 _TAG = re.compile(r"</?[a-zA-Z][^>]{0,200}>")
 _FENCE = re.compile(r"```.*?(```|$)", re.S)
@@ -637,12 +643,23 @@ class TextScorer:
 
     def _topics(self, logits: NDArray[np.float32], lexical: dict[str, float]) -> dict[str, float]:
         """Learned topics (softmax), with the sales topics the data cannot teach taken from
-        the lexical cues' share."""
+        the lexical cues' share. Where the learned head is unsure (its top topic under
+        TOPIC_UNSURE) and the cues name a topic it learned, the two are averaged
+        (TOPIC_CUE_WEIGHT to the cues): the head learned its topics from e-commerce and
+        banking requests, and reads "The API returns 500 on /v1/users" as billing (0.49)
+        or "Webhooks stopped firing" as other; the cues know a software product's words."""
         exp = np.exp(logits - logits.max())
         sales = {t: lexical.get(t, 0.0) for t in SALES_TOPICS}
-        learned = (exp * ((1.0 - sum(sales.values())) / exp.sum())).tolist()
+        rest = 1.0 - sum(sales.values())
+        learned = (exp * (rest / exp.sum())).tolist()
         out = dict.fromkeys(TOPICS, 0.0)
         out.update(zip(self.topics, learned, strict=True))
+        named = {t: lexical.get(t, 0.0) for t in self.topics if t != "other"}
+        said = sum(named.values())
+        if said > 0 and rest > 0 and max(learned) < TOPIC_UNSURE * rest:
+            w = TOPIC_CUE_WEIGHT
+            for t in self.topics:
+                out[t] = (1.0 - w) * out[t] + w * rest * named.get(t, 0.0) / said
         out.update(sales)
         return out
 

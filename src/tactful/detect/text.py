@@ -247,9 +247,11 @@ _TOPIC_CUES: dict[str, _Pattern] = {
         r"|vat|tax|overcharged|pricing plan",
         "refund": r"refunds?|money back|reimburse\w*|chargeback",
         "account_access": r"password|log ?in|sign ?in|locked out|lockout|2fa|mfa|"
-        r"two.factor|reset link|account access|can'?t access",
-        "technical": r"error|bug|crash\w*|api|endpoint|timeout|500|404|integration|sdk|"
-        r"webhook|not loading|not working|broken|button|crashes",
+        r"two.factor|reset link|account access|can'?t access|verification (?:email|code|link)",
+        "technical": r"errors?|bugs?|crash\w*|api|endpoints?|timeouts?|time(?:s|d)? out"
+        r"|timing out|50[0-4]|40[0-4]|integrations?|sdk|webhooks?|not loading|not working"
+        r"|broken|button|crashes|exports?|imports?|upload\w*|sync\w*|csv|does nothing"
+        r"|stopped (?:working|firing|loading|syncing)|blank page|blank screen|slow",
         "cancellation": r"cancel\w*|close my account|delete my account|terminate|unsubscribe",
         "sales_pricing": r"pricing|quote|discount|enterprise plan|volume|seats|upgrade",
         "sales_security": r"soc ?2|security (?:review|whitepaper|questionnaire)|sso|saml|"
