@@ -742,3 +742,23 @@ def test_software_trouble_is_routed_as_technical(scorer):
         assert sum(s.topic_scores.values()) == pytest.approx(1.0)
     (card,) = scorer.score_batch(["Where is my card?"])
     assert card.topic != "billing", card.topic_scores
+
+
+def test_asking_for_a_person_in_other_words(scorer):
+    """A call back, someone to reach out, whoever is in charge, a transfer, no more bot:
+    each read 0.00-0.47 before; each is at least the policy's handover (0.5)."""
+    asks = [
+        "Can I get a call back?",
+        "Please have someone from your team reach out.",
+        "I want to speak to your CEO.",
+        "Transfer me.",
+        "Let me talk to whoever is in charge.",
+        "I'll wait for an agent.",
+        "Stop sending me bot answers.",
+    ]
+    not_asks = ["Can you call me a cab?", "Does the Zapier agent support webhooks?"]
+    scored = scorer.score_batch(asks + not_asks)
+    for text, s in zip(asks, scored[: len(asks)], strict=True):
+        assert s.scores["wants_human"] >= 0.5, (text, s.scores["wants_human"])
+    for text, s in zip(not_asks, scored[len(asks) :], strict=True):
+        assert s.scores["wants_human"] < 0.5, (text, s.scores["wants_human"])

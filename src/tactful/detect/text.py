@@ -578,6 +578,25 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
             "urgency",
             0.45,
         ),
+        # asking for a person in other words: a call, someone to reach out, whoever is in
+        # charge, a transfer, no more bot
+        (
+            r"\b(?:call me back|a call ?back|give me a call)\b|\b(?:please|can you|could you"
+            r"|can someone|could someone|someone) call me\b(?! (?:a|an|that|by|names?)\b)"
+            r"|\b(?:have|get) (?:someone|somebody|a person)(?: from your (?:team|company)"
+            r"| on your team)? (?:to )?(?:reach out|contact me|call me|get back to me"
+            r"|email me)\b"
+            r"|\b(?:speak|talk)(?: directly)? (?:to|with) (?:your |the )?(?:ceo|cto|founder"
+            r"|owner|boss|someone in charge|whoever is in charge|someone senior)\b"
+            r"|^transfer me\b|\btransfer me to (?:a|an|someone|your)\b"
+            r"|\b(?:i'?ll|i will|i'?m|i am) wait(?:ing)? for (?:a|an) (?:agent|person|human"
+            r"|representative)\b"
+            r"|\b(?:stop|no more) (?:sending me )?(?:the )?(?:bot|automated|canned)"
+            r" (?:answers|replies|responses)\b|\bi (?:don'?t|do not) want (?:to talk to )?"
+            r"(?:a|the|your) (?:bot|chatbot)\b",
+            "wants_human",
+            0.6,
+        ),
         # asking for a team by name: "I need to speak with billing directly"
         (
             r"\b(?:speak|talk|chat)(?:ing)? (?:to|with) (?:someone (?:in|from|on) )?(?:your |the )?"
