@@ -460,6 +460,8 @@ _OUTRIGHT = [
     "I need to speak with billing directly. Can I talk to someone in sales?",
     "Can I get a call back? Transfer me. Stop sending me bot answers. I'll wait for an agent.",
     "Can you call me a cab? Does the Zapier agent support webhooks?",
+    "Thanks, but that didn't help at all. I still can't log in. That doesn't help.",
+    "I still can't believe it, I still can't wait.",
     "P1 - all logins failing. The API is completely down. Nobody on my team can log in.",
     "This is time sensitive: payroll runs in an hour, we go live tomorrow, need it by EOD.",
     "This is not time sensitive. Slow everything down, I'll be there in 20 minutes.",

@@ -484,6 +484,22 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
             "frustration",
             0.6,
         ),
+        # the answer failed them: "that didn't help at all", "still locked out"
+        (
+            r"\b(?:that|this|it|your (?:answer|reply|suggestion|article|bot))(?: really| just)?"
+            r" (?:didn'?t|did not|doesn'?t|does not|won'?t|isn'?t) help(?:ing|ful)?"
+            r" (?:at all|one bit|in the slightest)\b"
+            r"|\bstill (?:(?:can'?t|cannot|unable to)(?! (?:believe|wait|stop|get over|decide))"
+            r"|locked out|broken|failing|stuck|getting (?:the same |this |that |an? )?errors?)\b",
+            "frustration",
+            0.6,
+        ),
+        (
+            r"\b(?:that|this|it|your (?:answer|reply|suggestion|article|bot))(?: really| just)?"
+            r" (?:didn'?t|did not|doesn'?t|does not|won'?t|isn'?t) help(?:ing|ful)?\b",
+            "frustration",
+            0.5,
+        ),
         # kept waiting: "I've been waiting three days for a reply", "still waiting"
         (
             r"\b(?:been )?waiting (?:for )?(?:over |more than |almost |nearly )?(?:\d+|two|three"
