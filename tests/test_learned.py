@@ -762,3 +762,12 @@ def test_asking_for_a_person_in_other_words(scorer):
         assert s.scores["wants_human"] >= 0.5, (text, s.scores["wants_human"])
     for text, s in zip(not_asks, scored[len(asks) :], strict=True):
         assert s.scores["wants_human"] < 0.5, (text, s.scores["wants_human"])
+
+
+def test_thats_all_is_a_closing_only_when_it_closes():
+    from tactful.detect.text import calm_cue
+
+    assert calm_cue("No, that's all.") == "that's all"
+    assert calm_cue("That's all for now, thanks.") is not None
+    assert calm_cue("That's all I have to say: your product is garbage") is None
+    assert calm_cue("That's all I can take") is None
