@@ -328,6 +328,17 @@ def test_outright_statements_of_leaving_count_even_when_the_head_missed_them(sco
         assert s.scores["churn_intent"] < 0.5
 
 
+def _reads(scorer, dim: str, said: list[str], not_said: list[str], at: float = 0.5) -> list:
+    """Score ``said`` and ``not_said`` in one batch: each of ``said`` reads ``dim`` at
+    least ``at``, each of ``not_said`` below it. Returns the scores of ``said``."""
+    scored = scorer.score_batch([*said, *not_said])
+    for text, s in zip(said, scored[: len(said)], strict=True):
+        assert s.scores[dim] >= at, (text, s.scores[dim])
+    for text, s in zip(not_said, scored[len(said) :], strict=True):
+        assert s.scores[dim] < at, (text, s.scores[dim])
+    return scored[: len(said)]
+
+
 def test_leaving_said_without_cancel_reads_as_churn(scorer):
     """How customers who are going actually say it, without the corpora's "cancel" or
     "delete my account" (the heads read every one of these at 0.0 before the cues): at
@@ -355,14 +366,10 @@ def test_leaving_said_without_cancel_reads_as_churn(scorer):
         "How does your product compare to competitors?",
         "I'm done with the setup, what now?",
     ]
-    scored = scorer.score_batch(leaving + staying)
-    for text, s in zip(leaving, scored[: len(leaving)], strict=True):
-        assert s.scores["churn_intent"] >= 0.5, (text, s.scores["churn_intent"])
+    for text, s in zip(leaving, _reads(scorer, "churn_intent", leaving, staying), strict=True):
         said = s.evidence["churn_intent"]
         assert any(len(e.split()) >= 2 for e in said), (text, said)
         assert not {"about", "all", "someone", "done"} & set(said), (text, said)
-    for text, s in zip(staying, scored[len(leaving) :], strict=True):
-        assert s.scores["churn_intent"] < 0.5, (text, s.scores["churn_intent"])
 
 
 def test_support_exasperation_reads_as_frustrated(scorer):
@@ -680,11 +687,7 @@ def test_everyday_support_complaints_read_as_frustrated(scorer):
 def test_asking_for_a_team_by_name_is_wanting_a_person(scorer):
     asks = ["I need to speak with billing directly.", "Can I talk to someone in sales?"]
     not_asks = ["Where is the billing page?", "Can I talk to the billing settings page?"]
-    scored = scorer.score_batch(asks + not_asks)
-    for text, s in zip(asks, scored[:2], strict=True):
-        assert s.scores["wants_human"] >= 0.5, (text, s.scores["wants_human"])
-    for text, s in zip(not_asks, scored[2:], strict=True):
-        assert s.scores["wants_human"] < 0.5, (text, s.scores["wants_human"])
+    _reads(scorer, "wants_human", asks, not_asks)
 
 
 def test_being_lost_said_outright_reads_as_confusion(scorer):
@@ -697,12 +700,8 @@ def test_being_lost_said_outright_reads_as_confusion(scorer):
         "I don't understand what this setting does.",
     ]
     not_lost = ["I lost my phone, how do I reset MFA?", "I'm lost my password"]
-    scored = scorer.score_batch(said + not_lost)
-    for text, s in zip(said, scored[: len(said)], strict=True):
-        assert s.scores["confusion"] >= 0.5, (text, s.scores["confusion"])
+    for text, s in zip(said, _reads(scorer, "confusion", said, not_lost), strict=True):
         assert s.evidence["confusion"], text
-    for text, s in zip(not_lost, scored[len(said) :], strict=True):
-        assert s.scores["confusion"] < 0.5, (text, s.scores["confusion"])
 
 
 def test_evidence_shows_contractions_whole(scorer):
@@ -757,11 +756,7 @@ def test_asking_for_a_person_in_other_words(scorer):
         "Stop sending me bot answers.",
     ]
     not_asks = ["Can you call me a cab?", "Does the Zapier agent support webhooks?"]
-    scored = scorer.score_batch(asks + not_asks)
-    for text, s in zip(asks, scored[: len(asks)], strict=True):
-        assert s.scores["wants_human"] >= 0.5, (text, s.scores["wants_human"])
-    for text, s in zip(not_asks, scored[len(asks) :], strict=True):
-        assert s.scores["wants_human"] < 0.5, (text, s.scores["wants_human"])
+    _reads(scorer, "wants_human", asks, not_asks)
 
 
 def test_thats_all_is_a_closing_only_when_it_closes():
