@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from tactful.cli import app
 from tactful.detect import text_signals
-from tactful.detect.learned import MAX_CHARS, clean_text, load_scorer
+from tactful.detect.learned import MAX_CHARS, TextScorer, clean_text, load_scorer
+from tactful.detect.text import TextScores
 from tactful.signals import DIMENSIONS, EMOTIONS, TOPICS
 
 
@@ -328,7 +329,9 @@ def test_outright_statements_of_leaving_count_even_when_the_head_missed_them(sco
         assert s.scores["churn_intent"] < 0.5
 
 
-def _reads(scorer, dim: str, said: list[str], not_said: list[str], at: float = 0.5) -> list:
+def _reads(
+    scorer: TextScorer, dim: str, said: list[str], not_said: list[str], at: float = 0.5
+) -> list[TextScores]:
     """Score ``said`` and ``not_said`` in one batch: each of ``said`` reads ``dim`` at
     least ``at``, each of ``not_said`` below it. Returns the scores of ``said``."""
     scored = scorer.score_batch([*said, *not_said])
