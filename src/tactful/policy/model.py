@@ -658,21 +658,17 @@ class Policy(_Strict):
                     f"of two different types at once: {rule.when!r}"
                 )
             for j, spec in enumerate(rule.then):
-                named = spec.escalate.queue if spec.escalate is not None else ""
-                if named.startswith(TOPIC_QUEUE) and named[len(TOPIC_QUEUE) :] not in TOPICS:
+                queue = spec.escalate.queue if spec.escalate is not None else "auto"
+                topic = queue.removeprefix(TOPIC_QUEUE)
+                if topic != queue and topic not in TOPICS:
                     problems.append(
                         f"{where} ({rule.id}).then[{j}].escalate.queue: unknown topic "
-                        f"'{named[len(TOPIC_QUEUE) :]}' in '{named}'; topics are: "
-                        f"{', '.join(TOPICS)}"
+                        f"'{topic}' in '{queue}'; topics are: {', '.join(TOPICS)}"
                     )
-                elif (
-                    spec.escalate is not None
-                    and not named.startswith(TOPIC_QUEUE)
-                    and named not in (*queues, "auto")
-                ):
+                elif topic == queue and queue not in (*queues, "auto"):
                     problems.append(
                         f"{where} ({rule.id}).then[{j}].escalate.queue: unknown queue "
-                        f"'{spec.escalate.queue}'; queues are: {', '.join(sorted(queues))} "
+                        f"'{queue}'; queues are: {', '.join(sorted(queues))} "
                         "(or auto, by the customer's topic; or topic:<topic>)"
                     )
                 if spec.notify is not None and spec.notify.channel not in channels:
@@ -778,9 +774,8 @@ class Policy(_Strict):
         else the queue named."""
         if queue == "auto":
             return self.queue_for(topic)
-        if queue.startswith(TOPIC_QUEUE):
-            return self.queue_for(queue[len(TOPIC_QUEUE) :])
-        return queue
+        named = queue.removeprefix(TOPIC_QUEUE)
+        return self.queue_for(named) if named != queue else queue
 
     @property
     def all_rules(self) -> list[Rule]:
