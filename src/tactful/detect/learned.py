@@ -88,6 +88,12 @@ SALES_TOPICS = ("sales_pricing", "sales_security", "sales_legal", "sales_procure
 # billing): the cutoff that costs those requests nothing.
 TOPIC_UNSURE = 0.6
 TOPIC_CUE_WEIGHT = 0.5
+# Topics whose cues are right however sure the head is: where the cues' first topic is
+# account_access (password, log in, MFA, locked out) it is the requests' label 95% of the
+# time on the topic head's train split and 97% on dev. Averaging them in always costs
+# 0.0008 accuracy on both (billing's cues are right 69-78% of the time, technical's 6-19%
+# on banking requests: not trusted).
+TRUSTED_CUES = frozenset({"account_access"})
 
 _TAG = re.compile(r"</?[a-zA-Z][^>]{0,200}>")
 _FENCE = re.compile(r"```.*?(```|$)", re.S)
@@ -647,7 +653,9 @@ class TextScorer:
         TOPIC_UNSURE) and the cues name a topic it learned, the two are averaged
         (TOPIC_CUE_WEIGHT to the cues): the head learned its topics from e-commerce and
         banking requests, and reads "The API returns 500 on /v1/users" as billing (0.49)
-        or "Webhooks stopped firing" as other; the cues know a software product's words."""
+        or "Webhooks stopped firing" as other; the cues know a software product's words.
+        Cues that name a TRUSTED_CUES topic first are averaged in even when the head is
+        sure: it read "I can't log in, the MFA code never arrives" as other (0.79)."""
         exp = np.exp(logits - logits.max())
         sales = {t: lexical.get(t, 0.0) for t in SALES_TOPICS}
         rest = 1.0 - sum(sales.values())
@@ -656,7 +664,8 @@ class TextScorer:
         out.update(zip(self.topics, learned, strict=True))
         named = {t: lexical.get(t, 0.0) for t in self.topics if t != "other"}
         said = sum(named.values())
-        if said > 0 and rest > 0 and max(learned) < TOPIC_UNSURE * rest:
+        unsure = max(learned) < TOPIC_UNSURE * rest
+        if said > 0 and rest > 0 and (unsure or max(named, key=named.__getitem__) in TRUSTED_CUES):
             w = TOPIC_CUE_WEIGHT
             for t in self.topics:
                 out[t] = (1.0 - w) * out[t] + w * rest * named.get(t, 0.0) / said
