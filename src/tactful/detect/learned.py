@@ -645,7 +645,7 @@ class TextScorer:
         # the tokenizer splits "don't" into "don", "'", "t": show the word, not "don"
         if last + 1 < len(ids) and token(ids[last]) == "'" and token(ids[last + 1]) in _CLITICS:
             word += "'" + token(ids[last + 1])
-        return str(word)
+        return word
 
     def _topics(self, logits: NDArray[np.float32], lexical: dict[str, float]) -> dict[str, float]:
         """Learned topics (softmax), with the sales topics the data cannot teach taken from

@@ -40,13 +40,6 @@ __all__ = [
 LEXICAL_VERSION = "lexical-1"
 
 
-# Escapes (\b, \w) and optional characters ("refunds?") are not literal text.
-_ESCAPE = re.compile(r"\\.|.[?*]")
-# Fragments of three or more characters: every alternative of every pattern below has
-# one (checked by tests/test_detect.py), and shorter ones ("an", "to") occur everywhere.
-_LITERAL = re.compile(r"[a-z0-9']{3,}")
-
-
 def _cover(items: Any) -> frozenset[str] | None:
     """Strings of which every match of a parsed regex (``re._parser`` items) contains at
     least one, or None when no such set is found: a run of 2+ literal characters (each
@@ -89,24 +82,29 @@ def _cover(items: Any) -> frozenset[str] | None:
     return best
 
 
+def _cover_of(regex: re.Pattern[str]) -> frozenset[str]:
+    """``regex``'s cover (_cover); a ValueError naming it when it has none (a cue that
+    would have to run on every message: give it a literal word every match contains)."""
+    found = _cover(_sre_parse.parse(regex.pattern, regex.flags))
+    if not found:
+        raise ValueError(f"cue {regex.pattern!r} has no literal text every match contains")
+    return found
+
+
 class _Pattern:
     """A word-bounded, lower-case regex with a cheap pre-check.
 
-    ``anchors`` are the literal fragments of the pattern's source. Every alternative of
-    every cue contains at least one of them, so when none occurs in the text the regex
-    cannot match and is not run: most cues are absent from most messages, and Python's
-    regex engine is slow at failing over long alternations.
+    ``anchors`` are the regex's cover (_cover): every match contains one of them, so when
+    none occurs in the text the regex cannot match and is not run: most cues are absent
+    from most messages, and Python's regex engine is slow at failing over long
+    alternations.
     """
 
     __slots__ = ("anchors", "regex")
 
     def __init__(self, source: str) -> None:
         self.regex = re.compile(rf"\b(?:{source})\b")
-        # the strings every match contains, where the regex has such a set (_cover);
-        # else every literal fragment of it
-        self.anchors = _cover(_sre_parse.parse(self.regex.pattern)) or frozenset(
-            _LITERAL.findall(_ESCAPE.sub(" ", source))
-        )
+        self.anchors = _cover_of(self.regex)
         _ALL_ANCHORS.update(self.anchors)
 
     def search(self, low: str, present: Set[str] | None = None) -> re.Match[str] | None:
@@ -702,15 +700,13 @@ def calm_cue(text: str) -> str | None:
     return None
 
 
-# Each outright cue's cover (_cover): a cue none of whose strings is in the lower-cased
-# message cannot match it and is not run. Most messages contain none of these
+# Each outright cue's cover (_cover_of): a cue none of whose strings is in the
+# lower-cased message cannot match it and is not run. Most messages contain none of these
 # statements, and Python's regex engine is slow at failing over so many (55 us a
 # message for all of them; tests/test_detect.py checks that the pre-check never skips
-# a cue that matches). A cue without a cover always runs.
-_EXPLICIT_COVERS = tuple(
-    _cover(_sre_parse.parse(pattern.pattern, pattern.flags)) for pattern, _, _ in EXPLICIT_CUES
-)
-_EXPLICIT_ALL = frozenset().union(*(c for c in _EXPLICIT_COVERS if c))
+# a cue that matches).
+_EXPLICIT_COVERS = tuple(_cover_of(pattern) for pattern, _, _ in EXPLICIT_CUES)
+_EXPLICIT_ALL = frozenset().union(*_EXPLICIT_COVERS)
 
 
 def explicit_cues(text: str) -> dict[str, tuple[float, str]]:
@@ -723,7 +719,7 @@ def explicit_cues(text: str) -> dict[str, tuple[float, str]]:
     live = [
         cue
         for cue, cover in zip(EXPLICIT_CUES, _EXPLICIT_COVERS, strict=True)
-        if cover is None or not cover.isdisjoint(present)
+        if not cover.isdisjoint(present)
     ]
     if not live:
         return out
