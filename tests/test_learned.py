@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from tactful.cli import app
 from tactful.detect import text_signals
 from tactful.detect.learned import MAX_CHARS, TextScorer, clean_text, load_scorer
-from tactful.detect.text import TextScores
+from tactful.detect.text import TextScores, small_talk, trusted_topics
 from tactful.signals import DIMENSIONS, EMOTIONS, TOPICS
 
 
@@ -747,6 +747,48 @@ def test_software_trouble_is_routed_as_technical(scorer):
     # the account-access cues count even where the head is sure (it read other, 0.79)
     (locked,) = scorer.score_batch(["I can't log in, the MFA code never arrives."])
     assert locked.topic == "account_access", locked.topic_scores
+
+
+def test_software_words_count_however_sure_the_head_is(scorer):
+    """Words the topic head never read (its data holds no api, crash, sync, export or
+    HTTP status) count even where it is sure: it read the first as account_access (0.98)
+    and the others as other."""
+    technical = [
+        "The mobile app crashes when I open settings.",
+        "The export keeps timing out.",
+        "Our Salesforce integration stopped syncing contacts.",
+        "I get a 403 when calling the endpoint with my token.",
+    ]
+    for text, s in zip(technical, scorer.score_batch(technical), strict=True):
+        assert s.topic == "technical", (text, s.topic_scores)
+    # an amount is not a status code
+    assert trusted_topics("I paid 500 dollars for it") == frozenset()
+    assert trusted_topics("The API returns 500") == {"technical"}
+    assert trusted_topics("Locked out after the password reset") == {"account_access"}
+
+
+def test_a_customer_leaving_is_a_cancellation_whatever_else_they_name(scorer):
+    """An outright statement of leaving files the message under cancellation (the
+    retention queue): the head read the first as sales_legal (1.00, from "contract")
+    and the second as other. A question about a contract's terms stays legal."""
+    leaving = ["We won't be renewing our contract.", "We are moving to a competitor next month."]
+    for text, s in zip(leaving, scorer.score_batch(leaving), strict=True):
+        assert s.topic == "cancellation", (text, s.topic_scores)
+        assert sum(s.topic_scores.values()) == pytest.approx(1.0)
+    (terms,) = scorer.score_batch(["Can you send me the contract's legal terms?"])
+    assert terms.topic == "sales_legal", terms.topic_scores
+
+
+def test_small_talk_is_about_nothing_yet(scorer):
+    """Greetings, thanks and yes/no name no topic: the head read "Hi there" as billing
+    (0.77), "Good morning" as technical and "no" as account_access. A greeting with a
+    request in it keeps the request's topic."""
+    talk = ["Hi there", "Good morning!", "no", "Thanks, that worked!", "Are you still there?"]
+    for text, s in zip(talk, scorer.score_batch(talk), strict=True):
+        assert s.topic == "other" and s.topic_scores["other"] == 1.0, (text, s.topic_scores)
+    (asks,) = scorer.score_batch(["Hi there, I was charged twice this month"])
+    assert asks.topic == "billing", asks.topic_scores
+    assert not small_talk("") and not small_talk("hi, order 12345")
 
 
 def test_asking_for_a_person_in_other_words(scorer):

@@ -57,6 +57,8 @@ from tactful.detect.text import (
     noisy_or,
     sarcastic,
     score_text,
+    small_talk,
+    trusted_topics,
 )
 from tactful.signals import DIMENSIONS, TOPICS
 from tactful.state.conversation import DEFAULT_CONVERSATION, ConversationModel
@@ -88,12 +90,11 @@ SALES_TOPICS = ("sales_pricing", "sales_security", "sales_legal", "sales_procure
 # billing): the cutoff that costs those requests nothing.
 TOPIC_UNSURE = 0.6
 TOPIC_CUE_WEIGHT = 0.5
-# Topics whose cues are right however sure the head is: where the cues' first topic is
-# account_access (password, log in, MFA, locked out) it is the requests' label 95% of the
-# time on the topic head's train split and 97% on dev. Averaging them in always costs
-# 0.0008 accuracy on both (billing's cues are right 69-78% of the time, technical's 6-19%
-# on banking requests: not trusted).
-TRUSTED_CUES = frozenset({"account_access"})
+# A customer saying they are leaving (an outright churn cue: "we won't be renewing our
+# contract", "moving to a competitor") is a cancellation conversation whatever else the
+# message names: this share of the topics goes to cancellation, so that it comes first
+# (the head read the first as sales_legal, 1.00, from "contract"; the second as other).
+LEAVING_TOPIC_SHARE = 0.6
 
 _TAG = re.compile(r"</?[a-zA-Z][^>]{0,200}>")
 _FENCE = re.compile(r"```.*?(```|$)", re.S)
@@ -603,7 +604,13 @@ class TextScorer:
                 scores = {d: min(v, lex.scores[d]) for d, v in scores.items()}  # pass as one
             if boost > 0 and scores["frustration"] >= boosted:  # the boost stands
                 evidence["frustration"].append("after earlier frustrated messages")
-            topic = self._topics(topic_logits[i], lex.topic_scores)
+            topic = self._topics(
+                topic_logits[i],
+                lex.topic_scores,
+                trusted_topics(text),
+                leaving="churn_intent" in stated,
+                small_talk=small_talk(text),
+            )
             emotions = dict(zip(self.emotions, emotion_probs[i].tolist(), strict=True))
             felt = noisy_or([emotions.get("anger", 0.0), emotions.get("annoyance", 0.0)])
             outright = max(felt, stated["frustration"][0] if "frustration" in stated else 0.0)
@@ -647,15 +654,27 @@ class TextScorer:
             word += "'" + token(ids[last + 1])
         return word
 
-    def _topics(self, logits: NDArray[np.float32], lexical: dict[str, float]) -> dict[str, float]:
+    def _topics(
+        self,
+        logits: NDArray[np.float32],
+        lexical: dict[str, float],
+        trusted: frozenset[str] = frozenset(),
+        leaving: bool = False,
+        small_talk: bool = False,
+    ) -> dict[str, float]:
         """Learned topics (softmax), with the sales topics the data cannot teach taken from
         the lexical cues' share. Where the learned head is unsure (its top topic under
         TOPIC_UNSURE) and the cues name a topic it learned, the two are averaged
         (TOPIC_CUE_WEIGHT to the cues): the head learned its topics from e-commerce and
         banking requests, and reads "The API returns 500 on /v1/users" as billing (0.49)
         or "Webhooks stopped firing" as other; the cues know a software product's words.
-        Cues that name a TRUSTED_CUES topic first are averaged in even when the head is
-        sure: it read "I can't log in, the MFA code never arrives" as other (0.79)."""
+        Where ``trusted`` topics' cues occur (text.TRUSTED_TOPIC_CUES) they are averaged
+        in even when the head is sure: it read "I can't log in, the MFA code never
+        arrives" as other (0.79). ``leaving``: the message says outright that the
+        customer is leaving (LEAVING_TOPIC_SHARE). ``small_talk``: the message names
+        nothing (text.small_talk), and its topic is other."""
+        if small_talk:  # "Hi there": about nothing yet (text.SMALL_TALK)
+            logits = np.where(np.array(self.topics) == "other", 0.0, -np.inf).astype(np.float32)
         exp = np.exp(logits - logits.max())
         sales = {t: lexical.get(t, 0.0) for t in SALES_TOPICS}
         rest = 1.0 - sum(sales.values())
@@ -665,11 +684,14 @@ class TextScorer:
         named = {t: lexical.get(t, 0.0) for t in self.topics if t != "other"}
         said = sum(named.values())
         unsure = max(learned) < TOPIC_UNSURE * rest
-        if said > 0 and rest > 0 and (unsure or max(named, key=named.__getitem__) in TRUSTED_CUES):
+        if said > 0 and rest > 0 and (unsure or trusted):
             w = TOPIC_CUE_WEIGHT
             for t in self.topics:
                 out[t] = (1.0 - w) * out[t] + w * rest * named.get(t, 0.0) / said
         out.update(sales)
+        if leaving:
+            out = {t: (1.0 - LEAVING_TOPIC_SHARE) * v for t, v in out.items()}
+            out["cancellation"] += LEAVING_TOPIC_SHARE
         return out
 
 
