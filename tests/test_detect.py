@@ -469,6 +469,10 @@ _OUTRIGHT = [
     "How do I cancel a single invoice? Why is my plan not renewing automatically?",
     "I'm thinking about leaving a review. We're moving to Berlin next month.",
     "Can I talk to the billing settings page? I lost my phone.",
+    "I was promised a callback and nobody called. You said it was fixed but it's still down.",
+    "I've been trying to connect Slack for an hour. Fix it now, I need it fixed today.",
+    "Before our board meeting tomorrow, please. Your update broke our checkout.",
+    "Our customers can't pay. He was told in no uncertain terms. Trying for fun.",
     "",
     "ok",
 ]
@@ -542,6 +546,10 @@ def test_the_lexical_cues_pre_check_never_skips_a_cue_that_matches():
         ("We go live tomorrow and SSO isn't working.", 0.45),
         ("This is time sensitive.", 0.45),
         ("Need an answer by EOD.", 0.45),
+        ("Our customers can't check out since this morning.", 0.55),
+        ("Your latest update broke our checkout page.", 0.55),
+        ("I need this resolved before our board meeting tomorrow.", 0.45),
+        ("Fix it now.", 0.45),
     ],
 )
 def test_urgency_the_lexicon_missed_is_read_outright(text, at_least):

@@ -687,6 +687,26 @@ def test_everyday_support_complaints_read_as_frustrated(scorer):
     assert 0.45 <= waiting.scores["frustration"] < 0.6
 
 
+def test_a_broken_promise_time_spent_trying_and_a_demand_read_as_frustrated(scorer):
+    """The heads read these at 0.03, 0.30 and 0.04: a promise broken reads at least 0.6,
+    an hour spent trying and a demand to fix it now at least 0.5 (the policy's
+    frustrated). Being told something, or trying something new, is not a complaint."""
+    said = [
+        "I was promised a callback yesterday and nobody called.",
+        "You said it would be fixed by Monday but it's still broken.",
+        "I've been trying to connect Slack for an hour and nothing happens.",
+        "Your latest update broke our checkout page. Fix it now.",
+    ]
+    calm = [
+        "I was told to write to you about the invoice.",
+        "I'm trying to connect Slack, where do I start?",
+        "Can you fix the typo in my company name?",
+    ]
+    for text, s in zip(said, _reads(scorer, "frustration", said, calm), strict=True):
+        assert s.evidence["frustration"], text
+    assert scorer.score_batch(said[:1])[0].scores["frustration"] >= 0.6
+
+
 def test_asking_for_a_team_by_name_is_wanting_a_person(scorer):
     asks = ["I need to speak with billing directly.", "Can I talk to someone in sales?"]
     not_asks = ["Where is the billing page?", "Can I talk to the billing settings page?"]

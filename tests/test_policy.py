@@ -397,6 +397,7 @@ def test_shadow_compare_counts_gained_lost_and_changed():
             "leaving_for_sure",
             "escalate",
         ),
+        ("How do I cancel my subscription?", "leaving_calmly", "offer_choices"),
     ],
 )
 def test_the_routing_matrix_of_the_seeds(make_event, policy, text, rule, kind):

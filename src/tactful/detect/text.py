@@ -590,6 +590,32 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
             "frustration",
             0.6,
         ),
+        # a promise broken, time spent trying, a demand: the heads read "I was promised a
+        # callback yesterday and nobody called" at 0.03, "I've been trying to connect
+        # Slack for an hour and nothing happens" at 0.30 and "Your latest update broke
+        # our checkout page. Fix it now." at 0.04 (politeness 0.85)
+        (
+            r"\b(?:was|were|been|i'?m|we'?re) (?:promised|told|assured)\b[^.!?]{0,60}?"
+            r"\b(?:nobody|no one|never|still|didn'?t|did not|hasn'?t|has not|haven'?t"
+            r"|have not|wasn'?t|was not)\b"
+            r"|\b(?:you|your (?:team|agent|colleague|support)) (?:said|told (?:me|us)"
+            r"|promised(?: me| us)?)\b[^.!?]{0,60}?\b(?:but|and) (?:nothing|still|nobody"
+            r"|no one|never|it(?:'s| is| was)? (?:still|not))\b",
+            "frustration",
+            0.6,
+        ),
+        (
+            r"\b(?:been )?trying (?:to \w+(?: \w+){0,4}? )?for (?:an hour|over an hour|hours"
+            r"|(?:a couple of |two |three |several )?(?:hours|days)|ages|all (?:day|morning"
+            r"|afternoon|week)|the (?:last|past) (?:\w+ )?(?:hours?|days?))\b",
+            "frustration",
+            0.5,
+        ),
+        (
+            r"\b(?:fix|sort|resolve) (?:it|this)(?: right)? (?:now|immediately|asap|today)\b",
+            "frustration",
+            0.5,
+        ),
         # lost, said outright: the heads read "I'm lost, which page should I be on?" at
         # 0.09 and "Huh? That makes no sense." at 0.17 (the policy asks one clarifying
         # question at 0.5)
@@ -618,7 +644,12 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
             r"|\b(?:all|every one of) (?:our|my|the) (?:customers|users|logins|orders|payments"
             r"|requests)\b[^.!?]{0,30}\b(?:fail|error|down|blocked|can'?t|cannot|\d{3}\b)"
             r"|\b(?:nobody|no one|none of us) (?:on|in|at) (?:my|our|the) (?:team|company"
-            r"|office|org\w*) can\b",
+            r"|office|org\w*) can\b"
+            r"|\b(?:broke|broken|killed|took down) (?:our|my|the) (?:checkout|payments?"
+            r"|logins?|sign-?ins?|site|store|website|api|production)\b"
+            r"|\b(?:our|my) (?:customers|users|clients|buyers|shoppers) (?:can'?t|cannot"
+            r"|are unable to|aren'?t able to|are not able to) (?:pay|check ?out|log ?in"
+            r"|sign ?in|access|buy|order|place orders|book|use)\b",
             "urgency",
             0.55,
         ),
@@ -629,7 +660,13 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
             r"|\bby (?:eod|cob|end of (?:the )?day|tonight|tomorrow(?: morning)?|noon)\b"
             r"|\bgo(?:es|ing)? live (?:tomorrow|today|tonight|in (?:an|a few|\d+) (?:hours?"
             r"|days?))\b|\blaunch(?:es|ing)? (?:is )?(?:tomorrow|today|tonight)\b"
-            r"|\bcosting us (?:thousands|money|\$|customers|sales|orders)",
+            r"|\bcosting us (?:thousands|money|\$|customers|sales|orders)"
+            r"|\bbefore (?:our|my|the|a)(?: \w+){0,2}? (?:meeting|demo|launch|presentation"
+            r"|deadline|call|release|event)(?: \w+){0,2}? (?:tomorrow|today|tonight"
+            r"|this (?:morning|afternoon|evening)|on \w+day)\b"
+            r"|\b(?:fix|sort|resolve) (?:it|this)(?: right)? (?:now|immediately|asap|today)\b"
+            r"|\bneed (?:it|this|that) (?:fixed|resolved|sorted|done|working) (?:now|today"
+            r"|immediately|asap|urgently|tonight)\b",
             "urgency",
             0.45,
         ),
@@ -746,7 +783,8 @@ _SMALL_TALK_WORDS = (
     # fillers, and asking whether anyone is there or for help in general
     " hmm um uh oh ah is are anyone someone somebody anybody here still a an the i i'm me my"
     " we you it that's that this need want have has some help can could would please pls plz"
-    " quick question so much very just wait hold on sec second moment one"
+    " quick question so much very just wait hold on sec second moment one i'll try will do"
+    " let check"
 )
 SMALL_TALK = frozenset(_SMALL_TALK_WORDS.split())
 
