@@ -34,6 +34,7 @@ from .serving import Launch
 from .test_broker import (
     POLL,
     Workers,
+    assert_same,
     deployment,
     make_events,
     outcome,
@@ -127,7 +128,7 @@ def assert_exactly_once(url: str, events: list[dict[str, Any]], tmp_path: Path) 
         got = outcome(store, customers)
     finally:
         store.close()
-    assert got == expected
+    assert_same(got, expected)
 
 
 def assert_counted(pool: Workers, events: int) -> None:

@@ -28,7 +28,7 @@ from tactful.state.store.postgres import PostgresStore
 
 from .natsserver import NatsServer, nats_server  # noqa: F401  (the fixture)
 from .pgserver import PgServer, pg_server  # noqa: F401  (the fixture)
-from .test_broker import _drained, make_events, outcome, reference, wait_for
+from .test_broker import _drained, assert_same, make_events, outcome, reference, wait_for
 
 PARTITIONS = 2
 
@@ -154,7 +154,7 @@ def test_a_poison_event_is_quarantined_and_its_partition_moves_on(
             got = outcome(store, customers)
         finally:
             store.close()
-        assert got == expected  # the same as a run of the good events alone
+        assert_same(got, expected)  # the same as a run of the good events alone
 
 
 def test_a_message_delivered_too_often_is_quarantined_unapplied(
