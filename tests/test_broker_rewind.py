@@ -22,6 +22,7 @@ from .serving import Launch
 from .test_broker import (
     PARTITIONS,
     Workers,
+    assert_same,
     deployment,
     events_in,
     make_events,
@@ -86,7 +87,7 @@ def test_a_restored_store_replays_the_stream_from_before_its_backup(
         wait_for(lambda: events_in(restored) == len(events), 30, "replayed", replay.logs)
         a, b = PostgresStore(original), PostgresStore(restored)
         try:
-            assert outcome(b, customers) == outcome(a, customers)
+            assert_same(outcome(b, customers), outcome(a, customers))
         finally:
             a.close()
             b.close()
