@@ -473,6 +473,10 @@ _OUTRIGHT = [
     "I've been trying to connect Slack for an hour. Fix it now, I need it fixed today.",
     "Before our board meeting tomorrow, please. Your update broke our checkout.",
     "Our customers can't pay. He was told in no uncertain terms. Trying for fun.",
+    "I'm not happy with the new pricing. I was not disappointed in the least.",
+    "This is the fourth email I'm sending. Nobody from your side has replied.",
+    "Invoices are still showing the wrong VAT number. We will reconsider our subscription.",
+    "If this is not fixed by Friday we will cancel. I'll review my notes.",
     "",
     "ok",
 ]

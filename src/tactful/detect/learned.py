@@ -95,6 +95,10 @@ TOPIC_CUE_WEIGHT = 0.5
 # message names: this share of the topics goes to cancellation, so that it comes first
 # (the head read the first as sales_legal, 1.00, from "contract"; the second as other).
 LEAVING_TOPIC_SHARE = 0.6
+# ... where the cue says it as done (0.7: "we won't be renewing", "cancel my
+# subscription"), not as weighed or threatened (0.6: "evaluating other vendors", "if this
+# is not fixed we will reconsider our subscription" is still about what is not fixed)
+LEAVING_SAID = 0.7
 
 _TAG = re.compile(r"</?[a-zA-Z][^>]{0,200}>")
 _FENCE = re.compile(r"```.*?(```|$)", re.S)
@@ -111,6 +115,17 @@ _ENGLISH = frozenset(
         r"\w+",
         "the a an and or to of in on for is are was it this that i you we my your me not no "
         "can do does have has be with at from please thanks thank what how why when where",
+    )
+)
+
+
+# Words that say nothing as evidence (the head may weigh them: "frustration 0.6 because
+# 'fourth email i'm sending', 'our'" says nothing with its "our")
+_NOT_EVIDENCE = _ENGLISH | frozenset(
+    re.findall(
+        r"[\w']+",
+        "our us they them their he she his her its i'm i've i'll we're we've so just about "
+        "all there here be been were will would could should am did",
     )
 )
 
@@ -158,7 +173,7 @@ _CLITICS = frozenset({"t", "s", "re", "ve", "ll", "m", "d"})  # after an apostro
 def _meaningful(word: str) -> bool:
     """A word worth showing as evidence: not punctuation or "the" (TextScorer._whole_word
     has put a word piece back into its word)."""
-    return len(word) > 1 and word.replace("'", "").isalpha() and word not in _ENGLISH
+    return len(word) > 1 and word.replace("'", "").isalpha() and word not in _NOT_EVIDENCE
 
 
 def _confidence(text: str, notes: tuple[str, ...]) -> float:
@@ -608,7 +623,7 @@ class TextScorer:
                 topic_logits[i],
                 lex.topic_scores,
                 trusted_topics(text),
-                leaving="churn_intent" in stated,
+                leaving=stated.get("churn_intent", (0.0, ""))[0] >= LEAVING_SAID,
                 small_talk=small_talk(text),
             )
             emotions = dict(zip(self.emotions, emotion_probs[i].tolist(), strict=True))

@@ -255,7 +255,8 @@ _STATUS = r"(?:40[0-4]|50[0-4])"
 _SOFTWARE = (
     r"api|apis|endpoints?|webhooks?|integrations?|sdks?|crash\w*|timeouts?|time(?:s|d)? out"
     r"|timing out|exports?|exporting|imports?|importing|upload\w*|sync\w*|csv|bugs?|buggy"
-    r"|servers?|outages?|browsers?|dashboards?|blank (?:page|screen)"
+    r"|servers?|outages?|browsers?|dashboards?|blank (?:page|screen)|exceptions?|\w+exception"
+    r"|\w+error:|traceback|stack ?traces?|undefined|null"
     r"|stopped (?:firing|loading|syncing)|not loading|(?:won'?t|doesn'?t|does not) load"
     rf"|(?:returns?|returned|returning|gets?|got|getting|throws?|throwing|seeing|http"
     rf"|status|error) (?:an? )?{_STATUS}s?|{_STATUS}s? (?:errors?|status|responses?|codes?)"
@@ -444,6 +445,17 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
             "churn_intent",
             0.6,
         ),
+        # leaving as a threat: "If this is not fixed by Friday we will have to reconsider
+        # our subscription"
+        (
+            r"\b(?:we|i)(?:'ll| will| would)?(?: (?:have|need) to| be forced to)? (?:reconsider"
+            r"|rethink|re-?evaluate|review) (?:our|my) (?:subscription|contract|account|plan"
+            r"|relationship|partnership|membership|use of (?:your|this))\b"
+            r"|\bif (?:this|it)(?: is|'s) not (?:fixed|resolved|sorted)[^.!?]{0,40}\b(?:we|i)"
+            r"(?:'ll| will) (?:cancel|leave|switch|look elsewhere|go elsewhere|move)\b",
+            "churn_intent",
+            0.6,
+        ),
         # weighing it up, or done with it: less certain than the above, still over the
         # policy's says_leaving (0.5)
         (
@@ -480,7 +492,9 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
         # dev splits these fire on 16 of ~12,000 texts and move no AUC by more than .001
         (
             r"\b(?:third|fourth|fifth|\d+(?:rd|th)) time (?:i|we)(?:'ve|'m| am| have)?"
-            r" ?(?:ask|writ|contact|call|report|tr|explain|email|chas|tell|say|repeat)",
+            r" ?(?:ask|writ|contact|call|report|tr|explain|email|chas|tell|say|repeat)"
+            r"|\b(?:third|fourth|fifth|sixth|\d+(?:rd|th)) (?:email|message|ticket|request"
+            r"|call|chat|follow.?up) (?:i|we)(?:'ve|'m| am| have)? ?(?:sen|writ|open|ma[dk])",
             "frustration",
             0.6,
         ),
@@ -512,7 +526,9 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
             0.6,
         ),
         (
-            r"\bnobody (?:has |have )?(?:answered|replied|responded|helped|got back)",
+            r"\b(?:nobody|no one|no-one)(?: (?:from|on|at|in) (?:your|the) (?:side|team|end"
+            r"|company|support))? (?:has |have )?(?:ever )?(?:answered|replied|responded|helped"
+            r"|got back|gotten back|called)",
             "frustration",
             0.6,
         ),
@@ -529,7 +545,9 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
             r" (?:didn'?t|did not|doesn'?t|does not|won'?t|isn'?t) help(?:ing|ful)?"
             r" (?:at all|one bit|in the slightest)\b"
             r"|\bstill (?:(?:can'?t|cannot|unable to)(?! (?:believe|wait|stop|get over|decide))"
-            r"|locked out|broken|failing|stuck|getting (?:the same |this |that |an? )?errors?)\b",
+            r"|locked out|broken|failing|stuck|getting (?:the same |this |that |an? )?errors?"
+            r"|(?:showing|shows|displaying|sending|charging|getting|giving) (?:me |us )?(?:the )?"
+            r"(?:wrong|incorrect|same (?:error|problem|issue)))\b",
             "frustration",
             0.6,
         ),
@@ -591,9 +609,10 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
             0.6,
         ),
         # a promise broken, time spent trying, a demand: the heads read "I was promised a
-        # callback yesterday and nobody called" at 0.03, "I've been trying to connect
-        # Slack for an hour and nothing happens" at 0.30 and "Your latest update broke
-        # our checkout page. Fix it now." at 0.04 (politeness 0.85)
+        # callback yesterday and nobody called" at 0.24, "I'm not happy with the new
+        # pricing" at 0.06, "I've been trying to connect Slack for an hour and nothing
+        # happens" at 0.30 and "Your latest update broke our checkout page. Fix it now."
+        # at 0.24 (politeness 0.85)
         (
             r"\b(?:was|were|been|i'?m|we'?re) (?:promised|told|assured)\b[^.!?]{0,60}?"
             r"\b(?:nobody|no one|never|still|didn'?t|did not|hasn'?t|has not|haven'?t"
@@ -603,6 +622,13 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
             r"|no one|never|it(?:'s| is| was)? (?:still|not))\b",
             "frustration",
             0.6,
+        ),
+        (
+            r"\b(?:i'?m|we'?re|i am|we are)(?: really| very| quite| so| pretty| extremely)?"
+            r" (?:not (?:happy|satisfied|pleased)|unhappy|dissatisfied|disappointed)"
+            r" (?:with|about|by|in) (?:the|your|this|how|that)\b",
+            "frustration",
+            0.5,
         ),
         (
             r"\b(?:been )?trying (?:to \w+(?: \w+){0,4}? )?for (?:an hour|over an hour|hours"
@@ -784,7 +810,7 @@ _SMALL_TALK_WORDS = (
     " hmm um uh oh ah is are anyone someone somebody anybody here still a an the i i'm me my"
     " we you it that's that this need want have has some help can could would please pls plz"
     " quick question so much very just wait hold on sec second moment one i'll try will do"
-    " let check"
+    " let check any update updates news"
 )
 SMALL_TALK = frozenset(_SMALL_TALK_WORDS.split())
 
