@@ -810,6 +810,7 @@ def test_software_words_count_however_sure_the_head_is(scorer):
         assert s.topic == "technical", (text, s.topic_scores)
     # an amount is not a status code
     assert trusted_topics("I paid 500 dollars for it") == frozenset()
+    assert trusted_topics("a reign of terror") == frozenset()
     assert trusted_topics("The API returns 500") == {"technical"}
     assert trusted_topics("Locked out after the password reset") == {"account_access"}
 

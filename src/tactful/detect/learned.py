@@ -90,14 +90,14 @@ SALES_TOPICS = ("sales_pricing", "sales_security", "sales_legal", "sales_procure
 # billing): the cutoff that costs those requests nothing.
 TOPIC_UNSURE = 0.6
 TOPIC_CUE_WEIGHT = 0.5
-# A customer saying they are leaving (an outright churn cue: "we won't be renewing our
-# contract", "moving to a competitor") is a cancellation conversation whatever else the
-# message names: this share of the topics goes to cancellation, so that it comes first
-# (the head read the first as sales_legal, 1.00, from "contract"; the second as other).
+# A customer saying they are leaving, as done (an outright churn cue of at least
+# LEAVING_SAID: "we won't be renewing our contract", "moving to a competitor", "cancel my
+# subscription"), is a cancellation conversation whatever else the message names: this
+# share of the topics goes to cancellation, so that it comes first (the head read the
+# first as sales_legal, 1.00, from "contract"; the second as other). Leaving weighed or
+# threatened (0.6: "evaluating other vendors"; "if this is not fixed we will reconsider
+# our subscription" is still about what is not fixed) keeps the message's topic.
 LEAVING_TOPIC_SHARE = 0.6
-# ... where the cue says it as done (0.7: "we won't be renewing", "cancel my
-# subscription"), not as weighed or threatened (0.6: "evaluating other vendors", "if this
-# is not fixed we will reconsider our subscription" is still about what is not fixed)
 LEAVING_SAID = 0.7
 
 _TAG = re.compile(r"</?[a-zA-Z][^>]{0,200}>")

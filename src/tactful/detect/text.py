@@ -256,7 +256,8 @@ _SOFTWARE = (
     r"api|apis|endpoints?|webhooks?|integrations?|sdks?|crash\w*|timeouts?|time(?:s|d)? out"
     r"|timing out|exports?|exporting|imports?|importing|upload\w*|sync\w*|csv|bugs?|buggy"
     r"|servers?|outages?|browsers?|dashboards?|blank (?:page|screen)|exceptions?|\w+exception"
-    r"|\w+error:|traceback|stack ?traces?|undefined|null"
+    r"|(?:type|value|key|syntax|reference|runtime|attribute|index|name)error|traceback"
+    r"|stack ?traces?|undefined|null"
     r"|stopped (?:firing|loading|syncing)|not loading|(?:won'?t|doesn'?t|does not) load"
     rf"|(?:returns?|returned|returning|gets?|got|getting|throws?|throwing|seeing|http"
     rf"|status|error) (?:an? )?{_STATUS}s?|{_STATUS}s? (?:errors?|status|responses?|codes?)"
@@ -384,6 +385,10 @@ def _words(text: str) -> frozenset[str]:
 # cover the histories of every customer writing in the last few batches. (65,536 entries
 # of long emails held hundreds of MB in bench/state.py.)
 _cached_words = lru_cache(maxsize=4_096)(_words)
+
+
+# a demand to fix it now: frustrated, and in a hurry
+_FIX_NOW = r"\b(?:fix|sort|resolve) (?:it|this)(?: right)? (?:now|immediately|asap|today)\b"
 
 
 # Statements that say the thing outright, strong enough to stand against a learned head
@@ -637,11 +642,7 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
             "frustration",
             0.5,
         ),
-        (
-            r"\b(?:fix|sort|resolve) (?:it|this)(?: right)? (?:now|immediately|asap|today)\b",
-            "frustration",
-            0.5,
-        ),
+        (_FIX_NOW, "frustration", 0.5),
         # lost, said outright: the heads read "I'm lost, which page should I be on?" at
         # 0.09 and "Huh? That makes no sense." at 0.17 (the policy asks one clarifying
         # question at 0.5)
@@ -690,7 +691,7 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
             r"|\bbefore (?:our|my|the|a)(?: \w+){0,2}? (?:meeting|demo|launch|presentation"
             r"|deadline|call|release|event)(?: \w+){0,2}? (?:tomorrow|today|tonight"
             r"|this (?:morning|afternoon|evening)|on \w+day)\b"
-            r"|\b(?:fix|sort|resolve) (?:it|this)(?: right)? (?:now|immediately|asap|today)\b"
+            rf"|{_FIX_NOW}"
             r"|\bneed (?:it|this|that) (?:fixed|resolved|sorted|done|working) (?:now|today"
             r"|immediately|asap|urgently|tonight)\b",
             "urgency",
