@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from tactful.cli import app
 from tactful.detect import text_signals
 from tactful.detect.learned import MAX_CHARS, TextScorer, clean_text, load_scorer
-from tactful.detect.text import TextScores, explicit_cues, small_talk, trusted_topics
+from tactful.detect.text import TextScores, explicit_cues, score_text, small_talk
 from tactful.signals import DIMENSIONS, EMOTIONS, TOPICS
 
 
@@ -809,10 +809,10 @@ def test_software_words_count_however_sure_the_head_is(scorer):
     for text, s in zip(technical, scorer.score_batch(technical), strict=True):
         assert s.topic == "technical", (text, s.topic_scores)
     # an amount is not a status code
-    assert trusted_topics("I paid 500 dollars for it") == frozenset()
-    assert trusted_topics("a reign of terror") == frozenset()
-    assert trusted_topics("The API returns 500") == {"technical"}
-    assert trusted_topics("Locked out after the password reset") == {"account_access"}
+    assert score_text("I paid 500 dollars for it").trusted_topics == frozenset()
+    assert score_text("a reign of terror").trusted_topics == frozenset()
+    assert score_text("The API returns 500").trusted_topics == {"technical"}
+    assert score_text("Locked out after the password reset").trusted_topics == {"account_access"}
 
 
 def test_a_customer_leaving_is_a_cancellation_whatever_else_they_name(scorer):

@@ -58,7 +58,6 @@ from tactful.detect.text import (
     sarcastic,
     score_text,
     small_talk,
-    trusted_topics,
 )
 from tactful.signals import DIMENSIONS, TOPICS
 from tactful.state.conversation import DEFAULT_CONVERSATION, ConversationModel
@@ -622,7 +621,7 @@ class TextScorer:
             topic = self._topics(
                 topic_logits[i],
                 lex.topic_scores,
-                trusted_topics(text),
+                lex.trusted_topics,
                 leaving=stated.get("churn_intent", (0.0, ""))[0] >= LEAVING_SAID,
                 small_talk=small_talk(text),
             )

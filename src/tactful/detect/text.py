@@ -38,7 +38,6 @@ __all__ = [
     "sarcastic",
     "score_text",
     "small_talk",
-    "trusted_topics",
 ]
 
 LEXICAL_VERSION = "lexical-1"
@@ -294,16 +293,6 @@ TRUSTED_TOPIC_CUES: dict[str, _Pattern] = {
 }
 
 
-def trusted_topics(text: str) -> frozenset[str]:
-    """The topics whose TRUSTED_TOPIC_CUES occur in ``text``."""
-    low = text.lower()
-    return frozenset(
-        topic
-        for topic, cue in TRUSTED_TOPIC_CUES.items()
-        if any(a in low for a in cue.anchors) and cue.regex.search(low)
-    )
-
-
 def _each(emoji: str, weights: dict[str, float]) -> dict[str, dict[str, float]]:
     return {e: dict(weights) for e in emoji}
 
@@ -347,7 +336,8 @@ class TextScores:
     empty from a scorer without emotion heads (the lexical tier). ``outright``: how
     openly the message shows frustration, read with what holds beyond any one corpus (its
     anger and annoyance, and outright statements such as "third time I've written"); 0
-    from the lexical tier.
+    from the lexical tier. ``trusted_topics``: the topics whose TRUSTED_TOPIC_CUES occur
+    in the message (the lexical tier's; a learned topic head heeds them however sure).
     """
 
     scores: dict[str, float]
@@ -359,6 +349,7 @@ class TextScores:
     version: str = LEXICAL_VERSION
     emotions: dict[str, float] = field(default_factory=dict)
     outright: float = 0.0
+    trusted_topics: frozenset[str] = frozenset()
 
 
 def noisy_or(values: Sequence[float]) -> float:
@@ -956,4 +947,7 @@ def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
         evidence={d: tuple(dict.fromkeys(e)) for d, e in evidence.items() if e},
         topic=topic,
         topic_scores=topic_scores,
+        trusted_topics=frozenset(
+            t for t, cue in TRUSTED_TOPIC_CUES.items() if cue.search(low, present)
+        ),
     )
