@@ -125,10 +125,24 @@ class _Pattern:
 _ALL_ANCHORS: set[str] = set()
 
 
-def _anchors_in(low: str) -> set[str]:
-    """Which anchors of all patterns occur in the text: one pass of substring checks,
-    then each pattern's pre-check is a set intersection."""
-    return {a for a in _ALL_ANCHORS if a in low}
+def _anchors_in(low: str) -> frozenset[str]:
+    """Which anchors of all patterns and outright cues occur in the text: one pass of
+    substring checks, then each pattern's pre-check is a set intersection. The learned
+    scorer asks twice for the same message (score_text, then explicit_cues): the last
+    ANCHOR_CACHE messages' answers are kept, messages of up to ANCHOR_CACHE_CHARS."""
+    if len(low) > ANCHOR_CACHE_CHARS:
+        return _anchors_uncached(low)
+    return _anchors_cached(low)
+
+
+def _anchors_uncached(low: str) -> frozenset[str]:
+    return frozenset(a for a in _EVERY_ANCHOR if a in low)
+
+
+ANCHOR_CACHE = 256  # two batches of 64 with room to spare
+ANCHOR_CACHE_CHARS = 2_000  # bounds the cache's keys at ~0.5 MB
+_anchors_cached = lru_cache(maxsize=ANCHOR_CACHE)(_anchors_uncached)
+_EVERY_ANCHOR: tuple[str, ...] = ()  # _ALL_ANCHORS and the outright cues' covers (below)
 
 
 @dataclass(frozen=True, slots=True)
@@ -833,7 +847,6 @@ def calm_cue(text: str) -> str | None:
 # message for all of them; tests/test_detect.py checks that the pre-check never skips
 # a cue that matches).
 _EXPLICIT_COVERS = tuple(_cover_of(pattern) for pattern, _, _ in EXPLICIT_CUES)
-_EXPLICIT_ALL = frozenset().union(*_EXPLICIT_COVERS)
 
 
 def explicit_cues(text: str) -> dict[str, tuple[float, str]]:
@@ -842,7 +855,7 @@ def explicit_cues(text: str) -> dict[str, tuple[float, str]]:
     end, "third time i am writing")."""
     out: dict[str, tuple[float, str]] = {}
     low = text.lower()
-    present = {a for a in _EXPLICIT_ALL if a in low}
+    present = _anchors_in(low)
     live = [
         cue
         for cue, cover in zip(EXPLICIT_CUES, _EXPLICIT_COVERS, strict=True)
@@ -951,3 +964,7 @@ def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
             t for t, cue in TRUSTED_TOPIC_CUES.items() if cue.search(low, present)
         ),
     )
+
+
+# Last, once every pattern has registered its anchors: what _anchors_in looks for.
+_EVERY_ANCHOR = tuple(sorted(_ALL_ANCHORS.union(*_EXPLICIT_COVERS)))
