@@ -815,6 +815,20 @@ def test_software_words_count_however_sure_the_head_is(scorer):
     assert score_text("Locked out after the password reset").trusted_topics == {"account_access"}
 
 
+def test_a_subscriptions_words_are_billing(scorer):
+    """Plans, downgrades, a card on file: words the topic head never read (it read the
+    first two as other). A plan one means to do is not a subscription's."""
+    billing = [
+        "How do I downgrade to the free plan?",
+        "Can I change the credit card on file?",
+        "We were billed annually but want monthly.",
+    ]
+    for text, s in zip(billing, scorer.score_batch(billing), strict=True):
+        assert s.topic == "billing", (text, s.topic_scores)
+    (plans,) = scorer.score_batch(["I plan to invite my team next week."])
+    assert plans.topic != "billing", plans.topic_scores
+
+
 def test_a_customer_leaving_is_a_cancellation_whatever_else_they_name(scorer):
     """An outright statement of leaving files the message under cancellation (the
     retention queue): the head read the first as sales_legal (1.00, from "contract")
