@@ -307,6 +307,8 @@ _TOPIC_CUES: dict[str, _Pattern] = {
     }.items()
 }
 
+_NARROWER_TOPICS = frozenset({"refund", "cancellation"})
+
 # Topic cues that count however sure the learned topic head is (learned.py `_topics`):
 # the software and subscription words the head never read (above), and the
 # account-access cues (password, log in, MFA, locked out), whose first topic is the
@@ -966,7 +968,9 @@ def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
         topic = "other"
     else:
         topic_scores = {t: v / total for t, v in topic_scores.items()}
-        topic = max(topic_scores, key=lambda t: topic_scores[t])
+        # on a tie the narrower topic wins: a refund or a cancellation of a plan is not
+        # a billing question ("Can I get my money back for the annual plan?")
+        topic = max(topic_scores, key=lambda t: (topic_scores[t], t in _NARROWER_TOPICS))
     return TextScores(
         scores=scores,
         evidence={d: tuple(dict.fromkeys(e)) for d, e in evidence.items() if e},
