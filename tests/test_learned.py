@@ -342,6 +342,15 @@ def _reads(
     return scored[: len(said)]
 
 
+def _topic_of(scorer: TextScorer, topic: str, texts: list[str]) -> list[TextScores]:
+    """Score ``texts`` in one batch: each reads ``topic`` first, its topics summing to 1."""
+    scored = scorer.score_batch(texts)
+    for text, s in zip(texts, scored, strict=True):
+        assert s.topic == topic, (text, s.topic_scores)
+        assert sum(s.topic_scores.values()) == pytest.approx(1.0)
+    return scored
+
+
 def test_leaving_said_without_cancel_reads_as_churn(scorer):
     """How customers who are going actually say it, without the corpora's "cancel" or
     "delete my account" (the heads read every one of these at 0.0 before the cues): at
@@ -785,9 +794,7 @@ def test_software_trouble_is_routed_as_technical(scorer):
         "Webhooks stopped firing yesterday.",
         "I get an error when uploading a CSV.",
     ]
-    for text, s in zip(technical, scorer.score_batch(technical), strict=True):
-        assert s.topic == "technical", (text, s.topic_scores)
-        assert sum(s.topic_scores.values()) == pytest.approx(1.0)
+    _topic_of(scorer, "technical", technical)
     (card,) = scorer.score_batch(["Where is my card?"])
     assert card.topic != "billing", card.topic_scores
     # the account-access cues count even where the head is sure (it read other, 0.79)
@@ -806,8 +813,7 @@ def test_software_words_count_however_sure_the_head_is(scorer):
         "I get a 403 when calling the endpoint with my token.",
         "Error: TypeError: Cannot read properties of undefined (reading 'map')",
     ]
-    for text, s in zip(technical, scorer.score_batch(technical), strict=True):
-        assert s.topic == "technical", (text, s.topic_scores)
+    _topic_of(scorer, "technical", technical)
     # an amount is not a status code
     assert score_text("I paid 500 dollars for it").trusted_topics == frozenset()
     assert score_text("a reign of terror").trusted_topics == frozenset()
@@ -823,8 +829,7 @@ def test_a_subscriptions_words_are_billing(scorer):
         "Can I change the credit card on file?",
         "We were billed annually but want monthly.",
     ]
-    for text, s in zip(billing, scorer.score_batch(billing), strict=True):
-        assert s.topic == "billing", (text, s.topic_scores)
+    _topic_of(scorer, "billing", billing)
     (plans,) = scorer.score_batch(["I plan to invite my team next week."])
     assert plans.topic != "billing", plans.topic_scores
 
@@ -834,9 +839,7 @@ def test_a_customer_leaving_is_a_cancellation_whatever_else_they_name(scorer):
     retention queue): the head read the first as sales_legal (1.00, from "contract")
     and the second as other. A question about a contract's terms stays legal."""
     leaving = ["We won't be renewing our contract.", "We are moving to a competitor next month."]
-    for text, s in zip(leaving, scorer.score_batch(leaving), strict=True):
-        assert s.topic == "cancellation", (text, s.topic_scores)
-        assert sum(s.topic_scores.values()) == pytest.approx(1.0)
+    _topic_of(scorer, "cancellation", leaving)
     (terms,) = scorer.score_batch(["Can you send me the contract's legal terms?"])
     assert terms.topic == "sales_legal", terms.topic_scores
 
