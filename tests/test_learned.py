@@ -786,9 +786,10 @@ def test_asking_why_something_happened_is_not_confusion(scorer):
 
 
 def test_software_trouble_is_routed_as_technical(scorer):
-    """The topic head learned from e-commerce and banking requests; where it is unsure,
-    the cues' software words count half: these read billing or other before. A request
-    it knows well keeps its learned topic (banking's card delivery is not billing)."""
+    """The topic head learned from e-commerce and banking requests; the cues' software
+    words count half beside it (however sure it is: see below): these read billing or
+    other before. A request it knows well keeps its learned topic (banking's card
+    delivery is not billing)."""
     technical = [
         "The API returns 500 on /v1/users.",
         "Webhooks stopped firing yesterday.",
