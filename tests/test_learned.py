@@ -75,6 +75,7 @@ def test_conversation_context_counts(scorer):
         ("🙂🙂🙂", "no words", 0.1),
         ("Hola, necesito ayuda con mi factura por favor, gracias de antemano", "language", 0.2),
         ("这个产品太糟糕了我要退款", "language", 0.2),
+        ("Die App stürzt ständig ab, das ist inakzeptabel", "language", 0.2),
     ],
 )
 def test_inputs_it_cannot_read_get_low_confidence_and_say_why(scorer, text, note, max_confidence):
@@ -82,6 +83,8 @@ def test_inputs_it_cannot_read_get_low_confidence_and_say_why(scorer, text, note
     assert any(note in n for n in s.notes), s.notes
     assert s.confidence <= max_confidence
     assert all(0.0 <= v <= 1.0 for v in s.scores.values())
+    # and no topic it cannot read either (the German one read billing)
+    assert s.topic == "other" and s.topic_scores["other"] == 1.0, s.topic_scores
 
 
 def test_emoji_only_messages_are_read_from_the_emoji_at_low_confidence(scorer):

@@ -625,6 +625,8 @@ class TextScorer:
                 leaving=stated.get("churn_intent", (0.0, ""))[0] >= LEAVING_SAID,
                 small_talk=small_talk(text),
             )
+            if confidence < 0.3:  # unreadable (another language, no words): the cues' only
+                topic = dict(lex.topic_scores)  # ("Die App stürzt ständig ab" read billing)
             emotions = dict(zip(self.emotions, emotion_probs[i].tolist(), strict=True))
             felt = noisy_or([emotions.get("anger", 0.0), emotions.get("annoyance", 0.0)])
             outright = max(felt, stated["frustration"][0] if "frustration" in stated else 0.0)
