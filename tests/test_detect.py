@@ -429,7 +429,7 @@ def _explicit_unfiltered(text: str) -> dict[str, tuple[float, str]]:
 
     out: dict[str, tuple[float, str]] = {}
     for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
-        for pattern, dim, strength in EXPLICIT_CUES:
+        for pattern, dim, strength, _ in EXPLICIT_CUES:
             m = pattern.search(sentence)
             if m is not None and strength > out.get(dim, (0.0, ""))[0]:
                 rest = _REST_OF_WORD.match(sentence, m.end())
@@ -453,6 +453,7 @@ _OUTRIGHT = [
     "This is ridiculous. I already told you. Are you even listening?",
     "I'm fed up, what a waste of time. Nobody has answered.",
     "I have tried to log in 5 times. I've been waiting three days. I'm still waiting.",
+    "We've emailed you four times about it.",
     "This is the worst support ever. Your app deleted all my data!!!",
     "Great, another outage. Oh wonderful, it crashed again. Thanks for nothing.",
     "I guess I'll figure it out myself then. Whatever.",
@@ -500,7 +501,7 @@ def test_every_outright_cue_has_a_cover_found_in_what_it_matches():
     assert all(_EXPLICIT_COVERS)
     matched = set()
     for text in _OUTRIGHT:
-        for k, ((pattern, _, _), cover) in enumerate(
+        for k, ((pattern, *_), cover) in enumerate(
             zip(EXPLICIT_CUES, _EXPLICIT_COVERS, strict=True)
         ):
             for m in pattern.finditer(text):
@@ -577,3 +578,35 @@ def test_no_clock_no_outage_no_urgency(text):
     from tactful.detect.text import explicit_cues
 
     assert "urgency" not in explicit_cues(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("This is now the fourth email I'm sending.", {"asked_before"}),
+        ("Nobody from your side has replied.", {"asked_before"}),
+        ("We've emailed you four times about it.", {"asked_before"}),
+        ("I already told you that.", {"asked_before"}),
+        ("I have tried to log in 5 times.", set()),  # tried, not asked
+        ("P1 - checkout is down for all our customers.", {"stoppage"}),
+        ("Your latest update broke our checkout page.", {"stoppage"}),
+        ("Your app deleted all my data and nobody has answered.", {"stoppage", "asked_before"}),
+        ("The checkout button is a bit small.", set()),
+    ],
+)
+def test_what_a_customer_says_happened_becomes_a_signal_the_policy_reads(text, said):
+    """STATEMENTS are named outright cues: the policy reads signal.asked_before and
+    signal.stoppage instead of restating their words, and a decision's reason quotes
+    what was said."""
+    from tactful.detect import text_signals
+    from tactful.detect.text import STATEMENTS, score_text
+    from tactful.policy.model import KNOWN_SIGNALS
+
+    assert STATEMENTS <= KNOWN_SIGNALS
+    scores = score_text(text)
+    assert set(scores.said) == said
+    signals = {s.name: s for s in text_signals(scores, "e1")}
+    for name in said:
+        assert signals[name].strength == 1.0
+        assert signals[name].evidence == (scores.said[name],)
+        assert scores.said[name] in text.lower()

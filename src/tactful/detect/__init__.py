@@ -54,7 +54,11 @@ def text_signals(scores: TextScores, event_id: str) -> list[Signal]:
                 topic=scores.topic,
             )
         )
-    return out
+    # what the customer said happened, as facts the policy reads (detect.text.STATEMENTS)
+    return out + [
+        Signal(name, 1.0, f"said outright ({scores.version})", evidence=(words,))
+        for name, words in scores.said.items()
+    ]
 
 
 def detect_text(text: str, recent: list[str], event_id: str) -> list[Signal]:

@@ -646,6 +646,8 @@ class TextScorer:
                     version=self.version,
                     emotions=emotions,
                     outright=outright,
+                    trusted_topics=lex.trusted_topics,
+                    said=lex.said,
                 )
             )
         return out

@@ -28,6 +28,7 @@ __all__ = [
     "LEXICAL_VERSION",
     "SARCASM_CEILING",
     "SMALL_TALK",
+    "STATEMENTS",
     "TRUSTED_TOPIC_CUES",
     "WHY_CEILING",
     "TextScores",
@@ -38,6 +39,7 @@ __all__ = [
     "sarcastic",
     "score_text",
     "small_talk",
+    "statements",
 ]
 
 LEXICAL_VERSION = "lexical-1"
@@ -366,6 +368,8 @@ class TextScores:
     anger and annoyance, and outright statements such as "third time I've written"); 0
     from the lexical tier. ``trusted_topics``: the topics whose TRUSTED_TOPIC_CUES occur
     in the message (the lexical tier's; a learned topic head heeds them however sure).
+    ``said``: the STATEMENTS the message makes ("asked_before", "stoppage"), each with the
+    words that made it; the policy reads them as signals.
     """
 
     scores: dict[str, float]
@@ -378,6 +382,7 @@ class TextScores:
     emotions: dict[str, float] = field(default_factory=dict)
     outright: float = 0.0
     trusted_topics: frozenset[str] = frozenset()
+    said: dict[str, str] = field(default_factory=dict)
 
 
 def noisy_or(values: Sequence[float]) -> float:
@@ -410,12 +415,66 @@ _cached_words = lru_cache(maxsize=4_096)(_words)
 _FIX_NOW = r"\b(?:fix|sort|resolve) (?:it|this)(?: right)? (?:now|immediately|asap|today)\b"
 
 
+# Outright statements the policy reads as facts (signal.<name>, 1.0 when said; see
+# STATEMENTS below): each is the pattern of one or more outright cues.
+#
+# asked_before: the customer says they have asked before and got nowhere
+_THIRD_TIME = (
+    r"\b(?:third|fourth|fifth|\d+(?:rd|th)) time (?:i|we)(?:'ve|'m| am| have)?"
+    r" ?(?:ask|writ|contact|call|report|tr|explain|email|chas|tell|say|repeat)"
+    r"|\b(?:third|fourth|fifth|sixth|\d+(?:rd|th)) (?:email|message|ticket|request"
+    r"|call|chat|follow.?up) (?:i|we)(?:'ve|'m| am| have)? ?(?:sen|writ|open|ma[dk])"
+)
+_TOLD_YOU = (
+    r"\b(?:i|we) (?:already|just) (?:told you|said (?:that|it|so)"
+    r"|explained (?:it|this|that))|\bhow many times (?:do|must|have) (?:i|we)\b"
+)
+_NOBODY_REPLIED = (
+    r"\b(?:nobody|no one|no-one)(?: (?:from|on|at|in) (?:your|the) (?:side|team|end"
+    r"|company|support))? (?:has |have )?(?:ever )?(?:answered|replied|responded|helped"
+    r"|got back|gotten back|called)"
+)
+_MANY_TIMES = (
+    r"(?: [\w']+){0,3}? (?:[3-9]|\d{2,}|three|four|five|six|several|multiple|so many"
+    r"|countless) times"
+)
+_ASKED_TIMES = rf"\b(?:i|we)(?:'ve| have)? (?:asked|called|written|emailed){_MANY_TIMES}"
+# stoppage: the customer's business is stopped now (an incident severity, an outage of
+# what their own customers use, data lost)
+_SEVERITY = (
+    r"\b(?:p[01]|sev(?:erity)? ?[01]|priority (?:1|one)|critical (?:incident|issue"
+    r"|bug|outage))\b"
+)
+_OUTAGE = (
+    r"\b(?:checkout|payments|logins?|sign-?ins?|production|everything|(?:the|our|your)"
+    r" (?:api|app|dashboard|website|site|store|server|servers|platform|service|system))"
+    r" (?:is|are|went|has gone|have gone) (?:completely |totally |all )?down\b"
+    r"|\b(?:all|every one of) (?:our|my|the) (?:customers|users|logins|orders|payments"
+    r"|requests)\b[^.!?]{0,30}\b(?:fail|error|down|blocked|can'?t|cannot|\d{3}\b)"
+    r"|\b(?:nobody|no one|none of us) (?:on|in|at) (?:my|our|the) (?:team|company"
+    r"|office|org\w*) can\b"
+    r"|\b(?:broke|broken|killed|took down) (?:our|my|the) (?:checkout|payments?"
+    r"|logins?|sign-?ins?|site|store|website|api|production)\b"
+    r"|\b(?:our|my) (?:customers|users|clients|buyers|shoppers) (?:can'?t|cannot"
+    r"|are unable to|aren'?t able to|are not able to) (?:pay|check ?out|log ?in"
+    r"|sign ?in|access|buy|order|place orders|book|use)\b"
+)
+_DATA_LOST = (
+    r"\b(?:deleted|lost|wiped|erased) (?:all (?:of )?)?(?:my|our) (?:data|work|files"
+    r"|projects|documents|photos|emails|contacts|history)\b"
+)
+_STATEMENT_OF = {
+    **dict.fromkeys((_THIRD_TIME, _TOLD_YOU, _NOBODY_REPLIED, _ASKED_TIMES), "asked_before"),
+    **dict.fromkeys((_SEVERITY, _OUTAGE, _DATA_LOST), "stoppage"),
+}
+
 # Statements that say the thing outright, strong enough to stand against a learned head
 # that never saw the phrasing (the heads learn churn from "delete my account" and
 # "cancellation fee"; "we're switching to another vendor" is not among them). Each is
-# (pattern, dimension, strength); the learned scorer takes the higher of its head and these.
-EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
-    (re.compile(pattern, re.IGNORECASE), dim, strength)
+# (pattern, dimension, strength, the statement it makes if the policy reads one); the
+# learned scorer takes the higher of its head and these.
+EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), dim, strength, _STATEMENT_OF.get(pattern))
     for pattern, dim, strength in (
         (
             r"\bswitch(?:ing)? (?:over )?to (?:a |an )?(?:another|different|other|new|competing)"
@@ -515,10 +574,7 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
         # (Reddit comments, scripted complaints, task dialogues) hardly contain: on their
         # dev splits these fire on 16 of ~12,000 texts and move no AUC by more than .001
         (
-            r"\b(?:third|fourth|fifth|\d+(?:rd|th)) time (?:i|we)(?:'ve|'m| am| have)?"
-            r" ?(?:ask|writ|contact|call|report|tr|explain|email|chas|tell|say|repeat)"
-            r"|\b(?:third|fourth|fifth|sixth|\d+(?:rd|th)) (?:email|message|ticket|request"
-            r"|call|chat|follow.?up) (?:i|we)(?:'ve|'m| am| have)? ?(?:sen|writ|open|ma[dk])",
+            _THIRD_TIME,
             "frustration",
             0.6,
         ),
@@ -535,10 +591,12 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
             0.6,
         ),
         (
-            r"\b(?:i|we) (?:already|just) (?:told you|said (?:that|it|so)"
-            r"|explained (?:it|this|that))|\bhow many times (?:do|must|have) (?:i|we)\b"
-            r"|\bare you (?:even )?listening\b"
-            r"|\bare you even reading\b|^unbelievable[.!]*$"
+            _TOLD_YOU,
+            "frustration",
+            0.6,
+        ),
+        (
+            r"\bare you (?:even )?listening\b|\bare you even reading\b|^unbelievable[.!]*$"
             r"|\b(?:this|that|it)(?: is|'s) unbelievable[.!]*$",
             "frustration",
             0.6,
@@ -550,16 +608,17 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
             0.6,
         ),
         (
-            r"\b(?:nobody|no one|no-one)(?: (?:from|on|at|in) (?:your|the) (?:side|team|end"
-            r"|company|support))? (?:has |have )?(?:ever )?(?:answered|replied|responded|helped"
-            r"|got back|gotten back|called)",
+            _NOBODY_REPLIED,
             "frustration",
             0.6,
         ),
         (
-            r"\b(?:i|we)(?:'ve| have)? (?:tried|asked|called|written|emailed|reset it)"
-            r"(?: [\w']+){0,3}? (?:[3-9]|\d{2,}|three|four|five|six|several|multiple"
-            r"|so many|countless) times",
+            _ASKED_TIMES,
+            "frustration",
+            0.6,
+        ),
+        (  # tried, not asked: frustrated, but not a contact that went unanswered
+            rf"\b(?:i|we)(?:'ve| have)? (?:tried|reset it){_MANY_TIMES}",
             "frustration",
             0.6,
         ),
@@ -605,14 +664,12 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
         ),
         # the thing they came for, lost: frustrated, and it cannot wait
         (
-            r"\b(?:deleted|lost|wiped|erased) (?:all (?:of )?)?(?:my|our) (?:data|work|files"
-            r"|projects|documents|photos|emails|contacts|history)\b",
+            _DATA_LOST,
             "frustration",
             0.6,
         ),
         (
-            r"\b(?:deleted|lost|wiped|erased) (?:all (?:of )?)?(?:my|our) (?:data|work|files"
-            r"|projects|documents|photos|emails|contacts|history)\b",
+            _DATA_LOST,
             "urgency",
             0.55,
         ),
@@ -678,24 +735,12 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
         # urgency the lexicon misses (urgency has no labeled corpus: these are read as
         # said): incident severities, an outage of what customers use, a clock running
         (
-            r"\b(?:p[01]|sev(?:erity)? ?[01]|priority (?:1|one)|critical (?:incident|issue"
-            r"|bug|outage))\b",
+            _SEVERITY,
             "urgency",
             0.6,
         ),
         (
-            r"\b(?:checkout|payments|logins?|sign-?ins?|the api|the app|the dashboard"
-            r"|the website|our site|our store|the server|everything) (?:is|are|went|has gone)"
-            r" (?:completely |totally )?down\b"
-            r"|\b(?:all|every one of) (?:our|my|the) (?:customers|users|logins|orders|payments"
-            r"|requests)\b[^.!?]{0,30}\b(?:fail|error|down|blocked|can'?t|cannot|\d{3}\b)"
-            r"|\b(?:nobody|no one|none of us) (?:on|in|at) (?:my|our|the) (?:team|company"
-            r"|office|org\w*) can\b"
-            r"|\b(?:broke|broken|killed|took down) (?:our|my|the) (?:checkout|payments?"
-            r"|logins?|sign-?ins?|site|store|website|api|production)\b"
-            r"|\b(?:our|my) (?:customers|users|clients|buyers|shoppers) (?:can'?t|cannot"
-            r"|are unable to|aren'?t able to|are not able to) (?:pay|check ?out|log ?in"
-            r"|sign ?in|access|buy|order|place orders|book|use)\b",
+            _OUTAGE,
             "urgency",
             0.55,
         ),
@@ -860,14 +905,34 @@ def calm_cue(text: str) -> str | None:
 # statements, and Python's regex engine is slow at failing over so many (55 us a
 # message for all of them; tests/test_detect.py checks that the pre-check never skips
 # a cue that matches).
-_EXPLICIT_COVERS = tuple(_cover_of(pattern) for pattern, _, _ in EXPLICIT_CUES)
+_EXPLICIT_COVERS = tuple(_cover_of(pattern) for pattern, *_ in EXPLICIT_CUES)
+# The statements the policy can read (policy/model.py KNOWN_SIGNALS lists them too).
+STATEMENTS = frozenset(said for *_, said in EXPLICIT_CUES if said)
 
 
 def explicit_cues(text: str) -> dict[str, tuple[float, str]]:
     """The strongest outright statement per dimension in ``text``: (strength, the words;
     a cue that matches a word's stem, "third time I am writ", is quoted to the word's
     end, "third time i am writing")."""
+    return dict(_outright(text)[0])  # a copy: the pass is cached
+
+
+def statements(text: str) -> dict[str, str]:
+    """The STATEMENTS ``text`` makes ("asked_before", "stoppage"), each with the words
+    that made it."""
+    return dict(_outright(text)[1])
+
+
+def _outright(text: str) -> tuple[dict[str, tuple[float, str]], dict[str, str]]:
+    """explicit_cues and statements in one pass (the learned scorer asks for both)."""
+    if len(text) > ANCHOR_CACHE_CHARS:
+        return _outright_uncached(text)
+    return _outright_cached(text)
+
+
+def _outright_uncached(text: str) -> tuple[dict[str, tuple[float, str]], dict[str, str]]:
     out: dict[str, tuple[float, str]] = {}
+    said: dict[str, str] = {}
     low = text.lower()
     present = _anchors_in(low)
     live = [
@@ -876,15 +941,22 @@ def explicit_cues(text: str) -> dict[str, tuple[float, str]]:
         if not cover.isdisjoint(present)
     ]
     if not live:
-        return out
+        return out, said
     for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
-        for pattern, dim, strength in live:
+        for pattern, dim, strength, statement in live:
             m = pattern.search(sentence)
-            if m is not None and strength > out.get(dim, (0.0, ""))[0]:
-                rest = _REST_OF_WORD.match(sentence, m.end())
-                words = m.group(0) + (rest.group(0) if rest else "")
-                out[dim] = (strength, words.lower())
-    return out
+            if m is None:
+                continue
+            rest = _REST_OF_WORD.match(sentence, m.end())
+            words = (m.group(0) + (rest.group(0) if rest else "")).lower()
+            if strength > out.get(dim, (0.0, ""))[0]:
+                out[dim] = (strength, words)
+            if statement is not None:
+                said.setdefault(statement, words)
+    return out, said
+
+
+_outright_cached = lru_cache(maxsize=ANCHOR_CACHE)(_outright_uncached)
 
 
 def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
@@ -979,6 +1051,7 @@ def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
         trusted_topics=frozenset(
             t for t, cue in TRUSTED_TOPIC_CUES.items() if cue.search(low, present)
         ),
+        said=statements(text),
     )
 
 

@@ -80,6 +80,10 @@ KNOWN_SIGNALS = frozenset(
         "help_bounce",
         "bot_no_progress",
         "repeat_contact",
+        # what a customer says happened (detect/text.py STATEMENTS): they asked before and
+        # got nowhere; their business is stopped now
+        "asked_before",
+        "stoppage",
     }
 )
 
