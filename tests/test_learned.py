@@ -838,6 +838,18 @@ def test_a_subscriptions_words_are_billing(scorer):
     assert plans.topic != "billing", plans.topic_scores
 
 
+def test_who_may_do_what_in_a_team_account_is_account_access(scorer):
+    """Workspaces, admins, roles, inviting a colleague: words the topic head never read
+    (it read the first as other, 0.45). A stolen card's "without my permission" is not
+    one of them."""
+    _topic_of(
+        scorer,
+        "account_access",
+        ["How do I add a new user to my workspace?", "Can you make me an admin?"],
+    )
+    assert score_text("Someone used my card without my permission").trusted_topics == frozenset()
+
+
 def test_a_customer_leaving_is_a_cancellation_whatever_else_they_name(scorer):
     """An outright statement of leaving files the message under cancellation (the
     retention queue): the head read the first as sales_legal (1.00, from "contract")

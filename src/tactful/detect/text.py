@@ -289,6 +289,18 @@ _SUBSCRIPTION = (
     r"|card on file|billed (?:annually|monthly|yearly)|annual (?:billing|plan|subscription)"
 )
 
+# Who may do what in a team's account, also absent from the topic head's data (no
+# workspace, admin, permissions, roles or inviting a colleague; "permission" only as a
+# stolen card's "without my permission"): it read "How do I add a new user to my
+# workspace?" as other (0.45, account_access 0.44). They count with the account-access
+# cues, however sure the head is.
+_ACCOUNT_ADMIN = (
+    r"workspaces?|admins?|administrators?|permissions|user roles?|(?:admin|editor|viewer"
+    r"|read.only) (?:role|access)|invit\w* (?:a |my |our |new )?(?:teammates?|colleagues?"
+    r"|users?|members?|team)|(?:add|remove) (?:a |another |new |more )?(?:users?|members?"
+    r"|teammates?|admins?)"
+)
+
 _TOPIC_CUES: dict[str, _Pattern] = {
     topic: _Pattern(pattern)
     for topic, pattern in {
@@ -296,7 +308,8 @@ _TOPIC_CUES: dict[str, _Pattern] = {
         rf"|pricing plan|{_SUBSCRIPTION}",
         "refund": r"refunds?|money back|reimburse\w*|chargeback",
         "account_access": r"password|log ?in|sign ?in|locked out|lockout|2fa|mfa|"
-        r"two.factor|reset link|account access|can'?t access|verification (?:email|code|link)",
+        r"two.factor|reset link|account access|can'?t access|verification (?:email|code|link)"
+        rf"|{_ACCOUNT_ADMIN}",
         "technical": rf"errors?|not working|broken|button|does nothing|stopped working|slow"
         rf"|{_SOFTWARE}",
         "cancellation": r"cancel\w*|close my account|delete my account|terminate|unsubscribe",
