@@ -618,15 +618,16 @@ class TextScorer:
                 scores = {d: min(v, lex.scores[d]) for d, v in scores.items()}  # pass as one
             if boost > 0 and scores["frustration"] >= boosted:  # the boost stands
                 evidence["frustration"].append("after earlier frustrated messages")
-            topic = self._topics(
-                topic_logits[i],
-                lex.topic_scores,
-                lex.trusted_topics,
-                leaving=stated.get("churn_intent", (0.0, ""))[0] >= LEAVING_SAID,
-                small_talk=small_talk(text),
-            )
             if confidence < 0.3:  # unreadable (another language, no words): the cues' only
                 topic = dict(lex.topic_scores)  # ("Die App stürzt ständig ab" read billing)
+            else:
+                topic = self._topics(
+                    topic_logits[i],
+                    lex.topic_scores,
+                    lex.trusted_topics,
+                    leaving=stated.get("churn_intent", (0.0, ""))[0] >= LEAVING_SAID,
+                    small_talk=small_talk(text),
+                )
             emotions = dict(zip(self.emotions, emotion_probs[i].tolist(), strict=True))
             felt = noisy_or([emotions.get("anger", 0.0), emotions.get("annoyance", 0.0)])
             outright = max(felt, stated["frustration"][0] if "frustration" in stated else 0.0)

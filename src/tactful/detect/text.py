@@ -16,10 +16,10 @@ from __future__ import annotations
 import re
 import re._constants as _sre  # type: ignore[import-not-found]  # the parser's node kinds
 import re._parser as _sre_parse  # type: ignore[import-not-found]  # (neither has stubs)
-from collections.abc import Sequence, Set
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from tactful.signals import DIMENSIONS, TOPICS
 
@@ -127,23 +127,31 @@ class _Pattern:
 _ALL_ANCHORS: set[str] = set()
 
 
+ANCHOR_CACHE = 256  # two batches of 64 with room to spare
+ANCHOR_CACHE_CHARS = 2_000  # bounds the cache's keys at ~0.5 MB
+
+_T = TypeVar("_T")
+
+
+def _recent_messages(fn: Callable[[str], _T]) -> Callable[[str], _T]:
+    """``fn`` with its answers for the last ANCHOR_CACHE messages of up to
+    ANCHOR_CACHE_CHARS kept: the learned scorer asks twice about the same message
+    (score_text, then explicit_cues). Callers must not change what it returns."""
+    cached = lru_cache(maxsize=ANCHOR_CACHE)(fn)
+
+    def call(text: str) -> _T:
+        return fn(text) if len(text) > ANCHOR_CACHE_CHARS else cached(text)
+
+    return call
+
+
+@_recent_messages
 def _anchors_in(low: str) -> frozenset[str]:
     """Which anchors of all patterns and outright cues occur in the text: one pass of
-    substring checks, then each pattern's pre-check is a set intersection. The learned
-    scorer asks twice for the same message (score_text, then explicit_cues): the last
-    ANCHOR_CACHE messages' answers are kept, messages of up to ANCHOR_CACHE_CHARS."""
-    if len(low) > ANCHOR_CACHE_CHARS:
-        return _anchors_uncached(low)
-    return _anchors_cached(low)
-
-
-def _anchors_uncached(low: str) -> frozenset[str]:
+    substring checks, then each pattern's pre-check is a set intersection."""
     return frozenset(a for a in _EVERY_ANCHOR if a in low)
 
 
-ANCHOR_CACHE = 256  # two batches of 64 with room to spare
-ANCHOR_CACHE_CHARS = 2_000  # bounds the cache's keys at ~0.5 MB
-_anchors_cached = lru_cache(maxsize=ANCHOR_CACHE)(_anchors_uncached)
 _EVERY_ANCHOR: tuple[str, ...] = ()  # _ALL_ANCHORS and the outright cues' covers (below)
 
 
@@ -936,14 +944,9 @@ def statements(text: str) -> dict[str, str]:
     return dict(_outright(text)[1])
 
 
+@_recent_messages
 def _outright(text: str) -> tuple[dict[str, tuple[float, str]], dict[str, str]]:
     """explicit_cues and statements in one pass (the learned scorer asks for both)."""
-    if len(text) > ANCHOR_CACHE_CHARS:
-        return _outright_uncached(text)
-    return _outright_cached(text)
-
-
-def _outright_uncached(text: str) -> tuple[dict[str, tuple[float, str]], dict[str, str]]:
     out: dict[str, tuple[float, str]] = {}
     said: dict[str, str] = {}
     low = text.lower()
@@ -967,9 +970,6 @@ def _outright_uncached(text: str) -> tuple[dict[str, tuple[float, str]], dict[st
             if statement is not None:
                 said.setdefault(statement, words)
     return out, said
-
-
-_outright_cached = lru_cache(maxsize=ANCHOR_CACHE)(_outright_uncached)
 
 
 def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
