@@ -83,6 +83,25 @@ def test_help_explains_each_command(cli):
         assert "--db" in result.output
 
 
+def test_every_help_text_is_paragraphs_rich_can_wrap():
+    """Typer keeps a docstring's line breaks and rich wraps each line again, so help in
+    80 columns came out ragged ("...in the same run:" / "the" / "engine fed..."). Every
+    command's and group's help reaches Typer as paragraphs of one line each."""
+    from typer.main import get_command
+
+    def walk(command, path):
+        yield path, command
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, f"{path} {name}")
+
+    seen = 0
+    for path, command in walk(get_command(app), "tactful"):
+        seen += 1
+        for paragraph in (command.help or "").split("\n\n"):
+            assert "\n" not in paragraph, f"{path}: a line break inside {paragraph[:60]!r}"
+    assert seen > 30  # the walk reached the subcommands (eval, policy, outbox ...)
+
+
 def test_quarantine_lists_rejected_events(cli, tmp_path):
     db = tmp_path / "q.db"
     cli.invoke(

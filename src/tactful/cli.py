@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import os
@@ -2197,6 +2198,29 @@ def accounts_show(
         console.print(risk)
     console.print(f"API error rate (last hour, decayed): {account.error_rate(now):.1%}")
 
+
+def _paragraphs(text: str) -> str:
+    """A docstring's paragraphs, each on one line. Typer keeps a docstring's line breaks
+    and rich then wraps each line again at the terminal's width, so an 88-column
+    docstring read in 80 columns came out as a long line, a word, a long line, a word."""
+    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(text).split("\n\n"))
+
+
+def reflow_help(cli: typer.Typer) -> None:
+    """Every command's and group's help in ``cli``, as ``_paragraphs``."""
+    for command in cli.registered_commands:
+        text = command.help or inspect.getdoc(command.callback) or ""
+        command.help = _paragraphs(text)
+    for group in cli.registered_groups:
+        sub = group.typer_instance
+        if sub is None:
+            continue
+        if isinstance(sub.info.help, str):
+            sub.info.help = _paragraphs(sub.info.help)
+        reflow_help(sub)
+
+
+reflow_help(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
