@@ -478,6 +478,9 @@ _OUTRIGHT = [
     "This is the fourth email I'm sending. Nobody from your side has replied.",
     "Invoices are still showing the wrong VAT number. We will reconsider our subscription.",
     "If this is not fixed by Friday we will cancel. I'll review my notes.",
+    "This is taking way too long. It's been 2 weeks and the bug is still there.",
+    "Thanks, but that didn't fix it. Our SSO is down, failing for everyone.",
+    "We need this before Monday's launch.",
     "",
     "ok",
 ]

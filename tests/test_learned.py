@@ -10,7 +10,15 @@ from typer.testing import CliRunner
 from tactful.cli import app
 from tactful.detect import text_signals
 from tactful.detect.learned import MAX_CHARS, TextScorer, clean_text, load_scorer
-from tactful.detect.text import TextScores, explicit_cues, score_text, small_talk
+from tactful.detect.text import (
+    STAYING_CEILING,
+    TextScores,
+    denies_feeling,
+    explicit_cues,
+    score_text,
+    small_talk,
+    stays,
+)
 from tactful.signals import DIMENSIONS, EMOTIONS, TOPICS
 
 
@@ -387,6 +395,34 @@ def test_leaving_said_without_cancel_reads_as_churn(scorer):
         assert not {"about", "all", "someone", "done"} & set(said), (text, said)
 
 
+def test_cancelling_a_charge_or_saying_you_stay_is_not_leaving(scorer):
+    """The heads learned churn from "cancel my account" and "cancellation fee" and do not
+    see a "not": "Please cancel the duplicate charge, we are staying with you" read 0.98
+    and "cancel the duplicate invoice, not my account" 1.00, filed under cancellation.
+    Cancelling a transaction, or saying you stay, reads at most STAYING_CEILING, with no
+    churn evidence, filed elsewhere. Leaving said beside it still reads as leaving."""
+    staying = [
+        "I'd like to cancel the duplicate invoice, not my account",
+        "Please cancel the duplicate charge, we are staying with you",
+        "Can you cancel the second payment? It went through twice.",
+        "We're not leaving, just asking about the annual discount",
+    ]
+    scored = scorer.score_batch(staying)
+    for text, s in zip(staying, scored, strict=True):
+        assert s.scores["churn_intent"] <= STAYING_CEILING, (text, s.scores["churn_intent"])
+        assert "churn_intent" not in s.evidence, (text, s.evidence)
+        assert s.topic != "cancellation", (text, s.topic_scores)
+        assert sum(s.topic_scores.values()) == pytest.approx(1.0)
+    assert scored[0].topic == "billing" and scored[1].topic == "billing"
+    leaving = [
+        "Cancel my subscription and the pending invoice.",
+        "Please cancel the monthly payment, we are moving to a competitor.",
+        "I don't want to cancel, but if this is not fixed by Friday we will cancel.",
+    ]
+    _reads(scorer, "churn_intent", leaving, [])
+    assert stays("We are staying") and not stays("Cancel the recurring payment")
+
+
 def test_support_exasperation_reads_as_frustrated(scorer):
     """Phrasings the labeled corpora hardly contain, said outright in support chats: at
     least the policy's "one clearly frustrated message" (0.6); the same words about a film
@@ -664,6 +700,71 @@ def test_closing_and_patient_messages_are_not_read_as_frustrated(scorer):
         assert s.scores["frustration"] >= 0.5, (text, s.scores["frustration"])
 
 
+def test_a_feeling_denied_is_not_read_as_felt(scorer):
+    """The heads do not see a "not": "I'm not upset, just want to understand the charge"
+    read 0.54 and "This isn't frustrating at all, thanks for the quick fix" 0.48, each
+    drawing a marketing hold and an apologetic draft. A denial with no other feeling in
+    the message reads at most CALM_CEILING; a denial beside another feeling, or beside an
+    outright complaint, is that feeling."""
+    from tactful.detect.text import CALM_CEILING
+
+    denied = [
+        "I'm not upset, just want to understand the charge",
+        "This isn't frustrating at all, thanks for the quick fix",
+        "I was not disappointed in the least!",
+        "Not angry, just confused about the invoice",
+    ]
+    felt = [
+        "I'm not mad, just disappointed.",
+        "We're not upset. We're disgusted.",
+        "I'm not angry, but this is the third time I've written about this",
+    ]
+    scored = scorer.score_batch(denied + felt)
+    for text, s in zip(denied, scored[: len(denied)], strict=True):
+        assert s.scores["frustration"] <= CALM_CEILING, (text, s.scores["frustration"])
+        assert s.outright <= CALM_CEILING and "frustration" not in s.evidence, text
+    for text, s in zip(felt, scored[len(denied) :], strict=True):
+        assert s.scores["frustration"] >= 0.5, (text, s.scores["frustration"])
+    assert denies_feeling("never disappointed") and not denies_feeling("not mad, just sad")
+
+
+def test_impatience_and_failed_answers_read_as_frustrated(scorer):
+    """Too slow, still broken after weeks, an answer that did not fix it: the heads read
+    each at 0.00-0.06 (and "Thanks, but that didn't fix it" as gratitude 0.99). Each is at
+    least the policy's annoyed (0.5), said, with no thanks in it. Time passing with
+    nothing wrong is not."""
+    from tactful.detect.text import SARCASM_CEILING
+
+    said = [
+        "This is taking way too long",
+        "It's been 2 weeks and the bug is still there",
+        "Thanks, but that didn't fix it",
+        "Hmm, the numbers still don't match what I see in Stripe",
+    ]
+    calm = ["It's been 3 weeks and I'm still loving it", "The import is taking a while"]
+    for text, s in zip(said, _reads(scorer, "frustration", said, calm), strict=True):
+        assert s.evidence["frustration"], text
+    (thanks,) = scorer.score_batch(["Thanks, but that didn't fix it"])
+    assert thanks.scores["gratitude"] <= SARCASM_CEILING
+
+
+def test_a_deadline_and_everyone_locked_out_are_urgent(scorer):
+    """A launch on a named day, and SSO or logins failing for everyone: urgency read 0
+    (SSO trouble filed under sales_security); now at least 0.45, everyone locked out a
+    stoppage (the policy's business_stopped) filed under account access. A prospect asking
+    about SSO is still a security question."""
+    urgent = [
+        "We need this resolved before Monday's launch",
+        "Our SSO login has been failing for everyone since this morning",
+        "Our SSO is down and nobody can sign in",
+    ]
+    scored = _reads(scorer, "urgency", urgent, ["Do you support SSO with Okta?"], at=0.45)
+    assert all("stoppage" in s.said for s in scored[1:]), [s.said for s in scored]
+    assert all(s.topic == "account_access" for s in scored[1:]), [s.topic for s in scored]
+    _topic_of(scorer, "sales_security", ["Do you support SSO with Okta?"])
+    _topic_of(scorer, "account_access", ["I keep getting logged out, is this a known issue?"])
+
+
 def test_everyday_support_complaints_read_as_frustrated(scorer):
     """What support chats say and the labeled corpora hardly do: kept waiting, the worst
     support, lost data, sarcasm, giving up on us. Each read 0.02-0.41 from the heads; each
@@ -823,6 +924,22 @@ def test_software_words_count_however_sure_the_head_is(scorer):
     assert score_text("a reign of terror").trusted_topics == frozenset()
     assert score_text("The API returns 500").trusted_topics == {"technical"}
     assert score_text("Locked out after the password reset").trusted_topics == {"account_access"}
+
+
+def test_a_products_search_charts_and_messages_are_technical(scorer):
+    """Search, charts, messages the product fails to send, a fault since a release, and
+    changes that do not save: none in the topic head's data. It read these as
+    account_access, other, other, other and account_access. A verification email that
+    does not come stays an account-access problem."""
+    technical = [
+        "Search results are empty even though I have data",
+        "Emails from your platform are not being delivered",
+        "Reports show the wrong numbers since the update",
+        "Charts on the analytics page show zeros",
+        "My changes are not saving",
+    ]
+    _topic_of(scorer, "technical", technical)
+    _topic_of(scorer, "account_access", ["The verification email was never received"])
 
 
 def test_a_subscriptions_words_are_billing(scorer):

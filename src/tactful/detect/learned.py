@@ -49,15 +49,18 @@ from tactful.detect.features import (
 from tactful.detect.text import (
     CALM_CEILING,
     SARCASM_CEILING,
+    STAYING_CEILING,
     WHY_CEILING,
     TextScores,
     asks_why,
     calm_cue,
+    denies_feeling,
     explicit_cues,
     noisy_or,
     sarcastic,
     score_text,
     small_talk,
+    stays,
 )
 from tactful.signals import DIMENSIONS, TOPICS
 from tactful.state.conversation import DEFAULT_CONVERSATION, ConversationModel
@@ -601,9 +604,15 @@ class TextScorer:
                 evidence["gratitude"] = []
             if "confusion" not in stated and asks_why(text, lex.scores["confusion"]):
                 scores["confusion"] = min(scores["confusion"], WHY_CEILING)
-            calm = "frustration" not in stated and calm_cue(text) is not None
-            if calm and scores["frustration"] > CALM_CEILING:  # "No, that's all, thanks"
-                scores["frustration"] = CALM_CEILING
+            staying = "churn_intent" not in stated and stays(text)
+            if staying:  # "cancel the duplicate charge", "not my account"
+                scores["churn_intent"] = min(scores["churn_intent"], STAYING_CEILING)
+                evidence["churn_intent"] = []
+            calm = "frustration" not in stated and (
+                calm_cue(text) is not None or denies_feeling(text)
+            )
+            if calm and scores["frustration"] > CALM_CEILING:  # "No, that's all, thanks",
+                scores["frustration"] = CALM_CEILING  # "I'm not upset, just asking"
                 evidence["frustration"] = []
             confidence = _confidence(text, row_notes)
             no_words = "no words" in row_notes
@@ -627,6 +636,7 @@ class TextScorer:
                     lex.trusted_topics,
                     leaving=stated.get("churn_intent", (0.0, ""))[0] >= LEAVING_SAID,
                     small_talk=small_talk(text),
+                    staying=staying,
                 )
             emotions = dict(zip(self.emotions, emotion_probs[i].tolist(), strict=True))
             felt = noisy_or([emotions.get("anger", 0.0), emotions.get("annoyance", 0.0)])
@@ -680,6 +690,7 @@ class TextScorer:
         trusted: frozenset[str] = frozenset(),
         leaving: bool = False,
         small_talk: bool = False,
+        staying: bool = False,
     ) -> dict[str, float]:
         """Learned topics (softmax), with the sales topics the data cannot teach taken from
         the lexical cues' share. Where the learned head is unsure (its top topic under
@@ -691,7 +702,9 @@ class TextScorer:
         in even when the head is sure: it read "I can't log in, the MFA code never
         arrives" as other (0.79). ``leaving``: the message says outright that the
         customer is leaving (LEAVING_TOPIC_SHARE). ``small_talk``: the message names
-        nothing (text.small_talk), and its topic is other."""
+        nothing (text.small_talk), and its topic is other. ``staying``: the message says
+        the customer stays, or cancels only a charge or an order (text.stays), and its
+        topic is not cancellation."""
         if small_talk:  # "Hi there": about nothing yet (text.SMALL_TALK)
             logits = np.where(np.array(self.topics) == "other", 0.0, -np.inf).astype(np.float32)
         exp = np.exp(logits - logits.max())
@@ -708,6 +721,9 @@ class TextScorer:
             for t in self.topics:
                 out[t] = (1.0 - w) * out[t] + w * rest * named.get(t, 0.0) / said
         out.update(sales)
+        if staying and out["cancellation"] < 1.0:  # "cancel the duplicate invoice"
+            keep = 1.0 - out["cancellation"]
+            out = {t: 0.0 if t == "cancellation" else v / keep for t, v in out.items()}
         if leaving:
             out = {t: (1.0 - LEAVING_TOPIC_SHARE) * v for t, v in out.items()}
             out["cancellation"] += LEAVING_TOPIC_SHARE

@@ -29,17 +29,20 @@ __all__ = [
     "SARCASM_CEILING",
     "SMALL_TALK",
     "STATEMENTS",
+    "STAYING_CEILING",
     "TRUSTED_TOPIC_CUES",
     "WHY_CEILING",
     "TextScores",
     "asks_why",
     "calm_cue",
+    "denies_feeling",
     "explicit_cues",
     "noisy_or",
     "sarcastic",
     "score_text",
     "small_talk",
     "statements",
+    "stays",
 ]
 
 LEXICAL_VERSION = "lexical-1"
@@ -273,7 +276,10 @@ _DAMPERS: tuple[tuple[_Pattern, str], ...] = tuple(
 # mobile app crashes when I open settings" as account_access (0.98, from banking's
 # "lost or stolen phone" and "edit personal details"). These cues count however sure the
 # head is (TRUSTED_TOPIC_CUES). A status code counts with a word that makes it one
-# ("returns 500", "a 403 error"); bare, it is an amount ("I paid 500").
+# ("returns 500", "a 403 error"); bare, it is an amount ("I paid 500"). So do a
+# product's search, charts and analytics, messages it fails to deliver, a fault dated to
+# a release ("since the last update") and changes that do not save (none of which the
+# head's data holds either: "notification" appears three times, about bank charges).
 _STATUS = r"(?:40[0-4]|50[0-4])"
 _SOFTWARE = (
     r"api|apis|endpoints?|webhooks?|integrations?|sdks?|crash\w*|timeouts?|time(?:s|d)? out"
@@ -282,6 +288,15 @@ _SOFTWARE = (
     r"|(?:type|value|key|syntax|reference|runtime|attribute|index|name)error|traceback"
     r"|stack ?traces?|undefined|null"
     r"|stopped (?:firing|loading|syncing)|not loading|(?:won'?t|doesn'?t|does not) load"
+    r"|search (?:results?|bar|box|functions?|page)|charts?|graphs?|analytics|push notifications?"
+    # (a verification or reset email that does not come is an account-access problem)
+    r"|(?<!verification )(?<!reset )(?<!confirmation )(?<!login )(?<!sign-in )"
+    r"(?:emails?|notifications?|alerts?|invites?|invitations?)\b[^.!?]{0,40}?"
+    r"(?:not|n'?t|never) (?:being |been )?(?:delivered|sent|arriving|received"
+    r"|coming through)"
+    r"|(?:since|after) (?:the|your|this|last|latest|recent|today'?s|yesterday'?s)"
+    r" (?:update|upgrade|release|deploy\w*|version)"
+    r"|(?:isn'?t|aren'?t|not|won'?t|doesn'?t|don'?t) (?:be )?sav(?:e|ing)\b"
     rf"|(?:returns?|returned|returning|gets?|got|getting|throws?|throwing|seeing|http"
     rf"|status|error) (?:an? )?{_STATUS}s?|{_STATUS}s? (?:errors?|status|responses?|codes?)"
 )
@@ -309,6 +324,70 @@ _ACCOUNT_ADMIN = (
     r"|teammates?|admins?)"
 )
 
+# "Cancel" said of a transaction, not of the customer's relationship with us: a charge,
+# an invoice, an order, a transfer, a booking. Bitext's and BANKING77's train splits hold
+# 145 such requests (cancel_order, cancel_transfer, refunds), none labelled churn; the
+# heads, which learned churn from "cancel my account" and "cancellation fee", read
+# "Please cancel the duplicate charge, we are staying with you" at 0.98. A payment that
+# recurs is the subscription itself ("cancel the monthly payment"), so it is not one.
+_TRANSACTION = (
+    r"charges?|invoices?|payments?|transactions?|orders?|transfers?|purchases?|bookings?"
+    r"|reservations?|appointments?|meetings?|calls?|demos?|requests?|tickets?"
+)
+# what follows "cancel" when a transaction is cancelled
+_CANCEL_REST = (
+    r" (?:(?:the|this|that|these|those|my|our|a|an|one|both|it|them) )?"
+    r"(?:(?!recurring |monthly |annual |yearly |auto\w* |subscription |renewal )"
+    rf"[\w#-]+ ){{0,2}}?(?:{_TRANSACTION})\b"
+)
+_CANCEL_TRANSACTION = rf"\bcancel\w*{_CANCEL_REST}"
+# A customer who says they are staying: "not my account", "we're not leaving", "I don't
+# want to cancel". (The lexical tier damps its own churn cue on most of these, _DAMPERS;
+# the heads read bags of words and do not see the "not".)
+_STAYING = (
+    r"\bnot (?:my|our|the) (?:account|subscription|plan|contract|membership)\b"
+    r"|\b(?:we|i)(?:'re|'m| are| am) (?:staying|not (?:leaving|going anywhere|cancel\w*"
+    r"|switching|closing|churning))\b"
+    r"|\b(?:don'?t|do not) (?:want|mean|need|plan|intend) to (?:cancel|leave|close|delete"
+    r"|terminate|switch)\b"
+)
+_ANY_CANCEL = re.compile(r"\bcancel\w*", re.IGNORECASE)
+_CANCEL_TRANSACTION_RE = re.compile(_CANCEL_TRANSACTION, re.IGNORECASE)
+_STAYING_RE = re.compile(_STAYING, re.IGNORECASE)
+_LEAVING_WORDS = re.compile(
+    r"\b(?:close|delete|terminate|unsubscribe|competitors?|switch\w* to|leaving|renew\w*"
+    r"|(?:my|our) (?:account|subscription|plan|contract|membership))\b",
+    re.IGNORECASE,
+)
+# What churn_intent reads at most when the message stays (``stays``).
+STAYING_CEILING = 0.2
+
+
+def stays(text: str) -> bool:
+    """Whether ``text`` says the customer is staying ("not my account", "we're not
+    leaving"), or cancels only transactions (every "cancel" in it is of a charge, an
+    invoice, an order ... and no other words of leaving are in it). An outright churn cue
+    outranks this (the caller checks): "I don't want to cancel, but if this is not fixed
+    by Friday we will cancel" is a threat."""
+    low = text.lower()  # (the regexes are slow to fail; most messages hold no anchor)
+    if ("not " in low or "n't " in low or "staying" in low) and _STAYING_RE.search(text):
+        return True
+    if "cancel" not in low:
+        return False
+    cancels = len(_ANY_CANCEL.findall(text))
+    return (
+        cancels > 0
+        and len(_CANCEL_TRANSACTION_RE.findall(text)) == cancels
+        and _LEAVING_WORDS.search(text) is None
+    )
+
+
+# SSO in trouble ("our SSO login has been failing"), not SSO asked about
+_SSO_TROUBLE = (
+    r"(?:log ?ins?|sign.?ins?|is (?:down|broken|failing|not working)|(?:has )?(?:stopped"
+    r"|fail\w*|broke\w*|error\w*))"
+)
+
 _TOPIC_CUES: dict[str, _Pattern] = {
     topic: _Pattern(pattern)
     for topic, pattern in {
@@ -317,12 +396,17 @@ _TOPIC_CUES: dict[str, _Pattern] = {
         "refund": r"refunds?|money back|reimburse\w*|chargeback",
         "account_access": r"password|log ?in|sign ?in|locked out|lockout|2fa|mfa|"
         r"two.factor|reset link|account access|can'?t access|verification (?:email|code|link)"
-        rf"|{_ACCOUNT_ADMIN}",
+        r"|log(?:s|ged|ging)? (?:me |us |users |everyone )?out|signed out"
+        rf"|sso {_SSO_TROUBLE}|{_ACCOUNT_ADMIN}",
         "technical": rf"errors?|not working|broken|button|does nothing|stopped working|slow"
         rf"|{_SOFTWARE}",
-        "cancellation": r"cancel\w*|close my account|delete my account|terminate|unsubscribe",
+        # a cancelled charge or order is about billing or the order, not about leaving
+        "cancellation": rf"cancel\w*(?!{_CANCEL_REST})|close my account|delete my account"
+        r"|terminate|unsubscribe",
         "sales_pricing": r"pricing|quote|discount|enterprise plan|volume|seats|upgrade",
-        "sales_security": r"soc ?2|security (?:review|whitepaper|questionnaire)|sso|saml|"
+        # (SSO that fails to log people in is an access problem, not a security question)
+        "sales_security": rf"soc ?2|security (?:review|whitepaper|questionnaire)|saml"
+        rf"|sso(?! {_SSO_TROUBLE})|"
         r"iso ?27001|pen ?test|encryption",
         "sales_legal": r"dpa|gdpr|msa|legal terms|contract|terms of service|lawyer|legal",
         "sales_procurement": r"procurement|purchase order|vendor (?:form|onboarding)|po number|"
@@ -468,12 +552,17 @@ _SEVERITY = (
 )
 _OUTAGE = (
     r"\b(?:checkout|payments|logins?|sign-?ins?|production|everything|(?:the|our|your)"
-    r" (?:api|app|dashboard|website|site|store|server|servers|platform|service|system))"
+    r" (?:api|app|dashboard|website|site|store|server|servers|platform|service|system|sso"
+    r"|login|auth\w*))"
     r" (?:is|are|went|has gone|have gone) (?:completely |totally |all )?down\b"
     r"|\b(?:all|every one of) (?:our|my|the) (?:customers|users|logins|orders|payments"
     r"|requests)\b[^.!?]{0,30}\b(?:fail|error|down|blocked|can'?t|cannot|\d{3}\b)"
     r"|\b(?:nobody|no one|none of us) (?:on|in|at) (?:my|our|the) (?:team|company"
     r"|office|org\w*) can\b"
+    r"|\b(?:nobody|no one|no-one|none of us) (?:here )?can (?:log ?in|sign ?in|access|get in"
+    r"|work)\b"
+    r"|\b(?:failing|down|broken|not working|crashing) for (?:everyone|everybody|all (?:of )?"
+    r"(?:us|our (?:users|customers|team|staff)))\b"
     r"|\b(?:broke|broken|killed|took down) (?:our|my|the) (?:checkout|payments?"
     r"|logins?|sign-?ins?|site|store|website|api|production)\b"
     r"|\b(?:our|my) (?:customers|users|clients|buyers|shoppers) (?:can'?t|cannot"
@@ -600,8 +689,8 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             0.6,
         ),
         (
-            r"\bstill (?:not|isn'?t|doesn'?t|won'?t|hasn'?t) (?:been )?(?:work|fix|resolv"
-            r"|load|sent|arriv|receiv|answer)",
+            r"\bstill (?:not|isn'?t|doesn'?t|won'?t|hasn'?t|don'?t|do not|does not|aren'?t)"
+            r" (?:been )?(?:work|fix|resolv|load|sent|arriv|receiv|answer|match|add up|sync)",
             "frustration",
             0.6,
         ),
@@ -655,9 +744,23 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             "frustration",
             0.6,
         ),
+        # "that didn't help", "Thanks, but that didn't fix it", "that doesn't work" (on USS
+        # train 8 of 12 such user turns are rated dissatisfied, against 6% of all turns)
         (
             r"\b(?:that|this|it|your (?:answer|reply|suggestion|article|bot))(?: really| just)?"
-            r" (?:didn'?t|did not|doesn'?t|does not|won'?t|isn'?t) help(?:ing|ful)?\b",
+            r" (?:didn'?t|did not|doesn'?t|does not|won'?t|isn'?t) (?:help(?:ing|ful)?|work"
+            r"|(?:fix|solve) (?:it|anything|the (?:issue|problem)))\b",
+            "frustration",
+            0.5,
+        ),
+        # too slow, or still not done after days: "This is taking way too long", "It's been
+        # 2 weeks and the bug is still there" (both read 0.00)
+        (
+            r"\btaking (?:way |far |much |so )?too long\b|\b(?:it'?s|it has) been (?:over "
+            r"|more than |almost |nearly )?(?:\d+|two|three|four|five|six|several|a few)"
+            r" (?:days|weeks|months)\b[^.!?]{0,40}?\bstill (?:there|here|broken|not|no"
+            r"|happening|failing|open|pending|unresolved|waiting|the same|an? (?:issue"
+            r"|problem|bug))\b",
             "frustration",
             0.5,
         ),
@@ -776,6 +879,8 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             r"|\bbefore (?:our|my|the|a)(?: \w+){0,2}? (?:meeting|demo|launch|presentation"
             r"|deadline|call|release|event)(?: \w+){0,2}? (?:tomorrow|today|tonight"
             r"|this (?:morning|afternoon|evening)|on \w+day)\b"
+            r"|\bbefore (?:\w+day|tomorrow|tonight|today)'?s (?:meeting|demo|launch"
+            r"|presentation|deadline|call|release|event|go-?live|audit)\b"
             rf"|{_FIX_NOW}"
             r"|\bneed (?:it|this|that) (?:fixed|resolved|sorted|done|working) (?:now|today"
             r"|immediately|asap|urgently|tonight)\b",
@@ -816,7 +921,10 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
 # is in the message ("Thanks for nothing" read 1.00 gratitude).
 _SARCASM = re.compile(
     r"\bthanks? (?:you )?for nothing\b|\bthanks? (?:a lot|so much)? ?for (?:wasting|ruining"
-    r"|breaking)\b",
+    r"|breaking)\b"
+    # thanks for an answer that failed ("Thanks, but that didn't fix it" read 0.99)
+    r"|\bthanks?(?: you)?,? but (?:that|it|this)(?: still)? (?:didn'?t|did not|doesn'?t"
+    r"|does not|won'?t|isn'?t|still)\b",
     re.IGNORECASE,
 )
 SARCASM_CEILING = 0.05
@@ -853,6 +961,39 @@ _CALM = re.compile(
 )
 CALM_WORDS = 20
 CALM_CEILING = 0.15
+
+
+# A feeling denied, with none shown elsewhere: "I'm not upset, just want to understand the
+# charge", "This isn't frustrating at all, thanks for the quick fix". The heads read bags
+# of words: these read 0.54 and 0.48, and drew a marketing hold and an apologetic draft.
+# A denial beside another feeling is that feeling ("I'm not mad, just disappointed",
+# "We're not upset. We're disgusted."), so the rest of the message must name none. On
+# GoEmotions train and dev such denials are 20 texts, 2 labelled frustrated (10%, against
+# a base rate of 15%); those two complain in other words ("not frustrating. Problem is
+# it's not fun"). Such a message is held to CALM_CEILING, as a calm closing is.
+_DENIED = re.compile(
+    r"\b(?:not|never|isn'?t|wasn'?t|aren'?t|weren'?t)(?: (?:at all|even|really|that|too"
+    r"|very|remotely))? (?:angry|upset|mad|frustrat(?:ed|ing)|annoy(?:ed|ing)"
+    r"|disappoint(?:ed|ing)|bothered|offended|complaining|pissed(?: off)?|irritated)\b",
+    re.IGNORECASE,
+)
+_FEELING = re.compile(
+    r"\b(?:angry|upset|mad|furious|livid|frustrat\w*|annoy\w*|dis+ap+oint\w*|disgust\w*"
+    r"|pissed|irritat\w*|unhappy|sad|hate|fed up|sick of|tired of|bothered|offended"
+    r"|ridiculous|unacceptable|terrible|awful|horrible|useless|worst|pathetic)\b",
+    re.IGNORECASE,
+)
+
+
+def denies_feeling(text: str) -> bool:
+    """Whether ``text`` denies a frustrated feeling and names none elsewhere (see
+    _DENIED)."""
+    low = text.lower()  # (the regex is slow to fail; most messages hold no negation)
+    if ("not " not in low and "n't " not in low and "never " not in low) or (
+        _DENIED.search(text) is None
+    ):
+        return False
+    return _FEELING.search(_DENIED.sub(" ", text)) is None
 
 
 # One question asking why something happened ("Why was my card declined?", "Why can't I
