@@ -390,6 +390,8 @@ def test_shadow_compare_counts_gained_lost_and_changed():
         ("How do I reset my password?", "password_reset", "assist"),
         ("Can I get my money back for the annual plan?", "refund_request", "assist"),
         ("I was charged twice this month, I want to dispute it", "billing_dispute", "escalate"),
+        ("You charged my card after I cancelled", "billing_dispute", "escalate"),
+        ("We are still being billed even though we downgraded", "billing_dispute", "escalate"),
         ("Do you offer custom terms and a DPA for our procurement?", "sales_question", "escalate"),
         ("I feel like I might hurt myself", "safety", "escalate"),
         (
