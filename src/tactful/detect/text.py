@@ -744,12 +744,15 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             "frustration",
             0.6,
         ),
-        # "that didn't help", "Thanks, but that didn't fix it", "that doesn't work" (on USS
-        # train 8 of 12 such user turns are rated dissatisfied, against 6% of all turns)
+        # "that didn't help", "Thanks, but that didn't fix it", "it didn't work"; not an
+        # offer declined ("That doesn't work for me", "No that won't work": USS raters call
+        # most of these satisfied) nor a plan B ("If that doesn't work, I'll call")
         (
-            r"\b(?:that|this|it|your (?:answer|reply|suggestion|article|bot))(?: really| just)?"
-            r" (?:didn'?t|did not|doesn'?t|does not|won'?t|isn'?t) (?:help(?:ing|ful)?|work"
-            r"|(?:fix|solve) (?:it|anything|the (?:issue|problem)))\b",
+            r"(?<!if )\b(?:that|this|it|your (?:answer|reply|suggestion|article|bot))"
+            r"(?: really| just)? (?:(?:didn'?t|did not|doesn'?t|does not|won'?t|isn'?t)"
+            r" help(?:ing|ful)?|(?:didn'?t|did not) work|(?:doesn'?t|does not) work"
+            r"(?! for (?:me|us))|(?:didn'?t|did not|doesn'?t|does not) (?:fix|solve)"
+            r" (?:it|anything|the (?:issue|problem)))\b",
             "frustration",
             0.5,
         ),
