@@ -103,6 +103,7 @@ LEAVING_TOPIC_SHARE = 0.6
 LEAVING_SAID = 0.7
 
 _TAG = re.compile(r"</?[a-zA-Z][^>]{0,200}>")
+_SPACES = re.compile(r"[ \t]{2,}")
 _FENCE = re.compile(r"```.*?(```|$)", re.S)
 _TRACE_LINE = re.compile(
     r"^\s*(Traceback \(most recent call last\)|File \".*\", line \d+|at [\w.$<>]+\(.*\)|"
@@ -144,8 +145,8 @@ def clean_text(text: str) -> tuple[str, tuple[str, ...]]:
     if len(text) > MAX_CHARS:
         text = text[:MAX_CHARS]
         notes.append(f"truncated to {MAX_CHARS} characters")
-    if _TAG.search(text):
-        text = html.unescape(_TAG.sub(" ", text))
+    if _TAG.search(text):  # (one space where a tag was: "I <b>still</b> can't" had two
+        text = _SPACES.sub(" ", html.unescape(_TAG.sub(" ", text)))  # and missed the cue)
         notes.append("html removed")
     if "```" in text:
         text = _FENCE.sub(" ", text)
