@@ -481,6 +481,10 @@ _OUTRIGHT = [
     "This is taking way too long. It's been 2 weeks and the bug is still there.",
     "Thanks, but that didn't fix it. Our SSO is down, failing for everyone.",
     "We need this before Monday's launch.",
+    "Please connect me to support. Is there a phone number I can call? A real engineer?",
+    "Our checkout has been down for an hour, blocking our whole team. I've explained it 3 times.",
+    "We've decided not to continue with your service. How do I export it before we leave?",
+    "I can't believe I'm paying for this. Why is this so hard? I don't see the option.",
     "",
     "ok",
 ]

@@ -776,6 +776,52 @@ def test_a_deadline_and_everyone_locked_out_are_urgent(scorer):
     _topic_of(scorer, "account_access", ["I keep getting logged out, is this a known issue?"])
 
 
+def test_more_support_phrasings_read_as_said(scorer):
+    """Each read 0.00-0.35 on its dimension from the heads and cues; each now reads what
+    it says: a person asked for (a team, a phone line, an engineer), leaving without
+    "cancel", exasperation, a lost customer, an outage that has been going on. The same
+    words about something else do not."""
+    said = {
+        "wants_human": (
+            [
+                "Please connect me to support",
+                "Is there a phone number I can call?",
+                "Can I open a ticket with a real engineer?",
+            ],
+            ["What's the phone number of the hotel?", "Connect me to the Wi-Fi, how?"],
+            0.5,
+        ),
+        "churn_intent": (
+            [
+                "We've decided not to continue with your service",
+                "How do I export everything before we leave?",
+            ],
+            ["We've decided to continue with the annual plan", "Export the CSV before noon"],
+            0.5,
+        ),
+        "frustration": (
+            ["I've explained this three times now", "I can't believe I'm paying for this"],
+            ["I can't believe how fast that was!"],
+            0.5,
+        ),
+        "confusion": (
+            ["I don't see the option you're describing"],
+            ["I see the option now, thanks"],
+            0.35,
+        ),
+        "urgency": (
+            [
+                "Our checkout has been down for 20 minutes and we're losing sales",
+                "This is blocking our whole team",
+            ],
+            ["The old checkout page has been retired"],
+            0.45,
+        ),
+    }
+    for dim, (yes, no, at) in said.items():
+        _reads(scorer, dim, yes, no, at=at)
+
+
 def test_everyday_support_complaints_read_as_frustrated(scorer):
     """What support chats say and the labeled corpora hardly do: kept waiting, the worst
     support, lost data, sarcasm, giving up on us. Each read 0.02-0.41 from the heads; each

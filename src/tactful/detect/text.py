@@ -543,7 +543,10 @@ _MANY_TIMES = (
     r"(?: [\w']+){0,3}? (?:[3-9]|\d{2,}|three|four|five|six|several|multiple|so many"
     r"|countless) times"
 )
-_ASKED_TIMES = rf"\b(?:i|we)(?:'ve| have)? (?:asked|called|written|emailed){_MANY_TIMES}"
+_ASKED_TIMES = (
+    rf"\b(?:i|we)(?:'ve| have)? (?:asked|called|written|emailed|explained|reported"
+    rf"|mentioned|repeated){_MANY_TIMES}"
+)
 # stoppage: the customer's business is stopped now (an incident severity, an outage of
 # what their own customers use, data lost)
 _SEVERITY = (
@@ -554,13 +557,16 @@ _OUTAGE = (
     r"\b(?:checkout|payments|logins?|sign-?ins?|production|everything|(?:the|our|your)"
     r" (?:api|app|dashboard|website|site|store|server|servers|platform|service|system|sso"
     r"|login|auth\w*))"
-    r" (?:is|are|went|has gone|have gone) (?:completely |totally |all )?down\b"
+    r" (?:is|are|went|has gone|have gone|has been|have been) (?:completely |totally |all )?"
+    r"down\b"
     r"|\b(?:all|every one of) (?:our|my|the) (?:customers|users|logins|orders|payments"
     r"|requests)\b[^.!?]{0,30}\b(?:fail|error|down|blocked|can'?t|cannot|\d{3}\b)"
     r"|\b(?:nobody|no one|none of us) (?:on|in|at) (?:my|our|the) (?:team|company"
     r"|office|org\w*) can\b"
     r"|\b(?:nobody|no one|no-one|none of us) (?:here )?can (?:log ?in|sign ?in|access|get in"
     r"|work)\b"
+    r"|\bblocking (?:our|my|the) (?:whole|entire) (?:team|company|org\w*|business"
+    r"|department)\b|\b(?:whole|entire) (?:team|company) is (?:blocked|stuck)\b"
     r"|\b(?:failing|down|broken|not working|crashing) for (?:everyone|everybody|all (?:of )?"
     r"(?:us|our (?:users|customers|team|staff)))\b"
     r"|\b(?:broke|broken|killed|took down) (?:our|my|the) (?:checkout|payments?"
@@ -655,6 +661,15 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             r"\b(?:looking (?:at|for|into)|evaluating|exploring|considering|shopping (?:around"
             r" )?for|comparing)(?: \w+){0,2}? (?:alternatives\b|other (?:vendors|providers"
             r"|platforms|solutions|services|companies)\b|competitors\b)",
+            "churn_intent",
+            0.6,
+        ),
+        # "We've decided not to continue with your service" (0.0), and taking the data out
+        # on the way: "How do I export everything before we leave?" (0.0)
+        (
+            r"\b(?:decided|going|planning|chosen|choose) not to (?:continue|renew|stay|extend)"
+            r" (?:with|our|my)\b|\bnot (?:be )?continuing (?:with (?:you|your)|our|my)\b"
+            r"|\bexport\w*\b[^.!?]{0,40}?\bbefore (?:we|i) (?:leave|cancel|close|switch)\b",
             "churn_intent",
             0.6,
         ),
@@ -846,6 +861,13 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             0.5,
         ),
         (_FIX_NOW, "frustration", 0.5),
+        # "I can't believe I'm paying for this" (0.30), "Why is this so hard?" (0.04)
+        (
+            r"\bcan'?t believe (?:i'?m|we'?re|i am|we are) (?:paying|paid)\b|\bpaying for this\b"
+            r"|\bwhy is (?:this|it|that|everything) so (?:hard|difficult|complicated)\b",
+            "frustration",
+            0.5,
+        ),
         # lost, said outright: the heads read "I'm lost, which page should I be on?" at
         # 0.09 and "Huh? That makes no sense." at 0.17 (the policy asks one clarifying
         # question at 0.5)
@@ -858,6 +880,14 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             r"|what|how|why|where|which))\b",
             "confusion",
             0.6,
+        ),
+        # can't find what the docs or the bot describe: "I don't see the option you're
+        # describing" (0.04)
+        (
+            r"\b(?:don'?t|do not|can'?t|cannot) (?:see|find) (?:the|that|this|any|an?|where the)"
+            r" (?:option|button|setting|menu|tab|link|field|toggle)s?\b",
+            "confusion",
+            0.5,
         ),
         # urgency the lexicon misses (urgency has no labeled corpus: these are read as
         # said): incident severities, an outage of what customers use, a clock running
@@ -911,9 +941,23 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
         ),
         # asking for a team by name: "I need to speak with billing directly"
         (
-            r"\b(?:speak|talk|chat)(?:ing)? (?:to|with) (?:someone (?:in|from|on) )?(?:your |the )?"
-            r"(?:billing|sales|support|accounts?|finance|technical|tech)(?: (?:team|department"
-            r"|people|directly))?\b(?! (?:page|docs|article|section|settings|feature)\b)",
+            r"\b(?:(?:speak|talk|chat)(?:ing)? (?:to|with)|(?:connect|transfer|put|send"
+            r"|forward|route) (?:me|us) (?:through )?(?:to|with)) (?:someone (?:in|from|on) )?"
+            r"(?:your |the )?(?:billing|sales|support|accounts?|finance|technical|tech"
+            r"|engineering|customer (?:service|support))(?: (?:team|department|people"
+            r"|directly))?\b(?! (?:page|docs|article|section|settings|feature)\b)",
+            "wants_human",
+            0.6,
+        ),
+        # a line to call, an engineer rather than the bot: "Is there a phone number I can
+        # call?", "Can I open a ticket with a real engineer?" (each read 0.00-0.01)
+        (
+            r"\b(?:number|line) (?:i|we) can (?:call|ring|phone)\b|\bcan (?:i|we) (?:call|phone)"
+            r" (?:you|someone|somebody|support|your (?:team|support))\b|\b(?:support"
+            r"|customer service|help ?desk) (?:phone )?(?:number|line)\b"
+            r"|\b(?:a|an|your) (?:real|actual|human) (?:engineer|developer|technician)\b"
+            r"|\b(?:speak|talk|chat) (?:to|with) (?:an? |your )?(?:engineer|developer"
+            r"|technician)s?\b",
             "wants_human",
             0.6,
         ),
