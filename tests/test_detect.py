@@ -485,6 +485,12 @@ _OUTRIGHT = [
     "Our checkout has been down for an hour, blocking our whole team. I've explained it 3 times.",
     "We've decided not to continue with your service. How do I export it before we leave?",
     "I can't believe I'm paying for this. Why is this so hard? I don't see the option.",
+    "We're no longer using the product. Please stop billing us. If it fails again, we're out.",
+    "I'm about to lose my mind. Third outage this week. Not cool.",
+    "Need someone from engineering on a call. Is anyone there? What does 'pending' mean?",
+    "Someone logged into our account from an IP in Peru. Payroll is in 2 hours.",
+    "What's the difference between a workspace and an org? Which one is right?",
+    "The update wiped all my saved filters. Every project is empty.",
     "",
     "ok",
 ]

@@ -813,13 +813,72 @@ def test_more_support_phrasings_read_as_said(scorer):
             [
                 "Our checkout has been down for 20 minutes and we're losing sales",
                 "This is blocking our whole team",
+                "Someone logged into our account from an IP in another country.",
+                "I'm locked out and our payroll run is in 2 hours",
             ],
-            ["The old checkout page has been retired"],
+            ["The old checkout page has been retired", "Nothing time sensitive, thanks"],
             0.45,
         ),
     }
     for dim, (yes, no, at) in said.items():
         _reads(scorer, dim, yes, no, at=at)
+
+
+def test_leaving_and_being_fed_up_in_a_software_customers_words(scorer):
+    """Written for this test by someone who had not seen the cues, among 166 messages of
+    a SaaS company's support: leaving said without "cancel" read churn 0.00-0.36,
+    exasperation 0.02-0.17, a person or a meaning asked for 0.00-0.12. Each now reads what
+    it says; the near misses beside them do not."""
+    said = {
+        "churn_intent": (
+            [
+                "We've decided to move to a different provider at the end of the quarter.",
+                "Please stop billing us after this month. We're no longer using the product.",
+                "You've lost a customer. Four years with you and this is how you treat us.",
+                "Management has asked me to find a cheaper tool before our renewal, so this "
+                "will probably be our last year with you.",
+                "If another invoice shows up with surprise charges, we're out.",
+            ],
+            ["How do I terminate idle worker instances from the CLI?", "I'm out of office."],
+            0.5,
+        ),
+        "frustration": (
+            [
+                "I'm about to lose my mind.",
+                "Wow, third outage this week.",
+                "The price went up 30% at renewal with zero notice. Not cool.",
+                "I removed the add-on and you still charged me for the full year.",
+                "hello? is anyone actually there? been waiting 40 min in this chat",
+                "Can I please talk to a real person? The bot keeps sending me the same article.",
+            ],
+            ["I thought I was going crazy for a sec, thanks!", "Not cool enough for winter?"],
+            0.5,
+        ),
+        "wants_human": (
+            [
+                "need someone from engineering on this asap",
+                "Can someone from sales walk us through it?",
+                "hello? is anyone actually there?",
+                "300 people can't log in. Need someone on a call with us NOW.",
+            ],
+            ["No need to escalate, I think I can figure it out from the docs. Thanks!"],
+            0.5,
+        ),
+        "confusion": (
+            [
+                'what does "pending reconciliation" mean on my payout?',
+                "what's the difference between a workspace and an organization?",
+                "hmm where did the reports tab go? it was on the left yesterday",
+                "I don't see a Developers tab anywhere.",
+            ],
+            ["Please send the invoice for October."],
+            0.35,
+        ),
+    }
+    for dim, (yes, no, at) in said.items():
+        _reads(scorer, dim, yes, no, at=at)
+    (instances,) = scorer.score_batch(["How do I terminate idle worker instances from the CLI?"])
+    assert instances.scores["churn_intent"] <= STAYING_CEILING
 
 
 def test_everyday_support_complaints_read_as_frustrated(scorer):

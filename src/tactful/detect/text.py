@@ -230,7 +230,7 @@ _AFFECT_CUES = _cues(
         (rf"(?:can|could|may) (?:i|we) (?:get|have) {_PERSON}", {H: 0.65}),
         (
             r"(?:agent|supervisor|human|representative|operator)[,!.]? (?:please|pls|plz)"
-            r"|(?:want|need|like|going) to escalate"
+            r"|(?<!no )(?:want|need|like|going) to escalate"
             r"|escalate (?:this|it|me|my (?:case|ticket|issue|complaint))",
             {H: 0.6},
         ),
@@ -332,15 +332,20 @@ _ACCOUNT_ADMIN = (
 # recurs is the subscription itself ("cancel the monthly payment"), so it is not one.
 _TRANSACTION = (
     r"charges?|invoices?|payments?|transactions?|orders?|transfers?|purchases?|bookings?"
-    r"|reservations?|appointments?|meetings?|calls?|demos?|requests?|tickets?"
+    r"|reservations?|appointments?|meetings?|calls?|demos?|requests?|tickets?|campaigns?"
+    # and what a developer terminates: "How do I terminate idle worker instances?" read
+    # churn 0.90 (banking's terminate_account)
+    r"|instances?|workers?|servers?|vms?|processes|jobs?|sessions?|connections?|containers?"
+    r"|pods?|clusters?|builds?|deploys?|deployments?|runs?|exports?|imports?|uploads?"
+    r"|invites?|invitations?"
 )
-# what follows "cancel" when a transaction is cancelled
+# what follows "cancel" or "terminate" when a transaction is cancelled
 _CANCEL_REST = (
     r" (?:(?:the|this|that|these|those|my|our|a|an|one|both|it|them) )?"
     r"(?:(?!recurring |monthly |annual |yearly |auto\w* |subscription |renewal )"
     rf"[\w#-]+ ){{0,2}}?(?:{_TRANSACTION})\b"
 )
-_CANCEL_TRANSACTION = rf"\bcancel\w*{_CANCEL_REST}"
+_CANCEL_TRANSACTION = rf"\b(?:cancel|terminat)\w*{_CANCEL_REST}"
 # A customer who says they are staying: "not my account", "we're not leaving", "I don't
 # want to cancel". (The lexical tier damps its own churn cue on most of these, _DAMPERS;
 # the heads read bags of words and do not see the "not".)
@@ -351,11 +356,11 @@ _STAYING = (
     r"|\b(?:don'?t|do not) (?:want|mean|need|plan|intend) to (?:cancel|leave|close|delete"
     r"|terminate|switch)\b"
 )
-_ANY_CANCEL = re.compile(r"\bcancel\w*", re.IGNORECASE)
+_ANY_CANCEL = re.compile(r"\b(?:cancel|terminat)\w*", re.IGNORECASE)
 _CANCEL_TRANSACTION_RE = re.compile(_CANCEL_TRANSACTION, re.IGNORECASE)
 _STAYING_RE = re.compile(_STAYING, re.IGNORECASE)
 _LEAVING_WORDS = re.compile(
-    r"\b(?:close|delete|terminate|unsubscribe|competitors?|switch\w* to|leaving|renew\w*"
+    r"\b(?:close|delete|unsubscribe|competitors?|switch\w* to|leaving|renew\w*"
     r"|(?:my|our) (?:account|subscription|plan|contract|membership))\b",
     re.IGNORECASE,
 )
@@ -365,14 +370,14 @@ STAYING_CEILING = 0.2
 
 def stays(text: str) -> bool:
     """Whether ``text`` says the customer is staying ("not my account", "we're not
-    leaving"), or cancels only transactions (every "cancel" in it is of a charge, an
-    invoice, an order ... and no other words of leaving are in it). An outright churn cue
-    outranks this (the caller checks): "I don't want to cancel, but if this is not fixed
-    by Friday we will cancel" is a threat."""
+    leaving"), or cancels only transactions (every "cancel" or "terminate" in it is of a
+    charge, an invoice, an order, a server ... and no other words of leaving are in it).
+    An outright churn cue outranks this (the caller checks): "I don't want to cancel, but
+    if this is not fixed by Friday we will cancel" is a threat."""
     low = text.lower()  # (the regexes are slow to fail; most messages hold no anchor)
     if ("not " in low or "n't " in low or "staying" in low) and _STAYING_RE.search(text):
         return True
-    if "cancel" not in low:
+    if "cancel" not in low and "terminat" not in low:
         return False
     cancels = len(_ANY_CANCEL.findall(text))
     return (
@@ -402,7 +407,7 @@ _TOPIC_CUES: dict[str, _Pattern] = {
         rf"|{_SOFTWARE}",
         # a cancelled charge or order is about billing or the order, not about leaving
         "cancellation": rf"cancel\w*(?!{_CANCEL_REST})|close my account|delete my account"
-        r"|terminate|unsubscribe",
+        rf"|terminate(?!{_CANCEL_REST})|unsubscribe",
         "sales_pricing": r"pricing|quote|discount|enterprise plan|volume|seats|upgrade",
         # (SSO that fails to log people in is an access problem, not a security question)
         "sales_security": rf"soc ?2|security (?:review|whitepaper|questionnaire)|saml"
@@ -576,8 +581,12 @@ _OUTAGE = (
     r"|sign ?in|access|buy|order|place orders|book|use)\b"
 )
 _DATA_LOST = (
-    r"\b(?:deleted|lost|wiped|erased) (?:all (?:of )?)?(?:my|our) (?:data|work|files"
-    r"|projects|documents|photos|emails|contacts|history)\b"
+    r"\b(?:deleted|lost|wiped|erased) (?:all (?:of )?)?(?:my|our) (?:saved )?(?:data|work"
+    r"|files|projects|documents|photos|emails|contacts|history|filters|settings|reports"
+    r"|dashboards|records)\b"
+    r"|\b(?:all )?(?:my|our) (?:data|work|files|projects|documents|records) (?:is|are|has"
+    r"|have|went) (?:gone|disappeared|vanished|missing|been (?:deleted|wiped|lost))\b"
+    r"|\bevery (?:project|file|document|report|record) is (?:empty|gone|missing)\b"
 )
 _STATEMENT_OF = {
     **dict.fromkeys((_THIRD_TIME, _TOLD_YOU, _NOBODY_REPLIED, _ASKED_TIMES), "asked_before"),
@@ -593,10 +602,44 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
     (re.compile(pattern, re.IGNORECASE), dim, strength, _STATEMENT_OF.get(pattern))
     for pattern, dim, strength in (
         (
-            r"\bswitch(?:ing)? (?:over )?to (?:a |an )?(?:another|different|other|new|competing)"
-            r" (?:vendor|provider|tool|platform|service|product|company|solution)",
+            r"\b(?:mov|switch|migrat)\w* (?:over )?to (?:a |an )?(?:another|different|other|new"
+            r"|cheaper|competing) (?:vendor|provider|tool|platform|service|product|company"
+            r"|solution)",
             "churn_intent",
             0.7,
+        ),
+        # the end said in other words: "wind down the account", "we won't need the service
+        # anymore", "we're no longer using the product", "You've lost a customer", "this
+        # will probably be our last year with you" (each read 0.00)
+        (
+            r"\bwind(?:ing)? down (?:the|our|my) (?:account|subscription|contract)\b"
+            r"|\b(?:won'?t|will not|don'?t|do not) need (?:the|your|this) (?:service|product"
+            r"|subscription|account|platform|tool|app) (?:anymore|any more|any longer)\b"
+            r"|\bno longer (?:using|use|need|needing) (?:the|your|this) (?:product|service"
+            r"|platform|tool|app|subscription|account)\b"
+            r"|\byou'?ve lost (?:a|our|my|your) (?:customer|business|client)\b"
+            r"|\b(?:our|my) last (?:year|month|term|renewal) with you\b",
+            "churn_intent",
+            0.7,
+        ),
+        # a threat in two words ("If another invoice shows up with surprise charges, we're
+        # out."), and the move under way ("moving everything to notion this weekend")
+        (
+            r"\bif\b[^.!?]{0,80}?,? (?:we'?re|i'?m|we are|i am) (?:out|gone|leaving|done)[.!]*$"
+            r"|\bmov\w* (?:everything|all (?:of )?(?:our|my) (?:data|stuff|work|projects"
+            r"|files)) (?:over )?to\b",
+            "churn_intent",
+            0.6,
+        ),
+        # on the way, or weighing it: "Please stop billing us after this month", "thinking
+        # about not renewing", "we've moved on to something else", "find a cheaper tool"
+        (
+            r"\bstop (?:billing|charging) (?:us|me)\b|\bthinking (?:about|of) not renewing\b"
+            r"|\b(?:we'?ve|i'?ve|we have|i have) moved on\b|\b(?:find|look for|looking for"
+            r"|looking at|shopping for) (?:a )?(?:cheaper|different|another|new|better) (?:tool"
+            r"|vendor|provider|solution|platform|service)\b",
+            "churn_intent",
+            0.6,
         ),
         (
             r"\b(?:we|i)(?:'ve| have) decided to (?:leave|cancel|switch|move away)",
@@ -861,12 +904,35 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             0.5,
         ),
         (_FIX_NOW, "frustration", 0.5),
-        # "I can't believe I'm paying for this" (0.30), "Why is this so hard?" (0.04)
+        # "I can't believe I'm paying for this" (0.30), "Why is this so hard?" (0.04), "the
+        # second time this month", "third outage this week", "you still charged me", "Not
+        # cool." (GoEmotions: 2 of 4 frustrated), "the bot keeps sending me the same
+        # article", "I don't want another help center link", "been waiting 40 min"
         (
             r"\bcan'?t believe (?:i'?m|we'?re|i am|we are) (?:paying|paid)\b|\bpaying for this\b"
-            r"|\bwhy is (?:this|it|that|everything) so (?:hard|difficult|complicated)\b",
+            r"|\bwhy is (?:this|it|that|everything) so (?:hard|difficult|complicated)\b"
+            r"|\b(?:second|third|fourth|fifth|2nd|3rd|4th|5th) (?:time|outage|incident|failure"
+            r"|bug|issue)s? (?:this|in a|in one|today)\b|\bstill (?:charged|billed|charging"
+            r"|billing) (?:me|us)\b|\bnot cool[.!]*$"
+            r"|\b(?:bot|assistant|chatbot) keeps? (?:sending|giving|showing|linking) (?:me )?"
+            r"(?:the same|another|more)\b|\b(?:don'?t|do not) want (?:another|more|any more"
+            r"|the same) (?:help ?(?:center|centre) )?(?:links?|articles?|canned)"
+            r"|\b(?:been )?waiting (?:for )?(?:over |more than |almost |nearly )?(?:[1-9]\d"
+            r"|twenty|thirty|forty|fifty) ?min(?:ute)?s?\b",
             "frustration",
             0.5,
+        ),
+        # at the end of their rope: "I'm about to lose my mind" (0.07), "this app has
+        # wasted enough of my time", "this is how you treat us", "I've been patient for 9
+        # days. Stop thanking me and fix it." ("going crazy" is not one: on GoEmotions it is
+        # relief 4 times in 4, "I thought I was going crazy")
+        (
+            r"\b(?:lose|losing|lost) my mind\b|\bpulling my hair out\b|\bat my wits'? end\b"
+            r"|\bwasted (?:enough of |so much of |all of )?(?:my|our) (?:time|day|week|money)\b"
+            r"|\bthis is how you treat (?:us|me|your customers)\b"
+            r"|\b(?:i'?ve|i have|we'?ve|we have) been patient for\b|\bstop thanking (?:me|us)\b",
+            "frustration",
+            0.6,
         ),
         # lost, said outright: the heads read "I'm lost, which page should I be on?" at
         # 0.09 and "Huh? That makes no sense." at 0.17 (the policy asks one clarifying
@@ -881,13 +947,28 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             "confusion",
             0.6,
         ),
-        # can't find what the docs or the bot describe: "I don't see the option you're
-        # describing" (0.04)
+        # can't find what the docs or the bot describe, or asks which is right: "I don't see
+        # the option you're describing" (0.04), "I don't see a Developers tab anywhere",
+        # "where did the reports tab go?", "what's the difference between a workspace and
+        # an organization?", "Which one is right?", "what am I doing wrong" (GoEmotions
+        # labels "am I missing something" confusion 3 times in 3)
         (
             r"\b(?:don'?t|do not|can'?t|cannot) (?:see|find) (?:the|that|this|any|an?|where the)"
-            r" (?:option|button|setting|menu|tab|link|field|toggle)s?\b",
+            r" (?:[\w-]+ )?(?:option|button|setting|menu|tab|link|field|toggle)s?\b"
+            r"|\bwhere did (?:the|my|our) [\w-]+ (?:tab|button|menu|option|setting|settings"
+            r"|page|link|icon) go\b|\bwhat(?:'s| is) the difference between\b"
+            r"|\bwhich (?:one )?is (?:right|correct)\?|\bwhat am i doing wrong\b"
+            r"|\bam i missing something\b|\bwhat am i missing\b",
             "confusion",
             0.5,
+        ),
+        # asking what something means: GoEmotions labels 7 of 19 such comments confusion
+        # (base rate 3%); the heads read "what does \"pending reconciliation\" mean on my
+        # payout?" at 0.12
+        (
+            r"\bwhat does\b[^.!?]{1,40}?\bmean\b",
+            "confusion",
+            0.45,
         ),
         # urgency the lexicon misses (urgency has no labeled corpus: these are read as
         # said): incident severities, an outage of what customers use, a clock running
@@ -902,7 +983,7 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             0.55,
         ),
         (
-            r"(?<!not )(?<!isn't )(?<!not that )\btime[- ]sensitive\b"
+            r"(?<!not )(?<!isn't )(?<!not that )(?<!nothing )\btime[- ]sensitive\b"
             r"|\b(?:runs|due|starts|closes|expires|demo|meeting|call|need (?:it|this)) in"
             r" (?:an|one|a couple of|two|three|\d+) (?:hours?|minutes?)\b"
             r"|\bby (?:eod|cob|end of (?:the )?day|tonight|tomorrow(?: morning)?|noon)\b"
@@ -916,9 +997,23 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             r"|presentation|deadline|call|release|event|go-?live|audit)\b"
             rf"|{_FIX_NOW}"
             r"|\bneed (?:it|this|that) (?:fixed|resolved|sorted|done|working) (?:now|today"
-            r"|immediately|asap|urgently|tonight)\b",
+            r"|immediately|asap|urgently|tonight)\b"
+            r"|\b(?:run|launch|demo|meeting|call|deadline|release|go-?live|payroll) is in (?:an"
+            r"|one|a couple of|two|three|\d+) (?:hours?|minutes?)\b"
+            r"|\b(?:suspended|locked|shut (?:off|down)|disabled|deactivated) (?:tomorrow|today"
+            r"|tonight|in (?:an|\d+) (?:hours?|days?))\b",
             "urgency",
             0.45,
+        ),
+        # someone else in the account: "Someone logged into our account from an IP in
+        # another country. We didn't do that." (urgency 0.00)
+        (
+            r"\b(?:someone|somebody) (?:logged|signed) (?:in|into)\b(?:[^.!?]{0,60}?\b(?:we"
+            r"|i) (?:didn'?t|did not)\b| (?:our|my) account from\b)|\b(?:account|we) (?:was"
+            r"|were|has been|have been|got) (?:hacked|compromised|breached)\b"
+            r"|\bunauthori[sz]ed (?:access|logins?|sign-?ins?)\b",
+            "urgency",
+            0.55,
         ),
         # asking for a person in other words: a call, someone to reach out, whoever is in
         # charge, a transfer, no more bot
@@ -949,6 +1044,20 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             "wants_human",
             0.6,
         ),
+        # someone from a team, or anyone at all: "need someone from engineering on this
+        # asap", "can someone from sales walk us through it?", "hello? is anyone actually
+        # there?" (each read 0.00)
+        (
+            r"\b(?:need|want|get) (?:someone|somebody) (?:from|in|on) (?:your |the )?"
+            r"(?:engineering|support|sales|billing|dev|technical|tech)\b|\b(?:need|want|get)"
+            r" (?:someone|somebody|a person|an engineer) on (?:a|the) (?:call|phone|zoom)\b"
+            r"|\bcan (?:someone"
+            r"|somebody) (?:from|in) (?:your )?(?:sales|support|billing|engineering) (?:walk"
+            r"|call|contact|help|reach|get|take|look)\b|\b(?:is|are) (?:anyone|anybody|someone"
+            r"|somebody|you) (?:actually |even |really |still )?(?:there|here|available) *\?",
+            "wants_human",
+            0.6,
+        ),
         # a line to call, an engineer rather than the bot: "Is there a phone number I can
         # call?", "Can I open a ticket with a real engineer?" (each read 0.00-0.01)
         (
@@ -969,6 +1078,7 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
 _SARCASM = re.compile(
     r"\bthanks? (?:you )?for nothing\b|\bthanks? (?:a lot|so much)? ?for (?:wasting|ruining"
     r"|breaking)\b"
+    r"|\bstop thanking (?:me|us)\b"
     # thanks for an answer that failed ("Thanks, but that didn't fix it" read 0.99)
     r"|\bthanks?(?: you)?,? but (?:that|it|this)(?: still)? (?:didn'?t|did not|doesn'?t"
     r"|does not|won'?t|isn'?t|still)\b",
