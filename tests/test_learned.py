@@ -1058,6 +1058,39 @@ def test_a_products_search_charts_and_messages_are_technical(scorer):
     _topic_of(scorer, "account_access", ["The verification email was never received"])
 
 
+def test_a_prospects_questions_and_a_customers_seats(scorer):
+    """Sales topics come from the cues alone; these read other, billing or sales_legal
+    before. Seats on a plan the customer has are billing (they read sales_pricing); an
+    invoice's legal entity name is not a legal question."""
+    _topic_of(
+        scorer,
+        "sales_security",
+        [
+            "Is data encrypted at rest, and do you support customer-managed keys?",
+            "Do you do annual third-party pen tests?",
+        ],
+    )
+    _topic_of(
+        scorer,
+        "sales_legal",
+        ["Do your standard terms include an indemnification clause for IP claims?"],
+    )
+    _topic_of(
+        scorer,
+        "sales_procurement",
+        ["We need to be set up as a vendor in Coupa. Who can complete the supplier registration?"],
+    )
+    _topic_of(scorer, "sales_pricing", ["is there a startup program? we're pre-seed"])
+    _topic_of(
+        scorer,
+        "billing",
+        [
+            "How do I remove seats from the subscription?",
+            "I've asked three times for the invoice to be addressed to our legal entity name.",
+        ],
+    )
+
+
 def test_a_subscriptions_words_are_billing(scorer):
     """Plans, downgrades, a card on file: words the topic head never read (it read the
     first two as other). A plan one means to do is not a subscription's."""

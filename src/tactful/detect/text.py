@@ -280,7 +280,7 @@ _DAMPERS: tuple[tuple[_Pattern, str], ...] = tuple(
 # product's search, charts and analytics, messages it fails to deliver, a fault dated to
 # a release ("since the last update") and changes that do not save (none of which the
 # head's data holds either: "notification" appears three times, about bank charges).
-_STATUS = r"(?:40[0-4]|50[0-4])"
+_STATUS = r"(?:40[0-4]|429|50[0-4])"
 _SOFTWARE = (
     r"api|apis|endpoints?|webhooks?|integrations?|sdks?|crash\w*|timeouts?|time(?:s|d)? out"
     r"|timing out|exports?|exporting|imports?|importing|upload\w*|sync\w*|csv|bugs?|buggy"
@@ -297,6 +297,8 @@ _SOFTWARE = (
     r"|(?:since|after) (?:the|your|this|last|latest|recent|today'?s|yesterday'?s)"
     r" (?:update|upgrade|release|deploy\w*|version)"
     r"|(?:isn'?t|aren'?t|not|won'?t|doesn'?t|don'?t) (?:be )?sav(?:e|ing)\b"
+    r"|rate.limit\w*|paginat\w*|sandbox|landing in spam|spam folder|spf|dkim|sidebar"
+    r"|gr[ea]yed out|too many requests"
     rf"|(?:returns?|returned|returning|gets?|got|getting|throws?|throwing|seeing|http"
     rf"|status|error) (?:an? )?{_STATUS}s?|{_STATUS}s? (?:errors?|status|responses?|codes?)"
 )
@@ -310,6 +312,7 @@ _SUBSCRIPTION = (
     r"subscriptions?|(?:my|our|the|your|free|paid|pro|basic|starter|business|current|annual"
     r"|monthly|yearly|new|cheaper|higher|lower|team) plan|downgrad\w*|prorat\w*|billing"
     r"|card on file|billed (?:annually|monthly|yearly)|annual (?:billing|plan|subscription)"
+    r"|(?:remove|add|reduce|downgrade|fewer|more|extra|additional|\d+) seats?|renewal date"
 )
 
 # Who may do what in a team's account, also absent from the topic head's data (no
@@ -408,14 +411,22 @@ _TOPIC_CUES: dict[str, _Pattern] = {
         # a cancelled charge or order is about billing or the order, not about leaving
         "cancellation": rf"cancel\w*(?!{_CANCEL_REST})|close my account|delete my account"
         rf"|terminate(?!{_CANCEL_REST})|unsubscribe",
-        "sales_pricing": r"pricing|quote|discount|enterprise plan|volume|seats|upgrade",
+        # (seats on a plan someone has are billing, _SUBSCRIPTION; seats priced are sales)
+        "sales_pricing": r"pricing|quote|discount|enterprise plan|volume|upgrade|per seat"
+        r"|seat pric\w*|startup program|non-?profits?|education(?:al)? discount|cost per"
+        r"|free tier",
         # (SSO that fails to log people in is an access problem, not a security question)
         "sales_security": rf"soc ?2|security (?:review|whitepaper|questionnaire)|saml"
         rf"|sso(?! {_SSO_TROUBLE})|"
-        r"iso ?27001|pen ?test|encryption",
-        "sales_legal": r"dpa|gdpr|msa|legal terms|contract|terms of service|lawyer|legal",
-        "sales_procurement": r"procurement|purchase order|vendor (?:form|onboarding)|po number|"
-        r"rfp",
+        r"iso ?27001|pen ?tests?|penetration tests?|encryption|encrypt\w* at rest|data residency"
+        r"|customer.managed keys|byok|sub-?processors?|breach notification"
+        r"|notif\w*[^.!?]{0,30}\bbreach",
+        "sales_legal": r"dpa|gdpr|msa|legal terms|contract|terms of service|lawyer"
+        r"|legal(?! (?:entity|name|address))|indemnif\w*|counsel|our paper|order form"
+        r"|liability|redlines?",
+        "sales_procurement": r"procurement|purchase order|vendor (?:form|onboarding|registration"
+        r"|setup|portal)|supplier (?:registration|setup|onboarding|portal|form)|po number|rfp"
+        r"|coupa|ariba|certificate of insurance|w-9|w9",
     }.items()
 }
 
