@@ -491,6 +491,7 @@ _OUTRIGHT = [
     "Someone logged into our account from an IP in Peru. Payroll is in 2 hours.",
     "What's the difference between a workspace and an org? Which one is right?",
     "The update wiped all my saved filters. Every project is empty.",
+    "If this isn't fixed by end of month we won't be renewing.",
     "",
     "ok",
 ]

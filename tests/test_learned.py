@@ -850,8 +850,13 @@ def test_leaving_and_being_fed_up_in_a_software_customers_words(scorer):
                 "I removed the add-on and you still charged me for the full year.",
                 "hello? is anyone actually there? been waiting 40 min in this chat",
                 "Can I please talk to a real person? The bot keeps sending me the same article.",
+                "If this isn't fixed by end of month we won't be renewing.",
             ],
-            ["I thought I was going crazy for a sec, thanks!", "Not cool enough for winter?"],
+            [
+                "I thought I was going crazy for a sec, thanks!",
+                "Not cool enough for winter?",
+                "If we're leaving at 5, can you book a taxi?",
+            ],
             0.5,
         ),
         "wants_human": (

@@ -933,6 +933,17 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             "frustration",
             0.5,
         ),
+        # a threat to leave is said in anger: "If this isn't fixed by end of month we won't
+        # be renewing" (0.21), "If another invoice shows up with surprise charges, we're
+        # out." (0.04); the condition names what went wrong ("not", "again", "another")
+        (
+            r"\bif\b[^.!?]{0,80}?\b(?:not|isn'?t|doesn'?t|aren'?t|another|again|keeps?)\b"
+            r"[^.!?]{0,60}?\b(?:we|i)(?:'ll| will|'re| are| won'?t| will not)(?: be)? (?:cancel\w*"
+            r"|leav\w*|out|gone|switch\w*|renew\w*|look\w* elsewhere|go\w* elsewhere"
+            r"|mov\w* to)\b",
+            "frustration",
+            0.5,
+        ),
         # at the end of their rope: "I'm about to lose my mind" (0.07), "this app has
         # wasted enough of my time", "this is how you treat us", "I've been patient for 9
         # days. Stop thanking me and fix it." ("going crazy" is not one: on GoEmotions it is
