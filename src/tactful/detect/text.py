@@ -926,7 +926,7 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
         # cool." (GoEmotions: 2 of 4 frustrated), "the bot keeps sending me the same
         # article", "I don't want another help center link", "been waiting 40 min"
         (
-            r"\bcan'?t believe (?:i'?m|we'?re|i am|we are) (?:paying|paid)\b|\bpaying for this\b"
+            r"\bcan'?t believe (?:i'?m|we'?re|i am|we are) (?:paying|paid)\b"
             r"|\bwhy is (?:this|it|that|everything) so (?:hard|difficult|complicated)\b"
             r"|\b(?:second|third|fourth|fifth|2nd|3rd|4th|5th) (?:time|outage|incident|failure"
             r"|bug|issue)s? (?:this|in a|in one|today)\b|\bstill (?:charged|billed|charging"
