@@ -606,12 +606,15 @@ def test_no_clock_no_outage_no_urgency(text):
         ("Your latest update broke our checkout page.", {"stoppage"}),
         ("Your app deleted all my data and nobody has answered.", {"stoppage", "asked_before"}),
         ("The checkout button is a bit small.", set()),
+        ("You've lost a customer.", {"leaving"}),
+        ("We won't be renewing our contract.", {"leaving"}),
+        ("We are evaluating other vendors.", set()),  # weighing it, not said as done
     ],
 )
 def test_what_a_customer_says_happened_becomes_a_signal_the_policy_reads(text, said):
-    """STATEMENTS are named outright cues: the policy reads signal.asked_before and
-    signal.stoppage instead of restating their words, and a decision's reason quotes
-    what was said."""
+    """STATEMENTS are named outright cues: the policy reads signal.asked_before,
+    signal.stoppage and signal.leaving instead of restating their words, and a decision's
+    reason quotes what was said."""
     from tactful.detect import text_signals
     from tactful.detect.text import STATEMENTS, score_text
     from tactful.policy.model import KNOWN_SIGNALS

@@ -48,6 +48,7 @@ from tactful.detect.features import (
 )
 from tactful.detect.text import (
     CALM_CEILING,
+    LEAVING_SAID,
     SARCASM_CEILING,
     STAYING_CEILING,
     WHY_CEILING,
@@ -93,14 +94,13 @@ SALES_TOPICS = ("sales_pricing", "sales_security", "sales_legal", "sales_procure
 TOPIC_UNSURE = 0.6
 TOPIC_CUE_WEIGHT = 0.5
 # A customer saying they are leaving, as done (an outright churn cue of at least
-# LEAVING_SAID: "we won't be renewing our contract", "moving to a competitor", "cancel my
+# text.LEAVING_SAID: "we won't be renewing our contract", "moving to a competitor", "cancel my
 # subscription"), is a cancellation conversation whatever else the message names: this
 # share of the topics goes to cancellation, so that it comes first (the head read the
 # first as sales_legal, 1.00, from "contract"; the second as other). Leaving weighed or
 # threatened (0.6: "evaluating other vendors"; "if this is not fixed we will reconsider
 # our subscription" is still about what is not fixed) keeps the message's topic.
 LEAVING_TOPIC_SHARE = 0.6
-LEAVING_SAID = 0.7
 
 _TAG = re.compile(r"</?[a-zA-Z][^>]{0,200}>")
 _SPACES = re.compile(r"[ \t]{2,}")

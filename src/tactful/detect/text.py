@@ -27,6 +27,7 @@ from tactful.signals import DIMENSIONS, TOPICS
 
 __all__ = [
     "CALM_CEILING",
+    "LEAVING_SAID",
     "LEXICAL_VERSION",
     "SARCASM_CEILING",
     "SMALL_TALK",
@@ -609,6 +610,17 @@ _STATEMENT_OF = {
     **dict.fromkeys((_THIRD_TIME, _TOLD_YOU, _NOBODY_REPLIED, _ASKED_TIMES), "asked_before"),
     **dict.fromkeys((_SEVERITY, _OUTAGE, _DATA_LOST), "stoppage"),
 }
+# leaving: the customer says they are leaving, as done ("we won't be renewing", "moving to
+# a competitor", "You've lost a customer"): every churn cue of this strength says it.
+# Weighing it or threatening it (0.6: "evaluating other vendors") is not the statement.
+LEAVING_SAID = 0.7
+
+
+def _statement(pattern: str, dim: str, strength: float) -> str | None:
+    if dim == "churn_intent" and strength >= LEAVING_SAID:
+        return "leaving"
+    return _STATEMENT_OF.get(pattern)
+
 
 # Statements that say the thing outright, strong enough to stand against a learned head
 # that never saw the phrasing (the heads learn churn from "delete my account" and
@@ -616,7 +628,7 @@ _STATEMENT_OF = {
 # (pattern, dimension, strength, the statement it makes if the policy reads one); the
 # learned scorer takes the higher of its head and these.
 EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tuple(
-    (re.compile(pattern, re.IGNORECASE), dim, strength, _STATEMENT_OF.get(pattern))
+    (re.compile(pattern, re.IGNORECASE), dim, strength, _statement(pattern, dim, strength))
     for pattern, dim, strength in (
         (
             r"\b(?:mov|switch|migrat)\w* (?:over )?to (?:a |an )?(?:another|different|other|new"

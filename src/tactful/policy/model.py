@@ -81,9 +81,10 @@ KNOWN_SIGNALS = frozenset(
         "bot_no_progress",
         "repeat_contact",
         # what a customer says happened (detect/text.py STATEMENTS): they asked before and
-        # got nowhere; their business is stopped now
+        # got nowhere; their business is stopped now; they are leaving, said as done
         "asked_before",
         "stoppage",
+        "leaving",
     }
 )
 
