@@ -688,8 +688,6 @@ def test_closing_and_patient_messages_are_not_read_as_frustrated(scorer):
     the heads read some of them (a "No, ..." GoEmotions calls disapproval) at 0.5-0.7.
     An outright frustrated statement in the same message, or a long message whose other
     sentences say more, is left to the heads and cues."""
-    from tactful.detect.text import CALM_CEILING
-
     calm = [
         "No, I don't need anything else.",
         "No rush, whenever you get a chance.",
@@ -702,6 +700,15 @@ def test_closing_and_patient_messages_are_not_read_as_frustrated(scorer):
         "Nothing else works, this is ridiculous.",
         "That's all I can take, I am furious.",
     ]
+    _held_calm(scorer, calm, upset)
+
+
+def _held_calm(scorer: TextScorer, calm: list[str], upset: list[str]) -> None:
+    """Score ``calm`` and ``upset`` in one batch: each of ``calm`` reads frustration (and
+    its outright reading) at most CALM_CEILING with no frustration evidence; each of
+    ``upset`` at least 0.5."""
+    from tactful.detect.text import CALM_CEILING
+
     scored = scorer.score_batch(calm + upset)
     for text, s in zip(calm, scored[: len(calm)], strict=True):
         assert s.scores["frustration"] <= CALM_CEILING, (text, s.scores["frustration"])
@@ -717,8 +724,6 @@ def test_a_feeling_denied_is_not_read_as_felt(scorer):
     drawing a marketing hold and an apologetic draft. A denial with no other feeling in
     the message reads at most CALM_CEILING; a denial beside another feeling, or beside an
     outright complaint, is that feeling."""
-    from tactful.detect.text import CALM_CEILING
-
     denied = [
         "I'm not upset, just want to understand the charge",
         "This isn't frustrating at all, thanks for the quick fix",
@@ -730,12 +735,7 @@ def test_a_feeling_denied_is_not_read_as_felt(scorer):
         "We're not upset. We're disgusted.",
         "I'm not angry, but this is the third time I've written about this",
     ]
-    scored = scorer.score_batch(denied + felt)
-    for text, s in zip(denied, scored[: len(denied)], strict=True):
-        assert s.scores["frustration"] <= CALM_CEILING, (text, s.scores["frustration"])
-        assert s.outright <= CALM_CEILING and "frustration" not in s.evidence, text
-    for text, s in zip(felt, scored[len(denied) :], strict=True):
-        assert s.scores["frustration"] >= 0.5, (text, s.scores["frustration"])
+    _held_calm(scorer, denied, felt)
     assert denies_feeling("never disappointed") and not denies_feeling("not mad, just sad")
 
 
