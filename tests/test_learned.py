@@ -341,9 +341,7 @@ def test_outright_statements_of_leaving_count_even_when_the_head_missed_them(sco
         "Please don't auto-renew, we're leaving.",
         "To be clear: cancel our subscription at renewal.",
     ]
-    for text, s in zip(said, scorer.score_batch(said), strict=True):
-        assert s.scores["churn_intent"] >= 0.7, text
-        assert s.evidence["churn_intent"], text
+    _reads(scorer, "churn_intent", said, [], at=0.7)
     # travel plans are not churn
     for s in scorer.score_batch(
         ["We're leaving from Boston on Friday", "I am leaving on Tuesday."]
@@ -355,10 +353,12 @@ def _reads(
     scorer: TextScorer, dim: str, said: list[str], not_said: list[str], at: float = 0.5
 ) -> list[TextScores]:
     """Score ``said`` and ``not_said`` in one batch: each of ``said`` reads ``dim`` at
-    least ``at``, each of ``not_said`` below it. Returns the scores of ``said``."""
+    least ``at``, with evidence for it (a decision must be able to say why), each of
+    ``not_said`` below it. Returns the scores of ``said``."""
     scored = scorer.score_batch([*said, *not_said])
     for text, s in zip(said, scored[: len(said)], strict=True):
         assert s.scores[dim] >= at, (text, s.scores[dim])
+        assert s.evidence.get(dim), (text, s.evidence)
     for text, s in zip(not_said, scored[len(said) :], strict=True):
         assert s.scores[dim] < at, (text, s.scores[dim])
     return scored[: len(said)]
@@ -753,8 +753,7 @@ def test_impatience_and_failed_answers_read_as_frustrated(scorer):
         "Hmm, the numbers still don't match what I see in Stripe",
     ]
     calm = ["It's been 3 weeks and I'm still loving it", "The import is taking a while"]
-    for text, s in zip(said, _reads(scorer, "frustration", said, calm), strict=True):
-        assert s.evidence["frustration"], text
+    _reads(scorer, "frustration", said, calm)
     (thanks,) = scorer.score_batch(["Thanks, but that didn't fix it"])
     assert thanks.scores["gratitude"] <= SARCASM_CEILING
 
@@ -901,10 +900,7 @@ def test_everyday_support_complaints_read_as_frustrated(scorer):
         "I guess I'll figure it out myself then.",
         "Whatever.",
     ]
-    scored = scorer.score_batch(said)
-    for text, s in zip(said, scored, strict=True):
-        assert s.scores["frustration"] >= 0.6, (text, s.scores["frustration"])
-        assert s.evidence["frustration"], text
+    scored = _reads(scorer, "frustration", said, [], at=0.6)
     assert scored[5].scores["gratitude"] <= 0.05
     assert scored[2].scores["urgency"] >= 0.5
     # praise that shares the words stays praise, and a card on its way is impatience
@@ -938,8 +934,7 @@ def test_a_broken_promise_time_spent_trying_and_a_demand_read_as_frustrated(scor
         "I'm trying to connect Slack, where do I start?",
         "Can you fix the typo in my company name?",
     ]
-    for text, s in zip(said, _reads(scorer, "frustration", said, calm), strict=True):
-        assert s.evidence["frustration"], text
+    _reads(scorer, "frustration", said, calm)
     assert scorer.score_batch(said[:1])[0].scores["frustration"] >= 0.6
     # (the heads themselves read this one at 0.82: a negation they do not see)
     assert "frustration" not in explicit_cues("I was not disappointed in the least!")
@@ -983,8 +978,7 @@ def test_being_lost_said_outright_reads_as_confusion(scorer):
         "I don't understand what this setting does.",
     ]
     not_lost = ["I lost my phone, how do I reset MFA?", "I'm lost my password"]
-    for text, s in zip(said, _reads(scorer, "confusion", said, not_lost), strict=True):
-        assert s.evidence["confusion"], text
+    _reads(scorer, "confusion", said, not_lost)
 
 
 def test_evidence_shows_contractions_whole(scorer):
