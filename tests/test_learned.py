@@ -815,7 +815,12 @@ def test_more_support_phrasings_read_as_said(scorer):
                 "Someone logged into our account from an IP in another country.",
                 "I'm locked out and our payroll run is in 2 hours",
             ],
-            ["The old checkout page has been retired", "Nothing time sensitive, thanks"],
+            [
+                "The old checkout page has been retired",
+                "Nothing time sensitive, thanks",
+                "This isn't urgent at all, just curious about the roadmap",
+                "Is this urgent? No. Is it annoying? Very.",
+            ],
             0.45,
         ),
     }

@@ -262,7 +262,11 @@ _AFFECT_CUES = _cues(
 _DAMPERS: tuple[tuple[_Pattern, str], ...] = tuple(
     (_Pattern(p), d)
     for p, d in [
-        (r"no rush|no hurry|not urgent|whenever you can", U),
+        (
+            r"no rush|no hurry|not urgent|whenever you can|(?:isn'?t|is not|not) (?:at all |"
+            r"really |that |very |super )?urgent|urgent\?+ no|low priority|not (?:a )?priority",
+            U,
+        ),
         (r"not (?:frustrated|angry|upset)|no worries|no problem", F),
         (r"don'?t (?:want to )?cancel|not (?:cancel\w*|leaving)", CH),
         (
