@@ -492,6 +492,7 @@ _OUTRIGHT = [
     "What's the difference between a workspace and an org? Which one is right?",
     "The update wiped all my saved filters. Every project is empty.",
     "If this isn't fixed by end of month we won't be renewing.",
+    "It's been 21 days since my refund and nothing. Your support keeps telling me to wait.",
     "",
     "ok",
 ]

@@ -751,6 +751,8 @@ def test_impatience_and_failed_answers_read_as_frustrated(scorer):
         "It's been 2 weeks and the bug is still there",
         "Thanks, but that didn't fix it",
         "Hmm, the numbers still don't match what I see in Stripe",
+        "It's been 21 days since you processed my refund and nothing has shown up.",
+        "Your support keeps telling me 5-7 business days.",
     ]
     calm = ["It's been 3 weeks and I'm still loving it", "The import is taking a while"]
     _reads(scorer, "frustration", said, calm)

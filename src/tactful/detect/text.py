@@ -848,13 +848,18 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             0.5,
         ),
         # too slow, or still not done after days: "This is taking way too long", "It's been
-        # 2 weeks and the bug is still there" (both read 0.00)
+        # 2 weeks and the bug is still there" (both read 0.00), "It's been 21 days since you
+        # processed my refund and nothing has shown up" (0.16)
         (
             r"\btaking (?:way |far |much |so )?too long\b|\b(?:it'?s|it has) been (?:over "
             r"|more than |almost |nearly )?(?:\d+|two|three|four|five|six|several|a few)"
-            r" (?:days|weeks|months)\b[^.!?]{0,40}?\bstill (?:there|here|broken|not|no"
+            r" (?:days|weeks|months)\b[^.!?]{0,60}?\b(?:still (?:there|here|broken|not|no"
             r"|happening|failing|open|pending|unresolved|waiting|the same|an? (?:issue"
-            r"|problem|bug))\b",
+            r"|problem|bug))|(?:and|but) (?:still )?(?:nothing|no (?:reply|response|update"
+            r"|word|answer|refund)))\b"
+            # the same canned answer again: "Your support keeps telling me 5-7 business days"
+            r"|\b(?:you|your (?:support|team|agents?|bot)) keeps? (?:telling|saying|sending"
+            r"|asking) (?:me|us)\b",
             "frustration",
             0.5,
         ),
