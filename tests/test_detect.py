@@ -493,6 +493,10 @@ _OUTRIGHT = [
     "The update wiped all my saved filters. Every project is empty.",
     "If this isn't fixed by end of month we won't be renewing.",
     "It's been 21 days since my refund and nothing. Your support keeps telling me to wait.",
+    "My sixth email about this. Support told me to contact billing. I give up.",
+    "We've signed with another vendor. Please start the offboarding. We've outgrown the tool.",
+    "Is there an actual person here? Could someone from your sales team reach out?",
+    "Rush starts in 20 min, the warehouse is sitting idle. I can't find where to change it.",
     "",
     "ok",
 ]

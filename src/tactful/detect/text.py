@@ -264,7 +264,8 @@ _DAMPERS: tuple[tuple[_Pattern, str], ...] = tuple(
     for p, d in [
         (
             r"no rush|no hurry|not urgent|whenever you can|(?:isn'?t|is not|not) (?:at all |"
-            r"really |that |very |super )?urgent|urgent\?+ no|low priority|not (?:a )?priority",
+            r"really |that |very |super )?urgent|urgent\?+ no|low priority|not (?:a )?priority"
+            r"|nothing urgent|no deadline",
             U,
         ),
         (r"not (?:frustrated|angry|upset)|no worries|no problem", F),
@@ -340,7 +341,7 @@ _ACCOUNT_ADMIN = (
 
 # "Cancel" said of a transaction, not of the customer's relationship with us: a charge,
 # an invoice, an order, a transfer, a booking. Bitext's and BANKING77's train splits hold
-# 145 such requests (cancel_order, cancel_transfer, refunds), none labelled churn; the
+# 148 such requests (cancel_order, cancel_transfer, refunds), none labelled churn; the
 # heads, which learned churn from "cancel my account" and "cancellation fee", read
 # "Please cancel the duplicate charge, we are staying with you" at 0.98. A payment that
 # recurs is the subscription itself ("cancel the monthly payment"), so it is not one.
@@ -352,14 +353,23 @@ _TRANSACTION = (
     r"|instances?|workers?|servers?|vms?|processes|jobs?|sessions?|connections?|containers?"
     r"|pods?|clusters?|builds?|deploys?|deployments?|runs?|exports?|imports?|uploads?"
     r"|invites?|invitations?"
+    # and what anyone deletes or removes in a product: "how do I remove a student from a
+    # cohort without deleting their certificate?" read churn 0.81 (bitext's delete_account)
+    r"|users?|students?|members?|seats?|certificates?|files?|projects?|pages?|posts?|records?"
+    r"|entries|entry|contacts?|leads?|items?|rows?|columns?|fields?|tags?|labels?|folders?"
+    r"|documents?|images?|photos?|comments?|courses?|lessons?|reports?|filters?|templates?"
+    r"|webhooks?|keys?|tokens?|widgets?|duplicates?"
 )
 # what follows "cancel" or "terminate" when a transaction is cancelled
 _CANCEL_REST = (
-    r" (?:(?:the|this|that|these|those|my|our|a|an|one|both|it|them) )?"
+    r" (?:(?:the|this|that|these|those|my|our|their|his|her|your|a|an|one|both|all|any"
+    r"|some|it|them) )?"
     r"(?:(?!recurring |monthly |annual |yearly |auto\w* |subscription |renewal )"
     rf"[\w#-]+ ){{0,2}}?(?:{_TRANSACTION})\b"
+    # (but "delete my user account" deletes the account, however it is spelt)
+    r"(?! (?:a[cs]+\w*|profile|subscription|plan|membership|contract)s?\b)"
 )
-_CANCEL_TRANSACTION = rf"\b(?:cancel|terminat)\w*{_CANCEL_REST}"
+_CANCEL_TRANSACTION = rf"\b(?:cancel|terminat|delet|remov)\w*{_CANCEL_REST}"
 # A customer who says they are staying: "not my account", "we're not leaving", "I don't
 # want to cancel". (The lexical tier damps its own churn cue on most of these, _DAMPERS;
 # the heads read bags of words and do not see the "not".)
@@ -370,11 +380,11 @@ _STAYING = (
     r"|\b(?:don'?t|do not) (?:want|mean|need|plan|intend) to (?:cancel|leave|close|delete"
     r"|terminate|switch)\b"
 )
-_ANY_CANCEL = re.compile(r"\b(?:cancel|terminat)\w*", re.IGNORECASE)
+_ANY_CANCEL = re.compile(r"\b(?:cancel|terminat|delet|remov)\w*", re.IGNORECASE)
 _CANCEL_TRANSACTION_RE = re.compile(_CANCEL_TRANSACTION, re.IGNORECASE)
 _STAYING_RE = re.compile(_STAYING, re.IGNORECASE)
 _LEAVING_WORDS = re.compile(
-    r"\b(?:close|delete|unsubscribe|competitors?|switch\w* to|leaving|renew\w*"
+    r"\b(?:close|unsubscribe|competitors?|switch\w* to|leaving|renew\w*"
     r"|(?:my|our) (?:account|subscription|plan|contract|membership))\b",
     re.IGNORECASE,
 )
@@ -384,14 +394,15 @@ STAYING_CEILING = 0.2
 
 def stays(text: str) -> bool:
     """Whether ``text`` says the customer is staying ("not my account", "we're not
-    leaving"), or cancels only transactions (every "cancel" or "terminate" in it is of a
-    charge, an invoice, an order, a server ... and no other words of leaving are in it).
+    leaving"), or cancels only transactions (every "cancel", "terminate", "delete" or
+    "remove" in it is of a charge, an invoice, an order, a server, a user, a file ... and
+    no other words of leaving are in it).
     An outright churn cue outranks this (the caller checks): "I don't want to cancel, but
     if this is not fixed by Friday we will cancel" is a threat."""
     low = text.lower()  # (the regexes are slow to fail; most messages hold no anchor)
     if ("not " in low or "n't " in low or "staying" in low) and _STAYING_RE.search(text):
         return True
-    if "cancel" not in low and "terminat" not in low:
+    if not any(word in low for word in ("cancel", "terminat", "delet", "remov")):
         return False
     cancels = len(_ANY_CANCEL.findall(text))
     return (
@@ -572,7 +583,20 @@ _MANY_TIMES = (
 )
 _ASKED_TIMES = (
     rf"\b(?:i|we)(?:'ve| have)? (?:asked|called|written|emailed|explained|reported"
-    rf"|mentioned|repeated){_MANY_TIMES}"
+    rf"|mentioned|repeated|raised){_MANY_TIMES}"
+    # twice, asked (not tried); "my sixth email about the same issue"; "once again I find
+    # myself writing in"; "following up on my request from three weeks ago"
+    r"|\b(?:i|we)(?:'ve| have)? (?:asked|called|written|emailed|raised|reported"
+    r"|mentioned)(?: [\w']+){0,3}? twice\b"
+    r"|\b(?:my|our) (?:second|third|fourth|fifth|sixth|seventh|\d+(?:nd|rd|th)) (?:email"
+    r"|message|ticket|request|call|chat|follow.?up)s? (?:about|regarding|on|re)\b"
+    r"|\bonce again (?:i'?m|i am|i find myself|we'?re|we are) (?:writing|contacting"
+    r"|reaching out|asking|emailing|chasing)\b"
+    r"|\bfollow(?:ing)? up (?:again )?on (?:my|our) (?:request|ticket|email|message"
+    r"|question) from (?:\w+ )?(?:days?|weeks?|months?) ago\b"
+    # bounced between teams: "Support told me to contact billing"
+    r"|\b(?:support|billing|sales|they|he|she|your (?:team|agent)) told me to (?:contact"
+    r"|email|call|ask|talk to) (?:support|billing|sales|you|them)\b"
 )
 # stoppage: the customer's business is stopped now (an incident severity, an outage of
 # what their own customers use, data lost)
@@ -592,6 +616,9 @@ _OUTAGE = (
     r"|office|org\w*) can\b"
     r"|\b(?:nobody|no one|no-one|none of us) (?:here )?can (?:log ?in|sign ?in|access|get in"
     r"|work)\b"
+    r"|\blosing (?:sales|money|customers|orders|revenue) every (?:minute|hour|second)\b"
+    r"|\b(?:orders|sales|payments|shipments) (?:are|is) (?:dropping|failing|stuck|not going"
+    r" through)\b|\b(?:warehouse|drivers|agents|front desk) (?:is|are) (?:sitting )?idle\b"
     r"|\bblocking (?:our|my|the) (?:whole|entire) (?:team|company|org\w*|business"
     r"|department)\b|\b(?:whole|entire) (?:team|company) is (?:blocked|stuck)\b"
     r"|\b(?:failing|down|broken|not working|crashing) for (?:everyone|everybody|all (?:of )?"
@@ -645,12 +672,17 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
         # anymore", "we're no longer using the product", "You've lost a customer", "this
         # will probably be our last year with you" (each read 0.00)
         (
-            r"\bwind(?:ing)? down (?:the|our|my) (?:account|subscription|contract)\b"
-            r"|\b(?:won'?t|will not|don'?t|do not) need (?:the|your|this) (?:service|product"
-            r"|subscription|account|platform|tool|app) (?:anymore|any more|any longer)\b"
+            r"\bwind(?:ing)? down (?:the|our|my) (?:account|subscription|contract|workspace"
+            r"|integration|business account)\b"
+            r"|\b(?:won'?t|will not|don'?t|do not) need (?:the|your|this|our) (?:business )?"
+            r"(?:service|product|subscription|account|platform|tool|app|workspace) (?:anymore"
+            r"|any more|any longer|after\b)"
             r"|\bno longer (?:using|use|need|needing) (?:the|your|this) (?:product|service"
             r"|platform|tool|app|subscription|account)\b"
             r"|\byou'?ve lost (?:a|our|my|your) (?:customer|business|client)\b"
+            r"|\b(?:signed|gone|went) with (?:another|a different|a new) (?:[\w-]+ ){0,2}?"
+            r"(?:provider|vendor|company|tool|platform|service|solution)\b"
+            r"|\b(?:start|begin|initiate) (?:the )?offboarding\b"
             r"|\b(?:our|my) last (?:year|month|term|renewal) with you\b",
             "churn_intent",
             0.7,
@@ -668,6 +700,10 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
         # about not renewing", "we've moved on to something else", "find a cheaper tool"
         (
             r"\bstop (?:billing|charging) (?:us|me)\b|\bthinking (?:about|of) not renewing\b"
+            r"|\bstarted (?:exporting|migrating|moving) (?:our|my|all)\b|\boutgrown (?:the"
+            r"|your|this)\b|\b(?:don'?t|do not|can'?t) see (?:us|me|ourselves) (?:renewing"
+            r"|continuing|staying)\b|\b(?:not sure|don'?t think) (?:we|i)(?:'ll| will)?"
+            r" (?:be )?continu\w*"
             r"|\b(?:we'?ve|i'?ve|we have|i have) moved on\b|\b(?:find|look for|looking for"
             r"|looking at|shopping for) (?:a )?(?:cheaper|different|another|new|better) (?:tool"
             r"|vendor|provider|solution|platform|service)\b",
@@ -743,8 +779,8 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
         # "We've decided not to continue with your service" (0.0), and taking the data out
         # on the way: "How do I export everything before we leave?" (0.0)
         (
-            r"\b(?:decided|going|planning|chosen|choose) not to (?:continue|renew|stay|extend)"
-            r" (?:with|our|my)\b|\bnot (?:be )?continuing (?:with (?:you|your)|our|my)\b"
+            r"\b(?:decided?|decides|going|planning|chosen|choose) not to (?:continue|renew|stay"
+            r"|extend)\b|\bnot (?:be )?continuing (?:with (?:you|your)|our|my)\b"
             r"|\bexport\w*\b[^.!?]{0,40}?\bbefore (?:we|i) (?:leave|cancel|close|switch)\b",
             "churn_intent",
             0.6,
@@ -956,7 +992,16 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             r"(?:the same|another|more)\b|\b(?:don'?t|do not) want (?:another|more|any more"
             r"|the same) (?:help ?(?:center|centre) )?(?:links?|articles?|canned)"
             r"|\b(?:been )?waiting (?:for )?(?:over |more than |almost |nearly )?(?:[1-9]\d"
-            r"|twenty|thirty|forty|fifty) ?min(?:ute)?s?\b",
+            r"|twenty|thirty|forty|fifty) ?min(?:ute)?s?\b"
+            # "You kept charging me", "a week without a reply", "three different agents have
+            # told me three different things", "I give up" (GoEmotions 1 of 1), "tired of
+            # fighting with this thing" (3 of 5), "spent my entire saturday trying"
+            r"|\bkept (?:charging|billing)\b|\b(?:a|one|two|three|\d+) (?:days?|weeks?)"
+            r" without (?:a |any )?(?:reply|response|answer|update)\b|\b(?:three|two|four"
+            r"|\d) different (?:agents|people|reps|answers)\b|\bi give up\b|\bgiving up on"
+            r" (?:this|you|your)\b|\btired of (?:fighting|dealing|waiting|chasing|this|your"
+            r"|being)\b|\bspent (?:my|the|our) (?:entire |whole )?(?:day|morning|afternoon"
+            r"|evening|weekend|saturday|sunday|week) trying\b",
             "frustration",
             0.5,
         ),
@@ -1007,7 +1052,10 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             r"|\bwhere did (?:the|my|our) [\w-]+ (?:tab|button|menu|option|setting|settings"
             r"|page|link|icon) go\b|\bwhat(?:'s| is) the difference between\b"
             r"|\bwhich (?:one )?is (?:right|correct)\?|\bwhat am i doing wrong\b"
-            r"|\bam i missing something\b|\bwhat am i missing\b",
+            r"|\bam i missing something\b|\bwhat am i missing\b"
+            r"|\b(?:can'?t|cannot|couldn'?t) (?:find|figure out|work out) (?:where|how)\b"
+            r"|\bi can'?t tell (?:which|what|whether)\b|\bnot in the docs\b|\bisn'?t"
+            r" (?:documented|in the docs)\b|\bwhere did (?:the|my|our) [^?.!]{1,30}? go\b",
             "confusion",
             0.5,
         ),
@@ -1042,6 +1090,10 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             r"|\bbefore (?:our|my|the|a)(?: \w+){0,2}? (?:meeting|demo|launch|presentation"
             r"|deadline|call|release|event)(?: \w+){0,2}? (?:tomorrow|today|tonight"
             r"|this (?:morning|afternoon|evening)|on \w+day)\b"
+            r"|\b(?:starts|opens|begins|closes|due|ends) in (?:an|one|a couple of|two|three|\d+)"
+            r" (?:hours?|minutes?|mins?)\b|\bdue (?:tonight|today|tomorrow)\b|\b(?:submitted"
+            r"|done|fixed|ready|paid|filed|sent) by (?:monday|tuesday|wednesday|thursday|friday"
+            r"|tonight|tomorrow|eod)\b"
             r"|\bbefore (?:\w+day|tomorrow|tonight|today)'?s (?:meeting|demo|launch"
             r"|presentation|deadline|call|release|event|go-?live|audit)\b"
             rf"|{_FIX_NOW}"
@@ -1103,7 +1155,18 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             r"|\bcan (?:someone"
             r"|somebody) (?:from|in) (?:your )?(?:sales|support|billing|engineering) (?:walk"
             r"|call|contact|help|reach|get|take|look)\b|\b(?:is|are) (?:anyone|anybody|someone"
-            r"|somebody|you) (?:actually |even |really |still )?(?:there|here|available) *\?",
+            r"|somebody|you) (?:actually |even |really |still )?(?:there|here|available) *\?"
+            # "Is there an actual person at your company who could read what I wrote?", "I
+            # need someone to call me", "Could someone from your sales team reach out?",
+            # "schedule a call with your implementation specialist", "your security team on
+            # a call", "Can someone else take over our account?"
+            r"|\bis there (?:an? )?(?:actual|real|human|live) (?:person|human|being)\b"
+            r"|\b(?:need|want) (?:someone|somebody|a person) to (?:call|phone|contact|email)"
+            r" (?:me|us)\b|\bphone number (?:for|to reach|to call) (?:someone|a person|your)\b"
+            r"|\b(?:can|could) (?:someone|somebody)(?: from your [\w ]{0,20}?team| on your"
+            r" team)? (?:reach out|contact (?:me|us)|call (?:me|us)|get in touch)\b"
+            r"|\b(?:schedule|book|set up) a call with\b|\bsomeone else (?:take over|handle"
+            r"|look at)\b|\b(?:your|the) [\w-]+ team on (?:a|the) (?:call|phone|zoom)\b",
             "wants_human",
             0.6,
         ),
