@@ -1149,6 +1149,15 @@ def test_a_prospects_questions_and_a_customers_seats(scorer):
         ["We need to be set up as a vendor in Coupa. Who can complete the supplier registration?"],
     )
     _topic_of(scorer, "sales_pricing", ["is there a startup program? we're pre-seed"])
+    _topic_of(scorer, "sales_procurement", ["Do you accept payment by PO and net-60 terms?"])
+    _topic_of(
+        scorer,
+        "technical",
+        [
+            "How do I set up a 301 redirect from an old blog URL to the new one?",
+            "any chance the desktop client has a CLI flag to start minimized?",
+        ],
+    )
     _topic_of(
         scorer,
         "billing",

@@ -310,7 +310,8 @@ _SOFTWARE = (
     r" (?:update|upgrade|release|deploy\w*|version)"
     r"|(?:isn'?t|aren'?t|not|won'?t|doesn'?t|don'?t) (?:be )?sav(?:e|ing)\b"
     r"|rate.limit\w*|paginat\w*|sandbox|landing in spam|spam folder|spf|dkim|sidebar"
-    r"|gr[ea]yed out|too many requests"
+    r"|gr[ea]yed out|too many requests|cli|command.line|redirects?|dns|ssl|tls|domains?"
+    r"|desktop (?:app|client)|browser extensions?"
     rf"|(?:returns?|returned|returning|gets?|got|getting|throws?|throwing|seeing|http"
     rf"|status|error) (?:an? )?{_STATUS}s?|{_STATUS}s? (?:errors?|status|responses?|codes?)"
 )
@@ -325,6 +326,7 @@ _SUBSCRIPTION = (
     r"|monthly|yearly|new|cheaper|higher|lower|team) plan|downgrad\w*|prorat\w*|billing"
     r"|card on file|billed (?:annually|monthly|yearly)|annual (?:billing|plan|subscription)"
     r"|(?:remove|add|reduce|downgrade|fewer|more|extra|additional|\d+) seats?|renewal date"
+    r"|payouts?"
 )
 
 # Who may do what in a team's account, also absent from the topic head's data (no
@@ -442,13 +444,13 @@ _TOPIC_CUES: dict[str, _Pattern] = {
         rf"|sso(?! {_SSO_TROUBLE})|"
         r"iso ?27001|pen ?tests?|penetration tests?|encryption|encrypt\w* at rest|data residency"
         r"|customer.managed keys|byok|sub-?processors?|breach notification"
-        r"|notif\w*[^.!?]{0,30}\bbreach",
+        r"|notif\w*[^.!?]{0,30}\bbreach|zero.knowledge|(?:ever )?had a (?:security |data )?breach",
         "sales_legal": r"dpa|gdpr|msa|legal terms|contract|terms of service|lawyer"
         r"|legal(?! (?:entity|name|address))|indemnif\w*|counsel|our paper|order form"
         r"|liability|redlines?",
         "sales_procurement": r"procurement|purchase order|vendor (?:form|onboarding|registration"
         r"|setup|portal)|supplier (?:registration|setup|onboarding|portal|form)|po number|rfp"
-        r"|coupa|ariba|certificate of insurance|w-9|w9",
+        r"|coupa|ariba|certificate of insurance|w-9|w9|net.?\d\d|pay(?:ment)? by po|payment terms",
     }.items()
 }
 
