@@ -362,7 +362,9 @@ _TRANSACTION = (
     r"|documents?|images?|photos?|comments?|courses?|lessons?|reports?|filters?|templates?"
     r"|webhooks?|keys?|tokens?|widgets?|duplicates?"
 )
-# what follows "cancel" or "terminate" when a transaction is cancelled
+# the verbs that end something, and what follows one when it ends a transaction
+_ENDING_STEMS = ("cancel", "terminat", "delet", "remov")
+_ENDING = rf"\b(?:{'|'.join(_ENDING_STEMS)})\w*"
 _CANCEL_REST = (
     r" (?:(?:the|this|that|these|those|my|our|their|his|her|your|a|an|one|both|all|any"
     r"|some|it|them) )?"
@@ -371,7 +373,6 @@ _CANCEL_REST = (
     # (but "delete my user account" deletes the account, however it is spelt)
     r"(?! (?:a[cs]+\w*|profile|subscription|plan|membership|contract)s?\b)"
 )
-_CANCEL_TRANSACTION = rf"\b(?:cancel|terminat|delet|remov)\w*{_CANCEL_REST}"
 # A customer who says they are staying: "not my account", "we're not leaving", "I don't
 # want to cancel". (The lexical tier damps its own churn cue on most of these, _DAMPERS;
 # the heads read bags of words and do not see the "not".)
@@ -382,8 +383,8 @@ _STAYING = (
     r"|\b(?:don'?t|do not) (?:want|mean|need|plan|intend) to (?:cancel|leave|close|delete"
     r"|terminate|switch)\b"
 )
-_ANY_CANCEL = re.compile(r"\b(?:cancel|terminat|delet|remov)\w*", re.IGNORECASE)
-_CANCEL_TRANSACTION_RE = re.compile(_CANCEL_TRANSACTION, re.IGNORECASE)
+_ANY_ENDING = re.compile(_ENDING, re.IGNORECASE)
+_ENDS_A_TRANSACTION = re.compile(_ENDING + _CANCEL_REST, re.IGNORECASE)
 _STAYING_RE = re.compile(_STAYING, re.IGNORECASE)
 _LEAVING_WORDS = re.compile(
     r"\b(?:close|unsubscribe|competitors?|switch\w* to|leaving|renew\w*"
@@ -404,12 +405,12 @@ def stays(text: str) -> bool:
     low = text.lower()  # (the regexes are slow to fail; most messages hold no anchor)
     if ("not " in low or "n't " in low or "staying" in low) and _STAYING_RE.search(text):
         return True
-    if not any(word in low for word in ("cancel", "terminat", "delet", "remov")):
+    if not any(stem in low for stem in _ENDING_STEMS):
         return False
-    cancels = len(_ANY_CANCEL.findall(text))
+    endings = len(_ANY_ENDING.findall(text))
     return (
-        cancels > 0
-        and len(_CANCEL_TRANSACTION_RE.findall(text)) == cancels
+        endings > 0
+        and len(_ENDS_A_TRANSACTION.findall(text)) == endings
         and _LEAVING_WORDS.search(text) is None
     )
 
