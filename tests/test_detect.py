@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tactful.detect import detect, score_text
+from tactful.detect.text import CALM_CEILING, SARCASM_CEILING, STAYING_CEILING, read_text
 from tactful.events import parse_event
 from tactful.state.customer import CustomerState, remember
 
@@ -497,6 +498,15 @@ _OUTRIGHT = [
     "We've signed with another vendor. Please start the offboarding. We've outgrown the tool.",
     "Is there an actual person here? Could someone from your sales team reach out?",
     "Rush starts in 20 min, the warehouse is sitting idle. I can't find where to change it.",
+    "We are not renewing. We hereby give notice of termination. Please stop the subscription.",
+    "We've started looking for a replacement. I'm recommending we rip your API out.",
+    "Six weeks of broken sync and nobody cares. Who tests this? A canned response again.",
+    "I've wasted an entire day on this. What am I paying you for? Do your job.",
+    "Thanks in advance for ignoring this. I'm genuinely puzzled, I have no idea what a webhook is.",
+    "Please escalate to a manager. Have someone call me at 555-0148. Who do I talk to?",
+    "Can you call me back? Could an account manager call me tomorrow? Get me a human.",
+    "Our account will be suspended tomorrow. The pipeline has been down since 6am.",
+    "I've reset my password four times today. Am I missing a step? I don't really understand this.",
     "",
     "ok",
 ]
@@ -632,3 +642,138 @@ def test_what_a_customer_says_happened_becomes_a_signal_the_policy_reads(text, s
         assert signals[name].strength == 1.0
         assert signals[name].evidence == (scores.said[name],)
         assert scores.said[name] in text.lower()
+
+
+# The lexical tier on its own (no learned scorer: `--text-scorer lexical`, detect() called
+# without scores) answers with read_text: the cues, what the message says outright, and the
+# learned scorer's ceilings. score_text stays the heads' feature and reads none of these.
+_SAID_OUTRIGHT = [
+    ("I give up.", "frustration", 0.5),
+    ("Please connect me to support", "wants_human", 0.6),
+    ("We won't be renewing our contract", "churn_intent", 0.7),
+    ("You've lost a customer.", "churn_intent", 0.7),
+]
+
+
+@pytest.mark.parametrize(("text", "dim", "floor"), _SAID_OUTRIGHT)
+def test_the_lexical_tier_reads_what_is_said_outright(text, dim, floor):
+    assert score_text(text).scores[dim] < floor  # the cues alone miss it
+    read = read_text(text)
+    assert read.scores[dim] >= floor
+    assert read.evidence[dim]  # and says which words
+
+
+def test_the_lexical_tier_holds_the_learned_scorers_ceilings():
+    staying = "Please cancel the duplicate charge, we are staying with you"
+    assert score_text(staying).scores["churn_intent"] > STAYING_CEILING
+    read = read_text(staying)
+    assert read.scores["churn_intent"] <= STAYING_CEILING
+    assert "churn_intent" not in read.evidence
+    assert read.topic != "cancellation"
+    sarcasm = read_text("Thanks for nothing.")
+    assert sarcasm.scores["gratitude"] <= SARCASM_CEILING
+    assert sarcasm.scores["frustration"] >= 0.5
+    assert sarcasm.outright >= 0.5  # a floor under the conversation's frustration now
+    denied = read_text("I'm not upset, just want to understand the charge")
+    assert denied.scores["frustration"] <= CALM_CEILING
+    assert denied.outright == 0.0
+
+
+def test_the_lexical_tier_files_leaving_under_cancellation():
+    assert score_text("We won't be renewing our contract").topic == "sales_legal"
+    assert read_text("We won't be renewing our contract").topic == "cancellation"
+
+
+def test_detect_without_a_learned_scorer_reads_outright_statements():
+    _, sigs = run([ev(1, "message", 0, text="Please connect me to support")])
+    wants = [s for s in sigs[0] if s.name == "wants_human"]
+    assert wants and wants[0].strength >= 0.6
+
+
+# The probe sets of 2026-11-25 (bench/probes/): what support customers write, read as said.
+_READ_AS_SAID = [
+    ("We are not renewing.", "churn_intent", 0.7),
+    ("Dear Support, we hereby give notice of termination of our agreement.", "churn_intent", 0.7),
+    ("We've started looking for a replacement.", "churn_intent", 0.6),
+    ("I'm done. Six weeks of broken sync and nobody cares.", "frustration", 0.5),
+    (
+        "I've wasted an entire day on this. Either the docs are wrong or it's broken.",
+        "frustration",
+        0.5,
+    ),
+    ("Thanks in advance for ignoring this like the last three emails.", "frustration", 0.5),
+    ("I've reset my password four times today and the link is always expired.", "frustration", 0.6),
+    ("I have no idea what a webhook is or where I would get one.", "confusion", 0.6),
+    ("I'm not angry at all, just genuinely puzzled by the totals.", "confusion", 0.6),
+    (
+        "I've explained this to four different agents. Please escalate to a manager.",
+        "wants_human",
+        0.6,
+    ),
+    ("on the road, can someone call me back within the hour? 555-0143", "wants_human", 0.6),
+    ("Our card expired and the account will be suspended tomorrow.", "urgency", 0.5),
+    ("Our entire webhook pipeline has been down since 6am.", "urgency", 0.55),
+]
+
+
+@pytest.mark.parametrize(("text", "dim", "floor"), _READ_AS_SAID)
+def test_support_phrasings_are_read_as_said(text, dim, floor):
+    from tactful.detect.text import explicit_cues
+
+    strength, words = explicit_cues(text)[dim]
+    assert strength >= floor, (text, strength)
+    assert words in text.lower()
+
+
+def test_the_pipeline_down_since_morning_is_a_stoppage():
+    assert "stoppage" in read_text("Our webhook pipeline has been down since 6am").said
+    assert "stoppage" in read_text("we've lost hundreds of orders").said
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Your bot actually answered my question perfectly, no need for a human. Thanks!",
+        "Please don't escalate this or schedule a call, I just need the link to the API docs.",
+    ],
+)
+def test_a_person_declined_holds_wants_human_whatever_the_cues_say(text):
+    from tactful.detect.text import DECLINED_CEILING
+
+    read = read_text(text)
+    assert read.scores["wants_human"] <= DECLINED_CEILING
+    assert "wants_human" not in read.evidence
+
+
+def test_no_hurry_said_holds_urgency_unless_said_outright():
+    from tactful.detect.text import UNHURRIED_CEILING
+
+    tag = '"URGENT" is the name of one of our tags. Not a big deal, just cosmetic.'
+    assert score_text(tag).scores["urgency"] > UNHURRIED_CEILING  # the word alone
+    assert read_text(tag).scores["urgency"] <= UNHURRIED_CEILING
+    # an outage said outright outranks "no rush" elsewhere in the message
+    down = "Checkout is down for all our customers. No rush on the invoice question."
+    assert read_text(down).scores["urgency"] >= 0.55
+
+
+@pytest.mark.parametrize(
+    ("text", "topic"),
+    [
+        ("How do I delete a user who left the company?", "account_access"),
+        ("An ex-employee still has access, remove jane.doe@acme.com", "account_access"),
+        ("Hi, how do I transfer ownership of a board to another user?", "account_access"),
+        ("Are your plans priced by user or by contact?", "sales_pricing"),
+        ("Is the trial full-featured or limited?", "sales_pricing"),
+        ("Can you provide a W-8BEN-E for our supplier onboarding?", "sales_procurement"),
+        ("The tracking snippet shows not detected on my site", "technical"),
+        ("Our emails are going to spam since yesterday", "technical"),
+    ],
+)
+def test_a_software_customers_words_name_the_topic(text, topic):
+    assert score_text(text).topic_scores[topic] > 0.0
+    assert read_text(text).topic == topic
+
+
+def test_deleting_ones_own_user_account_is_still_leaving():
+    assert read_text("I want to delete my user account").topic != "account_access"
+    assert score_text("I want to delete my user account").topic_scores["account_access"] == 0.0

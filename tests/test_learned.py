@@ -1238,3 +1238,31 @@ def test_thats_all_is_a_closing_only_when_it_closes():
     assert calm_cue("That's all for now, thanks.") is not None
     assert calm_cue("That's all I have to say: your product is garbage") is None
     assert calm_cue("That's all I can take") is None
+
+
+def test_a_pasted_stack_trace_is_a_technical_question(scorer):
+    """A developer's paste is about the product's workings however little they wrote
+    around it: a one-line Python traceback cleaned to nothing and read other."""
+    trace = (
+        'Traceback (most recent call last): File "sync.py", line 88, in <module> '
+        "client.push(batch) requests.exceptions.HTTPError: 500 Server Error"
+    )
+    fenced = "Any idea?\n```\nfoo = bar(1)\nprint(foo)\n```"
+    for text in (trace, fenced):
+        read = scorer.score(text)
+        assert read.topic == "technical", (text, read.topic_scores)
+        assert read.topic_scores["other"] == 0.0
+    # a paste beside words that name a topic keeps that topic
+    billing = scorer.score("Why was my card charged twice?\n```\ninvoice_id: 5521\n```")
+    assert billing.topic == "billing"
+
+
+def test_a_person_declined_and_no_hurry_said_hold_in_the_learned_scorer(scorer):
+    declined, unhurried = scorer.score_batch(
+        [
+            "Your bot answered my question perfectly, no need for a human. Thanks!",
+            '"URGENT" is the name of one of our tags. Not a big deal, just cosmetic.',
+        ]
+    )
+    assert declined.scores["wants_human"] <= 0.1
+    assert unhurried.scores["urgency"] <= 0.15

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tactful.detect.behavior import BehaviorConfig, detect_behavior, repeat_contact
-from tactful.detect.text import TextScores, score_text
+from tactful.detect.text import TextScores, read_text, score_text
 from tactful.events import Event
 from tactful.signals import DIMENSIONS, TOPICS, Signal
 from tactful.state.customer import CustomerState, contact_topic
@@ -63,7 +63,7 @@ def text_signals(scores: TextScores, event_id: str) -> list[Signal]:
 
 def detect_text(text: str, recent: list[str], event_id: str) -> list[Signal]:
     """Signals from the lexical tier alone."""
-    return text_signals(score_text(text, recent), event_id)
+    return text_signals(read_text(text, recent), event_id)
 
 
 def scored_text(event: Event) -> str | None:

@@ -49,19 +49,13 @@ from tactful.detect.features import (
 from tactful.detect.text import (
     CALM_CEILING,
     LEAVING_SAID,
-    SARCASM_CEILING,
-    STAYING_CEILING,
-    WHY_CEILING,
     TextScores,
-    asks_why,
-    calm_cue,
-    denies_feeling,
     explicit_cues,
     noisy_or,
-    sarcastic,
     score_text,
+    settle,
+    settle_topics,
     small_talk,
-    stays,
 )
 from tactful.signals import DIMENSIONS, TOPICS
 from tactful.state.conversation import DEFAULT_CONVERSATION, ConversationModel
@@ -93,14 +87,9 @@ SALES_TOPICS = ("sales_pricing", "sales_security", "sales_legal", "sales_procure
 # billing): the cutoff that costs those requests nothing.
 TOPIC_UNSURE = 0.6
 TOPIC_CUE_WEIGHT = 0.5
-# A customer saying they are leaving, as done (an outright churn cue of at least
-# text.LEAVING_SAID: "we won't be renewing our contract", "moving to a competitor", "cancel my
-# subscription"), is a cancellation conversation whatever else the message names: this
-# share of the topics goes to cancellation, so that it comes first (the head read the
-# first as sales_legal, 1.00, from "contract"; the second as other). Leaving weighed or
-# threatened (0.6: "evaluating other vendors"; "if this is not fixed we will reconsider
-# our subscription" is still about what is not fixed) keeps the message's topic.
-LEAVING_TOPIC_SHARE = 0.6
+# clean_text's notes that say a developer pasted code: what the rest of the message does
+# not place (its "other" share) is technical
+PASTED_CODE = ("code removed", "stack trace removed")
 
 _TAG = re.compile(r"</?[a-zA-Z][^>]{0,200}>")
 _SPACES = re.compile(r"[ \t]{2,}")
@@ -600,21 +589,9 @@ class TextScorer:
                 if dim not in self.dimensions and strength > scores[dim]:
                     scores[dim] = strength
                     evidence[dim].append(words)
-            if "gratitude" in scores and sarcastic(text):  # "Thanks for nothing."
-                scores["gratitude"] = min(scores["gratitude"], SARCASM_CEILING)
-                evidence["gratitude"] = []
-            if "confusion" not in stated and asks_why(text, lex.scores["confusion"]):
-                scores["confusion"] = min(scores["confusion"], WHY_CEILING)
-            staying = "churn_intent" not in stated and stays(text)
-            if staying:  # "cancel the duplicate charge", "not my account"
-                scores["churn_intent"] = min(scores["churn_intent"], STAYING_CEILING)
-                evidence["churn_intent"] = []
-            calm = "frustration" not in stated and (
-                calm_cue(text) is not None or denies_feeling(text)
-            )
-            if calm and scores["frustration"] > CALM_CEILING:  # "No, that's all, thanks",
-                scores["frustration"] = CALM_CEILING  # "I'm not upset, just asking"
-                evidence["frustration"] = []
+            # "Thanks for nothing.", "cancel the duplicate charge", "I'm not upset"
+            settled = settle(text, scores, evidence, stated, lex.scores["confusion"])
+            staying, calm = settled.staying, settled.calm
             confidence = _confidence(text, row_notes)
             no_words = "no words" in row_notes
             if no_words:  # emoji or punctuation: the lexical tier reads it
@@ -639,6 +616,11 @@ class TextScorer:
                     small_talk=small_talk(text),
                     staying=staying,
                 )
+            if any(note in row_notes for note in PASTED_CODE) and topic["other"] > 0.0:
+                # a pasted stack trace or code block is a technical question however little
+                # the customer wrote around it (a one-line Python traceback cleaned to
+                # nothing and read other)
+                topic = {**topic, "technical": topic["technical"] + topic["other"], "other": 0.0}
             emotions = dict(zip(self.emotions, emotion_probs[i].tolist(), strict=True))
             felt = noisy_or([emotions.get("anger", 0.0), emotions.get("annoyance", 0.0)])
             outright = max(felt, stated["frustration"][0] if "frustration" in stated else 0.0)
@@ -702,7 +684,7 @@ class TextScorer:
         Where ``trusted`` topics' cues occur (text.TRUSTED_TOPIC_CUES) they are averaged
         in even when the head is sure: it read "I can't log in, the MFA code never
         arrives" as other (0.79). ``leaving``: the message says outright that the
-        customer is leaving (LEAVING_TOPIC_SHARE). ``small_talk``: the message names
+        customer is leaving (text.settle_topics). ``small_talk``: the message names
         nothing (text.small_talk), and its topic is other. ``staying``: the message says
         the customer stays, or cancels only a charge or an order (text.stays), and its
         topic is not cancellation."""
@@ -722,13 +704,7 @@ class TextScorer:
             for t in self.topics:
                 out[t] = (1.0 - w) * out[t] + w * rest * named.get(t, 0.0) / said
         out.update(sales)
-        if staying and out["cancellation"] < 1.0:  # "cancel the duplicate invoice"
-            keep = 1.0 - out["cancellation"]
-            out = {t: 0.0 if t == "cancellation" else v / keep for t, v in out.items()}
-        if leaving:
-            out = {t: (1.0 - LEAVING_TOPIC_SHARE) * v for t, v in out.items()}
-            out["cancellation"] += LEAVING_TOPIC_SHARE
-        return out
+        return settle_topics(out, leaving, staying)
 
 
 def _tuned_vectors(

@@ -27,22 +27,29 @@ from tactful.signals import DIMENSIONS, TOPICS
 
 __all__ = [
     "CALM_CEILING",
+    "DECLINED_CEILING",
     "LEAVING_SAID",
+    "LEAVING_TOPIC_SHARE",
     "LEXICAL_VERSION",
     "SARCASM_CEILING",
     "SMALL_TALK",
     "STATEMENTS",
     "STAYING_CEILING",
     "TRUSTED_TOPIC_CUES",
+    "UNHURRIED_CEILING",
     "WHY_CEILING",
+    "Settled",
     "TextScores",
     "asks_why",
     "calm_cue",
     "denies_feeling",
     "explicit_cues",
     "noisy_or",
+    "read_text",
     "sarcastic",
     "score_text",
+    "settle",
+    "settle_topics",
     "small_talk",
     "statements",
     "stays",
@@ -312,6 +319,17 @@ _SOFTWARE = (
     r"|rate.limit\w*|paginat\w*|sandbox|landing in spam|spam folder|spf|dkim|sidebar"
     r"|gr[ea]yed out|too many requests|cli|command.line|redirects?|dns|ssl|tls|domains?"
     r"|desktop (?:app|client)|browser extensions?"
+    # a web product's parts and its failures: "the report builder ate my work, no
+    # autosave", "the tracking snippet shows not detected", "the support widget covers the
+    # Save button", "maintenance mode", "emails going to spam", "approvals vanish",
+    # "Site's down. Checkout dead."
+    r"|auto-?save|snippets?|widgets?|maintenance mode|(?:going|goes|went|go) (?:in|to) spam"
+    r"|vanish\w*|(?:site|app|checkout|store|website|page)(?:'s| is)? (?:down|dead)\b"
+    # installing and running it: "silent install via MSI", "the Windows client", "error
+    # 0x80070005", "the Android app shows the wrong date format", "performance limits
+    # with that many concurrent users"
+    r"|install\w*|msi|(?:windows|mac|macos|linux|android|ios|iphone|mobile) (?:client|app)"
+    r"|0x[0-9a-f]{4,}|concurrent users|performance"
     rf"|(?:returns?|returned|returning|gets?|got|getting|throws?|throwing|seeing|http"
     rf"|status|error) (?:an? )?{_STATUS}s?|{_STATUS}s? (?:errors?|status|responses?|codes?)"
 )
@@ -339,6 +357,18 @@ _ACCOUNT_ADMIN = (
     r"|read.only) (?:role|access)|invit\w* (?:a |my |our |new )?(?:teammates?|colleagues?"
     r"|users?|members?|team)|(?:add|remove) (?:a |another |new |more )?(?:users?|members?"
     r"|teammates?|admins?)"
+    # people leaving a team: "delete a user who left the company", "deactivate the accounts
+    # for our three interns", "an ex-employee still has access", "transfer ownership",
+    # "Editor and Contributor roles"
+    # (not "delete my user account": that customer is leaving)
+    r"|(?:delete|deactivate|remove|offboard|disable|suspend|revoke) (?:a |an |the |this |that"
+    r"|these |those )?(?:(?!my\b|our\b)\w+ )?(?:users?\b(?! account)|accounts? (?:for|of)"
+    r"|members?|employees?|logins? for)"
+    r"|(?:ex-?|former) (?:employee|colleague|team member|staff|contractor)s?|still (?:has|have)"
+    r" access|revok\w* (?:\w+ )?access|transfer (?:the )?ownership|(?:and|or) \w+ roles\b"
+    r"|roles? (?:and permissions|model)|deprovision\w*"
+    r"|(?:active |all )?sessions|(?:read.only|admin|which) role|permission to (?:manage|access"
+    r"|view|edit)"
 )
 
 # "Cancel" said of a transaction, not of the customer's relationship with us: a charge,
@@ -439,7 +469,18 @@ _TOPIC_CUES: dict[str, _Pattern] = {
         # (seats on a plan someone has are billing, _SUBSCRIPTION; seats priced are sales)
         "sales_pricing": r"pricing|quote|discount|enterprise plan|volume|upgrade|per seat"
         r"|seat pric\w*|startup program|non-?profits?|education(?:al)? discount|cost per"
-        r"|free tier",
+        r"|free tier"
+        # a prospect's questions: "how much for 3 users", "What would 50 seats of the Growth
+        # plan cost annually?", "price per contact", "Do you price by seat or by
+        # workspace?", "Is the trial full-featured?", "the difference in price between
+        # Starter and Growth", "just to see a price"
+        r"|how much (?:for|would|is|does|will) (?:it (?:be|cost) (?:for )?)?\d+ (?:users?|seats?"
+        r"|people|members|agents|contacts)|(?:users?|seats?|contacts) (?:of [\w ]{1,30}?)?"
+        r"(?:cost|be) (?:us )?(?:annually|per (?:month|year)|a (?:month|year)|monthly|yearly)"
+        r"|price per|prices? (?:by|per) (?:seat|user|workspace|contact)|priced? by"
+        r"|(?:free )?trial|difference in price|see (?:a|the) price|first year cost"
+        r"|(?:what|how much) (?:would|do|does|will) (?:you|it) charge|how much is it (?:per|a)"
+        r" (?:month|year|user|seat)|is there a plan for",
         # (SSO that fails to log people in is an access problem, not a security question)
         "sales_security": rf"soc ?2|security (?:review|whitepaper|questionnaire)|saml"
         rf"|sso(?! {_SSO_TROUBLE})|"
@@ -451,7 +492,11 @@ _TOPIC_CUES: dict[str, _Pattern] = {
         r"|liability|redlines?",
         "sales_procurement": r"procurement|purchase order|vendor (?:form|onboarding|registration"
         r"|setup|portal)|supplier (?:registration|setup|onboarding|portal|form)|po number|rfp"
-        r"|coupa|ariba|certificate of insurance|w-9|w9|net.?\d\d|pay(?:ment)? by po|payment terms",
+        r"|coupa|ariba|certificate of insurance|w-9|w9|net.?\d\d|pay(?:ment)? by po|payment terms"
+        # "our AP system requires all new suppliers to be set up ... the supplier information
+        # form", "W-8BEN-E", "your UEI number", "a sole-source justification letter"
+        r"|supplier information|new (?:suppliers?|vendors?)|set (?:you|us) up as a (?:supplier"
+        r"|vendor)|w-8\w*|w8ben\w*|uei|duns|sole.source",
     }.items()
 }
 
@@ -631,6 +676,10 @@ _OUTAGE = (
     r"|\b(?:our|my) (?:customers|users|clients|buyers|shoppers) (?:can'?t|cannot"
     r"|are unable to|aren'?t able to|are not able to) (?:pay|check ?out|log ?in"
     r"|sign ?in|access|buy|order|place orders|book|use)\b"
+    # "Our entire webhook pipeline has been down since 6am, we've lost hundreds of orders"
+    r"|\b(?:has|have) been down since\b|\b(?:is|are) (?:still )?down since\b"
+    r"|\blost (?:hundreds|thousands|dozens|tons|a lot) of (?:orders|sales|customers"
+    r"|dollars|bookings|transactions|leads|revenue)\b"
 )
 _DATA_LOST = (
     r"\b(?:deleted|lost|wiped|erased) (?:all (?:of )?)?(?:my|our) (?:saved )?(?:data|work"
@@ -857,8 +906,11 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             "frustration",
             0.6,
         ),
-        (  # tried, not asked: frustrated, but not a contact that went unanswered
-            rf"\b(?:i|we)(?:'ve| have)? (?:tried|reset it){_MANY_TIMES}",
+        (  # tried, not asked: frustrated, but not a contact that went unanswered ("I've
+            # reset my password four times today", "I verified it FIVE times"; BANKING77:
+            # declined cards and failed transfers tried again)
+            r"\b(?:i|we)(?:'ve| have)? (?:tried|reset|verified|rebuilt|reinstalled|restarted"
+            rf"|retried|resubmitted|resent|re-sent|re-uploaded|rebooted|re-entered){_MANY_TIMES}",
             "frustration",
             0.6,
         ),
@@ -1035,12 +1087,17 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
         # 0.09 and "Huh? That makes no sense." at 0.17 (the policy asks one clarifying
         # question at 0.5)
         (
-            r"\b(?:i'?m|i am) (?:so |completely |totally |a bit |a little |kind of |kinda )?"
-            r"(?:lost|confused)\b(?! (?:my|our|the|a|an|it|them)\b)"
+            # (puzzled, baffled, perplexed: GoEmotions 4 of 4 confusion; "I don't really
+            # understand": 5 of 5; "I have no idea what ...": 14 of 23, base rate 3%)
+            r"\b(?:i'?m|i am) (?:so |completely |totally |a bit |a little |kind of |kinda "
+            r"|really |genuinely |just )?(?:lost|confused|puzzled|baffled|perplexed)\b"
+            r"(?! (?:my|our|the|a|an|it|them)\b)|\bjust (?:genuinely |really |a bit |a little "
+            r"|so )?(?:puzzled|confused|baffled|perplexed)\b"
             r"|\b(?:this|that|it) (?:makes|made) (?:no|zero) sense\b"
             r"|\b(?:this|that|it) (?:doesn'?t|does not) make (?:any )?sense\b"
-            r"|^(?:huh|wait,? what)\?|\bi (?:don'?t|do not) (?:get it|understand (?:this|that"
-            r"|what|how|why|where|which))\b",
+            r"|^(?:huh|wait,? what)\?|\bi (?:don'?t|do not) (?:get it|(?:really |quite |fully )?"
+            r"understand (?:this|that|what|how|why|where|which))\b"
+            r"|\bi (?:have|'ve got) no idea (?:what|how|where|which|why|if|whether)\b",
             "confusion",
             0.6,
         ),
@@ -1055,7 +1112,7 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             r"|\bwhere did (?:the|my|our) [\w-]+ (?:tab|button|menu|option|setting|settings"
             r"|page|link|icon) go\b|\bwhat(?:'s| is) the difference between\b"
             r"|\bwhich (?:one )?is (?:right|correct)\?|\bwhat am i doing wrong\b"
-            r"|\bam i missing something\b|\bwhat am i missing\b"
+            r"|\bam i missing (?:something|anything|a step)\b|\bwhat am i missing\b"
             r"|\b(?:can'?t|cannot|couldn'?t) (?:find|figure out|work out) (?:where|how)\b"
             r"|\bi can'?t tell (?:which|what|whether)\b|\bnot in the docs\b|\bisn'?t"
             r" (?:documented|in the docs)\b|\bwhere did (?:the|my|our) [^?.!]{1,30}? go\b",
@@ -1185,6 +1242,91 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             "wants_human",
             0.6,
         ),
+        # probe sets of 2026-11-25 (each read 0.00-0.47; each fires on no train text of any
+        # corpus unless said): "We are not renewing.", "We've started looking for a
+        # replacement"
+        (
+            # (the customer, not the plan: "Why is my plan not renewing?" is a question)
+            r"\b(?:we|i)(?:'re|'m| are| am| will| shall)? not (?:be )?renewing\b"
+            r"|^\W*not renewing\b|\b(?:we|i)(?:'re|'m| are| am) not going to renew\b"
+            r"|\bnotice of termination\b"
+            r"|\bterminat\w* (?:of )?(?:our|the|my) (?:agreement|contract|subscription)\b"
+            r"|\bstop (?:the|my|our) (?:subscription|plan|membership)\b",
+            "churn_intent",
+            0.7,
+        ),
+        (
+            r"\b(?:looking|look|searching|shopping) (?:around )?(?:for|at) (?:a |an )?"
+            r"(?:replacement|alternatives?)\b|\brip (?:it|you|your \w+) out\b",
+            "churn_intent",
+            0.6,
+        ),
+        # "Six weeks of broken sync and nobody cares" (GoEmotions: 6 of 8 frustrated), "Who
+        # tests this stuff?", "a copy-paste response that has nothing to do with my
+        # problem", "fix your garbage product" (GoEmotions: "What a useless tool.", anger)
+        (
+            r"\b(?:nobody|no one|no-one) cares\b|\bwho tests\b|\bdoes anyone test\b"
+            r"|\b(?:copy.?paste[d]?|canned|generic|scripted) (?:response|reply|answer)"
+            r"|\bnothing to do with (?:my|our) (?:problem|question|issue)\b"
+            r"|\b(?:garbage|trash|junk|crap|crappy|shitty|useless) (?:product|app|software"
+            r"|service|tool|platform|support)\b",
+            "frustration",
+            0.55,
+        ),
+        # time and work lost, a job not done: "I've
+        # wasted an entire day on this", "I've lost a whole morning", "What am I paying you
+        # for?", "Do your job." (GoEmotions: 1 of 2 anger), "I'm doing your QA for free",
+        # "going back and forth with your chatbot"
+        (
+            r"\b(?:wasted|lost) (?:an? |my |the |two |three |\d+ )?(?:entire |whole |full )?"
+            r"(?:day|morning|afternoon|week|hours?|evening)\b|\bdo your job\b"
+            r"|\bwhat am i paying (?:you )?for\b|\bi'?m a paying customer\b"
+            r"|\bdoing your (?:qa|job|testing|work) for free\b"
+            r"|\bback and forth with (?:your|the|a) (?:chat ?)?bot",
+            "frustration",
+            0.5,
+        ),
+        # "Thanks in advance for ignoring this like the last three emails" (fires on no
+        # train text)
+        (
+            r"\b(?:for|keep|kept|keeps|you'?re|are|been) ignoring (?:this|me|us|my|our)\b",
+            "frustration",
+            0.55,
+        ),
+        # a person asked for in other words: "Please escalate to a manager", "Have someone
+        # call me at 555-0148" (not "call me a cab"), "have our account manager contact
+        # me", "Who do I talk to?" (BANKING77: 6 customers asking whom to see about a card)
+        (
+            r"\bescalate (?:this |it |me |my \w+ )?(?:to|with) (?:a |your |the |an? )?"
+            r"(?:manager|supervisor|human|person|someone|senior|team lead|engineer|real)"
+            r"|\b(?:someone|somebody|anyone|you) (?:needs? to |must |should |please )?"
+            r"(?:call|phone|ring) me\b(?! an? (?:cab|taxi|car|uber|ride))"
+            r"|\bhave (?:someone|somebody|an? \w+) (?:call|phone|ring) me\b"
+            r"|\bcall me (?:at|on) \+?\(?\d"
+            r"|\bhave (?:our|my|the|an?) (?:account manager|csm|customer success manager"
+            r"|success manager|rep|representative|account rep) (?:contact|call|email|reach out"
+            r"|get in touch)",
+            "wants_human",
+            0.6,
+        ),
+        (r"\bwho (?:do|can|should) (?:i|we) (?:talk|speak) (?:to|with)\b", "wants_human", 0.5),
+        # "call me back within the hour", "Could an account manager call me tomorrow?",
+        # "Could we get a call with one of your engineers", "Please get me a human."
+        (
+            r"\bcall me back\b|\b(?:get|have|book|schedule|set up|arrange) a (?:quick )?call"
+            r" with\b|\bget me a (?:human|person|real person|agent)\b|\b(?:could|can|would)"
+            r" (?:somebody|someone|you|an? [\w ]{1,25}?) (?:please )?(?:telephone|phone|call"
+            r"|ring) me\b(?! an? (?:cab|taxi|car|uber|ride))",
+            "wants_human",
+            0.6,
+        ),
+        # a clock on the account: "the account says it will be suspended tomorrow"
+        (
+            r"\b(?:suspended|cancell?ed|shut off|shut down|deactivated|locked|deleted|terminated)"
+            r" (?:tomorrow|today|tonight|in (?:\d+|an?|one|two|three) (?:hours?|days?|minutes?))",
+            "urgency",
+            0.5,
+        ),
     )
 )
 
@@ -1196,7 +1338,9 @@ _SARCASM = re.compile(
     r"|\bstop thanking (?:me|us)\b"
     # thanks for an answer that failed ("Thanks, but that didn't fix it" read 0.99)
     r"|\bthanks?(?: you)?,? but (?:that|it|this)(?: still)? (?:didn'?t|did not|doesn'?t"
-    r"|does not|won'?t|isn'?t|still)\b",
+    r"|does not|won'?t|isn'?t|still)\b"
+    # "Thanks in advance for ignoring this like the last three emails." (read 1.00)
+    r"|\bthanks?(?: you)?(?: in advance)? for ignoring\b",
     re.IGNORECASE,
 )
 SARCASM_CEILING = 0.05
@@ -1478,6 +1622,141 @@ def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
             t for t, cue in TRUSTED_TOPIC_CUES.items() if cue.search(low, present)
         ),
         said=statements(text),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What settle() found: the message says the customer stays (``staying``: text.stays)
+    or denies a feeling (``calm``: calm_cue or denies_feeling), each where no outright
+    cue says otherwise."""
+
+    staying: bool
+    calm: bool
+
+
+# A person declined ("Your bot answered my question perfectly, no need for a human",
+# "Please don't escalate this or schedule a call"): wants_human is held to
+# DECLINED_CEILING, outright cues in the same message included (the decline is the
+# narrower reading: "schedule a call" read 0.6). Fires on no train text of any corpus.
+_DECLINES_PERSON = re.compile(
+    r"\bno need (?:for|to (?:talk|speak) (?:to|with)) (?:a |an )?(?:human|person|agent|call"
+    r"|manager|phone call)\b|\b(?:don'?t|do not|no need to) (?:escalate|schedule a call)\b"
+    r"|\b(?:don'?t|do not) (?:need|want) (?:a |an |to (?:talk|speak) (?:to|with) (?:a |an )?)?"
+    r"(?:human|person|agent|phone call)\b",
+    re.IGNORECASE,
+)
+DECLINED_CEILING = 0.1
+# No hurry said ("Not a big deal, just cosmetic", "no rush", "whenever you get a chance"):
+# urgency is held to UNHURRIED_CEILING unless an outright urgency cue says otherwise
+# ('"URGENT" is the name of one of our tags ... Not a big deal' read 0.55 from the word).
+_UNHURRIED = re.compile(
+    r"\bnot a big deal\b|\bno big deal\b|\b(?:just|purely|only) cosmetic\b|\bno rush\b"
+    r"|\bno hurry\b|\bwhenever you (?:get a chance|can|have (?:a )?(?:time|moment|sec"
+    r"|second|minute))\b",
+    re.IGNORECASE,
+)
+UNHURRIED_CEILING = 0.15
+
+
+def settle(
+    text: str,
+    scores: dict[str, float],
+    evidence: dict[str, list[str]],
+    stated: dict[str, tuple[float, str]],
+    lexical_confusion: float,
+) -> Settled:
+    """Hold ``scores`` (changed in place, with their ``evidence``) under the ceilings that
+    apply whatever read the message first, the learned heads or the cues alone: thanks
+    said in sarcasm is no gratitude ("Thanks for nothing."), a plain why-question is not
+    confusion, cancelling a charge or an order is not leaving, a feeling denied ("I'm
+    not upset, just asking") is not felt, a person declined ("no need for a human") is
+    not asked for, and no hurry said ("no rush") is no urgency. ``stated``: the message's
+    explicit_cues, which outrank the ceilings of their own dimension (but a person
+    declined outranks "schedule a call")."""
+    if "gratitude" in scores and sarcastic(text):
+        scores["gratitude"] = min(scores["gratitude"], SARCASM_CEILING)
+        evidence["gratitude"] = []
+    if "confusion" not in stated and asks_why(text, lexical_confusion):
+        scores["confusion"] = min(scores["confusion"], WHY_CEILING)
+    staying = "churn_intent" not in stated and stays(text)
+    if staying:
+        scores["churn_intent"] = min(scores["churn_intent"], STAYING_CEILING)
+        evidence["churn_intent"] = []
+    calm = "frustration" not in stated and (calm_cue(text) is not None or denies_feeling(text))
+    if calm and scores["frustration"] > CALM_CEILING:
+        scores["frustration"] = CALM_CEILING
+        evidence["frustration"] = []
+    if scores["wants_human"] > DECLINED_CEILING and _DECLINES_PERSON.search(text):
+        scores["wants_human"] = DECLINED_CEILING
+        evidence["wants_human"] = []
+    hurry = scores["urgency"] > UNHURRIED_CEILING and "urgency" not in stated
+    if hurry and _UNHURRIED.search(text):
+        scores["urgency"] = UNHURRIED_CEILING
+        evidence["urgency"] = []
+    return Settled(staying, calm)
+
+
+# A customer saying they are leaving, as done (an outright churn cue of at least
+# LEAVING_SAID: "we won't be renewing our contract", "moving to a competitor", "cancel my
+# subscription"), is a cancellation conversation whatever else the message names: this
+# share of the topics goes to cancellation, so that it comes first (the heads read the
+# first as sales_legal, 1.00, from "contract"; the second as other). Leaving weighed or
+# threatened (0.6: "evaluating other vendors"; "if this is not fixed we will reconsider
+# our subscription" is still about what is not fixed) keeps the message's topic.
+LEAVING_TOPIC_SHARE = 0.6
+
+
+def settle_topics(topics: dict[str, float], leaving: bool, staying: bool) -> dict[str, float]:
+    """``topics`` (shares summing to 1) for a message that says the customer stays, or
+    cancels only a charge or an order (``staying``: its topic is not cancellation), or
+    says they are leaving (``leaving``: LEAVING_TOPIC_SHARE goes to cancellation)."""
+    out = dict(topics)
+    if staying and out["cancellation"] > 0.0:  # "cancel the duplicate invoice"
+        keep = 1.0 - out["cancellation"]
+        out = (
+            {t: 0.0 if t == "cancellation" else v / keep for t, v in out.items()}
+            if keep > 0.0
+            else {t: float(t == "other") for t in out}
+        )
+    if leaving:
+        out = {t: (1.0 - LEAVING_TOPIC_SHARE) * v for t, v in out.items()}
+        out["cancellation"] += LEAVING_TOPIC_SHARE
+    return out
+
+
+def read_text(text: str, recent: Sequence[str] = ()) -> TextScores:
+    """The cues as a scorer in their own right (the engine's lexical tier, `--text-scorer
+    lexical`): score_text's cues, raised to what the message says outright
+    (explicit_cues: "I give up", "connect me to support") and held under the same
+    ceilings as the learned scorer's (settle). score_text itself stays as it is: the
+    learned heads were trained on its scores."""
+    lex = score_text(text, recent)
+    scores = dict(lex.scores)
+    evidence: dict[str, list[str]] = {d: list(lex.evidence.get(d, ())) for d in DIMENSIONS}
+    stated = explicit_cues(text)
+    for dim, (strength, words) in stated.items():
+        if strength > scores[dim]:
+            scores[dim] = strength
+            evidence[dim].append(words)
+    settled = settle(text, scores, evidence, stated, lex.scores["confusion"])
+    topics = settle_topics(
+        lex.topic_scores,
+        leaving=stated.get("churn_intent", (0.0, ""))[0] >= LEAVING_SAID,
+        staying=settled.staying,
+    )
+    said = 0.0 if settled.calm else stated.get("frustration", (0.0, ""))[0]
+    return TextScores(
+        scores=scores,
+        evidence={d: tuple(dict.fromkeys(e)) for d, e in evidence.items() if e},
+        topic=max(topics, key=lambda t: (topics[t], t in _NARROWER_TOPICS)),
+        topic_scores=topics,
+        confidence=lex.confidence,
+        notes=lex.notes,
+        version=lex.version,
+        outright=said,
+        trusted_topics=lex.trusted_topics,
+        said=lex.said,
     )
 
 

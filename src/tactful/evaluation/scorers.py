@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-from tactful.detect.text import score_text
+from tactful.detect.text import read_text
 from tactful.evaluation.tasks import Example, Task
 from tactful.signals import DIMENSIONS
 
@@ -86,7 +86,9 @@ def _check(scorer: Scorer, dimension: str) -> None:
 
 
 class LexicalScorer:
-    """tactful's current lexical and structural cue scorer, with the conversation context."""
+    """tactful's lexical tier as the engine runs it without a learned scorer (``--text-scorer
+    lexical``): the lexical and structural cues with the conversation context, raised by
+    what a message says outright and held by the same ceilings (detect.text.read_text)."""
 
     name = "lexical"
     dimensions: frozenset[str] = frozenset(DIMENSIONS)
@@ -94,7 +96,7 @@ class LexicalScorer:
     def score(self, examples: Sequence[Example], dimension: str) -> NDArray[np.float64]:
         _check(self, dimension)
         return np.fromiter(
-            (score_text(ex.text, list(ex.history)).scores[dimension] for ex in examples),
+            (read_text(ex.text, list(ex.history)).scores[dimension] for ex in examples),
             dtype=np.float64,
             count=len(examples),
         )

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from tactful.actions import Action, plan_actions
 from tactful.detect import BehaviorConfig, Signal, TextScores, detect, reply_text, scored_text
-from tactful.detect.text import score_text
+from tactful.detect.text import read_text
 from tactful.events import Event
 from tactful.learn.outcomes import Outcome, derive_outcomes
 from tactful.policy.engine import Decision, PolicyEngine
@@ -117,7 +117,7 @@ def process(
         )
     written = scored_text(event)
     if written is not None and text is None:  # the lexical tier, read once for both uses
-        text = score_text(written, state.recent_messages)
+        text = read_text(written, state.recent_messages)
     signals = detect(event, state, behavior, text)
     remembered = remember(state, event, signals, memory)
     if event.type == "message" and text is not None:
