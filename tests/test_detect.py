@@ -507,6 +507,12 @@ _OUTRIGHT = [
     "Can you call me back? Could an account manager call me tomorrow? Get me a human.",
     "Our account will be suspended tomorrow. The pipeline has been down since 6am.",
     "I've reset my password four times today. Am I missing a step? I don't really understand this.",
+    "Locked out of my account for 4 days. Support took 9 days to reply. Every update breaks it.",
+    "Am I on the wrong page? Where should I start? Which one is the real one?",
+    "If this isn't fixed by Friday we're switching to Asana. I want to cancel and move on.",
+    "Please call me back within the hour. Third breaking change to the API in two months.",
+    "This is getting old. Am I doing something wrong? We're confused. Renewal charges tomorrow.",
+    "We'll be closing our video account with you. Third ticket about the same sync bug.",
     "",
     "ok",
 ]
@@ -713,7 +719,54 @@ _READ_AS_SAID = [
     ("on the road, can someone call me back within the hour? 555-0143", "wants_human", 0.6),
     ("Our card expired and the account will be suspended tomorrow.", "urgency", 0.5),
     ("Our entire webhook pipeline has been down since 6am.", "urgency", 0.55),
+    ("I have been locked out of my account for 4 days.", "frustration", 0.5),
+    ("Every update breaks something new and support takes a week to reply.", "frustration", 0.5),
+    ("So we're paying for something we can't even use.", "frustration", 0.5),
+    (
+        "Hi, I followed the guide but there's no such button. Am I on the wrong page?",
+        "confusion",
+        0.55,
+    ),
+    ("the help article and the pricing page say different things", "confusion", 0.55),
+    ("If this isn't fixed by Friday we're switching to Asana.", "churn_intent", 0.6),
+    ("One more mistake and I'm going back to paper.", "churn_intent", 0.6),
+    ("I want to cancel and I don't want to do it through a chatbot.", "churn_intent", 0.6),
+    ("can someone call me back within the hour?", "urgency", 0.5),
+    ("Cancel my plan before it auto-renews TOMORROW.", "urgency", 0.5),
+    (
+        "Please turn off auto-renewal on our account, we have decided not to continue.",
+        "churn_intent",
+        0.7,
+    ),
+    (
+        "We'll be closing our video conferencing account with you at the end of the month.",
+        "churn_intent",
+        0.7,
+    ),
+    (
+        "third ticket about the same sync bug. nobody has actually fixed anything",
+        "frustration",
+        0.5,
+    ),
+    ("This is the third billing mistake this year.", "frustration", 0.5),
+    ("We're getting nowhere.", "frustration", 0.5),
+    ("the conversion rate is 140%?? is it a bug or am i reading it wrong", "confusion", 0.5),
+    ("Which one governs? We're confused.", "confusion", 0.5),
 ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I recently made a transfer that I would like to cancel",  # BANKING77: not leaving
+        "Why is my plan not renewing automatically?",
+        "If I'm going to use a disposable card, are there limits?",
+    ],
+)
+def test_what_only_looks_like_leaving_is_not_read_as_it(text):
+    from tactful.detect.text import explicit_cues
+
+    assert "churn_intent" not in explicit_cues(text)
 
 
 @pytest.mark.parametrize(("text", "dim", "floor"), _READ_AS_SAID)
@@ -777,3 +830,14 @@ def test_a_software_customers_words_name_the_topic(text, topic):
 def test_deleting_ones_own_user_account_is_still_leaving():
     assert read_text("I want to delete my user account").topic != "account_access"
     assert score_text("I want to delete my user account").topic_scores["account_access"] == 0.0
+
+
+def test_closing_an_account_considered_is_not_leaving_said():
+    """Weighed, not done: the message keeps its own topic (a BANKING77 customer unhappy
+    with an exchange rate, filed under billing)."""
+    from tactful.detect.text import LEAVING_SAID, explicit_cues
+
+    weighed = "The exchange rate is really bad. I'm considering closing my account because of it."
+    assert explicit_cues(weighed).get("churn_intent", (0.0, ""))[0] < LEAVING_SAID
+    done = "We'll be closing our account with you at the end of the month."
+    assert explicit_cues(done)["churn_intent"][0] >= LEAVING_SAID
