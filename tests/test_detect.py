@@ -513,6 +513,9 @@ _OUTRIGHT = [
     "Please call me back within the hour. Third breaking change to the API in two months.",
     "This is getting old. Am I doing something wrong? We're confused. Renewal charges tomorrow.",
     "We'll be closing our video account with you. Third ticket about the same sync bug.",
+    "We'll stop using the tool. Thinking of jumping ship. The app crashed again. Not happy.",
+    "The docs contradict each other. Puzzled. Need eyes on this now. It's payday.",
+    "Can we jump on a quick Zoom? Please have your account manager reach out.",
     "",
     "ok",
 ]
@@ -752,6 +755,30 @@ _READ_AS_SAID = [
     ("We're getting nowhere.", "frustration", 0.5),
     ("the conversion rate is 140%?? is it a bug or am i reading it wrong", "confusion", 0.5),
     ("Which one governs? We're confused.", "confusion", 0.5),
+    ("Hey, heads-up that we'll be letting the subscription lapse.", "churn_intent", 0.7),
+    (
+        "Me and my partner decided we'll stop using the booking system after this season.",
+        "churn_intent",
+        0.7,
+    ),
+    (
+        "That's it. After today's outage I'm pulling our store off your platform.",
+        "churn_intent",
+        0.7,
+    ),
+    ("One more failed payroll run and I'm switching providers, I mean it.", "churn_intent", 0.6),
+    ("honestly thinking of jumping ship", "churn_intent", 0.6),
+    ("We're evaluating Zendesk and Freshdesk as replacements.", "churn_intent", 0.6),
+    ("I've sent this same request five times now.", "frustration", 0.6),
+    ("I'm losing my patience.", "frustration", 0.5),
+    ("ugh. the mobile app crashed AGAIN in the middle of a checkout", "frustration", 0.5),
+    ("The two sets of instructions contradict each other.", "confusion", 0.5),
+    ("What counts as an active user?", "confusion", 0.5),
+    ("Hello, I am not understand the webhook signature.", "confusion", 0.5),
+    ("Production is throwing 500s. Need eyes on this now.", "urgency", 0.5),
+    ("The webinar is in 20 minutes and registration is broken.", "urgency", 0.5),
+    ("Could someone from your team jump on a quick Zoom with our developer?", "wants_human", 0.6),
+    ("Can we get 20 minutes with someone on your security team?", "wants_human", 0.6),
 ]
 
 

@@ -327,10 +327,12 @@ _SOFTWARE = (
     # "Site's down. Checkout dead."
     r"|auto-?save|snippets?|widgets?|maintenance mode|(?:going|goes|went|go) (?:in|to) spam"
     r"|vanish\w*|(?:site|app|checkout|store|website|page)(?:'s| is)? (?:down|dead)\b"
+    r"(?! (?:simple|easy))"
     # installing and running it: "silent install via MSI", "the Windows client", "error
     # 0x80070005", "the Android app shows the wrong date format", "performance limits
     # with that many concurrent users"
-    r"|install\w*|msi|(?:windows|mac|macos|linux|android|ios|iphone|mobile) (?:client|app)"
+    r"|install(?:s|ed|er|ers|ing|ation|ations)?|msi|(?:windows|mac|macos|linux|android|ios"
+    r"|iphone|mobile) (?:client|app)"
     r"|0x[0-9a-f]{4,}|concurrent users|performance"
     rf"|(?:returns?|returned|returning|gets?|got|getting|throws?|throwing|seeing|http"
     rf"|status|error) (?:an? )?{_STATUS}s?|{_STATUS}s? (?:errors?|status|responses?|codes?)"
@@ -661,7 +663,7 @@ _MANY_TIMES = (
 )
 _ASKED_TIMES = (
     rf"\b(?:i|we)(?:'ve| have)? (?:asked|called|written|emailed|explained|reported"
-    rf"|mentioned|repeated|raised){_MANY_TIMES}"
+    rf"|mentioned|repeated|raised|sent){_MANY_TIMES}"
     # twice, asked (not tried); "my sixth email about the same issue"; "once again I find
     # myself writing in"; "following up on my request from three weeks ago"
     r"|\b(?:i|we)(?:'ve| have)? (?:asked|called|written|emailed|raised|reported"
@@ -1195,10 +1197,29 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             r"|immediately|asap|urgently|tonight)\b"
             r"|\b(?:run|launch|demo|meeting|call|deadline|release|go-?live|payroll) is in (?:an"
             r"|one|a couple of|two|three|\d+) (?:hours?|minutes?)\b"
-            r"|\b(?:suspended|locked|shut (?:off|down)|disabled|deactivated) (?:tomorrow|today"
-            r"|tonight|in (?:an|\d+) (?:hours?|days?))\b",
+            # a clock on the account ("the account says it will be suspended tomorrow",
+            # "Cancel my plan before it auto-renews TOMORROW"), "call me back within the
+            # hour", "Please hurry"
+            r"|\b(?:suspended|locked|shut (?:off|down)|disabled|deactivated|cancell?ed|deleted"
+            r"|terminated) (?:tomorrow|today|tonight|in (?:an?|one|two|three|\d+) (?:hours?|days?"
+            r"|minutes?))\b|\bwithin the hour\b|\b(?:auto-?renews?|renewal|renews|charges?"
+            r"|bills?|billed|charged) (?:is |on |goes through )?(?:tomorrow|today|tonight)\b"
+            r"|\b(?:please|pls|plz) hurry\b|\bhelp fast\b"
+            # "Need eyes on this now", "failing as we speak", "Every hour matters", "phones
+            # ringing off the hook", "our biggest sales day", "It's payday", "the deadline is
+            # tomorrow", "look at this today", "by 9am tomorrow", "launching the product in
+            # the morning", "the client review is in an hour"
+            r"|\bneed eyes on (?:this|it)\b|\bas we speak\b|\bevery (?:hour|minute) (?:matters"
+            r"|counts)\b|\bringing off the hook\b|\bbiggest (?:sales )?day\b|\bit'?s (?:payday"
+            r"|the last day of the (?:quarter|month|year))\b|\bdeadline is (?:today|tomorrow"
+            r"|tonight)\b|\blook at (?:this|it) today\b|\bby \d{1,2}(?::\d\d)? ?(?:am|pm) (?:today"
+            r"|tomorrow|tonight)\b|\blaunch\w* [\w ]{0,20}?in the morning\b|\b(?:review|webinar"
+            r"|presentation|interview|class|exam|event|shift|all-hands|board meeting) (?:is "
+            r"|starts )?in (?:an|one|a couple of|two|three|\d+) ?(?:hours?|minutes?|mins?)\b",
             "urgency",
-            0.45,
+            # 0.5, the line a reader calls urgent: a deadline within hours is urgency
+            # present (0.45 before; the default policy reads no urgency threshold)
+            0.5,
         ),
         # someone else in the account: "Someone logged into our account from an IP in
         # another country. We didn't do that." (urgency 0.00)
@@ -1292,7 +1313,15 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             r"subscription\b|\bturn off (?:the )?auto-?renew\w*|\b(?:decided|chosen) not to"
             r" (?:continue|renew)\b|\bcancel at (?:renewal|the end of)\b"
             r"|\bterminat\w* (?:of )?(?:our|the|my) (?:agreement|contract|subscription)\b"
-            r"|\bstop (?:the|my|our) (?:subscription|plan|membership)\b",
+            r"|\bstop (?:the|my|our) (?:subscription|plan|membership)\b"
+            # "we'll stop using the booking system after this season", "we're not going to
+            # continue after the trial", "instructed us not to renew", "we'll be letting the
+            # subscription lapse", "I'm pulling our store off your platform", "cancel pls."
+            r"|\b(?:we|i)(?:'ll| will| are going to|'re going to|'m going to| am going to)? stop"
+            r" using (?:the|your|this)\b|\bnot (?:going to )?continu\w* (?:after|with|past)\b"
+            r"|\bnot to renew\b|\blet(?:ting)? (?:the|our|my) (?:subscription|plan|contract"
+            r"|account|membership) lapse|\bpull\w* (?:our|my) [\w ]{1,20}? off (?:your|the)"
+            r" (?:platform|service|tool|app)\b|^\W*cancel (?:pls|please|plz)\b",
             "churn_intent",
             0.7,
         ),
@@ -1301,9 +1330,9 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
         # chatbot" (a bare cancel; not "a transfer that I would like to cancel")
         (
             r"\bif\b[^.!?]{0,80}?,? (?:we'?re|we are|we will be|we'll be|i'?m|i will be|i'll be)"
-            r" (?:switching|moving|migrating) (?:over |back )?to\b|\bone more (?:mistake|error"
-            r"|outage|problem|issue|bug) and (?:we'?re|i'?m|we are|i am) (?:out|gone|leaving|done"
-            r"|switching|moving|going back)\b|(?<!that )(?<!which )\b(?:i|we) (?:want|need"
+            r" (?:switching|moving|migrating|going back) (?:over |back )?to\b|\bone more"
+            r" [\w ]{1,25}? and (?:we'?re|i'?m|we are|i am) (?:out|gone|leaving|done|switching"
+            r"|moving|going back)\b|(?<!that )(?<!which )\b(?:i|we) (?:want|need"
             r"|would like|'d like) to cancel(?:[.!,]|$| and\b| now\b| today\b| everything\b"
             r"| it all\b| asap\b)",
             "churn_intent",
@@ -1311,7 +1340,13 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
         ),
         (
             r"\b(?:looking|look|searching|shopping) (?:around )?(?:for|at) (?:a |an )?"
-            r"(?:replacement|alternatives?)\b|\brip (?:it|you|your \w+) out\b",
+            r"(?:replacement|alternatives?)\b|\brip (?:it|you|your \w+) out\b"
+            # "thinking of jumping ship", "no choice but to look elsewhere", "we walk", "want
+            # out.", "evaluating Zendesk and Freshdesk as replacements", "find an
+            # alternative", "I've found something that actually works"
+            r"|\bjump(?:ing)? ship\b|\blook(?:ing)? elsewhere\b|\bwe(?:'ll)? walk\b"
+            r"|\bwant out[.!]*$|\bfound something (?:else|better|that (?:actually )?works)\b"
+            r"|\bas (?:a )?replacements?\b|\bfind (?:an? )?(?:alternative|replacement)\b",
             "churn_intent",
             0.6,
         ),
@@ -1368,7 +1403,15 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
         # worn out: "This is getting old." (GoEmotions 1 of 2 annoyed), "We're getting
         # nowhere", "This is maddening", "hurry up" (BANKING77: a refund waited for)
         (
-            r"\bthis is getting old\b|\bgetting nowhere\b|\bmaddening\b|\bhurry up\b",
+            r"\bthis is getting old\b|\bgetting nowhere\b|\bmaddening\b|\bhurry up\b"
+            # "Not happy." (GoEmotions: 1 of 1 sad; BANKING77: closing over it), "I'm losing
+            # my patience", "just not acceptable", "It's insulting", "Going in circles",
+            # "the mobile app crashed AGAIN" (BANKING77: 2 of 2 charged or gone again)
+            r"|\bnot happy[.!]|^\W*not happy\b|\blosing (?:my )?patience\b|\bnot acceptable\b"
+            r"|\b(?:it'?s|this is) insulting\b|\bgoing (?:round |around )?in circles\b"
+            # (not "My payment failed again.": a fact reported, read by the policy's
+            # repeated_failure with the failures on record)
+            r"|\b(?:crashed|broke|charged|gone) again\b",
             "frustration",
             0.5,
         ),
@@ -1380,7 +1423,15 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             r"\bam i (?:reading|doing|understanding|looking at|setting) (?:it|this|that"
             r"|something|\w+ing something) (?:up )?wrong\b|\bwhat (?:step )?i'?m missing\b"
             r"|\bi'?m unsure\b|\b(?:we'?re|we are) (?:so |completely |totally |a bit |a little "
-            r"|really )?confused\b|\b(?:don'?t|do not) know what (?:these|those) (?:are|mean)\b",
+            r"|really )?confused\b|\b(?:don'?t|do not) know what (?:these|those) (?:are|mean)\b"
+            # "the two sets of instructions contradict each other", "your article could be
+            # read either way", "not sure which to follow", "what counts as active?", "I am
+            # not understand the webhook signature", "I don't know what is the different",
+            # "Puzzled." and "confusing" (GoEmotions: 16 of 19 confusion)
+            r"|\bcontradict (?:each other|one another)\b|\bcould be read either way\b"
+            r"|\bnot sure which (?:one )?(?:to|i should|we should)\b|\bwhat (?:counts|is"
+            r" considered) as\b|\bi (?:am|'m) not understand\w*|\bknow what is the different"
+            r"|\bpuzzl(?:ed|ing)\b|\bconfusing\b",
             "confusion",
             0.5,
         ),
@@ -1409,7 +1460,7 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             r"(?:call|phone|ring) me\b(?! an? (?:cab|taxi|car|uber|ride))"
             r"|\bhave (?:someone|somebody|an? \w+) (?:call|phone|ring) me\b"
             r"|\bcall me (?:at|on) \+?\(?\d"
-            r"|\bhave (?:our|my|the|an?) (?:account manager|csm|customer success manager"
+            r"|\bhave (?:our|my|the|your|an?) (?:account manager|csm|customer success manager"
             r"|success manager|rep|representative|account rep) (?:contact|call|email|reach out"
             r"|get in touch)",
             "wants_human",
@@ -1422,19 +1473,17 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             r"\bcall me back\b|\b(?:get|have|book|schedule|set up|arrange) a (?:quick )?call"
             r" with\b|\bget me a (?:human|person|real person|agent)\b|\b(?:could|can|would)"
             r" (?:somebody|someone|you|an? [\w ]{1,25}?) (?:please )?(?:telephone|phone|call"
-            r"|ring) me\b(?! an? (?:cab|taxi|car|uber|ride))",
+            r"|ring) me\b(?! an? (?:cab|taxi|car|uber|ride))"
+            # "jump on a quick Zoom with our developer", "a screen-share session with a
+            # support engineer", "20 minutes with someone on your security team", "a live
+            # demo with one of your sales reps"
+            r"|\b(?:jump|hop|get) on a (?:quick )?(?:zoom|call|meet|teams call|phone call"
+            r"|video call)\b|\bscreen.?share (?:session|call)\b|\bsession with an? (?:support )?"
+            r"(?:engineer|specialist|expert)\b|\b(?:\d+|a few|some) minutes with (?:someone"
+            r"|somebody|one of|your)\b|\bwith one of your (?:sales )?(?:reps?|representatives?"
+            r"|engineers?)\b",
             "wants_human",
             0.6,
-        ),
-        # a clock on the account: "the account says it will be suspended tomorrow"
-        (
-            r"\b(?:suspended|cancell?ed|shut off|shut down|deactivated|locked|deleted|terminated)"
-            r" (?:tomorrow|today|tonight|in (?:\d+|an?|one|two|three) (?:hours?|days?|minutes?))"
-            r"|\bwithin the hour\b|\b(?:auto-?renews?|renewal|renews|charges?|bills?|billed"
-            r"|charged) (?:is |on |goes through )?(?:tomorrow|today|tonight)\b|\bplease hurry\b"
-            r"|\bhelp fast\b",
-            "urgency",
-            0.5,
         ),
     )
 )
