@@ -788,6 +788,7 @@ _READ_AS_SAID = [
         "I recently made a transfer that I would like to cancel",  # BANKING77: not leaving
         "Why is my plan not renewing automatically?",
         "If I'm going to use a disposable card, are there limits?",
+        "Superb! But if I need to cancel, how do I go about that?",  # a hotel's guest
     ],
 )
 def test_what_only_looks_like_leaving_is_not_read_as_it(text):

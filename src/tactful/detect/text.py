@@ -1327,12 +1327,13 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
         ),
         # "If this isn't fixed by Friday we're switching to Asana.", "One more mistake and
         # I'm going back to paper.", "I want to cancel and I don't want to do it through a
-        # chatbot" (a bare cancel; not "a transfer that I would like to cancel")
+        # chatbot" (a bare cancel; not "a transfer that I would like to cancel", nor "if I
+        # need to cancel, how do I go about that?": two MultiWOZ test turns read 0.6)
         (
             r"\bif\b[^.!?]{0,80}?,? (?:we'?re|we are|we will be|we'll be|i'?m|i will be|i'll be)"
             r" (?:switching|moving|migrating|going back) (?:over |back )?to\b|\bone more"
             r" [\w ]{1,25}? and (?:we'?re|i'?m|we are|i am) (?:out|gone|leaving|done|switching"
-            r"|moving|going back)\b|(?<!that )(?<!which )\b(?:i|we) (?:want|need"
+            r"|moving|going back)\b|(?<!that )(?<!which )(?<!if )(?<!when )\b(?:i|we) (?:want|need"
             r"|would like|'d like) to cancel(?:[.!,]|$| and\b| now\b| today\b| everything\b"
             r"| it all\b| asap\b)",
             "churn_intent",
