@@ -14,9 +14,12 @@ never shown, so bench/probes/README.md says which sets were fixed against and wh
 held out (read for counts only: never fix a cue against a held-out message).
 
 Run: ``python bench/probes.py`` (every set), ``python bench/probes.py --show
-bench/probes/set_a.txt`` (also each failing message with what was read). The last line
-is one JSON object: {set: {"messages", "checks", "failed", "by_check": {check kind:
-[failed, checks]}}}.
+bench/probes/seen_a.txt`` (also each failing message with what was read). To see what a
+change fixed and broke without reading a held-out message: ``--save before.json`` on
+the code before it, then ``--against before.json`` on the code after (counts per set and
+kind of check). The last line is one JSON object: {set: {"messages", "checks", "failed",
+"by_check": {check kind: [failed, checks]}}} (with ``--against``, also "fixed" and
+"broken").
 """
 
 from __future__ import annotations
@@ -104,19 +107,42 @@ def parse(lines: Iterable[str], name: str) -> list[Probe]:
     return probes
 
 
-def run(files: Sequence[Path], show: bool) -> dict[str, dict[str, object]]:
+# per set, per message, whether each of its checks held: what --save writes
+Outcomes = dict[str, list[list[bool]]]
+
+
+def run(
+    files: Sequence[Path], show: bool, before: Outcomes | None = None
+) -> tuple[dict[str, dict[str, object]], Outcomes]:
+    """Score every set; the summary per set, and each check's outcome. ``before``: the
+    outcomes of an earlier run (--save), counted against per kind of check."""
     from tactful.detect.learned import load_scorer
 
     scorer = load_scorer()
     print(f"scorer {scorer.version}")
     summary: dict[str, dict[str, object]] = {}
+    outcomes: Outcomes = {}
     for path in files:
         probes = parse(path.read_text(encoding="utf-8").splitlines(), path.name)
         read = scorer.score_batch([p.text for p in probes])
+        held = [
+            [c.holds(s.scores, s.topic) for c in p.checks]
+            for p, s in zip(probes, read, strict=True)
+        ]
+        outcomes[path.stem] = held
+        earlier = (before or {}).get(path.stem)
+        if earlier is not None and [len(h) for h in earlier] != [len(h) for h in held]:
+            raise ProbeError(f"{path.name}: its checks changed since the saved run")
         checks: Counter[str] = Counter()
         failed: Counter[str] = Counter()
-        for probe, scores in zip(probes, read, strict=True):
-            wrong = [c for c in probe.checks if not c.holds(scores.scores, scores.topic)]
+        fixed: Counter[str] = Counter()
+        broken: Counter[str] = Counter()
+        for k, (probe, scores) in enumerate(zip(probes, read, strict=True)):
+            if earlier is not None:
+                for c, was, now in zip(probe.checks, earlier[k], held[k], strict=True):
+                    fixed[c.kind] += not was and now
+                    broken[c.kind] += was and not now
+            wrong = [c for c, ok in zip(probe.checks, held[k], strict=True) if not ok]
             for c in probe.checks:
                 checks[c.kind] += 1
             for c in wrong:
@@ -132,14 +158,17 @@ def run(files: Sequence[Path], show: bool) -> dict[str, dict[str, object]]:
         total, bad = sum(checks.values()), sum(failed.values())
         print(f"{path.name}: {len(probes)} messages, {bad} of {total} checks failed")
         for kind in sorted(checks):
-            print(f"    {kind:<16} {failed[kind]:>3} of {checks[kind]:>3} failed")
+            moved = f" ({fixed[kind]} fixed, {broken[kind]} broken)" if earlier is not None else ""
+            print(f"    {kind:<16} {failed[kind]:>3} of {checks[kind]:>3} failed{moved}")
         summary[path.stem] = {
             "messages": len(probes),
             "checks": total,
             "failed": bad,
             "by_check": {k: [failed[k], checks[k]] for k in sorted(checks)},
         }
-    return summary
+        if earlier is not None:
+            summary[path.stem] |= {"fixed": sum(fixed.values()), "broken": sum(broken.values())}
+    return summary, outcomes
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -156,14 +185,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--show", action="store_true", help="print each failing message and what was read"
     )
+    parser.add_argument(
+        "--save", type=Path, metavar="FILE", help="write each check's outcome to FILE (JSON)"
+    )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        metavar="FILE",
+        help="count what was fixed and broken since the outcomes --save wrote to FILE "
+        "(counts only: no message is shown)",
+    )
     args = parser.parse_args(argv)
     files = args.files or sorted(HERE.glob("*.txt"))
     if not files:
         print(f"error: no probe files in {HERE}", file=sys.stderr)
         return 2
     try:
-        summary = run(files, args.show)
-    except (ProbeError, OSError) as exc:
+        before = json.loads(args.against.read_text(encoding="utf-8")) if args.against else None
+        summary, outcomes = run(files, args.show, before)
+        if args.save:
+            args.save.write_text(json.dumps(outcomes), encoding="utf-8")
+    except (ProbeError, OSError, json.JSONDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(summary))
