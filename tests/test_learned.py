@@ -1266,3 +1266,24 @@ def test_a_person_declined_and_no_hurry_said_hold_in_the_learned_scorer(scorer):
     )
     assert declined.scores["wants_human"] <= 0.1
     assert unhurried.scores["urgency"] <= 0.15
+
+
+def test_topics_of_products_far_from_shops_and_banks(scorer):
+    """Build systems, device fleets, law firms, clinics: the head learned its topics from
+    e-commerce and banking requests and read each of these other (the firmware update
+    account_access)."""
+    expected = {
+        "firmware OTA update stuck at 0% for 57 devices": "technical",
+        "Shared prototype link shows a blank white screen on Safari": "technical",
+        "Paralegal needs access to the Henderson matter only": "account_access",
+        "Do you offer a price lock for 3 years if we commit now?": "sales_pricing",
+        "PO 7781-22 has been issued for the 50 licences, where should I send it?": (
+            "sales_procurement"
+        ),
+        "Is the governing law negotiable? We prefer Ontario law.": "sales_legal",
+        "Are you HIPAA compliant? What controls do you have for PHI?": "sales_security",
+        "Do you host in Canada? Our clients demand their data stay in Canada.": "sales_security",
+        "turn off auto renew pls": "cancellation",
+    }
+    read = scorer.score_batch(list(expected))
+    assert {t: r.topic for t, r in zip(expected, read, strict=True)} == expected

@@ -334,6 +334,13 @@ _SOFTWARE = (
     r"|install(?:s|ed|er|ers|ing|ation|ations)?|msi|(?:windows|mac|macos|linux|android|ios"
     r"|iphone|mobile) (?:client|app)"
     r"|0x[0-9a-f]{4,}|concurrent users|performance"
+    # a build system's, a device fleet's, a browser's and a phone system's words: "the
+    # pipeline has been failing since your runner update, exit code 137", "firmware OTA
+    # update stuck at 0%", "blank on Safari, works in Chrome", "the outlook add-in",
+    # "trace spans appear without parent", "softphones drop calls"
+    r"|pipelines?|builds|runners?|exit code|firmware|ota|stuck at \d+ ?%|plugins?|add-ins?"
+    r"|safari|chrome|firefox|not updating|status checks?|spans|otel|opentelemetry"
+    r"|softphones?|drop(?:s|ped|ping)? calls"
     rf"|(?:returns?|returned|returning|gets?|got|getting|throws?|throwing|seeing|http"
     rf"|status|error) (?:an? )?{_STATUS}s?|{_STATUS}s? (?:errors?|status|responses?|codes?)"
 )
@@ -372,7 +379,10 @@ _ACCOUNT_ADMIN = (
     r"|(?:ex-?|former) (?:employee|colleague|team member|staff|contractor)s?|still (?:has|have)"
     r" access|revok\w* (?:\w+ )?access|transfer (?:the )?ownership|(?:and|or) \w+ roles\b"
     r"|roles? (?:and permissions|model)|deprovision\w*"
-    r"|(?:read.only|admin|which) role|permission to (?:manage|access"
+    r"|(?:read.only|admin|which) role|(?:what|which|a|the) (?:\w+ )?role (?:does|do|should|can"
+    r"|to)\b|role does (?:she|he|they|i|it) need|only (?:see|access) (?:her|his|their|my) own"
+    r"|access to [\w ]{1,30}? only\b|owners? (?:of|for) (?:the|our|this) (?:org|organi[sz]ation"
+    r"|workspace|account|tenant)|owner account|permission to (?:manage|access"
     r"|view|edit)"
 )
 
@@ -477,7 +487,7 @@ _TOPIC_CUES: dict[str, _Pattern] = {
         rf"|{_SOFTWARE}",
         # a cancelled charge or order is about billing or the order, not about leaving
         "cancellation": rf"cancel\w*(?!{_CANCEL_REST})|close my account|delete my account"
-        rf"|terminate(?!{_CANCEL_REST})|unsubscribe",
+        rf"|terminate(?!{_CANCEL_REST})|unsubscribe|discontinu\w*|auto[- ]?renew\w*",
         # (seats on a plan someone has are billing, _SUBSCRIPTION; seats priced are sales)
         "sales_pricing": r"pricing|quote|discount|enterprise plan|volume|upgrade|per seat"
         r"|seat pric\w*|startup program|non-?profits?|education(?:al)? discount|cost per"
@@ -498,7 +508,8 @@ _TOPIC_CUES: dict[str, _Pattern] = {
         # ("negotiable" alone was dropped: it broke a held-out check, found by counts)
         r"|(?:what|how much) (?:would|does|will) (?:the |your )?[\w ]{0,30}? cost (?:us )?(?:per"
         r"|a|each) (?:year|month)|how much (?:for|is|are) \d+k? (?:emails|events|contacts"
-        r"|messages|licen[cs]es|users|seats)|list price|what is (?:the )?price"
+        r"|messages|licen[cs]es|users|seats)|list price|price lock|ballpark|pricing calculator"
+        r"|do you charge (?:by|per)|how much would it cost for \d+ \w+|what is (?:the )?price"
         r" (?:for|of)",
         # (SSO that fails to log people in is an access problem, not a security question)
         "sales_security": rf"soc ?2|security (?:review|whitepaper|questionnaire)|saml"
@@ -511,14 +522,21 @@ _TOPIC_CUES: dict[str, _Pattern] = {
         # encrypted?"
         r"|caiq|trust (?:portal|center|centre|page)|security (?:documents?|docs|documentation"
         r"|package|posture)|sig (?:lite|core)|data breach\w*|(?:host|store|keep)\w* (?:the |our "
-        r"|your |customer )?data in the (?:eu|us|uk|usa)|backups?\b[^.?!]{0,40}?encrypt\w*",
+        r"|your |customer )?data in the (?:eu|us|uk|usa)|backups?\b[^.?!]{0,40}?encrypt\w*"
+        # "Are you HIPAA compliant?", "a bug bounty or vulnerability disclosure program",
+        # "Are call recordings stored in the US only?", "Do you host in Canada?", "isolate
+        # builds between customers"
+        r"|hipaa|phi|bug bounty|vulnerability disclosure|(?:stored|hosted|host|store|keep)"
+        r"(?: \w+){0,3}? in (?:the )?(?:us|eu|uk|canada|usa|germany|australia|india)(?: only)?"
+        r"|data (?:stays?|remains?) in|isolat\w*(?: \w+)? between customers|tenant isolation",
         "sales_legal": r"dpa|gdpr|msa|legal terms|contract|terms of service|lawyer"
         r"|legal(?! (?:entity|name|address))|indemnif\w*|counsel|our paper|order form"
         r"|liability|redlines?"
         # "sign our mutual NDA", "the draft agreement says 36 months", "countersigned",
         # "a Business Associate Agreement"
         r"|nda|non.disclosure|(?:draft|master|framework|services|this|the) agreement"
-        r"|countersign\w*|business associate",
+        r"|countersign\w*|business associate|governing law|amendment|signatory|own paper"
+        r"|(?:your|the) terms\b",
         "sales_procurement": r"procurement|purchase orders?|vendor (?:form|onboarding|registration"
         r"|setup|portal)|supplier (?:registration|setup|onboarding|portal|form)|po number|rfp"
         r"|coupa|ariba|certificate of insurance|w-9|w9|net.?\d\d|pay(?:ment)? by po|payment terms"
@@ -528,7 +546,10 @@ _TOPIC_CUES: dict[str, _Pattern] = {
         r"|vendor)|w-8\w*|w8ben\w*|uei|duns|sole.source"
         # "the quote on letterhead", "vendor master data", "G-Cloud", "supplier code of
         # conduct"
-        r"|letterhead|vendor master|g-cloud|supplier code of conduct",
+        r"|letterhead|vendor master|g-cloud|supplier code of conduct"
+        # "PO 7781-22 has been issued", "split the purchase across two POs", "the supplier
+        # diversity section in the portal"
+        r"|po ?#?\d[\d-]*|pos|split (?:the )?purchase|supplier (?:diversity|sustainability)",
     }.items()
 }
 
@@ -1309,8 +1330,8 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             # subscription", "turn off auto-renewal, we have decided not to continue",
             # "cancel at renewal" (bitext: 7 of 7 delete_account)
             r"|(?<!considering )(?<!thinking about )(?<!thinking of )\bclosing (?:our|my)"
-            r" (?:[\w-]+ ){0,3}?account\b|\bend (?:our|my|the) (?:[\w-]+ )?"
-            r"subscription\b|\bturn off (?:the )?auto-?renew\w*|\b(?:decided|chosen) not to"
+            r" (?:[\w-]+ ){0,3}?account\b|\bend(?:ing)? (?:our|my|the) (?:[\w-]+ )?"
+            r"subscription\b|\bturn off (?:the )?auto[- ]?renew\w*|\b(?:decided|chosen) not to"
             r" (?:continue|renew)\b|\bcancel at (?:renewal|the end of)\b"
             r"|\bterminat\w* (?:of )?(?:our|the|my) (?:agreement|contract|subscription)\b"
             r"|\bstop (?:the|my|our) (?:subscription|plan|membership)\b"
@@ -1319,7 +1340,8 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             # subscription lapse", "I'm pulling our store off your platform", "cancel pls."
             r"|\b(?:we|i)(?:'ll| will| are going to|'re going to|'m going to| am going to)? stop"
             r" using (?:the|your|this)\b|\bnot (?:going to )?continu\w* (?:after|with|past)\b"
-            r"|\bnot to renew\b|\blet(?:ting)? (?:the|our|my) (?:subscription|plan|contract"
+            r"|\bnot to renew\b|\b(?:decided|going|plan(?:ning)?) to discontinue\b"
+            r"|\blet(?:ting)? (?:the|our|my) (?:subscription|plan|contract"
             r"|account|membership) lapse|\bpull\w* (?:our|my) [\w ]{1,20}? off (?:your|the)"
             r" (?:platform|service|tool|app)\b|^\W*cancel (?:pls|please|plz)\b",
             "churn_intent",
