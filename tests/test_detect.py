@@ -887,3 +887,8 @@ def test_closing_an_account_considered_is_not_leaving_said():
     assert explicit_cues(weighed).get("churn_intent", (0.0, ""))[0] < LEAVING_SAID
     done = "We'll be closing our account with you at the end of the month."
     assert explicit_cues(done)["churn_intent"][0] >= LEAVING_SAID
+
+
+def test_a_point_of_sale_is_not_a_purchase_order():
+    assert score_text("Our POS system is not syncing with inventory").topic != "sales_procurement"
+    assert score_text("Could you split the purchase across two POs?").topic == "sales_procurement"

@@ -549,7 +549,9 @@ _TOPIC_CUES: dict[str, _Pattern] = {
         r"|letterhead|vendor master|g-cloud|supplier code of conduct"
         # "PO 7781-22 has been issued", "split the purchase across two POs", "the supplier
         # diversity section in the portal"
-        r"|po ?#?\d[\d-]*|pos|split (?:the )?purchase|supplier (?:diversity|sustainability)",
+        # (not "POS" alone: a shop's point of sale)
+        r"|po ?#?\d[\d-]*|(?:two|several|multiple|separate) pos|split (?:the )?purchase"
+        r"|supplier (?:diversity|sustainability)",
     }.items()
 }
 
