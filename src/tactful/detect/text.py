@@ -557,6 +557,13 @@ _TOPIC_CUES: dict[str, _Pattern] = {
 
 _NARROWER_TOPICS = frozenset({"refund", "cancellation"})
 
+
+def _top_topic(shares: dict[str, float]) -> str:
+    """The topic with the largest share; on a tie the narrower topic wins: a refund or a
+    cancellation of a plan is not a billing question ("Can I get my money back for the
+    annual plan?")."""
+    return max(shares, key=lambda t: (shares[t], t in _NARROWER_TOPICS))
+
 # Topic cues that count however sure the learned topic head is (learned.py `_topics`):
 # the software and subscription words the head never read (above), and the
 # account-access cues (password, log in, MFA, locked out), whose first topic is the
@@ -1798,9 +1805,7 @@ def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
         topic = "other"
     else:
         topic_scores = {t: v / total for t, v in topic_scores.items()}
-        # on a tie the narrower topic wins: a refund or a cancellation of a plan is not
-        # a billing question ("Can I get my money back for the annual plan?")
-        topic = max(topic_scores, key=lambda t: (topic_scores[t], t in _NARROWER_TOPICS))
+        topic = _top_topic(topic_scores)
     return TextScores(
         scores=scores,
         evidence={d: tuple(dict.fromkeys(e)) for d, e in evidence.items() if e},
@@ -1935,7 +1940,7 @@ def read_text(text: str, recent: Sequence[str] = ()) -> TextScores:
     return TextScores(
         scores=scores,
         evidence={d: tuple(dict.fromkeys(e)) for d, e in evidence.items() if e},
-        topic=max(topics, key=lambda t: (topics[t], t in _NARROWER_TOPICS)),
+        topic=_top_topic(topics),
         topic_scores=topics,
         confidence=lex.confidence,
         notes=lex.notes,
