@@ -564,6 +564,7 @@ def _top_topic(shares: dict[str, float]) -> str:
     annual plan?")."""
     return max(shares, key=lambda t: (shares[t], t in _NARROWER_TOPICS))
 
+
 # Topic cues that count however sure the learned topic head is (learned.py `_topics`):
 # the software and subscription words the head never read (above), and the
 # account-access cues (password, log in, MFA, locked out), whose first topic is the
