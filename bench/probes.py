@@ -112,10 +112,12 @@ Outcomes = dict[str, list[list[bool]]]
 
 
 def run(
-    files: Sequence[Path], show: bool, before: Outcomes | None = None
+    files: Sequence[Path], show: bool, before: Outcomes | None = None, topics: bool = False
 ) -> tuple[dict[str, dict[str, object]], Outcomes]:
     """Score every set; the summary per set, and each check's outcome. ``before``: the
-    outcomes of an earlier run (--save), counted against per kind of check."""
+    outcomes of an earlier run (--save), counted against per kind of check. ``topics``:
+    also count the missed topic checks by topic expected and topic read (no message
+    shown, so a held-out set can say where its topics go wrong)."""
     from tactful.detect.learned import load_scorer
 
     scorer = load_scorer()
@@ -137,6 +139,7 @@ def run(
         failed: Counter[str] = Counter()
         fixed: Counter[str] = Counter()
         broken: Counter[str] = Counter()
+        confused: Counter[tuple[str, str]] = Counter()
         for k, (probe, scores) in enumerate(zip(probes, read, strict=True)):
             if earlier is not None:
                 for c, was, now in zip(probe.checks, earlier[k], held[k], strict=True):
@@ -147,6 +150,8 @@ def run(
                 checks[c.kind] += 1
             for c in wrong:
                 failed[c.kind] += 1
+                if c.op == "=":
+                    confused[str(c.value), scores.topic] += 1
             if wrong and show:
                 got = ", ".join(
                     f"topic={scores.topic}"
@@ -160,6 +165,10 @@ def run(
         for kind in sorted(checks):
             moved = f" ({fixed[kind]} fixed, {broken[kind]} broken)" if earlier is not None else ""
             print(f"    {kind:<16} {failed[kind]:>3} of {checks[kind]:>3} failed{moved}")
+        if topics and confused:
+            print("    missed topics (expected -> read):")
+            for (expected, got), n in confused.most_common():
+                print(f"      {expected:<18} -> {got:<18} {n:>3}")
         summary[path.stem] = {
             "messages": len(probes),
             "checks": total,
@@ -195,6 +204,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="count what was fixed and broken since the outcomes --save wrote to FILE "
         "(counts only: no message is shown)",
     )
+    parser.add_argument(
+        "--topics",
+        action="store_true",
+        help="count the missed topic checks by topic expected and topic read "
+        "(counts only: no message is shown)",
+    )
     args = parser.parse_args(argv)
     files = args.files or sorted(HERE.glob("*.txt"))
     if not files:
@@ -202,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         before = json.loads(args.against.read_text(encoding="utf-8")) if args.against else None
-        summary, outcomes = run(files, args.show, before)
+        summary, outcomes = run(files, args.show, before, args.topics)
         if args.save:
             args.save.write_text(json.dumps(outcomes), encoding="utf-8")
     except (ProbeError, OSError, json.JSONDecodeError) as exc:

@@ -811,6 +811,8 @@ def test_support_phrasings_are_read_as_said(text, dim, floor):
 def test_the_pipeline_down_since_morning_is_a_stoppage():
     assert "stoppage" in read_text("Our webhook pipeline has been down since 6am").said
     assert "stoppage" in read_text("we've lost hundreds of orders").said
+    assert "stoppage" in read_text("HTTP 500 on checkout, we are losing sales").said
+    assert read_text("I can't afford to lose more money!").said == {}
 
 
 @pytest.mark.parametrize(

@@ -143,6 +143,45 @@ def test_a_pasted_stack_trace_is_not_anger(scorer):
     assert s.scores["frustration"] < 0.5
 
 
+def test_a_trace_goes_and_the_customers_words_around_it_stay():
+    """A chat box flattens a pasted traceback into one line: the trace goes, the words
+    around it are read. Such a line was removed whole, and an HTTP status said in a
+    sentence with it ("HTTP 500 ... we are losing sales" cleaned to nothing)."""
+    flat = (
+        'Traceback (most recent call last): File "app.py", line 3, in <module> '
+        "KeyError: 'id' -- third time this week and still broken!!"
+    )
+    assert clean_text(flat) == (
+        "-- third time this week and still broken!!",
+        ("stack trace removed",),
+    )
+    inside = (
+        'Getting this: Traceback (most recent call last): File "app.py", line 3, in '
+        "<module> KeyError: 'id'. Please help, third time asking."
+    )
+    assert clean_text(inside)[0] == "Getting this: Please help, third time asking."
+    java = "at com.acme.Sync.run(Sync.java:12) why does this keep happening?!"
+    assert clean_text(java)[0] == "why does this keep happening?!"
+    python = (
+        "Hi, the upload fails:\n"
+        "Traceback (most recent call last):\n"
+        '  File "app.py", line 12, in <module>\n'
+        "    main()\n"
+        "ValueError: invalid literal for int() with base 10: 'abc'\n"
+        "Any idea?"
+    )
+    assert clean_text(python) == ("Hi, the upload fails:\nAny idea?", ("stack trace removed",))
+    thread = 'Exception in thread "main" java.lang.NullPointerException\nPlease fix asap'
+    assert clean_text(thread)[0] == "Please fix asap"
+    # a status code in the customer's own sentence is theirs; a bare log line is not
+    said = "HTTP 500 Internal error on checkout, we are losing sales"
+    assert clean_text(said) == (said, ())
+    assert clean_text("POST 500 Internal Server Error") == ("", ("stack trace removed", "empty"))
+    # an exception named inside a sentence stays in it
+    named = "My ValueError: invalid literal for int() happens only on Mondays"
+    assert clean_text(named) == (named, ())
+
+
 def test_html_and_code_are_removed_before_scoring():
     text, notes = clean_text("<p>Where is my <b>invoice</b>?</p>\n```\nraise Error()\n```")
     assert "html removed" in notes and "code removed" in notes
@@ -1248,7 +1287,10 @@ def test_a_pasted_stack_trace_is_a_technical_question(scorer):
         "client.push(batch) requests.exceptions.HTTPError: 500 Server Error"
     )
     fenced = "Any idea?\n```\nfoo = bar(1)\nprint(foo)\n```"
-    for text in (trace, fenced):
+    # the words after a flattened trace are kept, and the paste still counts as a
+    # technical cue: these alone read billing
+    after = f"{trace}. Is this on your end? Happens on about 1 in 20 requests."
+    for text in (trace, fenced, after):
         read = scorer.score(text)
         assert read.topic == "technical", (text, read.topic_scores)
         assert read.topic_scores["other"] == 0.0

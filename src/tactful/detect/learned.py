@@ -94,11 +94,55 @@ PASTED_CODE = ("code removed", "stack trace removed")
 _TAG = re.compile(r"</?[a-zA-Z][^>]{0,200}>")
 _SPACES = re.compile(r"[ \t]{2,}")
 _FENCE = re.compile(r"```.*?(```|$)", re.S)
+# A pasted stack trace or log. Lines that are all trace go (a frame, the header, an
+# exception line, a log line with no word of the customer's in it; the indented source
+# line under a Python frame). A trace flattened into one line with the customer's words
+# around it, as a chat box sends it ("Traceback (most recent call last): File "a.py",
+# line 3, in <module> KeyError: 'id' -- third time this week!!"), loses the stretch from
+# its header (or a leading exception name) to the end of its last exception's message,
+# where a dash, a bar or a new sentence begins; the words before and after stay. Such a
+# line was removed whole before, and "Got 500 error every time I save" with it.
 _TRACE_LINE = re.compile(
-    r"^\s*(Traceback \(most recent call last\)|File \".*\", line \d+|at [\w.$<>]+\(.*\)|"
-    r"[\w.]+(Error|Exception)(: .*)?$|\w+ \d{3} .*(error|exception).*$)",
+    r"^\s*(?:Traceback \(most recent call last\):?|File \"[^\"\n]*\", line \d+(?:, in \S+)?"
+    r"|at [\w.$<>]+\(.*\))\s*$"
+)
+_PY_FRAME = re.compile(r"^\s*File \"[^\"\n]*\", line \d+")
+_LOG_LINE = re.compile(r"^\s*\w+ \d{3} .*(?:error|exception)", re.I)
+# a word only a person writes; a log line holding one is the customer's sentence
+_PROSE = re.compile(
+    r"\b(?:i|i'm|i've|we|we're|we've|my|our|us|you|your|please|pls|help|why|how|can|can't"
+    r"|cannot|still|again|keeps?|this|what|every|anyone|idea)\b",
     re.I,
 )
+_TRACE_START = re.compile(
+    r"(?P<header>Traceback \(most recent call last\):?|^\s*Exception in thread \"[^\"\n]*\")"
+    r"|^\s*[A-Za-z_][\w.]*(?:Error|Exception)\b"
+)
+_EXCEPTION = re.compile(r"\b[A-Za-z_][\w.]*(?:Error|Exception)\b:?")
+_MESSAGE_END = re.compile(r"\s+(?:--|\u2014|\u2013|-|\|)\s+|(?<=[.!?])\s+(?=[A-Z])|$")
+_FRAME = re.compile(
+    r"File \"[^\"\n]*\", line \d+(?:, in \S+)?"
+    r"|\bat [\w$]+(?:\.[\w$<>]+)+ ?\((?:[^()\n]*:\d+(?::\d+)?|Native Method|Unknown Source)\)"
+)
+
+
+def _strip_trace(line: str) -> str:
+    """``line`` without the trace flattened into it (see _TRACE_LINE): from its header or
+    leading exception name to the end of the last exception's message."""
+    start = _TRACE_START.search(line)
+    if start is not None:
+        # the last exception named after the header; a line that began with one ends it
+        exceptions = [m.end() for m in _EXCEPTION.finditer(line, start.end())]
+        if start["header"] is None:
+            exceptions.insert(0, start.end())
+        end = len(line)  # a header with no exception after it: the rest is trace
+        if exceptions:
+            stop = _MESSAGE_END.search(line, exceptions[-1])
+            end = stop.start() if stop is not None else end
+        line = f"{line[: start.start()]} {line[end:]}"
+    return _FRAME.sub(" ", line)
+
+
 _WORD = re.compile(r"[^\W\d_]+")
 # Common English function words: a message of six or more words with none of them is
 # very likely not English.
@@ -134,17 +178,31 @@ def clean_text(text: str) -> tuple[str, tuple[str, ...]]:
     if len(text) > MAX_CHARS:
         text = text[:MAX_CHARS]
         notes.append(f"truncated to {MAX_CHARS} characters")
-    if _TAG.search(text):  # (one space where a tag was: "I <b>still</b> can't" had two
-        text = _SPACES.sub(" ", html.unescape(_TAG.sub(" ", text)))  # and missed the cue)
-        notes.append("html removed")
     if "```" in text:
         text = _FENCE.sub(" ", text)
         notes.append("code removed")
-    lines = text.splitlines()
-    kept = [line for line in lines if not _TRACE_LINE.match(line)]
-    if len(kept) < len(lines):
+    kept: list[str] = []
+    removed = after_frame = False
+    for line in text.splitlines():
+        source = after_frame and line[:1].isspace()  # the code line under a Python frame
+        after_frame = _PY_FRAME.match(line) is not None
+        if source or _TRACE_LINE.match(line) or (_LOG_LINE.match(line) and not _PROSE.search(line)):
+            removed = True
+            continue
+        stripped = _strip_trace(line)
+        if stripped != line:
+            removed = True
+            line = _SPACES.sub(" ", stripped).strip()
+            if not line:
+                continue
+        kept.append(line)
+    if removed:
         text = "\n".join(kept)
         notes.append("stack trace removed")
+    # (after the trace: a frame's "in <module>" is not a tag)
+    if _TAG.search(text):  # (one space where a tag was: "I <b>still</b> can't" had two
+        text = _SPACES.sub(" ", html.unescape(_TAG.sub(" ", text)))  # and missed the cue)
+        notes.append("html removed")
     text = text.strip()
     words = _WORD.findall(text)
     if not text:
@@ -166,6 +224,21 @@ def _meaningful(word: str) -> bool:
     """A word worth showing as evidence: not punctuation or "the" (TextScorer._whole_word
     has put a word piece back into its word)."""
     return len(word) > 1 and word.replace("'", "").isalpha() and word not in _NOT_EVIDENCE
+
+
+def _with_paste(lex: TextScores) -> tuple[dict[str, float], frozenset[str]]:
+    """The topic cues of a message a trace or code block was cleaned out of, with the
+    paste counted as one more trusted technical cue (as "traceback" or "exception" would
+    be had they stayed in the text): "<a traceback> Is this on your end? Happens on about
+    1 in 20 requests." read billing from what was left."""
+    named = {t: v for t, v in lex.topic_scores.items() if t != "other" and v > 0.0}
+    cues = dict.fromkeys(lex.topic_scores, 0.0)
+    if named:  # shares of the cues that fired: the paste is one more among them
+        cues.update({t: 0.5 * v for t, v in named.items()})
+        cues["technical"] += 0.5
+    else:
+        cues["technical"] = 1.0
+    return cues, lex.trusted_topics | {"technical"}
 
 
 def _confidence(text: str, notes: tuple[str, ...]) -> float:
@@ -605,18 +678,20 @@ class TextScorer:
                 scores = {d: min(v, lex.scores[d]) for d, v in scores.items()}  # pass as one
             if boost > 0 and scores["frustration"] >= boosted:  # the boost stands
                 evidence["frustration"].append("after earlier frustrated messages")
+            pasted = any(note in row_notes for note in PASTED_CODE)
+            cues, trusted = _with_paste(lex) if pasted else (lex.topic_scores, lex.trusted_topics)
             if confidence < 0.3:  # unreadable (another language, no words): the cues' only
-                topic = dict(lex.topic_scores)  # ("Die App stürzt ständig ab" read billing)
+                topic = dict(cues)  # ("Die App stürzt ständig ab" read billing)
             else:
                 topic = self._topics(
                     topic_logits[i],
-                    lex.topic_scores,
-                    lex.trusted_topics,
+                    cues,
+                    trusted,
                     leaving=stated.get("churn_intent", (0.0, ""))[0] >= LEAVING_SAID,
                     small_talk=small_talk(text),
                     staying=staying,
                 )
-            if any(note in row_notes for note in PASTED_CODE) and topic["other"] > 0.0:
+            if pasted and topic["other"] > 0.0:
                 # a pasted stack trace or code block is a technical question however little
                 # the customer wrote around it (a one-line Python traceback cleaned to
                 # nothing and read other)

@@ -728,6 +728,11 @@ _OUTAGE = (
     r"|\b(?:nobody|no one|no-one|none of us) (?:here )?can (?:log ?in|sign ?in|access|get in"
     r"|work)\b"
     r"|\blosing (?:sales|money|customers|orders|revenue) every (?:minute|hour|second)\b"
+    # a loss going on now: "HTTP 500 on checkout, we are losing sales" (fires on no text of
+    # any corpus, train, dev or test)
+    r"|\b(?:we(?:'re| are)|i'?m|i am|(?:the )?(?:store|shop|business|company) is)"
+    r" (?:\w+ )?losing (?:\w+ )?(?:sales|money|customers|orders|revenue|bookings|business"
+    r"|deals|subscribers)\b"
     r"|\b(?:orders|sales|payments|shipments) (?:are|is) (?:dropping|failing|stuck|not going"
     r" through)\b|\b(?:warehouse|drivers|agents|front desk) (?:is|are) (?:sitting )?idle\b"
     r"|\bblocking (?:our|my|the) (?:whole|entire) (?:team|company|org\w*|business"
