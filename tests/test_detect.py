@@ -781,6 +781,7 @@ _READ_AS_SAID = [
     ("The webinar is in 20 minutes and registration is broken.", "urgency", 0.5),
     ("Could someone from your team jump on a quick Zoom with our developer?", "wants_human", 0.6),
     ("Can we get 20 minutes with someone on your security team?", "wants_human", 0.6),
+    ("Please route my ticket to a supervisor.", "wants_human", 0.6),
 ]
 
 
@@ -813,6 +814,36 @@ def test_the_pipeline_down_since_morning_is_a_stoppage():
     assert "stoppage" in read_text("we've lost hundreds of orders").said
     assert "stoppage" in read_text("HTTP 500 on checkout, we are losing sales").said
     assert read_text("I can't afford to lose more money!").said == {}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Is there an API endpoint for assigning tickets to a human agent?",
+        "How do I configure the bot to hand off to a human agent after two failed answers?",
+        "Can the chatbot transfer conversations to a live agent in our helpdesk?",
+        "We need a routing rule that sends VIP chats to a human representative.",
+        "Does your product support escalation to a supervisor queue?",
+    ],
+)
+def test_a_person_named_as_what_a_product_does_is_not_asked_for(text):
+    """A helpdesk's or a chatbot's buyers ask how it hands work to people: each of these
+    read wants_human 0.6-0.66 from "human agent" and "live agent"."""
+    from tactful.detect.text import DECLINED_CEILING
+
+    assert read_text(text).scores["wants_human"] <= DECLINED_CEILING
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Your chatbot should hand off to a human agent, I want to talk to someone now.",
+        "The bot can't help. Transfer me to a human agent.",
+        "Please route my ticket to a supervisor.",
+    ],
+)
+def test_a_person_asked_for_beside_a_product_question_still_is(text):
+    assert read_text(text).scores["wants_human"] >= 0.6
 
 
 @pytest.mark.parametrize(

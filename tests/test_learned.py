@@ -1300,13 +1300,15 @@ def test_a_pasted_stack_trace_is_a_technical_question(scorer):
 
 
 def test_a_person_declined_and_no_hurry_said_hold_in_the_learned_scorer(scorer):
-    declined, unhurried = scorer.score_batch(
+    declined, unhurried, featured = scorer.score_batch(
         [
             "Your bot answered my question perfectly, no need for a human. Thanks!",
             '"URGENT" is the name of one of our tags. Not a big deal, just cosmetic.',
+            "Is there an API endpoint for assigning tickets to a human agent?",
         ]
     )
     assert declined.scores["wants_human"] <= 0.1
+    assert featured.scores["wants_human"] <= 0.1  # read 0.66
     assert unhurried.scores["urgency"] <= 0.15
 
 

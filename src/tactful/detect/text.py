@@ -1494,6 +1494,11 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
         (
             r"\bescalate (?:this |it |me |my \w+ )?(?:to|with) (?:a |your |the |an? )?"
             r"(?:manager|supervisor|human|person|someone|senior|team lead|engineer|real)"
+            # "Please route my ticket to a supervisor" (fires on no corpus text)
+            r"|\b(?:rout|send|pass|forward|transfer|assign|hand)\w* (?:my|this|our) (?:ticket"
+            r"|case|request|issue|complaint|problem|question) (?:over |up )?to (?:a |an |the "
+            r"|your )?(?:supervisor|manager|human|person|senior|specialist|engineer|team lead"
+            r"|someone|somebody|real person)"
             r"|\b(?:someone|somebody|anyone|you) (?:needs? to |must |should |please )?"
             r"(?:call|phone|ring) me\b(?! an? (?:cab|taxi|car|uber|ride))"
             r"|\bhave (?:someone|somebody|an? \w+) (?:call|phone|ring) me\b"
@@ -1846,6 +1851,39 @@ _DECLINES_PERSON = re.compile(
     re.IGNORECASE,
 )
 DECLINED_CEILING = 0.1
+# A person named as what a product does, not asked for: "Is there an API endpoint for
+# assigning tickets to a human agent?", "Can the chatbot transfer conversations to a live
+# agent?", "a routing rule that sends VIP chats to a human representative" (each read
+# wants_human 0.6-0.66; a helpdesk's or a chatbot's buyers ask this). Held at
+# DECLINED_CEILING unless the message also asks for a person itself ("transfer me",
+# "talk to", "I want a human"). Fires on no text of any corpus, train, dev or test.
+_WHO = (
+    r"(?:a |an |the |our |your )?(?:human|live|real)? ?(?:agents?|representatives?|reps?"
+    r"|supervisors?|operators?|persons?|people|humans?|staff)\b"
+)
+_PERSON_AS_FEATURE = re.compile(
+    # things handed to a person: tickets, chats, conversations (not "my ticket", "this")
+    r"\b(?:assign|rout|send|transfer|hand|pass|escalat|forward|move|redirect)\w*"
+    r"(?: (?:off|over))? (?:(?:the|our|their|all|new|vip|incoming|unanswered|open|these"
+    r"|those|such|some|certain|specific|inbound|complex) )*(?:(?!my\b|me\b|this\b|it\b)\w+ )?"
+    r"(?:tickets?|chats?|conversations?|calls?|messages?|cases?|customers?|visitors?|users?"
+    rf"|leads?|requests?|emails?|queries|inquiries|them|sessions?) (?:over )?to {_WHO}"
+    # a bot or a rule that hands off
+    r"|\b(?:bot|chatbot|assistant|ai|workflow|automation|rule|flow|widget|ivr)(?: \w+){0,3}?"
+    r" (?:to )?(?:hand\w* (?:off|over)|escalat\w*|transfer\w*|rout\w*|pass\w*|fall\w* back"
+    r"|hand)\b[^.?!]{0,40}?\b(?:humans?|agents?|person|representatives?|operators?|staff)\b"
+    # a handoff asked about as a feature
+    r"|\b(?:configure|set up|setup|settings?|api|endpoint|rule|workflow|feature|supports?"
+    r"|option|integration|does (?:your|the)|is there|can (?:the|your|we)|how do (?:i|we))\b"
+    r"[^.?!]{0,60}?\b(?:handoff|hand-off|handover|escalation|routing|fallback|assignment)s?"
+    rf" (?:to|into) {_WHO}",
+    re.IGNORECASE,
+)
+_ASKS_PERSON_ITSELF = re.compile(
+    r"\b(?:talk|speak|chat) (?:to|with)\b|\b(?:call|connect|transfer|put|get|escalate|hand)"
+    r" (?:me|us)\b|\bi(?: really)? (?:want|need|would like|'d like) (?:a |an |to )",
+    re.IGNORECASE,
+)
 # No hurry said ("Not a big deal, just cosmetic", "no rush", "whenever you get a chance"):
 # urgency is held to UNHURRIED_CEILING unless an outright urgency cue says otherwise
 # ('"URGENT" is the name of one of our tags ... Not a big deal' read 0.55 from the word).
@@ -1867,7 +1905,8 @@ def settle(
     apply whatever read the message first, the learned heads or the cues alone: thanks
     said in sarcasm is no gratitude ("Thanks for nothing."), a plain why-question is not
     confusion, cancelling a charge or an order is not leaving, a feeling denied ("I'm
-    not upset, just asking") is not felt, a person declined ("no need for a human") is
+    not upset, just asking") is not felt, a person declined ("no need for a human") or
+    named as what a product does ("can the chatbot transfer chats to a live agent?") is
     not asked for, and no hurry said ("no rush") is no urgency. ``stated``: the message's
     explicit_cues, which outrank the ceilings of their own dimension (but a person
     declined outranks "schedule a call")."""
@@ -1884,7 +1923,8 @@ def settle(
     if calm and scores["frustration"] > CALM_CEILING:
         scores["frustration"] = CALM_CEILING
         evidence["frustration"] = []
-    if scores["wants_human"] > DECLINED_CEILING and _DECLINES_PERSON.search(text):
+    featured = _PERSON_AS_FEATURE.search(text) and not _ASKS_PERSON_ITSELF.search(text)
+    if scores["wants_human"] > DECLINED_CEILING and (_DECLINES_PERSON.search(text) or featured):
         scores["wants_human"] = DECLINED_CEILING
         evidence["wants_human"] = []
     hurry = scores["urgency"] > UNHURRIED_CEILING and "urgency" not in stated
