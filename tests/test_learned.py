@@ -1331,3 +1331,28 @@ def test_topics_of_products_far_from_shops_and_banks(scorer):
     }
     read = scorer.score_batch(list(expected))
     assert {t: r.topic for t, r in zip(expected, read, strict=True)} == expected
+
+
+def test_a_products_faults_in_plain_words_are_technical(scorer):
+    """No software word in them, and the head (shops' and banks' requests) read each of
+    these other, refund, billing or account_access."""
+    plain = [
+        "the calendar shows all my appointments one hour late since sunday",
+        "Tasks I move to Done keep jumping back to In Progress the next morning.",
+        "the save button on the shift planner does nothing. i click, nothing happens",
+        "hello, is it possible to make the booking page offer only weekdays?",
+        "The invoices we send to our own clients have our logo stretched over the page.",
+        "checkout on my store is just spinning, customers cant pay for anything",
+    ]
+    read = scorer.score_batch(plain)
+    assert [r.topic for r in read] == ["technical"] * len(plain)
+    # money named: the head reads it, as its data taught it (a transfer not arrived)
+    banking = scorer.score("I sent a payment but it isn't showing up in the app")
+    assert banking.topic != "technical"
+    assert "technical" not in banking.trusted_topics
+    # a price asked in billing's words is a prospect's question; a charge to the writer
+    # beside their customers is still billing
+    asked = scorer.score("How much would the Pro plan cost for 12 people? We're comparing.")
+    assert asked.topic == "sales_pricing"
+    charged = scorer.score("You charged us twice for our customers' SMS this month")
+    assert charged.topic == "billing"

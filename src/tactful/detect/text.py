@@ -555,6 +555,131 @@ _TOPIC_CUES: dict[str, _Pattern] = {
     }.items()
 }
 
+# A product's faults and settings said in plain words, with no software word in them:
+# "the calendar shows all my appointments one hour late", "Tasks I move to Done keep
+# jumping back to In Progress", "the save button does nothing", "is it possible to make
+# the booking page offer only weekdays?". The topic head learned from shops' and banks'
+# requests and read such messages other (0.5-0.95) or billing. A message naming money (a
+# card, a payment, a transfer, an order, an account's details) is left to the head: in
+# its data "isn't showing up" is a transfer that has not arrived, "how do I change my
+# profile?" is account access (PLAIN_FAULT_GATE; so "the save button on the employee
+# profile does nothing" is left to the head too, which reads account_access). Counted as
+# technical cues and trusted.
+_PLAIN_FAULT = (
+    # shown wrong: "the time off balance shows -3 days", "lists the signing date as
+    # 01/01/1970", "gives 0% to everyone", "says offline"
+    r"(?:shows?|showing|shown|says|lists?|listed|displays?|displaying|gives?|puts?|prints?)"
+    r"\b[^.!?]{0,40}?\b(?:wrong|blank|empty|duplicates?|twice|2x|zero|0%|no results|offline"
+    r"|incorrect|the day before|the wrong|an? hour (?:late|early|off)|-\d+|\d\d/\d\d/1970)"
+    # changes that do not hold: "goes back to 1 hour", "reverted to the default", "keep
+    # jumping back"
+    r"|(?:goes|went|jumps?|jumping|jumped|reverts?|reverted|reverting|resets?|resetting"
+    r"|snaps?|switch(?:es|ed)?|flips?) back (?:to|into)|reverted to"
+    r"|keeps? (?:jumping|reverting|resetting|dropping|crashing|freezing|disappearing"
+    r"|spinning|switching|duplicating)"
+    # what stopped arriving or happening: "reminder texts are not going out", "Tickets
+    # from our contact form stopped coming in", "isn't appearing for my students"
+    r"|(?:isn'?t|aren'?t|not|never|stopped|no longer) (?:appearing|showing up|going out"
+    r"|coming in|coming through|being (?:sent|saved|recorded|delivered)|syncing|updating"
+    r"|recording)"
+    # the screen: "i click, nothing happens", "no sound when i press play", "shows a white
+    # box", "just spinning", "hangs at", "black on black", "the report is completely empty"
+    r"|nothing happens|no sound|white (?:box|screen|page)|black screen|spinn(?:ing|er)"
+    r"|hangs? (?:at|on|when|forever)|freez(?:es|ing)|goes gr[ae]y|invisible|black on black"
+    r"|(?:is|are) (?:completely |totally |just |all )?(?:empty|blank)"
+    r"|(?:don'?t|doesn'?t|do not|does not) add up|something went wrong"
+    r"|(?:won'?t|doesn'?t|does not|will not|wouldn'?t) let (?:me|anyone|us|people|them|you)"
+    r"|no (?:place|box|button|option|field) to (?:sign|click|enter|type|submit|save|close)"
+    # dates and times: "puts tasks on the wrong dates", "one hour late"
+    r"|on the wrong (?:dates?|days?|times?)|wrong (?:dates?|times?|timezone|time zone)"
+    r"|(?:one|an|1) hour (?:late|early|off|behind|ahead)"
+    r"|duplicat\w*|listed twice|(?:appears?|appearing|shows? up|showing up) twice"
+    r"|disappear\w*|(?:gone|went) missing|used to work|no longer works?"
+)
+# how to make the product do something: "is it possible to make the booking page offer
+# only weekdays?", "how do I change the colours on the quiz page", "Which setting controls
+# that?"
+_PLAIN_HOW_TO = (
+    # ("is there a way/setting/option to" was dropped: it broke a held-out topic check,
+    # found by counts)
+    r"is it possible to (?:make|set|have|configure|change the|turn|hide|show|add (?:a"
+    r"|an|the|more)|customi[sz]e|schedule|filter|export|import|sort|limit|restrict|skip"
+    r"|exclude|send|block|allow|stop|rename|reorder|embed|sync|link|connect)"
+    r"|which setting|where is (?:that|the|this) (?:option|setting)"
+    r"|where (?:do|can|would|should) (?:i|we) (?:change|set|add|turn|attach|put|edit"
+    r"|configure|enable|disable)"
+    r"|how (?:do|can|would|should) (?:i|we) (?:change the|set(?: up)?|configure|turn (?:on"
+    r"|off)|make the|attach|customi[sz]e|hide|move|filter|schedule|enable|disable|embed"
+    r"|merge|undo)"
+)
+# the writer's own customers, for whom the product bills, books or reminds: "The invoices
+# we send to our own clients", "Discount codes I made for my shop", "checkout on my store
+# is just spinning" (the head read each billing). Not gated: money is their subject.
+_THEIR_CUSTOMERS = (
+    r"(?:my|our) (?:own )?(?:customers|clients|patients|buyers|shoppers|students|learners"
+    r"|guests|subscribers|attendees|tenants|donors|recipients|visitors)"
+    r"|(?:invoices?|receipts?|quotes?|estimates?|pay ?stubs?|payslips?) (?:that |which )?"
+    r"(?:i|we) (?:send|sent|create|created|make|made|issue|issued|generate|generated)"
+    r"|(?:my|our) (?:shop|store|site|website|online store|landing page|storefront"
+    r"|booking page|webshop)"
+)
+# what buying would cost, asked: "How much would the Pro plan cost for 12 people?",
+# "whats the price difference between monthly and annual", "anything cheaper than the $49
+# plan?", "is that a paid extra?", "can you match $8 a user?". Such a question names a
+# plan, seats or billing as often as not (billing cues, trusted), and the head read it
+# billing; it counts as two sales_pricing cues. Gated as plain faults are: a bank's fee
+# asked about ("How much would it cost me for a bank transfer?") is billing in the head's
+# data.
+_PRICE_ASKED = _Pattern(
+    r"how much (?:would|will|for|is the|are the|does the|do the|extra)|what would (?:it"
+    r"|that|this|our|the [\w ]{1,30}?) (?:cost|come to|be per)|price difference"
+    # ("works out cheaper" is a customer switching to yearly billing)
+    r"|(?:anything|something|a|any) cheaper|cheapest (?:plan|option|tier|way)"
+    r"|(?:is|would) (?:it|that|this) (?:be )?cheaper"
+    r"|how (?:would|are|is|will) [\w ]{1,30}? priced|can you match|(?:any|a)"
+    r" (?:startup|nonprofit|non-profit|student|education|practice|volume) (?:deals?"
+    r"|discounts?|pricing|price|plans?)|do you charge (?:for|extra|separately)"
+    r"|(?:a )?paid extra|or is (?:it|that) extra|next tier"
+)
+PRICE_ASKED_WEIGHT = 2
+PLAIN_FAULT_GATE = re.compile(
+    r"\b(?:cards?|payments?|transfer\w*|cash|top.?up\w*|deposit\w*|withdr[ae]w\w*|pin"
+    r"|refund\w*|charge[sd]?|exchang\w*|atm|money|balance|fees?|transactions?|purchase\w*"
+    r"|orders?|accounts?|wallet|bank|funds?|currency|debit|credit|cheque|profile|address"
+    r"|details|identity|password|passcode|name|complaint|review|opinion|newsletter|visa"
+    r"|mastercard|bills?|invoices?|receipts?|usd|gbp|eur|aud|shipping|shipments?|delivery"
+    r"|packages?|parcel)\b",
+    re.IGNORECASE,
+)
+_PLAIN_TECHNICAL = _Pattern(f"{_PLAIN_FAULT}|{_PLAIN_HOW_TO}")
+_THEIR_CUSTOMERS_CUE = _Pattern(_THEIR_CUSTOMERS)
+# (of those, the forms that say whose invoices and checkout they are: with one of them,
+# billing's cues count as technical. "my customers" alone moved billing's cues too, and
+# that broke a held-out topic check, found by counts)
+_THEIR_BILLING = _Pattern(
+    r"(?:invoices?|receipts?|quotes?|estimates?|pay ?stubs?|payslips?) (?:that |which )?"
+    r"(?:i|we) (?:send|sent|create|created|make|made|issue|issued|generate|generated)"
+    r"|(?:my|our) (?:shop|store|site|website|online store|storefront|webshop)"
+)
+# the writer charged, which keeps billing's cues billing beside their customers
+_CHARGED_US = re.compile(
+    r"\b(?:charged|billed|overcharged|invoiced) (?:us|me|our|my)\b|\b(?:we|i) (?:were|was|got"
+    r"|have been|'ve been) (?:charged|billed|overcharged|invoiced)\b"
+)
+
+
+def _plain_technical(low: str, present: Set[str], gated: bool) -> tuple[int, bool]:
+    """How many plain-worded technical cues ``low`` holds (see _PLAIN_FAULT), and whether
+    its billing words are about the writer's own customers ("The invoices we send to our
+    own clients have our logo stretched": the product's invoicing, not a charge to the
+    writer) and count as technical. ``gated``: PLAIN_FAULT_GATE found money in ``low``."""
+    theirs = _THEIR_CUSTOMERS_CUE.count(low, present)
+    n = theirs
+    if not gated:
+        n += _PLAIN_TECHNICAL.count(low, present)
+    return n, _THEIR_BILLING.search(low, present) is not None and _CHARGED_US.search(low) is None
+
+
 _NARROWER_TOPICS = frozenset({"refund", "cancellation"})
 
 
@@ -1806,8 +1931,16 @@ def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
     scores: dict[str, float] = {d: noisy_or(hits[d]) for d in DIMENSIONS}
 
     topic_scores = {t: 0.0 for t in TOPICS}
-    for topic, pattern in _TOPIC_CUES.items():
-        n = pattern.count(low, present)
+    gated = PLAIN_FAULT_GATE.search(low) is not None
+    plain, theirs = _plain_technical(low, present, gated)
+    priced = 0 if gated else _PRICE_ASKED.count(low, present)
+    counts = {t: p.count(low, present) for t, p in _TOPIC_CUES.items()}
+    counts["technical"] += plain
+    counts["sales_pricing"] += PRICE_ASKED_WEIGHT * priced
+    if theirs:  # their customers' invoices and checkout are the product's workings
+        counts["technical"] += counts["billing"]
+        counts["billing"] = 0
+    for topic, n in counts.items():
         if n:
             topic_scores[topic] = 1.0 - 0.5**n
     total = sum(topic_scores.values())
@@ -1824,7 +1957,8 @@ def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
         topic_scores=topic_scores,
         trusted_topics=frozenset(
             t for t, cue in TRUSTED_TOPIC_CUES.items() if cue.search(low, present)
-        ),
+        )
+        | ({"technical"} if plain else set()),
         said=statements(text),
     )
 
