@@ -1544,7 +1544,10 @@ def train(
     ] = True,
 ) -> None:
     """Train the text heads on the labeled data's train splits (dev for choices and
-    calibration; test never read), with fixed seeds, and write them with a model card."""
+    calibration; test never read), with fixed seeds, and write them with a model card.
+    The default heads, written to the shipped folder, also refit the topic reference
+    (which messages are far from the topic head's requests; python -m
+    tactful.train.topic_reference fits it alone)."""
     from tactful.detect.embedder import MODELS_DIR, TUNED_EMBEDDER, load_embedder
     from tactful.detect.learned import DEFAULT_HEADS, TRANSFORMER_HEADS, SentenceEncoder
     from tactful.evaluation.tasks import DataError
@@ -1655,6 +1658,14 @@ def train(
         f"{info['dev_auc_message_alone']})"
     )
     console.print(f"wrote {target} ({heads.card['version']})")
+    if out is None and not transformer:
+        from tactful.detect.topic_reference import TOPIC_REFERENCE
+        from tactful.train.topic_reference import fit_topic_reference
+
+        reference = fit_topic_reference(
+            MODELS_DIR / TOPIC_REFERENCE, data_dir(data), log=lambda m: err.print(m)
+        )
+        console.print(f"wrote {MODELS_DIR / TOPIC_REFERENCE} ({reference['version']})")
 
 
 @policy_app.command("check")

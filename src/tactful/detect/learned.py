@@ -52,11 +52,13 @@ from tactful.detect.text import (
     TextScores,
     explicit_cues,
     noisy_or,
+    reports_problem,
     score_text,
     settle,
     settle_topics,
     small_talk,
 )
+from tactful.detect.topic_reference import TopicReference, load_topic_reference
 from tactful.signals import DIMENSIONS, TOPICS
 from tactful.state.conversation import DEFAULT_CONVERSATION, ConversationModel
 
@@ -385,6 +387,17 @@ class TextScorer:
             own, weights, shift = self._fusion
             changed = (own != 1.0) | weights.any(axis=0) | (shift != 0.0)
             self.fused = frozenset(c for c, on in zip(self.columns, changed, strict=True) if on)
+        # how far a message is from the requests the topic head learned from (its "other"
+        # for a far message that reports a problem is technical: _topics)
+        self.topic_reference: TopicReference | None = load_topic_reference()
+        if self.topic_reference is not None:
+            if self.topic_reference.embedder != embedder.version:
+                raise ValueError(
+                    f"the topic reference {self.topic_reference.version} was fitted on the "
+                    f"static vectors {self.topic_reference.embedder}, not {embedder.version}: "
+                    "refit it with python -m tactful.train.topic_reference"
+                )
+            self.version += f"+{self.topic_reference.version}"
 
     def score(self, text: str, history: Sequence[str] = ()) -> TextScores:
         return self.score_batch([text], [history])[0]
@@ -453,6 +466,7 @@ class TextScorer:
             raise ValueError(f"{len(read.cleaned)} texts but {len(histories)} histories")
         lexical = [score_text(t, list(h)) for t, h in zip(read.cleaned, histories, strict=True)]
         logits, topic_logits, rows, cols, contrib, spans = self._logits(read, histories, lexical)
+        far = self._far(read)
         # Per dimension: its probability, and the word pieces' pull on it.
         return self._scores(
             read.cleaned,
@@ -466,7 +480,20 @@ class TextScorer:
             cols,
             contrib,
             spans,
+            far,
         )
+
+    def _far(self, read: _Read) -> list[bool]:
+        """Which messages are far from the topic head's requests (detect/topic_reference):
+        by the static vectors, which the default mode's embedding features are."""
+        if self.topic_reference is None:
+            return [False] * len(read.cleaned)
+        static = (
+            read.embeddings[:, : self.embedder.dim]
+            if self.encoder is None
+            else self.embedder.embed_ids(read.ids)
+        )
+        return [bool(f) for f in self.topic_reference.far(static)]
 
     def _logits(
         self,
@@ -614,6 +641,7 @@ class TextScorer:
         cols: list[int],
         contrib: Any,
         spans: list[tuple[int, int]],
+        far: Sequence[bool],
     ) -> list[TextScores]:
         probs = np.zeros((len(cleaned), len(self.dimensions)), dtype=np.float32)
         pull = np.zeros((len(cols), len(self.dimensions)), dtype=np.float32)
@@ -690,6 +718,7 @@ class TextScorer:
                     leaving=stated.get("churn_intent", (0.0, ""))[0] >= LEAVING_SAID,
                     small_talk=small_talk(text),
                     staying=staying,
+                    far_problem=far[i] and reports_problem(text),
                 )
             if pasted and topic["other"] > 0.0:
                 # a pasted stack trace or code block is a technical question however little
@@ -749,6 +778,7 @@ class TextScorer:
         leaving: bool = False,
         small_talk: bool = False,
         staying: bool = False,
+        far_problem: bool = False,
     ) -> dict[str, float]:
         """Learned topics (softmax), with the sales topics the data cannot teach taken from
         the lexical cues' share. Where the learned head is unsure (its top topic under
@@ -762,7 +792,10 @@ class TextScorer:
         customer is leaving (text.settle_topics). ``small_talk``: the message names
         nothing (text.small_talk), and its topic is other. ``staying``: the message says
         the customer stays, or cancels only a charge or an order (text.stays), and its
-        topic is not cancellation."""
+        topic is not cancellation. ``far_problem``: the message is far from the head's
+        requests (detect/topic_reference) and reports a problem with the product or asks
+        how it works (text.reports_problem): if other still comes first, its share is
+        technical's (the head's "other" there says only "none of what I learned")."""
         if small_talk:  # "Hi there": about nothing yet (text.SMALL_TALK)
             logits = np.where(np.array(self.topics) == "other", 0.0, -np.inf).astype(np.float32)
         exp = np.exp(logits - logits.max())
@@ -779,6 +812,9 @@ class TextScorer:
             for t in self.topics:
                 out[t] = (1.0 - w) * out[t] + w * rest * named.get(t, 0.0) / said
         out.update(sales)
+        if far_problem and max(out, key=lambda t: out[t]) == "other":
+            out["technical"] += out["other"]
+            out["other"] = 0.0
         return settle_topics(out, leaving, staying)
 
 

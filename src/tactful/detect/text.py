@@ -46,6 +46,7 @@ __all__ = [
     "explicit_cues",
     "noisy_or",
     "read_text",
+    "reports_problem",
     "sarcastic",
     "score_text",
     "settle",
@@ -678,6 +679,41 @@ def _plain_technical(low: str, present: Set[str], gated: bool) -> tuple[int, boo
     if not gated:
         n += _PLAIN_TECHNICAL.count(low, present)
     return n, _THEIR_BILLING.search(low, present) is not None and _CHARGED_US.search(low) is None
+
+
+# A problem with the product reported, or how it works asked, with none of the words of
+# what a software company's "other" holds (a feature request, praise, a job, the press,
+# a partnership, a complaint to lodge, a person to talk to) and no money named
+# (PLAIN_FAULT_GATE). The scorer files such a message under technical where the topic
+# head reads it as other and it is far from the head's requests (learned.py
+# TextScorer._topics, detect/topic_reference.py).
+_PROBLEM = re.compile(
+    r"\b(?:not|never|no longer|stopped|wrong|broken|missing|blank|empty|stuck|keeps?"
+    r"|instead of|errors?|fails?|failed|failing|can'?t|cannot|unable|won'?t|doesn'?t|don'?t"
+    r"|didn'?t|isn'?t|aren'?t|wasn'?t|weren'?t|nothing|disappear\w*|gone|twice|duplicat\w*"
+    r"|how (?:do|can|to|does)|where (?:do|can|is|are)|why (?:does|is|do|are|did))\b|n't\b",
+    re.IGNORECASE,
+)
+_NOT_A_PROBLEM = re.compile(
+    r"\b(?:feature request|suggestion|would be (?:great|nice|awesome|helpful)|it would be"
+    r"|please add|any plans|an idea|just an idea|hiring|role|position|opening|journalist"
+    r"|interview|podcast|sponsor\w*|partner\w*|affiliate|conference|meetup|stickers|swag"
+    r"|thesis|dissertation|student|survey|questionnaire|careers?|apply|applied|feedback"
+    r"|talk|speak|contact|lodge|complain\w*|customer (?:service|support|care)"
+    r"|(?:a|an|the|live|real|human) (?:agent|person|human)|call (?:you|me|us|someone)"
+    r"|how (?:can|do|could) (?:i|we) (?:call|reach|email|write to))\b",
+    re.IGNORECASE,
+)
+
+
+def reports_problem(text: str) -> bool:
+    """The message reports a problem with the product or asks how it works, and is not
+    one of the things a software company's "other" holds (see _PROBLEM)."""
+    return (
+        _PROBLEM.search(text) is not None
+        and _NOT_A_PROBLEM.search(text) is None
+        and PLAIN_FAULT_GATE.search(text) is None
+    )
 
 
 _NARROWER_TOPICS = frozenset({"refund", "cancellation"})
