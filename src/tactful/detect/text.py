@@ -385,6 +385,18 @@ _ACCOUNT_ADMIN = (
     r"|access to [\w ]{1,30}? only\b|owners? (?:of|for) (?:the|our|this) (?:org|organi[sz]ation"
     r"|workspace|account|tenant)|owner account|permission to (?:manage|access"
     r"|view|edit)"
+    # "Take guest access away from the contractor agency", "My employees say they can't
+    # see the schedule section since I changed their role", "I set her up as a regular
+    # employee", "My invitation link says expired", "Invited 8 people yesterday", "set up
+    # the account under her own email", "become the main person on the account", "two
+    # step verification for everyone" (fire on no request of the topic head's data)
+    r"|guest (?:access|users?|accounts?)|(?:team members?|employees?|staff members?"
+    r"|colleagues?) (?:say (?:they|she|he) )?(?:can|can'?t|cannot|could|couldn'?t) (?:see"
+    r"|access|view|edit|open)|changed (?:their|her|his|my|the) roles?|set (?:her|him|them)"
+    r" up as|invit\w+ (?:link|email)s?|invited \d+ (?:people|users|members|colleagues"
+    r"|teammates)|under (?:her|his|their) (?:own |personal )?(?:email|name)|(?:main|primary)"
+    r" (?:person|contact|owner|admin|user) on the account|two.step|account (?:is|has been"
+    r"|was|got) (?:disabled|deactivated|suspended)"
 )
 
 # "Cancel" said of a transaction, not of the customer's relationship with us: a charge,
