@@ -426,7 +426,7 @@ def _explicit_unfiltered(text: str) -> dict[str, tuple[float, str]]:
     """explicit_cues without its pre-check: every cue on every sentence."""
     import re
 
-    from tactful.detect.text import _REST_OF_WORD, EXPLICIT_CUES
+    from tactful.detect.text import _REST_OF_WORD, EXPLICIT_CUES, _with_clock_and_fault
 
     out: dict[str, tuple[float, str]] = {}
     for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
@@ -435,7 +435,7 @@ def _explicit_unfiltered(text: str) -> dict[str, tuple[float, str]]:
             if m is not None and strength > out.get(dim, (0.0, ""))[0]:
                 rest = _REST_OF_WORD.match(sentence, m.end())
                 out[dim] = (strength, (m.group(0) + (rest.group(0) if rest else "")).lower())
-    return out
+    return _with_clock_and_fault(text, out)
 
 
 _OUTRIGHT = [
@@ -807,6 +807,36 @@ def test_support_phrasings_are_read_as_said(text, dim, floor):
     strength, words = explicit_cues(text)[dim]
     assert strength >= floor, (text, strength)
     assert words in text.lower()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "We launch our new store tomorrow at 9am and the checkout page is throwing a 500.",
+        "first patients are due in at 8:30, that's an hour from now. the calendar is blank",
+        "The SSL certificate expires on Thursday and the auto-renewal shows an error.",
+        "12 warehouse staff are standing around, the picking app won't sync. Fix by noon?",
+    ],
+)
+def test_a_clock_and_a_fault_together_are_urgent(text):
+    from tactful.detect.text import CLOCK_AND_FAULT, explicit_cues
+
+    strength, words = explicit_cues(text)["urgency"]
+    assert strength == CLOCK_AND_FAULT and words in text.lower()
+    assert read_text(text).scores["urgency"] >= CLOCK_AND_FAULT
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Can you book a table for tomorrow at 7pm? Not 8, that won't work.",  # a booking
+        "The export is empty since Monday. No rush, whenever you get a chance.",
+        "Not urgent: the logo on today's newsletter is the wrong size.",
+        "feel free to answer tomorrow or later in the week. Does the app work offline?",
+    ],
+)
+def test_a_clock_beside_a_calm_or_booking_message_is_not(text):
+    assert read_text(text).scores["urgency"] < 0.3
 
 
 def test_the_pipeline_down_since_morning_is_a_stoppage():

@@ -1743,6 +1743,9 @@ _NO_HURRY = (
     r"\b(?:no|not in a|in no) (?:rush|hurry)\b|\btake your time\b"
     r"|\bwhenever you (?:get a chance|can\b|have (?:a |the )?(?:moment|minute|time|sec"
     r"|second))"
+    # "feel free to answer tomorrow or later in the week" (fires on no corpus text)
+    r"|\bfeel free to (?:answer|reply|respond|get back)\w* (?:to me )?(?:tomorrow|later"
+    r"|next week|whenever|when you)"
 )
 _CALM = re.compile(
     rf"{_NO_HURRY}"
@@ -1880,6 +1883,50 @@ def statements(text: str) -> dict[str, str]:
     return dict(_outright(text)[1])
 
 
+# A clock and a fault in one message: "We launch our new store tomorrow at 9am and the
+# checkout page is throwing a 500", "first patients are due in at 8:30 ... the calendar
+# view is just blank", "The SSL certificate expires on Thursday and the auto-renewal
+# shows an error". Each alone is common and calm (a booking for tomorrow at 7pm; a
+# report that is empty); together they are a deadline the fault threatens, urgency read
+# as the running clocks above read it (CLOCK_AND_FAULT). In the corpora the pair is rare
+# and calm where it is not a customer's deadline: 4 of 14,645 USS user turns ("That won't
+# work for me. I am planning to make the trip later today."), 52 of 10,003 BANKING77
+# requests ("I tried to use my card today ... but it didn't work"). Not where no hurry is
+# said (_UNHURRIED).
+_DAYS = r"monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+_CLOCK = re.compile(
+    rf"\b(?:today|tonight|tomorrow|this (?:morning|afternoon|evening|weekend|{_DAYS})"
+    rf"|(?:by|before|until) (?:the )?(?:end of (?:the )?(?:day|week)|eod|cob|close of business"
+    rf"|noon|midnight|then|the weekend|{_DAYS}|\d{{1,2}}(?::\d\d)? ?(?:am|pm))"
+    r"|in (?:an|one|two|three|\d+|half an) (?:hours?|minutes?|mins?)"
+    rf"|(?:an?|one|\d+) hours? from now|(?:{_DAYS}) (?:morning|night|afternoon|evening)"
+    rf"|on (?:{_DAYS})|deadline|due (?:today|tomorrow|by|at|on|in)|(?:first|next) (?:shift"
+    r"|patients?|class)|at \d{1,2}(?::\d\d)? ?(?:am|pm)|at noon|at midnight|right now"
+    r"|(?:\d+|a few|ten|fifteen|twenty|thirty) (?:minutes|mins) ago|an hour ago"
+    r"|over the weekend|(?:quarter|month|year).end|end of the (?:quarter|month)"
+    r"|(?:two|2|three|3) days away)\b",
+    re.IGNORECASE,
+)
+_FAULT = re.compile(
+    # ("that won't work for me" is a preference: a booking's time refused)
+    r"\b(?:(?<!that )(?<!this )won'?t(?! (?:need|be (?:necessary|needed|needing)|work for))"
+    r"|wont|(?<!if that )(?<!if this )(?<!if it )doesn'?t work|isn'?t working"
+    r"|not working|stopped|fail\w*|broken|errors?|blank|empty|stuck|spinn\w*|gr[ae]yed out"
+    r"|(?:is|are|went|gone|shows?|showing|says) offline|(?:is|are|went|gone|been|still"
+    r"|goes|go) down|can'?t|cannot|rejecting|rejected|expired|vanished|disappeared"
+    r"|(?:is|are|went|gone) missing|missing from"
+    r"|zero|40\d|50\d|429|overdrawn|double charged|charged twice|locked|unpublished"
+    r"|sold out|not (?:arrived|arriving|loading|syncing|sending|showing|accepting|ringing"
+    r"|going out)|haven'?t arrived|never arrived|still shows?|(?:shows?|showing|is|are"
+    r"|was|were|went|gone|got) wrong|wrong (?:date|time|amount|number|total|price"
+    r"|data|template|vat)s?|standing around"
+    r"|sitting (?:around|idle)|doing nothing|stalled|unreconciled|busy tone)\b",
+    re.IGNORECASE,
+)
+CLOCK_AND_FAULT = 0.5
+_NOT_PRESSED = re.compile(r"\bnot (?:time.sensitive|urgent|pressing)\b", re.IGNORECASE)
+
+
 @_recent_messages
 def _outright(text: str) -> tuple[dict[str, tuple[float, str]], dict[str, str]]:
     """explicit_cues and statements in one pass (the learned scorer asks for both)."""
@@ -1893,7 +1940,7 @@ def _outright(text: str) -> tuple[dict[str, tuple[float, str]], dict[str, str]]:
         if not cover.isdisjoint(present)
     ]
     if not live:
-        return out, said
+        return _with_clock_and_fault(text, out), said
     for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
         for pattern, dim, strength, statement in live:
             m = pattern.search(sentence)
@@ -1905,7 +1952,28 @@ def _outright(text: str) -> tuple[dict[str, tuple[float, str]], dict[str, str]]:
                 out[dim] = (strength, words)
             if statement is not None:
                 said.setdefault(statement, words)
-    return out, said
+    return _with_clock_and_fault(text, out), said
+
+
+def _with_clock_and_fault(
+    text: str, out: dict[str, tuple[float, str]]
+) -> dict[str, tuple[float, str]]:
+    """``out`` (explicit cues by dimension) with urgency raised to CLOCK_AND_FAULT where
+    ``text`` holds a clock and a fault and no outright urgency cue is as strong. The
+    words: from the first of the two to the end of the other where that is short, else
+    the clock's."""
+    if out.get("urgency", (0.0, ""))[0] >= CLOCK_AND_FAULT:
+        return out
+    clock = _CLOCK.search(text)
+    if clock is None or _UNHURRIED.search(text) or _NOT_PRESSED.search(text):
+        return out
+    fault = _FAULT.search(text)
+    if fault is None:
+        return out
+    start, end = min(clock.start(), fault.start()), max(clock.end(), fault.end())
+    words = text[start:end] if end - start <= 80 else clock.group(0)
+    out["urgency"] = (CLOCK_AND_FAULT, words.lower())
+    return out
 
 
 def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
