@@ -1364,6 +1364,28 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             "confusion",
             0.5,
         ),
+        # two readings that cannot both hold, and which to trust: "the report says 1,204
+        # visitors but the dashboard tile says 987", "Your docs say Bearer but the app
+        # gives me a key and a secret", "which one's right??", "which one do I use", "am
+        # I misunderstanding how round robin works", "Did I set the order wrong?", "I
+        # don't really get the difference between archiving a client and deactivating
+        # them" (fire on no GoEmotions or USS text; two BANKING77 requests: "it shows
+        # done, but it has not been received")
+        (
+            r"\b(?:the|your|my|our|this|that|it|page|app|report|invoice|dashboard|email|docs"
+            r"|help article)\b[\w ,'\"-]{0,40}?\b(?:says|shows|lists|reads|displays)\b"
+            r"[^.?!]{0,60}\bbut\b[^.?!]{0,60}\b(?:says|shows|lists|displays|gives|has)\b"
+            r"|\bwhich (?:one|number|figure|date|value|price|version|total)'?s? (?:is )?(?:right"
+            r"|correct|true|accurate|real)\b|\bwhich one (?:do|should) (?:i|we)\b|\bwhich of"
+            r" (?:these|them|the \w+) (?:do|should) (?:i|we)\b|\bam i misunderstanding\b"
+            r"|\bdid i (?:set|configure|enter|put|set up) (?:it |this |that |them |the \w+ )?"
+            r"(?:up )?wrong\b|\bnot sure (?:if|whether) i (?:did|set|have done|configured)"
+            r" (?:this|it|that|them) (?:right|correctly)\b|\bhow can (?:both|they both|that)"
+            r" be (?:true|right|correct)\b|\bdo i (?:use|need) both\b|\bare (?:these|those"
+            r"|they) the same(?: thing)?\b|\b(?:don'?t|do not) (?:really )?get the difference\b",
+            "confusion",
+            0.5,
+        ),
         # asking what something means: GoEmotions labels 7 of 19 such comments confusion
         # (base rate 3%); the heads read "what does \"pending reconciliation\" mean on my
         # payout?" at 0.12
