@@ -439,6 +439,7 @@ def _explicit_unfiltered(text: str) -> dict[str, tuple[float, str]]:
 
 
 _OUTRIGHT = [
+    "Could we set up a 30-minute call with someone from your security team? Ring me back.",
     "The report says 1,204 visitors but the dashboard tile says 987. Which one's right?",
     "Am I misunderstanding round robin? Did I set the order wrong? Do I use both?",
     "We've decided to switch to another vendor when our contract renews.",

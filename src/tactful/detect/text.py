@@ -1705,6 +1705,34 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             0.6,
         ),
         (r"\bwho (?:do|can|should) (?:i|we) (?:talk|speak) (?:to|with)\b", "wants_human", 0.5),
+        # a person asked for as a meeting or a call with a team: "Could we set up a
+        # 30-minute call with someone from your security team?", "book me in with one of
+        # your onboarding specialists", "I want to talk to whoever can actually approve the
+        # refund", "is there anyone I can screen share with?", "can someone who can
+        # actually look at my account get back to me?", "Can you get a senior engineer on
+        # this ticket?", "please ring me back", "I'd rather discuss this on the phone",
+        # "Please have your support lead reach out to me", "Who's your manager?", "Can you
+        # connect us?", "Who on your partnerships team could we have an intro call with?"
+        # (fires on no text of any corpus, train, dev or test)
+        (
+            r"\b(?:a|an|quick|short|intro|\d+.minute|\d+ ?min(?:ute)?s?) (?:call|meeting"
+            r"|session|chat|zoom|video call|screen.?share) with (?:someone|somebody|one of your"
+            r"|your|a |an )|\b(?:set up|book|schedule|arrange) (?:a |an )?(?:[\w-]+ )?(?:call"
+            r"|meeting|session) with\b|\b(?:book|put) me in with\b|\b(?:talk|speak)(?: this"
+            r" through)? (?:to|with) whoever\b|\bis there (?:anyone|someone|somebody) (?:i|we)"
+            r" (?:can|could) (?:talk|speak|screen.?share|call|meet)\b|\b(?:can|could)"
+            r" (?:someone|somebody) who\b[^.?!]{0,40}\b(?:get back to|reach out|call"
+            r"|contact) (?:me|us)\b|\bget (?:a|an) (?:senior|real|actual) (?:engineer|person"
+            r"|developer|human)\b|\bring me(?: back)?\b|\b(?:i'?d|i would) rather (?:discuss"
+            r"|talk about|go over) (?:this|it) (?:on|over|by) (?:the )?(?:phone|a call)\b"
+            r"|\bhave your (?:[\w-]+ )?(?:lead|manager|director|head|supervisor) (?:to )?"
+            r"(?:reach out|contact|call|email)\b|\bwho(?:'s| is) your (?:manager|supervisor"
+            r"|boss)\b|\bcan you connect (?:me|us)\b|\bwho on your [\w ]{1,20}? team\b"
+            r"|\bcould (?:someone|somebody) from (?:your|the) [\w ]{1,20}? team (?:look|get"
+            r"|call|reach|join|contact)",
+            "wants_human",
+            0.6,
+        ),
         # "call me back within the hour", "Could an account manager call me tomorrow?",
         # "Could we get a call with one of your engineers", "Please get me a human."
         (
