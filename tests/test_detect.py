@@ -426,7 +426,12 @@ def _explicit_unfiltered(text: str) -> dict[str, tuple[float, str]]:
     """explicit_cues without its pre-check: every cue on every sentence."""
     import re
 
-    from tactful.detect.text import _REST_OF_WORD, EXPLICIT_CUES, _with_clock_and_fault
+    from tactful.detect.text import (
+        _REST_OF_WORD,
+        EXPLICIT_CUES,
+        _with_broken_promise,
+        _with_clock_and_fault,
+    )
 
     out: dict[str, tuple[float, str]] = {}
     for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
@@ -435,10 +440,11 @@ def _explicit_unfiltered(text: str) -> dict[str, tuple[float, str]]:
             if m is not None and strength > out.get(dim, (0.0, ""))[0]:
                 rest = _REST_OF_WORD.match(sentence, m.end())
                 out[dim] = (strength, (m.group(0) + (rest.group(0) if rest else "")).lower())
-    return _with_clock_and_fault(text, out)
+    return _with_broken_promise(text, _with_clock_and_fault(text, out))
 
 
 _OUTRIGHT = [
+    "Honestly expected better. For what we pay, this should not be this hard.",
     "Could we set up a 30-minute call with someone from your security team? Ring me back.",
     "The report says 1,204 visitors but the dashboard tile says 987. Which one's right?",
     "Am I misunderstanding round robin? Did I set the order wrong? Do I use both?",
@@ -840,6 +846,28 @@ def test_a_clock_and_a_fault_together_are_urgent(text):
 )
 def test_a_clock_beside_a_calm_or_booking_message_is_not(text):
     assert read_text(text).scores["urgency"] < 0.3
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "you told me on the 3rd the extra charge would be removed. it wasn't. still there.",
+        "We reported the trigger bug two weeks ago and were told it was fixed. It was not.",
+        "I was told I'd get a credit for the outage. I got a coupon. Not the same thing.",
+    ],
+)
+def test_a_promise_then_its_breach_is_frustration_said(text):
+    from tactful.detect.text import BROKEN_PROMISE, explicit_cues
+
+    strength, words = explicit_cues(text)["frustration"]
+    assert strength == BROKEN_PROMISE and words in text.lower()
+
+
+def test_a_promise_kept_or_only_reported_is_not():
+    from tactful.detect.text import explicit_cues
+
+    assert "frustration" not in explicit_cues("You told me the fix ships Friday and it did!")
+    assert "frustration" not in explicit_cues("I was told to email billing. Is this it?")
 
 
 def test_the_pipeline_down_since_morning_is_a_stoppage():
