@@ -444,6 +444,8 @@ def _explicit_unfiltered(text: str) -> dict[str, tuple[float, str]]:
 
 
 _OUTRIGHT = [
+    "We've signed with Gusto and our last payroll through you will be the Dec 15 run.",
+    "We've started trials with two competitors. Fix the sync or we cancel.",
     "Honestly expected better. For what we pay, this should not be this hard.",
     "Could we set up a 30-minute call with someone from your security team? Ring me back.",
     "The report says 1,204 visitors but the dashboard tile says 987. Which one's right?",
@@ -791,12 +793,26 @@ _READ_AS_SAID = [
     ("Could someone from your team jump on a quick Zoom with our developer?", "wants_human", 0.6),
     ("Can we get 20 minutes with someone on your security team?", "wants_human", 0.6),
     ("Please route my ticket to a supervisor.", "wants_human", 0.6),
+    (
+        "export all our contacts please. we've moved everything over to Pipedrive",
+        "churn_intent",
+        0.7,
+    ),
+    ("Our contract is up in March and we won't be extending it.", "churn_intent", 0.7),
+    ("we're piloting Amplitude alongside you for the next 30 days", "churn_intent", 0.6),
+    (
+        "Correct the invoice or we'll take our business somewhere that can count.",
+        "churn_intent",
+        0.6,
+    ),
 ]
 
 
 @pytest.mark.parametrize(
     "text",
     [
+        "We're currently on Pipedrive and considering switching to you. What would it cost?",
+        "We moved to the annual plan last month, can you send the invoice?",
         "I recently made a transfer that I would like to cancel",  # BANKING77: not leaving
         "Why is my plan not renewing automatically?",
         "If I'm going to use a disposable card, are there limits?",

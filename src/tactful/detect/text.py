@@ -1557,6 +1557,69 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             "churn_intent",
             0.7,
         ),
+        # leaving said as done in a software customer's words (read 0.00 before):
+        # "we've signed with Gusto", "Team's fully on Asana now ... we've moved everything
+        # to Zendesk", "our last payroll through you will be the Dec 15 run", "we won't be
+        # extending", "Let the renewal lapse", "pls shut down our account", "we'll be off
+        # your system by end of January", "formal notice of non-renewal", "stop billing
+        # us" (not "moved to the annual plan"). In the corpora it fires only on requests
+        # labelled churn ("close my account": bitext 32, BANKING77 31, train to test)
+        (
+            r"\b(?:(?:we'?ve|we have|we) (?:signed|gone|went) with"
+            # moved to another tool (not to a plan of ours)
+            r"|(?:we'?re|we are|we'?ve|we have|we) (?:all |fully |now )?(?:moved|migrated"
+            r"|switched|ported|replatformed|transitioned|consolidated|standardi[sz]ed)"
+            r"(?! on\b| from\b)\b[^.!?]{0,40}?\b(?:to|onto|on|over to|into) (?!(?:the |a |an "
+            r"|your |our )?(?:annual|monthly|yearly|new|next|higher|lower|pro|team|business"
+            r"|enterprise|basic|premium|free|starter|growth|plus) (?:plan|tier|version|release"
+            r"|seat))"
+            # the last of something, and not going on
+            r"|(?:our|the) (?:last|final) (?:payroll|month|quarter|invoice|run|send|billing"
+            r" period|cycle|year|term)(?: \w+){0,2} (?:with|through|on) (?:you|your)"
+            r"|this is (?:our|my) last (?:quarter|month|year|week|invoice)"
+            r"|won'?t be (?:using|extending|renewing|carrying|continuing) (?:the|your|this|our"
+            r"|it|with)|won'?t be needing (?:the|your|this|our|it)|not carrying [\w ]{1,30} into"
+            r"|let (?:the|our|my) renewal lapse"
+            # turning it off
+            r"|(?:shut|turn|switch|close) (?:down |off )?(?:our|the|my) (?:account|workspace"
+            r"|everything|store)|account shut|(?:shut|turn|switch) (?:everything|it all) (?:off"
+            r"|down)|off your (?:system|platform|service) by|wind(?:ing)? down|sunset (?:our|my)"
+            r" use|no more invoices|stop billing (?:us|me)|(?:don'?t|do not) bill (?:us|me) after"
+            r"|notice of non.renewal|cutover date|numbers released|port.out)\b",
+            "churn_intent",
+            0.7,
+        ),
+        # leaving weighed or threatened in a software customer's words: "We've started
+        # trials with two competitors", "piloting Amplitude alongside you", "a comparison
+        # of you vs Pipedrive vs Zoho", "we're reviewing whether to stay", "hard to
+        # justify the cost anymore", "fix this or we cancel", "get it back up or you lose
+        # us", "we'll have to find one that works", "take our business somewhere that can
+        # count" (fires on two GoEmotions comments, no labelled text)
+        (
+            r"\b(?:(?:started|starting|running|begun) (?:a )?(?:trials?|pilots?|demos?) with"
+            r" (?:two |three |a |some |other )?(?:competitors?|alternatives?|other (?:tools"
+            r"|vendors|providers))|(?:trialing|trialling|piloting|testing) [\w.]+ (?:in parallel"
+            r"|alongside|side by side)|comparison of (?:you|your \w+) (?:vs|versus|and|with)"
+            r"|benchmarked against|shortlist of (?:\w+ )?(?:replacement|alternative|other)"
+            r"|(?:reviewing|deciding|evaluating) whether to (?:stay|renew|keep)"
+            r"|making the case (?:internally )?(?:to|for) (?:switch|mov|leav|replac)\w*"
+            r"|(?:seriously |now )?(?:considering|weighing|thinking about|looking at) (?:a )?"
+            r"(?:mov(?:e|ing)|switch(?:ing)?|migrat\w+) to\b(?! (?:you|your|us)\b)"
+            r"|leaning (?:their|that|towards?"
+            r" (?:them|the other|\w+)) way|hard to justify (?:the cost|this|it|the price"
+            r"|keeping)|justify (?:this tool|the cost|the spend|keeping you)|before we make the"
+            r" (?:jump|switch|move)|pull(?:ing)? the plug|what notice do you need|how long"
+            r" (?:we'?re|we are) locked in"
+            # threatened
+            r"|or we(?:'ll| will)? (?:cancel|leave|walk)|or we(?:'ll| will) (?:switch|move|go)"
+            r"|or you(?:'ll| will)? lose us|or this is the last (?:invoice|payment|month)"
+            r"|(?:and )?we'?re gone\b|(?:we'?ll|we will) have to find (?:one|another|something"
+            r"|a \w+) that|take our business (?:somewhere|elsewhere)|recommending we (?:switch"
+            r"|move|replace|leave)|look at other (?:providers|vendors|tools|options|platforms)"
+            r"|we'?re moving the store)\b",
+            "churn_intent",
+            0.6,
+        ),
         # "If this isn't fixed by Friday we're switching to Asana.", "One more mistake and
         # I'm going back to paper.", "I want to cancel and I don't want to do it through a
         # chatbot" (a bare cancel; not "a transfer that I would like to cancel", nor "if I
