@@ -886,6 +886,21 @@ def test_a_promise_kept_or_only_reported_is_not():
     assert "frustration" not in explicit_cues("I was told to email billing. Is this it?")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        'Oh great, thanks so much for "fixing" the export, now it doesn\'t download at all.',
+        'thanks a bunch for the "quick" reply, only took 9 days',
+        "Wow, thanks for charging us twice this month, very cool.",
+        "\"Thank you for your patience.\" That's the fifth time I've been told that.",
+    ],
+)
+def test_thanks_for_a_harm_or_in_scare_quotes_is_not_gratitude(text):
+    from tactful.detect.text import SARCASM_CEILING
+
+    assert read_text(text).scores["gratitude"] <= SARCASM_CEILING
+
+
 def test_the_pipeline_down_since_morning_is_a_stoppage():
     assert "stoppage" in read_text("Our webhook pipeline has been down since 6am").said
     assert "stoppage" in read_text("we've lost hundreds of orders").said

@@ -1840,7 +1840,17 @@ _SARCASM = re.compile(
     r"|\bthanks?(?: you)?,? but (?:that|it|this)(?: still)? (?:didn'?t|did not|doesn'?t"
     r"|does not|won'?t|isn'?t|still)\b"
     # "Thanks in advance for ignoring this like the last three emails." (read 1.00)
-    r"|\bthanks?(?: you)?(?: in advance)? for ignoring\b",
+    r"|\bthanks?(?: you)?(?: in advance)? for ignoring\b"
+    # thanks for a word in scare quotes or for a harm, and the canned phrase quoted back:
+    # 'thanks so much for "fixing" the export, now it doesn't download at all', 'thanks a
+    # bunch for the "quick" reply, only took 9 days', "thanks for charging us twice this
+    # month", '"Thank you for your patience." That's the fifth time' (read 0.90-1.00;
+    # fire on no corpus text. Not "Thanks, I guess" or "very cool": GoEmotions labels
+    # 12 of 12 such comments gratitude)
+    r"|\bthanks?(?: you)?(?: (?:so much|a bunch|a lot))?,? for (?:the |your |my |our )?"
+    r"[\"“'][^\"”']{1,30}[\"”']|\bthanks?(?: you)?(?: (?:so much|a bunch|a lot))? for"
+    r" (?:(?:double.)?charging (?:us|me|my|our)|overcharging|closing my ticket|locking"
+    r"|logging (?:me|us) out|the runaround)|[\"“]thank(?:s| you) for your patience",
     re.IGNORECASE,
 )
 SARCASM_CEILING = 0.05
