@@ -681,15 +681,16 @@ _CHARGED_US = re.compile(
 )
 
 
-def _plain_technical(low: str, present: Set[str], gated: bool) -> tuple[int, bool]:
+def _plain_technical(low: str, present: Set[str]) -> tuple[int, bool]:
     """How many plain-worded technical cues ``low`` holds (see _PLAIN_FAULT), and whether
     its billing words are about the writer's own customers ("The invoices we send to our
     own clients have our logo stretched": the product's invoicing, not a charge to the
-    writer) and count as technical. ``gated``: PLAIN_FAULT_GATE found money in ``low``."""
+    writer) and count as technical."""
     theirs = _THEIR_CUSTOMERS_CUE.count(low, present)
     n = theirs
-    if not gated:
-        n += _PLAIN_TECHNICAL.count(low, present)
+    plain = _PLAIN_TECHNICAL.count(low, present)
+    if plain and not PLAIN_FAULT_GATE.search(low):  # money named: the head's to read
+        n += plain
     return n, _THEIR_BILLING.search(low, present) is not None and _CHARGED_US.search(low) is None
 
 
@@ -2030,8 +2031,8 @@ def statements(text: str) -> dict[str, str]:
 # requests ("I tried to use my card today ... but it didn't work"). Not where no hurry is
 # said (_UNHURRIED).
 _DAYS = r"monday|tuesday|wednesday|thursday|friday|saturday|sunday"
-_CLOCK = re.compile(
-    rf"\b(?:today|tonight|tomorrow|this (?:morning|afternoon|evening|weekend|{_DAYS})"
+_CLOCK = _Pattern(
+    rf"today|tonight|tomorrow|this (?:morning|afternoon|evening|weekend|{_DAYS})"
     rf"|(?:by|before|until) (?:the )?(?:end of (?:the )?(?:day|week)|eod|cob|close of business"
     rf"|noon|midnight|then|the weekend|{_DAYS}|\d{{1,2}}(?::\d\d)? ?(?:am|pm))"
     r"|in (?:an|one|two|three|\d+|half an) (?:hours?|minutes?|mins?)"
@@ -2040,8 +2041,7 @@ _CLOCK = re.compile(
     r"|patients?|class)|at \d{1,2}(?::\d\d)? ?(?:am|pm)|at noon|at midnight|right now"
     r"|(?:\d+|a few|ten|fifteen|twenty|thirty) (?:minutes|mins) ago|an hour ago"
     r"|over the weekend|(?:quarter|month|year).end|end of the (?:quarter|month)"
-    r"|(?:two|2|three|3) days away)\b",
-    re.IGNORECASE,
+    r"|(?:two|2|three|3) days away"
 )
 _FAULT = re.compile(
     # ("that won't work for me" is a preference: a booking's time refused)
@@ -2066,11 +2066,10 @@ CLOCK_AND_FAULT = 0.5
 # ... That is not the same thing." (read 0.18-0.34). Frustration said, BROKEN_PROMISE. In
 # the corpora: 1 of the BANKING77 test requests ("I did what you told me earlier ... but
 # nothing"), no GoEmotions comment.
-_PROMISED = re.compile(
-    r"\b(?:(?:you|your \w+|they|support|someone|he|she) (?:told|promised|assured|said to)"
+_PROMISED = _Pattern(
+    r"(?:you|your \w+|they|support|someone|he|she) (?:told|promised|assured|said to)"
     r" (?:me|us)|(?:i|we|and|but) (?:was|were) (?:told|promised|assured)|you said (?:it|this|that"
-    r"|the)|(?:you|they) said (?:on|last|\d+ (?:days|weeks) ago))\b",
-    re.IGNORECASE,
+    r"|the)|(?:you|they) said (?:on|last|\d+ (?:days|weeks) ago)"
 )
 _BROKEN = re.compile(
     r"\b(?:it wasn'?t|it was not|it is not|it isn'?t|it still (?:is|isn'?t|hasn'?t|doesn'?t)"
@@ -2096,7 +2095,7 @@ def _outright(text: str) -> tuple[dict[str, tuple[float, str]], dict[str, str]]:
         if not cover.isdisjoint(present)
     ]
     if not live:
-        return _with_broken_promise(text, _with_clock_and_fault(text, out)), said
+        return _with_broken_promise(text, _with_clock_and_fault(text, out, present), present), said
     for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
         for pattern, dim, strength, statement in live:
             m = pattern.search(sentence)
@@ -2108,40 +2107,42 @@ def _outright(text: str) -> tuple[dict[str, tuple[float, str]], dict[str, str]]:
                 out[dim] = (strength, words)
             if statement is not None:
                 said.setdefault(statement, words)
-    return _with_broken_promise(text, _with_clock_and_fault(text, out)), said
+    return _with_broken_promise(text, _with_clock_and_fault(text, out, present), present), said
 
 
 def _with_broken_promise(
-    text: str, out: dict[str, tuple[float, str]]
+    text: str, out: dict[str, tuple[float, str]], present: Set[str] | None = None
 ) -> dict[str, tuple[float, str]]:
     """``out`` with frustration raised to BROKEN_PROMISE where ``text`` says a promise
-    and then its breach (the words: the promise's)."""
+    and then its breach (the words: the promise's). ``present``: the text's anchors, if
+    known (_anchors_in)."""
     if out.get("frustration", (0.0, ""))[0] >= BROKEN_PROMISE:
         return out
-    promised = _PROMISED.search(text)
-    if promised is not None and _BROKEN.search(text, promised.end()) is not None:
-        out["frustration"] = (BROKEN_PROMISE, promised.group(0).lower())
+    low = text.lower()
+    promised = _PROMISED.search(low, present)
+    if promised is not None and _BROKEN.search(low, promised.end()) is not None:
+        out["frustration"] = (BROKEN_PROMISE, promised.group(0))
     return out
 
 
 def _with_clock_and_fault(
-    text: str, out: dict[str, tuple[float, str]]
+    text: str, out: dict[str, tuple[float, str]], present: Set[str] | None = None
 ) -> dict[str, tuple[float, str]]:
     """``out`` (explicit cues by dimension) with urgency raised to CLOCK_AND_FAULT where
     ``text`` holds a clock and a fault and no outright urgency cue is as strong. The
     words: from the first of the two to the end of the other where that is short, else
-    the clock's."""
+    the clock's. ``present``: the text's anchors, if known (_anchors_in)."""
     if out.get("urgency", (0.0, ""))[0] >= CLOCK_AND_FAULT:
         return out
-    clock = _CLOCK.search(text)
-    if clock is None or _UNHURRIED.search(text) or _NOT_PRESSED.search(text):
+    low = text.lower()
+    clock = _CLOCK.search(low, present)
+    if clock is None or _UNHURRIED.search(low) or _NOT_PRESSED.search(low):
         return out
-    fault = _FAULT.search(text)
+    fault = _FAULT.search(low)
     if fault is None:
         return out
     start, end = min(clock.start(), fault.start()), max(clock.end(), fault.end())
-    words = text[start:end] if end - start <= 80 else clock.group(0)
-    out["urgency"] = (CLOCK_AND_FAULT, words.lower())
+    out["urgency"] = (CLOCK_AND_FAULT, low[start:end] if end - start <= 80 else clock.group(0))
     return out
 
 
@@ -2216,9 +2217,10 @@ def score_text(text: str, recent: Sequence[str] = ()) -> TextScores:
     scores: dict[str, float] = {d: noisy_or(hits[d]) for d in DIMENSIONS}
 
     topic_scores = {t: 0.0 for t in TOPICS}
-    gated = PLAIN_FAULT_GATE.search(low) is not None
-    plain, theirs = _plain_technical(low, present, gated)
-    priced = 0 if gated else _PRICE_ASKED.count(low, present)
+    plain, theirs = _plain_technical(low, present)
+    priced = _PRICE_ASKED.count(low, present)
+    if priced and PLAIN_FAULT_GATE.search(low):  # a bank's fee asked about
+        priced = 0
     counts = {t: p.count(low, present) for t, p in _TOPIC_CUES.items()}
     counts["technical"] += plain
     counts["sales_pricing"] += PRICE_ASKED_WEIGHT * priced
