@@ -444,6 +444,8 @@ def _explicit_unfiltered(text: str) -> dict[str, tuple[float, str]]:
 
 
 _OUTRIGHT = [
+    "Our helpdesk was migrated to Zendesk. This is it for us, goodbye and good luck.",
+    "Leadership signed off on moving to Close.com. I'd rather not migrate, but here we are.",
     "We've signed with Gusto and our last payroll through you will be the Dec 15 run.",
     "We've started trials with two competitors. Fix the sync or we cancel.",
     "Honestly expected better. For what we pay, this should not be this hard.",
@@ -799,6 +801,12 @@ _READ_AS_SAID = [
         0.7,
     ),
     ("Our contract is up in March and we won't be extending it.", "churn_intent", 0.7),
+    (
+        "export all our deals please, we're switching to pipedrive friday",
+        "churn_intent",
+        0.7,
+    ),
+    ("double bookings AGAIN. next time it happens im moving us to Jane App.", "churn_intent", 0.6),
     ("we're piloting Amplitude alongside you for the next 30 days", "churn_intent", 0.6),
     (
         "Correct the invoice or we'll take our business somewhere that can count.",

@@ -431,6 +431,7 @@ def test_leaving_said_without_cancel_reads_as_churn(scorer):
     ]
     staying = [
         "We're moving to Berlin next month.",
+        "We moved to Berlin last year, please update the address on our invoices.",
         "I'm switching to Chrome to test it.",
         "How do I cancel a single invoice?",
         "Why is my plan not renewing automatically?",

@@ -1567,8 +1567,10 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
         # labelled churn ("close my account": bitext 32, BANKING77 31, train to test)
         (
             r"\b(?:(?:we'?ve|we have|we) (?:signed|gone|went) with"
-            # moved to another tool (not to a plan of ours)
-            r"|(?:we'?re|we are|we'?ve|we have|we) (?:all |fully |now )?(?:moved|migrated"
+            # moved to another tool (not to a plan of ours; "moved" with what was moved:
+            # "We moved to Berlin" is an address)
+            r"|(?:we'?re|we are|we'?ve|we have|we) (?:all |fully |now )?(?:moved (?:everything"
+            r"|all|our|the|it|them)|migrated"
             r"|switched|ported|replatformed|transitioned|consolidated|standardi[sz]ed)"
             r"(?! on\b| from\b)\b[^.!?]{0,40}?\b(?:to|onto|on|over to|into) (?!(?:the |a |an "
             r"|your |our )?(?:annual|monthly|yearly|new|next|higher|lower|pro|team|business"
@@ -1589,6 +1591,50 @@ EXPLICIT_CUES: tuple[tuple[re.Pattern[str], str, float, str | None], ...] = tupl
             r"|notice of non.renewal|cutover date|numbers released|port.out)\b",
             "churn_intent",
             0.7,
+        ),
+        # more of leaving said as done: "switching to pipedrive friday", "we're replatforming
+        # to Shopify", "payroll's moving to Rippling when our current term ends", "Our
+        # helpdesk was migrated to Zendesk", "Our L&D team has gone with Docebo", "we
+        # have decided to change to another ticket system", "this is it for us" (not "to
+        # the annual plan", nor "should have gone with"; fires on one GoEmotions comment,
+        # "We are going with Godsey")
+        (
+            # ("We're moving to Berlin next month" is not leaving: people move, payroll
+            # is moved)
+            r"\b(?:(?:(?:we'?re|we are) (?:now )?(?:switching|migrating|replatforming"
+            r"|changing)|(?:payroll|helpdesk|everything|everyone)(?:'s| is) (?:now )?(?:switching"
+            r"|moving|migrating)) (?:over )?(?:to|onto) (?!(?:you|your|us|the|a|an|our|it|this"
+            r"|that|monthly|annual|yearly)\b)|(?:was|were|has been|have been) migrated to\b"
+            r"|(?:company|team|agency|group|org\w*|department|helpdesk|payroll) (?:has|have"
+            r"|is|are|'s) (?:fully )?(?:moved|migrated|switched|going|gone) (?:with|to|over to"
+            r"|onto)\b(?! (?:that|this|it)\b)|(?<!should )(?<!would )(?<!could )(?:has|have"
+            r"|we'?re|we are) (?:gone|going) with\b(?! (?:that|this|it)\b)|(?:decided|deciding"
+            r"|planning|plan|going) to (?:change|switch|move) to (?:another|a different|a new)\b"
+            r"|this is it for us\b|goodbye and good luck\b)",
+            "churn_intent",
+            0.7,
+        ),
+        # more of leaving weighed or threatened: "change to another ticket system",
+        # "bring the US payroll over to a local provider", "Leadership signed off on moving
+        # to Close.com", "recommending we consolidate onto DocuSign", "trying to get out of
+        # this contract", "next time it happens im moving us", "another incident and we
+        # take our list elsewhere", "fix them by friday or find another customer", "demos
+        # booked with Gusto and Paychex", "why we're still paying", "I'd rather not
+        # migrate" (fires on no corpus text)
+        (
+            r"\b(?:(?:to|with|for|onto|on) (?:another|a different)(?: \w+)? (?:tool|system"
+            r"|provider|package|platform|vendor|solution)\b|(?:a|another) new (?:provider|vendor"
+            r"|carrier)\b|(?:with|to) a local provider\b|signed off on (?:moving|switching"
+            r"|migrating)\b|recommending we (?:consolidate|move|switch|migrate)\b|get out of"
+            r" (?:this|our|the) contract\b|next time (?:it|this) happens,? (?:i'?m|we'?re|we|i)"
+            r" (?:moving|switching|leaving|gone|out)\b|another (?:incident|outage|mistake|error"
+            r"|failure) (?:like (?:this|that) )?and (?:we|i)(?:'re|'ll| will| are)? (?:take"
+            r"|taking|move|moving|leave|leaving|switch|switching|gone|out)\b|find (?:another|a"
+            r" new) customer\b|(?:demos?|calls?|trials?) (?:booked|scheduled|lined up) with\b"
+            r"|why (?:we'?re|we are|i'?m|i am) still paying\b|rather not (?:migrate|switch"
+            r"|move)\b|moved (?:their|our) work (?:in)?to\b)",
+            "churn_intent",
+            0.6,
         ),
         # leaving weighed or threatened in a software customer's words: "We've started
         # trials with two competitors", "piloting Amplitude alongside you", "a comparison
