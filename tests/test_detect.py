@@ -843,20 +843,56 @@ def test_support_phrasings_are_read_as_said(text, dim, floor):
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "dim", "strength_name"),
     [
-        "We launch our new store tomorrow at 9am and the checkout page is throwing a 500.",
-        "first patients are due in at 8:30, that's an hour from now. the calendar is blank",
-        "The SSL certificate expires on Thursday and the auto-renewal shows an error.",
-        "12 warehouse staff are standing around, the picking app won't sync. Fix by noon?",
+        # a clock and a fault in one message
+        (
+            "We launch our new store tomorrow at 9am and the checkout page is throwing a 500.",
+            "urgency",
+            "CLOCK_AND_FAULT",
+        ),
+        (
+            "first patients are due in at 8:30, that's an hour from now. the calendar is blank",
+            "urgency",
+            "CLOCK_AND_FAULT",
+        ),
+        (
+            "The SSL certificate expires on Thursday and the auto-renewal shows an error.",
+            "urgency",
+            "CLOCK_AND_FAULT",
+        ),
+        (
+            "12 warehouse staff are standing around, the picking app won't sync. Fix by noon?",
+            "urgency",
+            "CLOCK_AND_FAULT",
+        ),
+        # a promise and then its breach
+        (
+            "you told me on the 3rd the extra charge would be removed. it wasn't. still there.",
+            "frustration",
+            "BROKEN_PROMISE",
+        ),
+        (
+            "We reported the trigger bug two weeks ago and were told it was fixed. It was not.",
+            "frustration",
+            "BROKEN_PROMISE",
+        ),
+        (
+            "I was told I'd get a credit for the outage. I got a coupon. Not the same thing.",
+            "frustration",
+            "BROKEN_PROMISE",
+        ),
     ],
 )
-def test_a_clock_and_a_fault_together_are_urgent(text):
-    from tactful.detect.text import CLOCK_AND_FAULT, explicit_cues
+def test_what_a_message_says_across_its_sentences_is_read(text, dim, strength_name):
+    """Two parts, each common and calm alone, that together say the dimension (they are
+    read over the whole message, not one sentence at a time)."""
+    import tactful.detect.text as lexicon
 
-    strength, words = explicit_cues(text)["urgency"]
-    assert strength == CLOCK_AND_FAULT and words in text.lower()
-    assert read_text(text).scores["urgency"] >= CLOCK_AND_FAULT
+    strength = getattr(lexicon, strength_name)
+    said, words = lexicon.explicit_cues(text)[dim]
+    assert said == strength and words in text.lower()
+    assert read_text(text).scores[dim] >= strength
 
 
 @pytest.mark.parametrize(
@@ -870,21 +906,6 @@ def test_a_clock_and_a_fault_together_are_urgent(text):
 )
 def test_a_clock_beside_a_calm_or_booking_message_is_not(text):
     assert read_text(text).scores["urgency"] < 0.3
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "you told me on the 3rd the extra charge would be removed. it wasn't. still there.",
-        "We reported the trigger bug two weeks ago and were told it was fixed. It was not.",
-        "I was told I'd get a credit for the outage. I got a coupon. Not the same thing.",
-    ],
-)
-def test_a_promise_then_its_breach_is_frustration_said(text):
-    from tactful.detect.text import BROKEN_PROMISE, explicit_cues
-
-    strength, words = explicit_cues(text)["frustration"]
-    assert strength == BROKEN_PROMISE and words in text.lower()
 
 
 def test_a_promise_kept_or_only_reported_is_not():
