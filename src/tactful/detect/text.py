@@ -2130,7 +2130,9 @@ _NOT_PRESSED = re.compile(r"\bnot (?:time.sensitive|urgent|pressing)\b", re.IGNO
 
 @_recent_messages
 def _outright(text: str) -> tuple[dict[str, tuple[float, str]], dict[str, str]]:
-    """explicit_cues and statements in one pass (the learned scorer asks for both)."""
+    """explicit_cues and statements in one pass (the learned scorer asks for both): the
+    cues sentence by sentence, then what two parts of the message say together (a clock
+    and a fault, a promise and its breach)."""
     out: dict[str, tuple[float, str]] = {}
     said: dict[str, str] = {}
     low = text.lower()
@@ -2140,9 +2142,7 @@ def _outright(text: str) -> tuple[dict[str, tuple[float, str]], dict[str, str]]:
         for cue, cover in zip(EXPLICIT_CUES, _EXPLICIT_COVERS, strict=True)
         if not cover.isdisjoint(present)
     ]
-    if not live:
-        return _with_broken_promise(text, _with_clock_and_fault(text, out, present), present), said
-    for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
+    for sentence in re.split(r"(?<=[.!?])\s+", text.strip()) if live else ():
         for pattern, dim, strength, statement in live:
             m = pattern.search(sentence)
             if m is None:
