@@ -440,7 +440,8 @@ def _explicit_unfiltered(text: str) -> dict[str, tuple[float, str]]:
             if m is not None and strength > out.get(dim, (0.0, ""))[0]:
                 rest = _REST_OF_WORD.match(sentence, m.end())
                 out[dim] = (strength, (m.group(0) + (rest.group(0) if rest else "")).lower())
-    return _with_broken_promise(text, _with_clock_and_fault(text, out))
+    low = text.lower()
+    return _with_broken_promise(low, _with_clock_and_fault(low, out))
 
 
 _OUTRIGHT = [

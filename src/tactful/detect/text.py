@@ -2153,18 +2153,17 @@ def _outright(text: str) -> tuple[dict[str, tuple[float, str]], dict[str, str]]:
                 out[dim] = (strength, words)
             if statement is not None:
                 said.setdefault(statement, words)
-    return _with_broken_promise(text, _with_clock_and_fault(text, out, present), present), said
+    return _with_broken_promise(low, _with_clock_and_fault(low, out, present), present), said
 
 
 def _with_broken_promise(
-    text: str, out: dict[str, tuple[float, str]], present: Set[str] | None = None
+    low: str, out: dict[str, tuple[float, str]], present: Set[str] | None = None
 ) -> dict[str, tuple[float, str]]:
-    """``out`` with frustration raised to BROKEN_PROMISE where ``text`` says a promise
-    and then its breach (the words: the promise's). ``present``: the text's anchors, if
-    known (_anchors_in)."""
+    """``out`` with frustration raised to BROKEN_PROMISE where ``low`` (a message, lower
+    case) says a promise and then its breach (the words: the promise's). ``present``: its
+    anchors, if known (_anchors_in)."""
     if out.get("frustration", (0.0, ""))[0] >= BROKEN_PROMISE:
         return out
-    low = text.lower()
     promised = _PROMISED.search(low, present)
     if promised is not None and _BROKEN.search(low, promised.end()) is not None:
         out["frustration"] = (BROKEN_PROMISE, promised.group(0))
@@ -2172,15 +2171,14 @@ def _with_broken_promise(
 
 
 def _with_clock_and_fault(
-    text: str, out: dict[str, tuple[float, str]], present: Set[str] | None = None
+    low: str, out: dict[str, tuple[float, str]], present: Set[str] | None = None
 ) -> dict[str, tuple[float, str]]:
     """``out`` (explicit cues by dimension) with urgency raised to CLOCK_AND_FAULT where
-    ``text`` holds a clock and a fault and no outright urgency cue is as strong. The
-    words: from the first of the two to the end of the other where that is short, else
-    the clock's. ``present``: the text's anchors, if known (_anchors_in)."""
+    ``low`` (a message, lower case) holds a clock and a fault and no outright urgency cue
+    is as strong. The words: from the first of the two to the end of the other where that
+    is short, else the clock's. ``present``: its anchors, if known (_anchors_in)."""
     if out.get("urgency", (0.0, ""))[0] >= CLOCK_AND_FAULT:
         return out
-    low = text.lower()
     clock = _CLOCK.search(low, present)
     if clock is None or _UNHURRIED.search(low) or _NOT_PRESSED.search(low):
         return out
