@@ -104,11 +104,12 @@ _FENCE = re.compile(r"```.*?(```|$)", re.S)
 # its header (or a leading exception name) to the end of its last exception's message,
 # where a dash, a bar or a new sentence begins; the words before and after stay. Such a
 # line was removed whole before, and "Got 500 error every time I save" with it.
+_PY_FRAME_AT = r"File \"[^\"\n]*\", line \d+"  # a Python frame's place: File "a.py", line 3
 _TRACE_LINE = re.compile(
-    r"^\s*(?:Traceback \(most recent call last\):?|File \"[^\"\n]*\", line \d+(?:, in \S+)?"
+    rf"^\s*(?:Traceback \(most recent call last\):?|{_PY_FRAME_AT}(?:, in \S+)?"
     r"|at [\w.$<>]+\(.*\))\s*$"
 )
-_PY_FRAME = re.compile(r"^\s*File \"[^\"\n]*\", line \d+")
+_PY_FRAME = re.compile(rf"^\s*{_PY_FRAME_AT}")
 _LOG_LINE = re.compile(r"^\s*\w+ \d{3} .*(?:error|exception)", re.I)
 # a word only a person writes; a log line holding one is the customer's sentence
 _PROSE = re.compile(
@@ -123,7 +124,7 @@ _TRACE_START = re.compile(
 _EXCEPTION = re.compile(r"\b[A-Za-z_][\w.]*(?:Error|Exception)\b:?")
 _MESSAGE_END = re.compile(r"\s+(?:--|\u2014|\u2013|-|\|)\s+|(?<=[.!?])\s+(?=[A-Z])|$")
 _FRAME = re.compile(
-    r"File \"[^\"\n]*\", line \d+(?:, in \S+)?"
+    rf"{_PY_FRAME_AT}(?:, in \S+)?"
     r"|\bat [\w$]+(?:\.[\w$<>]+)+ ?\((?:[^()\n]*:\d+(?::\d+)?|Native Method|Unknown Source)\)"
 )
 
